@@ -1,0 +1,73 @@
+/** onnxruntime-node sessions for graft models, and conversion between host Tensors and ort.Tensors. */
+import os from 'node:os';
+import * as ort from 'onnxruntime-node';
+import type { Model } from '../ir/model.js';
+import { encodeModel } from '../onnx/io.js';
+import { type DType, Tensor, type TypedArray } from '../tensor.js';
+
+export { ort };
+
+export interface SessionOptions {
+  /** Intra-op threads; default: all cores. */
+  threads?: number;
+  /** Graph optimization level (default 'all'). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+/** Creates an onnxruntime session from an in-memory model. */
+export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+  const bytes = model instanceof Uint8Array ? model : encodeModel(model);
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: opts.threads ?? defaultThreads(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: opts.optimization ?? 'all',
+    });
+  } catch (e) {
+    throw new Error(
+      `onnxruntime could not load the model: ${(e as Error).message}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export with standard ops (opset 13–21).`,
+    );
+  }
+}
+
+export function defaultThreads(): number {
+  const env = Number(process.env.GRAFT_THREADS);
+  return env > 0 ? env : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {
+  float32: 'float32',
+  float64: 'float64',
+  int64: 'int64',
+  int32: 'int32',
+  int16: 'int16',
+  int8: 'int8',
+  uint8: 'uint8',
+  uint16: 'uint16',
+  bool: 'bool',
+  float16: 'float16',
+};
+
+/** Wraps a host tensor as an ort.Tensor (no copy). */
+export function toOrt(t: Tensor): ort.Tensor {
+  const type = ORT_TYPES[t.dtype];
+  if (!type) throw new Error(`dtype ${t.dtype} cannot be fed to onnxruntime`);
+  return new ort.Tensor(type, t.data as never, t.dims as number[]);
+}
+
+/** Wraps an ort.Tensor as a host tensor (no copy). */
+export function fromOrt(t: ort.Tensor): Tensor {
+  const dtype = (t.type === 'bool' ? 'bool' : t.type) as DType;
+  return new Tensor(dtype, [...t.dims], t.data as TypedArray);
+}
+
+/** Runs a session on host tensors and returns host tensors. */
+export async function runHost(session: ort.InferenceSession, feeds: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
+  const f: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(v);
+  const r = outputs ? await session.run(f, outputs) : await session.run(f);
+  const out: Record<string, Tensor> = {};
+  for (const [k, v] of Object.entries(r)) out[k] = fromOrt(v);
+  return out;
+}
