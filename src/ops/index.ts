@@ -3,7 +3,11 @@ import './arith.js';
 import './activations.js';
 import './matmul.js';
 import './shape-ops.js';
+import './tensor-ops.js';
 import './reduce.js';
 import './softmax.js';
-
-export { defineOp, differentiableOps, opDef, registeredOps } from './registry.js';
+import './conv.js';
+import './pool.js';
+import './norm.js';
+import './dropout.js';
+export { opDef, registeredOps, differentiableOps, defineOp } from './registry.js';

@@ -1,0 +1,1 @@
+// Filled in by the conv work: defineOp(...) calls with infer + grad.

@@ -1,0 +1,1 @@
+// Filled in by the dropout work: defineOp(...) calls with infer + grad.

@@ -1,0 +1,1 @@
+// Filled in by the norm work: defineOp(...) calls with infer + grad.

@@ -1,0 +1,1 @@
+// Filled in by the pool work: defineOp(...) calls with infer + grad.

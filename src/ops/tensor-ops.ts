@@ -1,0 +1,1 @@
+// Filled in by the tensor-ops work: defineOp(...) calls with infer + grad.
