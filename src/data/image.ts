@@ -1,0 +1,252 @@
+/**
+ * Image decoding and preprocessing with sharp: decode (JPEG/PNG/WebP/GIF first frame/TIFF/AVIF), apply EXIF
+ * orientation, convert to RGB, resize by the config's policy (or augment), then normalise into a float32
+ * batch. Decoding runs in libvips threads; {@link decodeBatch} keeps several files in flight.
+ */
+
+import { availableParallelism } from 'node:os';
+import sharp from 'sharp';
+import { Rng } from '../tensor.js';
+import { type AugmentConfig, type AugmentParams, applyColorJitter, sampleAugment } from './augment.js';
+import { cropResizeTarget, type PreprocessConfig } from './preprocess.js';
+
+/** A file that could not be decoded. `file` names it; the message says how to fix it. */
+export class ImageDecodeError extends Error {
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    const raw = cause instanceof Error ? cause.message : String(cause);
+    // libvips repeats its messages over several lines; keep each distinct line once.
+    const why = [
+      ...new Set(
+        raw
+          .split(/\r?\n/)
+          .map((l) => l.trim())
+          .filter(Boolean),
+      ),
+    ].join('; ');
+    super(`Cannot decode image ${file}: ${why}. Re-encode or remove the file (or run without --strict to skip unreadable images with a warning).`);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+/** Python's round(): halves go to the even neighbour (torchvision's CenterCrop uses it). */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Geometry of the eval 'crop' policy for a `width × height` image: resized size, then the crop box in it. */
+export function cropGeometry(cfg: PreprocessConfig, width: number, height: number): { resizeW: number; resizeH: number; left: number; top: number } {
+  const [h, w] = cfg.size;
+  const [th, tw] = cropResizeTarget(cfg);
+  let rh: number;
+  let rw: number;
+  // torchvision Resize(int): the shorter side (relative to the target box) becomes the target, the other int(t * long / short).
+  if (height * tw <= width * th) {
+    rh = th;
+    rw = Math.floor((th * width) / height);
+  } else {
+    rw = tw;
+    rh = Math.floor((tw * height) / width);
+  }
+  rh = Math.max(rh, h);
+  rw = Math.max(rw, w);
+  return { resizeW: rw, resizeH: rh, left: roundHalfEven((rw - w) / 2), top: roundHalfEven((rh - h) / 2) };
+}
+
+/** Options of {@link decodeImage}. */
+export interface DecodeOptions {
+  /** Train-time augmentation; needs `rng`. */
+  augment?: AugmentConfig;
+  /** Source of the augmentation's random choices. */
+  rng?: Rng;
+  /** Write into this buffer (at `offset`) instead of allocating. */
+  out?: Float32Array;
+  /** Element offset into `out` (default 0). */
+  offset?: number;
+  /** Name for error messages when `input` is a Buffer. */
+  name?: string;
+}
+
+/** Interleaved 8-bit RGB pixels of one image after geometry (EXIF, resize/crop/augment, flip). */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * Decodes one image to interleaved RGB at the config's size, applying orientation, the resize policy or the
+ * given augmentation geometry (crop, flip). Colour jitter and normalisation are not applied here.
+ * @throws {@link ImageDecodeError} naming the file when it is corrupt or not an image.
+ */
+export async function decodeRgb(
+  input: string | Buffer,
+  cfg: PreprocessConfig,
+  aug?: { config: AugmentConfig; rng: Rng },
+  name?: string,
+): Promise<RgbImage & { params?: AugmentParams }> {
+  const file = name ?? (typeof input === 'string' ? input : '<buffer>');
+  const [h, w] = cfg.size;
+  const kernel = cfg.interpolation === 'bicubic' ? 'cubic' : 'linear';
+  try {
+    let img = sharp(input, { autoOrient: true, failOn: 'error', pages: 1 });
+    const meta = await img.metadata();
+    let W = meta.autoOrient?.width ?? meta.width;
+    let H = meta.autoOrient?.height ?? meta.height;
+    if (!W || !H) throw new Error('the image has no dimensions');
+    if (meta.hasAlpha) {
+      // Drop alpha before resampling (like PIL's convert('RGB')); libvips would resample premultiplied 8-bit values.
+      const flat = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      W = flat.info.width;
+      H = flat.info.height;
+      img = sharp(flat.data, { raw: { width: W, height: H, channels: flat.info.channels } });
+    }
+    let params: AugmentParams | undefined;
+    if (aug) params = sampleAugment(aug.rng, aug.config, W, H);
+    if (params?.crop) {
+      img.extract(params.crop).resize(w, h, { fit: 'fill', kernel });
+    } else if (cfg.resize === 'crop') {
+      const g = cropGeometry(cfg, W, H);
+      img.resize(g.resizeW, g.resizeH, { fit: 'fill', kernel }).extract({ left: g.left, top: g.top, width: w, height: h });
+    } else if (cfg.resize === 'stretch') {
+      img.resize(w, h, { fit: 'fill', kernel });
+    } else {
+      const v = cfg.padValue;
+      img.resize(w, h, { fit: 'contain', kernel, background: { r: v, g: v, b: v, alpha: 1 } });
+    }
+    if (params?.flip) img.flop();
+    const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3 || info.width !== w || info.height !== h) {
+      throw new Error(`decoder produced ${info.width}x${info.height}x${info.channels}, expected ${w}x${h}x3`);
+    }
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: w, height: h, params };
+  } catch (e) {
+    throw new ImageDecodeError(file, e);
+  }
+}
+
+/**
+ * Normalises interleaved RGB pixels (0–255) into `out` at `offset` following the config: optional luma for
+ * 1 channel, channel order, `/ scale`, `(v - mean) / std`, NCHW or NHWC layout. Returns `out`.
+ */
+export function normalizeInto(rgb: ArrayLike<number>, cfg: PreprocessConfig, out: Float32Array, offset = 0): Float32Array {
+  const [h, w] = cfg.size;
+  const px = h * w;
+  const C = cfg.channels;
+  if (rgb.length !== px * 3) throw new Error(`normalizeInto: got ${rgb.length} values, expected ${px * 3} (${w}x${h} RGB); decode with the same config.`);
+  if (offset + px * C > out.length) throw new Error(`normalizeInto: output buffer of ${out.length} values is too small for offset ${offset} + ${px * C}.`);
+  const a = cfg.mean.map((_, c) => 1 / (cfg.scale * cfg.std[c]!));
+  const b = cfg.mean.map((m, c) => -m / cfg.std[c]!);
+  const nchw = cfg.layout === 'NCHW';
+  if (C === 1) {
+    const a0 = a[0]!;
+    const b0 = b[0]!;
+    for (let i = 0; i < px; i++) {
+      const g = 0.299 * rgb[3 * i]! + 0.587 * rgb[3 * i + 1]! + 0.114 * rgb[3 * i + 2]!;
+      out[offset + i] = g * a0 + b0;
+    }
+    return out;
+  }
+  const src = cfg.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
+  for (let c = 0; c < 3; c++) {
+    const s = src[c]!;
+    const ac = a[c]!;
+    const bc = b[c]!;
+    if (nchw) {
+      const o = offset + c * px;
+      for (let i = 0; i < px; i++) out[o + i] = rgb[3 * i + s]! * ac + bc;
+    } else {
+      for (let i = 0; i < px; i++) out[offset + 3 * i + c] = rgb[3 * i + s]! * ac + bc;
+    }
+  }
+  return out;
+}
+
+/** Values per image for a config (channels × height × width). */
+export function imageSize(cfg: PreprocessConfig): number {
+  return cfg.channels * cfg.size[0] * cfg.size[1];
+}
+
+/** Batch dims for `n` images: `[n, C, H, W]` or `[n, H, W, C]`. */
+export function batchDims(cfg: PreprocessConfig, n: number): number[] {
+  const [h, w] = cfg.size;
+  return cfg.layout === 'NCHW' ? [n, cfg.channels, h, w] : [n, h, w, cfg.channels];
+}
+
+/**
+ * Decodes and preprocesses one image into `imageSize(cfg)` float32 values.
+ * @throws {@link ImageDecodeError} naming the file when it cannot be decoded.
+ */
+export async function decodeImage(input: string | Buffer, cfg: PreprocessConfig, opts: DecodeOptions = {}): Promise<Float32Array> {
+  if (opts.augment && !opts.rng) throw new Error('decodeImage: augmentation needs a seeded rng; pass opts.rng (e.g. new Rng(seed)).');
+  const aug = opts.augment ? { config: opts.augment, rng: opts.rng! } : undefined;
+  const img = await decodeRgb(input, cfg, aug, opts.name);
+  const out = opts.out ?? new Float32Array(imageSize(cfg));
+  if (img.params?.jitter) {
+    const f = Float32Array.from(img.data);
+    applyColorJitter(f, img.params.jitter);
+    return normalizeInto(f, cfg, out, opts.offset ?? 0);
+  }
+  return normalizeInto(img.data, cfg, out, opts.offset ?? 0);
+}
+
+/** Options of {@link decodeBatch}. */
+export interface BatchOptions {
+  /** Files decoded at once (default: available CPU cores, at most 16). */
+  concurrency?: number;
+  /** Train-time augmentation; needs `rng`. */
+  augment?: AugmentConfig;
+  /** Seeded generator: one sub-seed per image is drawn from it in file order, so results do not depend on timing. */
+  rng?: Rng;
+  /** Reuse this buffer (at least `files.length * imageSize(cfg)` values). */
+  out?: Float32Array;
+  /** 'throw' (default): the first undecodable file rejects the batch; 'skip': its slot is zero-filled and reported. */
+  onError?: 'throw' | 'skip';
+}
+
+/** A decoded batch. */
+export interface DecodedBatch {
+  /** `files.length * imageSize(cfg)` values in the config's layout. */
+  data: Float32Array;
+  dims: number[];
+  /** Files that failed (only with onError 'skip'); their slots are zeros. */
+  failed: { index: number; file: string; error: ImageDecodeError }[];
+}
+
+/**
+ * Decodes a batch of files with a concurrency limit into one float32 buffer.
+ * @throws {@link ImageDecodeError} for the first bad file unless `onError: 'skip'`.
+ */
+export async function decodeBatch(files: readonly string[], cfg: PreprocessConfig, opts: BatchOptions = {}): Promise<DecodedBatch> {
+  const per = imageSize(cfg);
+  const need = files.length * per;
+  if (opts.out && opts.out.length < need) throw new Error(`decodeBatch: output buffer holds ${opts.out.length} values, ${files.length} images need ${need}.`);
+  if (opts.augment && !opts.rng) throw new Error('decodeBatch: augmentation needs a seeded rng; pass opts.rng (e.g. new Rng(seed)).');
+  const data = opts.out ? opts.out.subarray(0, need) : new Float32Array(need);
+  const seeds = opts.augment ? Array.from(files, () => opts.rng!.int(0x100000000)) : [];
+  const failed: DecodedBatch['failed'] = [];
+  const limit = Math.max(1, Math.min(opts.concurrency ?? Math.min(16, availableParallelism()), files.length || 1));
+  let next = 0;
+  let stop: unknown;
+  const worker = async () => {
+    while (stop === undefined && next < files.length) {
+      const i = next++;
+      const file = files[i]!;
+      try {
+        await decodeImage(file, cfg, { out: data, offset: i * per, augment: opts.augment, rng: opts.augment ? new Rng(seeds[i]!) : undefined });
+      } catch (e) {
+        if (opts.onError === 'skip' && e instanceof ImageDecodeError) {
+          data.fill(0, i * per, (i + 1) * per);
+          failed.push({ index: i, file, error: e });
+        } else stop ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+  if (stop !== undefined) throw stop;
+  failed.sort((x, y) => x.index - y.index);
+  return { data, dims: batchDims(cfg, files.length), failed };
+}
