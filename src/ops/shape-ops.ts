@@ -1,7 +1,7 @@
-/** Shape-only ops: Reshape, Flatten, Shape, Constant, Identity, Cast. */
+/** Shape-only ops: Reshape, Flatten, Shape, Constant, Identity, Cast, Unsqueeze, Squeeze, Transpose. */
 
 import { attrInt, type Dim } from '../ir/graph.js';
-import { dtypeFromOnnx } from '../onnx/tensor-proto.js';
+import { dtypeFromOnnx, dtypeToOnnx } from '../onnx/tensor-proto.js';
 import { Tensor } from '../tensor.js';
 import { defineOp } from './registry.js';
 import { desc, normAxis, sameAsInput } from './shape-utils.js';
@@ -32,9 +32,10 @@ defineOp('Shape', {
 
 defineOp('Cast', {
   infer: (n, ins) => [{ dtype: dtypeFromOnnx(attrInt(n, 'to', 1), desc(n)), shape: ins[0]?.shape }],
+  // The gradient is cast back to the input's float type (no gradient flows into integer inputs).
   grad: (e, n, [dy]) => {
     const src = e.info(n.inputs[0]!)?.dtype ?? 'float32';
-    return [src.startsWith('float') ? (src === 'float32' ? e.op('Cast', [dy!], { to: 1 }) : dy) : null];
+    return [src.startsWith('float') ? e.op('Cast', [dy!], { to: dtypeToOnnx(src) }) : null];
   },
 });
 
@@ -104,6 +105,7 @@ defineOp('Squeeze', {
     const s = ins[0]?.shape;
     if (!s) return [{ dtype: ins[0]?.dtype ?? 'float32' }];
     const axes = axesInput(n, ctx);
+    if (!axes && n.inputs[1]) return [{ dtype: ins[0]!.dtype }]; // axes only known at run time
     const set = new Set(axes ? axes.map((a) => normAxis(a, s.length)) : s.flatMap((d, i) => (d === 1 ? [i] : [])));
     return [{ dtype: ins[0]!.dtype, shape: s.filter((_, i) => !set.has(i)) }];
   },
