@@ -1,234 +1,186 @@
 /**
  * ONNX ModelProto ⇄ graft Model, through the maintained protobuf binding (onnx-proto / protobufjs).
- * Reads initializers (raw, typed or external data), opsets, metadata_props; validates on load.
+ * Reads initializers (raw, typed or external data), opsets, metadata_props; validates on load so a
+ * truncated or corrupt file gives one clear error instead of a partial model.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type onnxProto from 'onnx-proto';
-import { type AttrValue, type Dim, FLOAT_ATTRS, Graph, type Node, type ValueInfo } from '../ir/graph.js';
 import { MAX_OPSET, MIN_OPSET, Model } from '../ir/model.js';
-import { Tensor } from '../tensor.js';
-import { dtypeFromOnnx, dtypeToOnnx, type ExternalDataOptions, num, onnx, tensorFromProto, tensorToProto } from './tensor-proto.js';
+import { atomicWrite, syncDir, tempPathFor } from '../util/atomic-write.js';
+import { describeFsError } from '../util/fs-errors.js';
+import { graftVersion } from '../util/version.js';
+import { graphFromProto, graphToProto } from './proto-graph.js';
+import { type ExternalDataOptions, type ExternalSink, num, onnx } from './tensor-proto.js';
 import { validateModel } from './validate.js';
 
-type GP = onnxProto.onnx.IGraphProto;
-type AP = onnxProto.onnx.IAttributeProto;
-type VIP = onnxProto.onnx.IValueInfoProto;
-const AT = onnx.AttributeProto.AttributeType;
+/** ModelProto header fields that the Model class does not hold; kept per loaded model so a re-save preserves them. */
+export interface ModelHeader {
+  producerVersion: string;
+  domain: string;
+  modelVersion: number;
+  docString: string;
+}
+const headers = new WeakMap<Model, ModelHeader>();
 
-/** Decodes ONNX bytes into a Model. Throws one clear error for corrupt or truncated input. */
+/** Header fields (producer_version, domain, model_version, doc_string) of a model that was decoded from a file, if any. */
+export function modelHeader(model: Model): ModelHeader | undefined {
+  return headers.get(model);
+}
+
+/** Decodes ONNX bytes into a validated Model. Throws one error that names `opts.modelPath` for corrupt or truncated input. */
 export function decodeModel(bytes: Uint8Array, opts: ExternalDataOptions = {}): Model {
   const where = opts.modelPath ?? 'ONNX model';
+  if (bytes.length === 0) throw new Error(`${where} is empty (0 bytes); the export or download did not finish. Re-export or re-download it.`);
   let proto: InstanceType<typeof onnx.ModelProto>;
   try {
     proto = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new Error(`${where} is not a valid ONNX file (${(e as Error).message}); it is truncated or corrupt. Re-export or re-download it.`);
+    throw new Error(
+      `${where} is not a valid ONNX file (${(e as Error).message}); ${sniff(bytes) ?? 'it is truncated or corrupt. Re-export or re-download it.'}`,
+    );
   }
-  if (!proto.graph?.node) throw new Error(`${where} has no graph; it is not an ONNX model or it is truncated. Re-export it.`);
-  const model = new Model(graphFromProto(proto.graph, opts));
-  model.irVersion = num(proto.irVersion) || 8;
-  model.producer = proto.producerName || '';
+  try {
+    return modelFromProto(proto, opts, where);
+  } catch (e) {
+    const msg = (e as Error).message;
+    const hint = sniff(bytes);
+    const named = msg.startsWith(where) ? msg : `${where}: ${msg}`;
+    throw new Error(hint ? `${where} is not an ONNX model; ${hint}` : named, { cause: e });
+  }
+}
+
+function modelFromProto(proto: InstanceType<typeof onnx.ModelProto>, opts: ExternalDataOptions, where: string): Model {
+  if (!proto.graph) throw new Error(`${where} has no graph; it is not an ONNX model or it is truncated. Re-export or re-download it.`);
   let opset = 0;
+  const others: { domain: string; version: number }[] = [];
   for (const o of proto.opsetImport ?? []) {
     if (!o.domain || o.domain === 'ai.onnx') opset = num(o.version);
-    else model.otherOpsets.push({ domain: o.domain, version: num(o.version) });
+    else others.push({ domain: o.domain, version: num(o.version) });
   }
-  if (!opset) throw new Error(`${where} declares no default-domain opset; it is malformed. Re-export it with opset ${MIN_OPSET}–${MAX_OPSET}.`);
+  if (!opset)
+    throw new Error(
+      `${where} declares no default-domain (ai.onnx) opset; the file is truncated or malformed. Re-download it or re-export it with opset ${MIN_OPSET}–${MAX_OPSET}.`,
+    );
   if (opset < MIN_OPSET || opset > MAX_OPSET)
     throw new Error(
-      `${where} uses opset ${opset}; graft supports opsets ${MIN_OPSET}–${MAX_OPSET}. Re-export with e.g. torch.onnx.export(..., opset_version=17).`,
+      `${where} uses opset ${opset}; graft supports opsets ${MIN_OPSET}–${MAX_OPSET}. Re-export with e.g. torch.onnx.export(..., opset_version=17) or convert it with onnx.version_converter.`,
     );
-  model.opset = opset;
+  const model = new Model(graphFromProto(proto.graph, opts), opset);
+  model.otherOpsets = others;
+  model.irVersion = num(proto.irVersion) || 8;
+  model.producer = proto.producerName || '';
   for (const kv of proto.metadataProps ?? []) model.metadata[kv.key ?? ''] = kv.value ?? '';
+  headers.set(model, {
+    producerVersion: proto.producerVersion || '',
+    domain: proto.domain || '',
+    modelVersion: num(proto.modelVersion),
+    docString: proto.docString || '',
+  });
   validateModel(model, where);
   return model;
 }
 
-/** Reads and validates an .onnx file (external data is resolved beside it). */
+/** Recognizes common files that are not ONNX and says what to do; undefined if nothing matches. */
+function sniff(b: Uint8Array): string | undefined {
+  const head = Buffer.from(b.subarray(0, 64)).toString('latin1');
+  if (head.startsWith('version https://git-lfs')) return 'it is a Git LFS pointer, not the model itself. Run `git lfs pull` to fetch the real file.';
+  if (head.startsWith('PK\x03\x04')) return 'it is a zip archive (e.g. a PyTorch .pt/.pth checkpoint). Export the network with torch.onnx.export first.';
+  if (head.startsWith('\x1f\x8b')) return 'it is gzip-compressed. Decompress it (gunzip) first.';
+  if (/^\s*</.test(head)) return 'it is an HTML/XML page (often a failed download). Download the .onnx file again.';
+  if (/^\s*[{[]/.test(head)) return 'it is a JSON/text file. Pass the .onnx model file instead.';
+  if (head.slice(4, 8) === 'ORTM') return 'it is in ONNX Runtime\'s ".ort" format. Use the original .onnx file.';
+  return undefined;
+}
+
+/** Reads and validates an .onnx file (external data is resolved beside it). Errors name the file and say how to fix it. */
 export function loadModel(file: string): Model {
   let bytes: Buffer;
   try {
+    if (fs.statSync(file).isDirectory()) {
+      const onnxFiles = fs.readdirSync(file).filter((f) => f.endsWith('.onnx'));
+      const hint = onnxFiles.length ? ` It contains: ${onnxFiles.slice(0, 5).join(', ')}.` : ' It contains no .onnx file.';
+      throw new Error(`Cannot read ONNX model ${file}: it is a folder, not a file. Pass the path of the .onnx file inside it.${hint}`);
+    }
     bytes = fs.readFileSync(file);
   } catch (e) {
-    throw new Error(`Cannot read ONNX model ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}. Check the path and permissions.`);
+    if (e instanceof Error && e.message.startsWith('Cannot read')) throw e;
+    throw new Error(describeFsError('read ONNX model', file, e));
   }
   return decodeModel(bytes, { baseDir: path.dirname(path.resolve(file)), modelPath: file });
 }
 
-function graphFromProto(g: GP, opts: ExternalDataOptions): Graph {
-  const graph = new Graph();
-  graph.name = g.name || 'graph';
-  for (const t of g.initializer ?? []) graph.initializers.set(t.name ?? '', tensorFromProto(t, opts));
-  for (const v of g.input ?? []) if (!graph.initializers.has(v.name ?? '')) graph.inputs.push(valueInfoFromProto(v, opts));
-  for (const v of g.output ?? []) graph.outputs.push(valueInfoFromProto(v, opts));
-  for (const v of g.valueInfo ?? []) {
-    try {
-      const vi = valueInfoFromProto(v, opts);
-      graph.valueInfo.set(vi.name, vi);
-    } catch {
-      // value_info for unsupported types is advisory only
-    }
-  }
-  let i = 0;
-  for (const n of g.node ?? []) {
-    const attrs: Record<string, AttrValue> = {};
-    for (const a of n.attribute ?? []) attrs[a.name ?? ''] = attrFromProto(a as AP, opts);
-    const node: Node = {
-      op: n.opType ?? '',
-      inputs: [...(n.input ?? [])],
-      outputs: [...(n.output ?? [])],
-      attrs,
-      name: n.name || `${n.opType}_${i}`,
-    };
-    if (n.domain && n.domain !== 'ai.onnx') node.domain = n.domain;
-    graph.nodes.push(node);
-    i++;
-  }
-  return graph;
-}
-
-function valueInfoFromProto(v: VIP, opts: ExternalDataOptions): ValueInfo {
-  const tt = v.type?.tensorType;
-  const where = `${opts.modelPath ?? 'model'}: value "${v.name}"`;
-  const dtype = dtypeFromOnnx(tt?.elemType ?? 1, where);
-  const info: ValueInfo = { name: v.name ?? '', dtype };
-  if (tt?.shape) {
-    info.shape = (tt.shape.dim ?? []).map((d): Dim => (d.dimParam ? d.dimParam : d.dimValue != null && num(d.dimValue) > 0 ? num(d.dimValue) : null));
-  }
-  return info;
-}
-
-function attrFromProto(a: AP, opts: ExternalDataOptions): AttrValue {
-  switch (a.type) {
-    case AT.FLOAT:
-      return a.f ?? 0;
-    case AT.INT:
-      return num(a.i);
-    case AT.STRING:
-      return Buffer.from(a.s ?? []).toString('utf8');
-    case AT.FLOATS:
-      return [...(a.floats ?? [])];
-    case AT.INTS:
-      return (a.ints ?? []).map(num);
-    case AT.STRINGS:
-      return (a.strings ?? []).map((s) => Buffer.from(s).toString('utf8'));
-    case AT.TENSOR:
-      return tensorFromProto(a.t!, opts);
-    case AT.GRAPH:
-      return graphFromProto(a.g as GP, opts);
-    default:
-      throw new Error(
-        `${opts.modelPath ?? 'model'}: attribute "${a.name}" has type ${a.type}, which graft does not read. Simplify the model (e.g. onnxsim) before importing.`,
-      );
-  }
-}
-
 /** Options for writing a model. */
 export interface SaveOptions {
-  /** Store initializers ≥ 1 KiB in a side file (required above 2 GB). Default: only when the model exceeds 1.8 GB. */
+  /** Store initializers ≥ 1 KiB in `<file>.data` (required above 2 GB). Default 'auto': only when the weights exceed 1.8 GB. */
   externalData?: boolean | 'auto';
 }
 
 /** Encodes a Model to ONNX bytes (all weights inline). */
 export function encodeModel(model: Model): Uint8Array {
-  return onnx.ModelProto.encode(modelToProto(model)).finish();
+  return encodeProto(model);
 }
 
-/** Writes a Model to `file` atomically (temp file + rename), with external data when asked or needed. */
+/**
+ * Serializes top-level fields in an order chosen for truncation safety: header, metadata, graph, and the
+ * opset imports last. Nested messages carry their length, so a cut inside them fails to decode; a cut
+ * between top-level fields would otherwise decode silently, but here it always loses the default-domain
+ * opset, which {@link decodeModel} rejects. (Protobuf readers accept fields in any order.)
+ */
+function encodeProto(model: Model, sink?: ExternalSink): Uint8Array {
+  const h = headers.get(model);
+  const M = onnx.ModelProto;
+  const parts = [
+    M.encode({
+      irVersion: model.irVersion,
+      producerName: model.producer,
+      producerVersion: h?.producerVersion ?? (model.producer === 'graft' ? graftVersion() : ''),
+      domain: h?.domain ?? '',
+      modelVersion: h?.modelVersion ?? 0,
+      docString: h?.docString ?? '',
+      metadataProps: Object.entries(model.metadata).map(([key, value]) => ({ key, value })),
+    }).finish(),
+    M.encode({ graph: graphToProto(model.graph, sink) }).finish(),
+    M.encode({ opsetImport: [...model.otherOpsets.map((o) => ({ domain: o.domain, version: o.version })), { domain: '', version: model.opset }] }).finish(),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Writes a Model to `file` atomically (temp file + fsync + rename), with external data in `<file>.data`
+ * when asked or needed. On failure (e.g. disk full) any previous file is left unchanged.
+ */
 export function saveModel(model: Model, file: string, opts: SaveOptions = {}): void {
-  const dir = path.dirname(path.resolve(file));
-  fs.mkdirSync(dir, { recursive: true });
   let weightBytes = 0;
   for (const t of model.graph.initializers.values()) weightBytes += t.data.byteLength;
   const external = opts.externalData === true || ((opts.externalData ?? 'auto') === 'auto' && weightBytes > 1.8e9);
-  const tmp = `${file}.tmp-${process.pid}`;
-  let sink: { file: string; location: string; fd: number; offset: number } | undefined;
+  if (!external) {
+    atomicWrite(file, encodeProto(model));
+    return;
+  }
   const dataFile = `${file}.data`;
-  if (external) sink = { file: `${dataFile}.tmp-${process.pid}`, location: path.basename(dataFile), fd: 0, offset: 0 };
+  const tmp = tempPathFor(dataFile);
+  const sink: ExternalSink = { fd: -1, location: path.basename(dataFile), offset: 0 };
+  let bytes: Uint8Array;
   try {
-    if (sink) sink.fd = fs.openSync(sink.file, 'w');
-    const bytes = onnx.ModelProto.encode(modelToProto(model, sink)).finish();
-    if (sink) {
-      fs.fsyncSync(sink.fd);
-      fs.closeSync(sink.fd);
-      sink.fd = 0;
-    }
-    writeFileSync(tmp, bytes);
-    if (sink) fs.renameSync(sink.file, dataFile);
-    fs.renameSync(tmp, file);
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+    sink.fd = fs.openSync(tmp, 'w');
+    bytes = encodeProto(model, sink);
+    fs.fsyncSync(sink.fd);
+    fs.closeSync(sink.fd);
+    sink.fd = -1;
+    if (sink.offset > 0) fs.renameSync(tmp, dataFile);
+    else fs.rmSync(tmp, { force: true });
   } catch (e) {
-    if (sink?.fd) fs.closeSync(sink.fd);
-    for (const f of [tmp, sink?.file]) if (f) fs.rmSync(f, { force: true });
-    throw new Error(`Could not write ONNX model ${file}: ${(e as Error).message}. Free disk space or choose another path; any previous file is unchanged.`);
+    if (sink.fd >= 0) fs.closeSync(sink.fd);
+    fs.rmSync(tmp, { force: true });
+    throw new Error(describeFsError('write ONNX weights', dataFile, e, 'The previous model file is unchanged.'));
   }
-}
-
-function writeFileSync(file: string, bytes: Uint8Array): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.writeSync(fd, bytes);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function modelToProto(model: Model, sink?: Parameters<typeof tensorToProto>[2]) {
-  return onnx.ModelProto.create({
-    irVersion: model.irVersion,
-    producerName: model.producer,
-    producerVersion: '0.1.0',
-    opsetImport: [{ domain: '', version: model.opset }, ...model.otherOpsets.map((o) => ({ domain: o.domain, version: o.version }))],
-    graph: graphToProto(model.graph, sink),
-    metadataProps: Object.entries(model.metadata).map(([key, value]) => ({ key, value })),
-  });
-}
-
-function graphToProto(g: Graph, sink?: Parameters<typeof tensorToProto>[2]): GP {
-  return onnx.GraphProto.create({
-    name: g.name,
-    node: g.nodes.map((n) =>
-      onnx.NodeProto.create({
-        opType: n.op,
-        name: n.name,
-        input: n.inputs,
-        output: n.outputs,
-        domain: n.domain ?? '',
-        attribute: Object.entries(n.attrs).map(([k, v]) => attrToProto(k, v)),
-      }),
-    ),
-    initializer: [...g.initializers].map(([name, t]) => tensorToProto(name, t, sink)),
-    input: g.inputs.map(valueInfoToProto),
-    output: g.outputs.map(valueInfoToProto),
-    valueInfo: [...g.valueInfo.values()].filter((v) => v.shape).map(valueInfoToProto),
-  });
-}
-
-function valueInfoToProto(v: ValueInfo) {
-  return onnx.ValueInfoProto.create({
-    name: v.name,
-    type: {
-      tensorType: {
-        elemType: dtypeToOnnx(v.dtype),
-        shape: v.shape ? { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) } : undefined,
-      },
-    },
-  });
-}
-
-function attrToProto(name: string, v: AttrValue): AP {
-  if (v instanceof Tensor) return onnx.AttributeProto.create({ name, type: AT.TENSOR, t: tensorToProto('', v) });
-  if (v instanceof Graph) return onnx.AttributeProto.create({ name, type: AT.GRAPH, g: graphToProto(v) });
-  if (typeof v === 'string') return onnx.AttributeProto.create({ name, type: AT.STRING, s: Buffer.from(v, 'utf8') });
-  if (typeof v === 'number')
-    return FLOAT_ATTRS.has(name) || !Number.isInteger(v)
-      ? onnx.AttributeProto.create({ name, type: AT.FLOAT, f: v })
-      : onnx.AttributeProto.create({ name, type: AT.INT, i: v });
-  if (v.length > 0 && typeof v[0] === 'string')
-    return onnx.AttributeProto.create({ name, type: AT.STRINGS, strings: (v as string[]).map((s) => Buffer.from(s, 'utf8')) });
-  const nums = v as number[];
-  return FLOAT_ATTRS.has(name) || nums.some((x) => !Number.isInteger(x))
-    ? onnx.AttributeProto.create({ name, type: AT.FLOATS, floats: nums })
-    : onnx.AttributeProto.create({ name, type: AT.INTS, ints: nums });
+  syncDir(path.dirname(path.resolve(file)));
+  atomicWrite(file, bytes);
 }

@@ -1,0 +1,15 @@
+/**
+ * The command registry. To add a command: create `src/cli/commands/<name>.ts` exporting
+ * `register(program: Command)`, which adds one subcommand (lazy-import heavy modules such as
+ * onnxruntime inside the action so `graft --help` stays fast), then list it here.
+ */
+import type { Command } from 'commander';
+import * as inspect from './inspect.js';
+
+/** A module contributing one CLI command. */
+export interface CommandModule {
+  register(program: Command): void;
+}
+
+/** Every command, in the order `graft --help` lists them. */
+export const COMMANDS: CommandModule[] = [inspect];
