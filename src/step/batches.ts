@@ -1,0 +1,105 @@
+/**
+ * Batch sources: where a training loop gets (x, y) minibatches from. Buffers are reused across
+ * steps (one per batch size) because fresh memory is expensive; the permutation of an epoch is a
+ * pure function of (seed, epoch), so a resumed run replays exactly the same batches.
+ */
+import { Rng, Tensor } from '../tensor.js';
+
+/** Anything that can fill a minibatch for given sample indices. */
+export interface BatchSource {
+  /** Number of samples. */
+  readonly length: number;
+  /** Shape of one sample (e.g. [1, 28, 28] or [512]). */
+  readonly sampleShape: readonly number[];
+  /** Number of classes (for classification). */
+  readonly numClasses?: number;
+  /** Writes samples `indices` into `x` (row-major, batch first) and their labels into `y`. */
+  fill(indices: ArrayLike<number>, x: Float32Array, y: BigInt64Array, ctx: { epoch: number; seed: number }): void | Promise<void>;
+}
+
+/** An in-memory dataset of float features/images and integer labels. */
+export class ArraySource implements BatchSource {
+  readonly sampleShape: readonly number[];
+  private readonly stride: number;
+  constructor(
+    readonly x: Float32Array,
+    readonly y: ArrayLike<number>,
+    sampleShape: readonly number[],
+    readonly numClasses?: number,
+  ) {
+    this.sampleShape = [...sampleShape];
+    this.stride = sampleShape.reduce((a, b) => a * b, 1);
+    if (x.length !== this.stride * y.length)
+      throw new Error(`ArraySource: ${x.length} values do not make ${y.length} samples of shape [${sampleShape}] (need ${this.stride * y.length}).`);
+  }
+  get length(): number {
+    return this.y.length;
+  }
+  fill(indices: ArrayLike<number>, x: Float32Array, y: BigInt64Array): void {
+    const s = this.stride;
+    for (let i = 0; i < indices.length; i++) {
+      const j = indices[i]!;
+      x.set(this.x.subarray(j * s, (j + 1) * s), i * s);
+      y[i] = BigInt(this.y[j]!);
+    }
+  }
+  /** A subset view (copies the selected rows). */
+  subset(indices: ArrayLike<number>): ArraySource {
+    const s = this.stride;
+    const x = new Float32Array(indices.length * s);
+    const y = new Int32Array(indices.length);
+    for (let i = 0; i < indices.length; i++) {
+      x.set(this.x.subarray(indices[i]! * s, (indices[i]! + 1) * s), i * s);
+      y[i] = this.y[indices[i]!]!;
+    }
+    return new ArraySource(x, y, this.sampleShape, this.numClasses);
+  }
+}
+
+/** The sample order of one epoch: a pure function of (seed, epoch). */
+export function epochOrder(n: number, seed: number, epoch: number, shuffle = true): Int32Array {
+  if (!shuffle) return Int32Array.from({ length: n }, (_, i) => i);
+  return new Rng((seed * 2654435761 + epoch * 40503 + 1) >>> 0).permutation(n);
+}
+
+/** Reusable batch buffers, one pair per batch size. */
+export class BatchBuffers {
+  private pool = new Map<number, { x: Tensor; y: Tensor }>();
+  constructor(private readonly sampleShape: readonly number[]) {}
+  get(size: number): { x: Tensor; y: Tensor } {
+    let b = this.pool.get(size);
+    if (!b) {
+      const dims = [size, ...this.sampleShape];
+      b = { x: Tensor.f32(dims), y: new Tensor('int64', [size], new BigInt64Array(size)) };
+      this.pool.set(size, b);
+    }
+    return b;
+  }
+}
+
+/**
+ * Iterates the batches of one epoch. `dropLast` drops a final partial batch (the default for
+ * training, so every step has the same shape and BN statistics are well defined).
+ */
+export async function* batches(
+  src: BatchSource,
+  bufs: BatchBuffers,
+  opts: { batchSize: number; seed: number; epoch: number; shuffle?: boolean; dropLast?: boolean; startBatch?: number },
+): AsyncGenerator<{ x: Tensor; y: Tensor; index: number; size: number }> {
+  const order = epochOrder(src.length, opts.seed, opts.epoch, opts.shuffle ?? true);
+  const bs = opts.batchSize;
+  const full = Math.floor(src.length / bs);
+  const count = opts.dropLast && full > 0 ? full : Math.ceil(src.length / bs);
+  for (let b = opts.startBatch ?? 0; b < count; b++) {
+    const idx = order.subarray(b * bs, Math.min(src.length, (b + 1) * bs));
+    const buf = bufs.get(idx.length);
+    await src.fill(idx, buf.x.data as Float32Array, buf.y.data as BigInt64Array, { epoch: opts.epoch, seed: opts.seed });
+    yield { x: buf.x, y: buf.y, index: b, size: idx.length };
+  }
+}
+
+/** Number of batches per epoch for these options. */
+export function batchesPerEpoch(n: number, batchSize: number, dropLast: boolean): number {
+  const full = Math.floor(n / batchSize);
+  return dropLast && full > 0 ? full : Math.ceil(n / batchSize);
+}

@@ -1,0 +1,218 @@
+/**
+ * Compiles a forward model into one training-step graph: forward (BN with batch statistics,
+ * dropout masks), loss, backward (only through the trainable part), gradient clipping and the
+ * optimizer update. Trainable parameters, optimizer state and BN running statistics become graph
+ * inputs with matching "<name>.next" outputs that the runner feeds back each step.
+ */
+import '../ops/index.js';
+import { backward } from '../autodiff/backward.js';
+import { Emitter, reinferShapes } from '../ir/emit.js';
+import type { Graph, Node } from '../ir/graph.js';
+import { Model } from '../ir/model.js';
+import { clipGradNorm } from '../optim/clip.js';
+import type { Optimizer, ParamGroup, ParamSlot, StateSlot } from '../optim/optimizer.js';
+import { Tensor } from '../tensor.js';
+import { softmaxCrossEntropy, mseLoss } from '../train/loss.js';
+import { toTrainingGraph } from '../train/mode.js';
+
+/** What the step optimises. */
+export type LossSpec =
+  | { kind: 'cross-entropy'; classWeights?: number[]; labelSmoothing?: number }
+  | { kind: 'mse' }
+  /** Any loss built from the model output and a target input; returns scalar loss plus named float scalar metrics. */
+  | { kind: 'custom'; build(e: Emitter, output: string, target: string): { loss: string; metrics?: Record<string, string> }; targetDtype?: 'float32' | 'int64' };
+
+export interface StepSpec {
+  /** Forward model: one data input, one output (logits or predictions). */
+  model: Model;
+  /** Initializer names to train. Everything else stays frozen (and is not differentiated). */
+  trainable: string[];
+  optimizer: Optimizer;
+  loss?: LossSpec;
+  /** Parameter groups (discriminative LRs): each param's group index comes from `groupOf`. Default: one group. */
+  groups?: ParamGroup[];
+  groupOf?: (param: string) => number;
+  /** Clip gradients to this global L2 norm. */
+  clipNorm?: number;
+  /** Which BatchNormalization nodes use batch statistics. Default: those whose scale is trainable (frozen BN stays in inference mode). */
+  trainBN?: (node: Node) => boolean;
+  /** Train-mode dropout (default true). */
+  dropout?: boolean;
+  /** Name of the model output to train (default: the first output). */
+  output?: string;
+  /** Number of classes for cross-entropy (default: the output's last dim). */
+  numClasses?: number;
+}
+
+/** A state value carried from step to step (param, optimizer state or BN running stat). */
+export interface CarriedSlot {
+  kind: 'param' | 'optim' | 'bn';
+  input: string;
+  output: string;
+  init: Tensor;
+}
+
+export interface CompiledStep {
+  model: Model;
+  dataInput: string;
+  targetInput: string;
+  /** Float scalar inputs: per-group learning rates. */
+  lrInputs: string[];
+  /** Each group's multiplier on the base learning rate. */
+  lrScales: number[];
+  /** Extra float scalar inputs (optimizer bias corrections). */
+  scalarInputs: string[];
+  /** Values of those scalar inputs for a 1-based step number, keyed by input name. */
+  scalarValues(step: number): Record<string, number>;
+  dropoutSeedInput?: string;
+  carried: CarriedSlot[];
+  lossOutput: string;
+  /** Named scalar metric outputs (e.g. correct). */
+  metricOutputs: Record<string, string>;
+  gradNormOutput?: string;
+  trainable: string[];
+  differentiatedNodes: number;
+}
+
+export const TARGET_INPUT = 'target';
+export const DROPOUT_SEED_INPUT = 'dropout_seed';
+
+/** Builds the training-step graph. Throws naming the node/op when something cannot be differentiated. */
+export function compileTrainStep(spec: StepSpec): CompiledStep {
+  const src = spec.model;
+  const g: Graph = src.graph.clone();
+  const opset = src.opset;
+  if (g.inputs.length !== 1) throw new Error(`The model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); graft trains single-input models. Extract a single-input subgraph first.`);
+  const dataInput = g.inputs[0]!.name;
+  const output = spec.output ?? g.outputs[0]?.name;
+  if (!output) throw new Error('The model has no outputs; nothing to train.');
+  const trainable = [...new Set(spec.trainable)];
+  for (const p of trainable) {
+    const t = g.initializers.get(p);
+    if (!t) throw new Error(`Trainable parameter "${p}" is not an initializer of the model. Check the name (see \`graft inspect\`).`);
+    if (t.dtype !== 'float32') throw new Error(`Trainable parameter "${p}" has dtype ${t.dtype}; only float32 parameters can be trained.`);
+  }
+  const trainableSet = new Set(trainable);
+
+  // 1. Forward in training mode.
+  const trainBN = spec.trainBN ?? ((n: Node) => trainableSet.has(n.inputs[1] ?? ''));
+  const dropout = spec.dropout ?? true;
+  const hasDropout = dropout && g.nodes.some((n) => n.op === 'Dropout');
+  if (hasDropout) g.inputs.push({ name: DROPOUT_SEED_INPUT, dtype: 'float32', shape: [] });
+  const { runningStats } = toTrainingGraph(g, opset, { trainBN, dropoutSeed: hasDropout ? DROPOUT_SEED_INPUT : undefined });
+  reinferShapes(g, opset);
+
+  // 2. Parameters become inputs.
+  const carried: CarriedSlot[] = [];
+  for (const p of trainable) {
+    const init = g.initializers.get(p)!;
+    g.initializers.delete(p);
+    g.inputs.push({ name: p, dtype: 'float32', shape: [...init.dims] });
+  }
+  const e = new Emitter(g, opset, 'step/');
+
+  // 3. Loss.
+  const lossSpec = spec.loss ?? { kind: 'cross-entropy' };
+  const outShape = g.info(output)?.shape;
+  let loss: string;
+  const metrics: Record<string, string> = {};
+  if (lossSpec.kind === 'cross-entropy') {
+    g.inputs.push({ name: TARGET_INPUT, dtype: 'int64', shape: [outShape?.[0] ?? 'N'] });
+    const classes = spec.numClasses ?? (typeof outShape?.at(-1) === 'number' ? (outShape.at(-1) as number) : undefined);
+    if (!classes) throw new Error(`Cannot tell the number of classes from output "${output}" (shape [${outShape}]). Pass numClasses.`);
+    const r = softmaxCrossEntropy(e, output, TARGET_INPUT, classes, { classWeights: lossSpec.classWeights, labelSmoothing: lossSpec.labelSmoothing });
+    loss = r.loss;
+    metrics.correct = r.correct;
+  } else if (lossSpec.kind === 'mse') {
+    g.inputs.push({ name: TARGET_INPUT, dtype: 'float32', shape: outShape });
+    loss = mseLoss(e, output, TARGET_INPUT).loss;
+  } else {
+    g.inputs.push({ name: TARGET_INPUT, dtype: lossSpec.targetDtype ?? 'float32', shape: lossSpec.targetDtype === 'int64' ? [outShape?.[0] ?? 'N'] : outShape });
+    const r = lossSpec.build(e, output, TARGET_INPUT);
+    loss = r.loss;
+    Object.assign(metrics, r.metrics ?? {});
+  }
+
+  // 4. Backward, only through the trainable part.
+  const { grads, differentiated } = backward(g, opset, loss, trainable);
+  const e2 = new Emitter(g, opset, 'optim/');
+  let gradNames = trainable.map((p) => {
+    const gname = grads.get(p);
+    if (gname) return gname;
+    // The loss does not depend on this parameter: its gradient is zero.
+    return e2.constTensor(Tensor.f32(g.info(p)!.shape as number[]), 'zero_grad');
+  });
+  let gradNormOutput: string | undefined;
+  if (spec.clipNorm !== undefined) {
+    if (!(spec.clipNorm > 0)) throw new Error(`clipNorm must be > 0 (got ${spec.clipNorm}).`);
+    const c = clipGradNorm(e2, gradNames, spec.clipNorm);
+    gradNames = c.grads;
+    gradNormOutput = c.norm;
+  }
+
+  // 5. Optimizer update.
+  const groups = spec.groups ?? [{}];
+  const lrInputs = groups.map((_, i) => `lr_${i}`);
+  for (const name of lrInputs) g.inputs.push({ name, dtype: 'float32', shape: [] });
+  const scalarInputs: string[] = [];
+  const scalars: Record<string, string> = {};
+  for (const s of spec.optimizer.scalarInputs()) {
+    const name = `opt_${s}`;
+    g.inputs.push({ name, dtype: 'float32', shape: [] });
+    scalarInputs.push(name);
+    scalars[s] = name;
+  }
+  const slots: ParamSlot[] = trainable.map((p, i) => {
+    const group = spec.groupOf?.(p) ?? 0;
+    if (!(group >= 0 && group < groups.length)) throw new Error(`Parameter "${p}" is assigned to group ${group}, but only ${groups.length} groups exist.`);
+    return { param: p, grad: gradNames[i]!, group, dims: [...(g.info(p)!.shape as number[])] };
+  });
+  const upd = spec.optimizer.emit(e2, slots, lrInputs, groups, scalars);
+  for (const p of trainable) {
+    const next = upd.params.get(p);
+    if (!next) throw new Error(`Optimizer ${spec.optimizer.name} produced no update for "${p}".`);
+    carried.push({ kind: 'param', input: p, output: next, init: src.graph.initializers.get(p)! });
+  }
+  for (const s of upd.state as StateSlot[]) {
+    g.inputs.push({ name: s.input, dtype: s.init.dtype, shape: [...s.init.dims] });
+    carried.push({ kind: 'optim', input: s.input, output: s.output, init: s.init });
+  }
+  for (const rs of runningStats) {
+    const init = g.initializers.get(rs.input);
+    if (init) {
+      g.initializers.delete(rs.input);
+      g.inputs.push({ name: rs.input, dtype: 'float32', shape: [...init.dims] });
+      carried.push({ kind: 'bn', input: rs.input, output: rs.output, init });
+    }
+  }
+
+  // 6. Outputs: loss, metrics, carried values.
+  g.outputs = [{ name: loss, dtype: 'float32', shape: [] }];
+  for (const m of Object.values(metrics)) g.outputs.push({ name: m, dtype: 'float32', shape: [] });
+  if (gradNormOutput) g.outputs.push({ name: gradNormOutput, dtype: 'float32', shape: [] });
+  for (const c of carried) g.outputs.push({ name: c.output, dtype: c.init.dtype, shape: [...c.init.dims] });
+  g.prune();
+  g.topoSort();
+  const model = new Model(g, opset);
+  model.metadata = { 'graft.role': 'train-step' };
+  return {
+    model,
+    dataInput,
+    targetInput: TARGET_INPUT,
+    lrInputs,
+    lrScales: groups.map((gr) => gr.lrScale ?? 1),
+    scalarInputs,
+    scalarValues: (step) => {
+      const r: Record<string, number> = {};
+      for (const [k, v] of Object.entries(spec.optimizer.scalarValues(step))) r[`opt_${k}`] = v;
+      return r;
+    },
+    dropoutSeedInput: hasDropout ? DROPOUT_SEED_INPUT : undefined,
+    carried,
+    lossOutput: loss,
+    metricOutputs: metrics,
+    gradNormOutput,
+    trainable,
+    differentiatedNodes: differentiated,
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * StepRunner: runs a compiled training step in onnxruntime-node, one `session.run` per step.
+ * Parameters, optimizer state and BN statistics live in pre-allocated ort.Tensors that ping-pong
+ * between two buffers (outputs are written into the idle buffer, then swapped), so a step makes
+ * no JS-array round trip and allocates no new parameter memory.
+ */
+import type { ValueInfo } from '../ir/graph.js';
+import type { Model } from '../ir/model.js';
+import { Tensor } from '../tensor.js';
+import { createSession, ort, type SessionOptions } from '../runtime/session.js';
+import type { CarriedSlot, CompiledStep } from './compile.js';
+import type { CompiledEval } from './eval-graph.js';
+
+/** Raised when the loss becomes NaN/Inf; the runner's state is still the last good one. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    public readonly step: number,
+    public readonly value: number,
+  ) {
+    super(
+      `Loss became ${value} at step ${step}. The parameters were left at their values before this step. ` +
+        'Lower the learning rate, enable gradient clipping (clipNorm), or check the inputs for NaN/Inf.',
+    );
+  }
+}
+
+interface Slot {
+  spec: CarriedSlot;
+  cur: ort.Tensor;
+  next: ort.Tensor;
+}
+
+export interface StepResult {
+  loss: number;
+  metrics: Record<string, number>;
+  gradNorm?: number;
+}
+
+export interface BatchFeed {
+  x: Tensor | ort.Tensor;
+  y: Tensor | ort.Tensor;
+}
+
+function asOrt(t: Tensor | ort.Tensor): ort.Tensor {
+  if (!(t instanceof Tensor)) return t;
+  return new ort.Tensor(t.dtype as 'float32', t.data as Float32Array, t.dims as number[]);
+}
+
+function copyTensor(t: Tensor): ort.Tensor {
+  return new ort.Tensor(t.dtype as 'float32', t.data.slice() as Float32Array, [...t.dims]);
+}
+
+export class StepRunner {
+  /** Number of optimizer steps taken so far (1-based numbering inside). */
+  stepCount = 0;
+  private slots: Slot[] = [];
+  private constructor(
+    readonly step: CompiledStep,
+    private readonly session: ort.InferenceSession,
+    private readonly evalSpec: CompiledEval | undefined,
+    private readonly evalSession: ort.InferenceSession | undefined,
+    private readonly inputNames: Set<string>,
+  ) {
+    for (const c of step.carried) {
+      if (!inputNames.has(c.input)) continue;
+      this.slots.push({ spec: c, cur: copyTensor(c.init), next: copyTensor(c.init) });
+    }
+  }
+
+  /** Creates sessions for a compiled step (and its eval graph, if given). */
+  static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: SessionOptions = {}): Promise<StepRunner> {
+    const session = await createSession(step.model, opts);
+    const evalSession = evalSpec ? await createSession(evalSpec.model, opts) : undefined;
+    return new StepRunner(step, session, evalSpec, evalSession, new Set(session.inputNames));
+  }
+
+  /**
+   * One training step. `lr` holds one learning rate per parameter group.
+   * @throws NonFiniteLossError (state untouched) when the loss is NaN/Inf.
+   */
+  async train(batch: BatchFeed, lr: number[], seed = 0): Promise<StepResult> {
+    const s = this.step;
+    const stepNo = this.stepCount + 1;
+    checkFeed(this.step.model.graph.inputs, s.dataInput, batch.x.dims, 'training step');
+    checkFeed(this.step.model.graph.inputs, s.targetInput, batch.y.dims, 'training step');
+    const feeds: Record<string, ort.Tensor> = { [s.dataInput]: asOrt(batch.x), [s.targetInput]: asOrt(batch.y) };
+    s.lrInputs.forEach((name, i) => {
+      if (this.inputNames.has(name)) feeds[name] = scalar(lr[i] ?? lr[0]!);
+    });
+    if (s.dropoutSeedInput && this.inputNames.has(s.dropoutSeedInput)) feeds[s.dropoutSeedInput] = scalar(((seed * 1000003 + stepNo) % 65521) / 7.31);
+    for (const [k, v] of Object.entries(s.scalarValues(stepNo))) if (this.inputNames.has(k)) feeds[k] = scalar(v);
+    const fetches: Record<string, ort.Tensor | null> = { [s.lossOutput]: null };
+    for (const m of Object.values(s.metricOutputs)) fetches[m] = null;
+    if (s.gradNormOutput) fetches[s.gradNormOutput] = null;
+    for (const slot of this.slots) {
+      feeds[slot.spec.input] = slot.cur;
+      fetches[slot.spec.output] = slot.next;
+    }
+    const out = await this.session.run(feeds, fetches as never);
+    const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
+    if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
+    for (const slot of this.slots) {
+      // onnxruntime writes into the pre-allocated buffer; guard against a binding that returns a new one.
+      const got = out[slot.spec.output]!;
+      if (got.data !== slot.next.data) (slot.next.data as Float32Array).set(got.data as Float32Array);
+      const t = slot.cur;
+      slot.cur = slot.next;
+      slot.next = t;
+    }
+    this.stepCount = stepNo;
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(s.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
+    const r: StepResult = { loss, metrics };
+    if (s.gradNormOutput) r.gradNorm = (out[s.gradNormOutput]!.data as Float32Array)[0]!;
+    return r;
+  }
+
+  /** Evaluates one batch in inference mode with the current state. */
+  async evaluate(batch: BatchFeed): Promise<{ loss: number; metrics: Record<string, number>; output: ort.Tensor }> {
+    if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
+    const ev = this.evalSpec;
+    checkFeed(ev.model.graph.inputs, ev.dataInput, batch.x.dims, 'evaluation');
+    const feeds: Record<string, ort.Tensor> = { [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y) };
+    for (const slot of this.slots) if (ev.stateInputs.includes(slot.spec.input)) feeds[slot.spec.input] = slot.cur;
+    const out = await this.evalSession.run(feeds);
+    const metrics: Record<string, number> = {};
+    for (const [k, v] of Object.entries(ev.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
+    return { loss: (out[ev.lossOutput]!.data as Float32Array)[0]!, metrics, output: out[ev.output]! };
+  }
+
+  /** Current values of all carried state (copies), keyed by input name. */
+  state(kinds: CarriedSlot['kind'][] = ['param', 'optim', 'bn']): Map<string, Tensor> {
+    const m = new Map<string, Tensor>();
+    for (const s of this.slots) if (kinds.includes(s.spec.kind)) m.set(s.spec.input, new Tensor(s.spec.init.dtype, [...s.spec.init.dims], (s.cur.data as Float32Array).slice()));
+    return m;
+  }
+
+  /** Restores carried state (e.g. from a checkpoint). Unknown names are an error; missing ones keep their value. */
+  load(values: Map<string, Tensor>, stepCount?: number): void {
+    const bySlot = new Map(this.slots.map((s) => [s.spec.input, s]));
+    for (const [k, v] of values) {
+      const s = bySlot.get(k);
+      if (!s) throw new Error(`Checkpoint holds "${k}", which this training step does not carry. The checkpoint is from a different model or configuration.`);
+      if (v.size !== s.cur.size) throw new Error(`Checkpoint value "${k}" has ${v.size} elements, the model expects ${s.cur.size}. The checkpoint is from a different model.`);
+      (s.cur.data as Float32Array).set(v.data as Float32Array);
+    }
+    if (stepCount !== undefined) this.stepCount = stepCount;
+  }
+
+  /** The forward model with the current trained parameters and BN statistics folded back into initializers. */
+  exportForward(forward: Model): Model {
+    const m = forward.clone();
+    for (const [k, v] of this.state(['param', 'bn'])) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
+    return m;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+    await this.evalSession?.release();
+  }
+}
+
+function scalar(v: number): ort.Tensor {
+  return new ort.Tensor('float32', Float32Array.of(v), []);
+}
+
+/** Checks a feed's dims against the graph input's declared shape (static dims must match, symbolic ones must agree). */
+export function checkFeed(inputs: ValueInfo[], name: string, dims: readonly number[], what: string): void {
+  const info = inputs.find((v) => v.name === name);
+  if (!info?.shape) return;
+  const bound = new Map<string, number>();
+  const ok =
+    info.shape.length === dims.length &&
+    info.shape.every((d, i) => {
+      if (typeof d === 'number') return d === dims[i];
+      if (typeof d === 'string') {
+        const b = bound.get(d);
+        if (b !== undefined && b !== dims[i]) return false;
+        bound.set(d, dims[i]!);
+      }
+      return true;
+    });
+  if (!ok)
+    throw new Error(
+      `The ${what} got ${name} of shape [${dims.join(', ')}], but the model expects [${info.shape.map((d) => d ?? '?').join(', ')}]. ` +
+        'Check the preprocessing (image size, channels) or the model input.',
+    );
+}

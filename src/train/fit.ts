@@ -1,0 +1,163 @@
+/**
+ * The training loop: epochs of minibatch steps on a StepRunner, per-epoch validation, LR
+ * schedules, callbacks, and checkpoints that make `resume` continue exactly where a killed run
+ * stopped (the batch order, dropout masks and LR are pure functions of seed, epoch and step).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type BatchSource, BatchBuffers, batches, batchesPerEpoch } from '../step/batches.js';
+import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
+import { NonFiniteLossError, type StepRunner } from '../step/runner.js';
+import type { Callback, EpochMetrics, TrainState } from './callbacks.js';
+
+/** LR multiplier as a function of (step, totalSteps); step is 0-based. */
+export type LrSchedule = (step: number, total: number) => number;
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  /** Base learning rate; each parameter group gets lr × its lrScale × schedule. */
+  lr: number;
+  schedule?: LrSchedule;
+  seed?: number;
+  /** Validation data, evaluated after every epoch (val_loss, val_acc). */
+  val?: BatchSource;
+  evalBatchSize?: number;
+  callbacks?: Callback[];
+  /** Drop the last partial batch of each epoch (default true when the dataset is larger than a batch). */
+  dropLast?: boolean;
+  /** Folder for last.ckpt (every epoch, and every `checkpointEvery` steps) and best.ckpt. */
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  /** Continue from checkpointDir/last.ckpt if it exists. */
+  resume?: boolean;
+  /** Stop after this many steps in total (used by tests to simulate an interrupted run). */
+  maxSteps?: number;
+  /** Metric that decides best.ckpt (default val_acc when val is given, else train_loss). */
+  monitor?: string;
+}
+
+export interface FitResult {
+  history: EpochMetrics[];
+  steps: number;
+  stoppedEarly: boolean;
+  seconds: number;
+}
+
+/** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */
+export async function evaluateSource(runner: StepRunner, src: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
+  const bufs = new BatchBuffers(src.sampleShape);
+  let loss = 0;
+  let correct = 0;
+  for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
+    const r = await runner.evaluate({ x: b.x, y: b.y });
+    loss += r.loss * b.size;
+    correct += r.metrics.correct ?? 0;
+  }
+  return { loss: loss / src.length, acc: correct / src.length, n: src.length };
+}
+
+/** Trains `runner` on `train`. */
+export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptions): Promise<FitResult> {
+  const t0 = performance.now();
+  const seed = opts.seed ?? 0;
+  const dropLast = opts.dropLast ?? train.length > opts.batchSize;
+  const stepsPerEpoch = batchesPerEpoch(train.length, opts.batchSize, dropLast);
+  const totalSteps = stepsPerEpoch * opts.epochs;
+  const callbacks = opts.callbacks ?? [];
+  const monitor = opts.monitor ?? (opts.val ? 'val_acc' : 'train_loss');
+  const better = (a: number, b: number) => (/loss/.test(monitor) ? a < b : a > b);
+  const st: TrainState = { runner, epoch: 0, step: 0, totalSteps, epochs: opts.epochs, stepsPerEpoch, stop: false, history: [], seed };
+  let startBatch = 0;
+  let best = Number.NaN;
+  // Running sums of the current epoch (kept in mid-epoch checkpoints so resumed metrics are exact).
+  let acc = { lossSum: 0, correct: 0, seen: 0 };
+  const lastFile = opts.checkpointDir ? path.join(opts.checkpointDir, 'last.ckpt') : undefined;
+  const bestFile = opts.checkpointDir ? path.join(opts.checkpointDir, 'best.ckpt') : undefined;
+
+  if (opts.resume && lastFile && fs.existsSync(lastFile)) {
+    const ck = loadCheckpoint(lastFile);
+    const m = ck.meta as {
+      step: number;
+      epoch: number;
+      batch: number;
+      history: EpochMetrics[];
+      best: number;
+      callbacks: Record<string, unknown>;
+      totalSteps: number;
+      partial: typeof acc;
+    };
+    if (m.totalSteps !== totalSteps)
+      throw new Error(`${lastFile} was written by a run with ${m.totalSteps} total steps, this run has ${totalSteps}. Resume with the same epochs, batch size and data, or start a new run.`);
+    runner.load(ck.tensors, m.step);
+    st.step = m.step;
+    st.epoch = m.epoch;
+    st.history = m.history;
+    startBatch = m.batch;
+    best = m.best ?? Number.NaN;
+    if (m.partial) acc = m.partial;
+    for (const cb of callbacks) if (cb.loadState && m.callbacks?.[cb.name] !== undefined) cb.loadState(m.callbacks[cb.name]);
+  }
+
+  const writeCheckpoint = (file: string, epoch: number, batch: number) => {
+    const cbs: Record<string, unknown> = {};
+    for (const cb of callbacks) if (cb.saveState) cbs[cb.name] = cb.saveState();
+    saveCheckpoint(file, {
+      meta: { step: st.step, epoch, batch, history: st.history, best, callbacks: cbs, totalSteps, seed, partial: batch ? acc : undefined },
+      tensors: runner.state(),
+    });
+  };
+
+  for (const cb of callbacks) await cb.onTrainBegin?.(st);
+  const bufs = new BatchBuffers(train.sampleShape);
+  let stoppedEarly = false;
+  outer: for (; st.epoch < opts.epochs; st.epoch++) {
+    if (startBatch === 0) acc = { lossSum: 0, correct: 0, seen: 0 };
+    for await (const b of batches(train, bufs, { batchSize: opts.batchSize, seed, epoch: st.epoch, dropLast, startBatch })) {
+      if (opts.maxSteps !== undefined && st.step >= opts.maxSteps) break outer;
+      const mult = opts.schedule ? opts.schedule(st.step, totalSteps) : 1;
+      const lrs = runner.step.lrScales.map((s) => opts.lr * s * mult);
+      let r: Awaited<ReturnType<StepRunner['train']>>;
+      try {
+        r = await runner.train({ x: b.x, y: b.y }, lrs, seed);
+      } catch (e) {
+        if (e instanceof NonFiniteLossError && lastFile)
+          throw new Error(`${e.message} Epoch ${st.epoch + 1}, batch ${b.index + 1}. The last good checkpoint is ${lastFile}.`);
+        throw e;
+      }
+      st.step = runner.stepCount;
+      acc.lossSum += r.loss * b.size;
+      acc.correct += r.metrics.correct ?? 0;
+      acc.seen += b.size;
+      for (const cb of callbacks) await cb.onStepEnd?.(st, { loss: r.loss, metrics: r.metrics, lr: lrs[lrs.length - 1]! });
+      if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && b.index + 1 < stepsPerEpoch) writeCheckpoint(lastFile, st.epoch, b.index + 1);
+    }
+    startBatch = 0;
+    const m: EpochMetrics = { epoch: st.epoch + 1, step: st.step };
+    if (acc.seen > 0) {
+      m.train_loss = acc.lossSum / acc.seen;
+      m.train_acc = acc.correct / acc.seen;
+    }
+    if (opts.val) {
+      const v = await evaluateSource(runner, opts.val, opts.evalBatchSize);
+      m.val_loss = v.loss;
+      m.val_acc = v.acc;
+    }
+    st.history.push(m);
+    for (const cb of callbacks) await cb.onEpochEnd?.(st, m);
+    const mv = m[monitor];
+    const improved = mv !== undefined && (Number.isNaN(best) || better(mv, best));
+    if (improved) best = mv!;
+    if (lastFile) {
+      writeCheckpoint(lastFile, st.epoch + 1, 0);
+      if (improved && bestFile) writeCheckpoint(bestFile, st.epoch + 1, 0);
+    }
+    if (st.stop) {
+      stoppedEarly = st.epoch + 1 < opts.epochs;
+      st.epoch++;
+      break;
+    }
+  }
+  for (const cb of callbacks) await cb.onTrainEnd?.(st);
+  return { history: st.history, steps: st.step, stoppedEarly, seconds: (performance.now() - t0) / 1000 };
+}
