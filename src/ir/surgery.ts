@@ -1,0 +1,263 @@
+/**
+ * Graph surgery on models: cut out a feature extractor, find where the classifier starts, graft a
+ * new head, and group parameters into stages (for `graft inspect` and "unfreeze the last N stages").
+ * Every function returns a new Model and leaves its argument untouched (weights are shared, not copied).
+ */
+import { type Module, setOutput } from '../nn/module.js';
+import { bufferNames, paramNames, paramPaths } from '../nn/params.js';
+import { Rng } from '../tensor.js';
+import { Emitter, inferShapes } from './emit.js';
+import type { Dim, Graph, Node, ValueInfo } from './graph.js';
+import type { Model } from './model.js';
+
+/** Resolves a value name, or a node name (meaning that node's first output), to a value produced in the graph. */
+export function resolveValue(g: Graph, nameOrNode: string, who: string): string {
+  const produced = g.nodes.some((n) => n.outputs.includes(nameOrNode)) || g.inputs.some((v) => v.name === nameOrNode);
+  if (produced) return nameOrNode;
+  const node = g.nodes.find((n) => n.name === nameOrNode);
+  if (node?.outputs[0]) return node.outputs[0];
+  if (g.initializers.has(nameOrNode)) throw new Error(`${who}: "${nameOrNode}" is an initializer (a weight), not a computed value; name a node output.`);
+  throw new Error(`${who}: the graph has no value or node named "${nameOrNode}". Run \`graft inspect\` to list node and value names.`);
+}
+
+/** Type and shape of a value, running shape inference on a copy when the model does not record it. */
+function infoOf(model: Model, value: string): ValueInfo {
+  let info = model.graph.info(value);
+  if (!info?.shape) {
+    const g = model.graph.clone();
+    try {
+      inferShapes(g, model.opset);
+      info = g.info(value) ?? info;
+    } catch {
+      // inference is best effort here; callers cope with an unknown shape
+    }
+  }
+  return { name: value, dtype: info?.dtype ?? 'float32', shape: info?.shape ? [...info.shape] : undefined };
+}
+
+/** Options of {@link extractSubgraph}. */
+export interface ExtractOptions {
+  /** Name of the new model's output (default: keep the value's name). */
+  outputName?: string;
+}
+
+/**
+ * A new model computing only `outputValue` (a value or node name) from the original inputs: its single
+ * output is that value, and every node, initializer and input it does not need is pruned.
+ */
+export function extractSubgraph(model: Model, outputValue: string, opts: ExtractOptions = {}): Model {
+  const v = resolveValue(model.graph, outputValue, 'extractSubgraph');
+  const m = model.clone();
+  const g = m.graph;
+  g.outputs = [infoOf(model, v)];
+  g.prune();
+  if (opts.outputName && opts.outputName !== v) setOutput(new Emitter(g, m.opset), v, opts.outputName, 'extractSubgraph');
+  else if (g.inputs.some((i) => i.name === v))
+    throw new Error(`extractSubgraph: "${v}" is a graph input, so the subgraph would be empty; pass a different outputName to get an Identity model.`);
+  return m;
+}
+
+/** The feature cut of a classifier: the value entering its final Gemm/MatMul. */
+export interface Cut {
+  /** The feature value (e.g. the flattened pooled features). */
+  value: string;
+  /** The classifier node that consumes it. */
+  node: Node;
+  /** Its shape when known, e.g. ['N', 512]. */
+  dims: Dim[] | undefined;
+}
+
+/** True when a value is a constant: an initializer or Constant output, possibly through Transpose/Identity/Cast. */
+function isConst(g: Graph, name: string | undefined, producers: Map<string, Node>): boolean {
+  if (!name) return false;
+  if (g.initializers.has(name)) return true;
+  const p = producers.get(name);
+  if (p?.op === 'Constant') return true;
+  return !!p && ['Transpose', 'Identity', 'Cast'].includes(p.op) && isConst(g, p.inputs[0], producers);
+}
+
+/**
+ * Finds the feature cut: the data input of the last Gemm/MatMul (with a constant weight) that feeds the
+ * model's first output — in a CNN the pooled, flattened features before the classifier.
+ * Throws when there is none, telling the user to name the cut.
+ */
+export function findCut(model: Model): Cut {
+  const g = model.graph;
+  const out = g.outputs[0]?.name;
+  if (!out) throw new Error('findCut: the model has no graph output. Load a complete model.');
+  const producers = g.producers();
+  // ancestors of the output
+  const ancestors = new Set<Node>();
+  const stack = [out];
+  while (stack.length) {
+    const n = producers.get(stack.pop()!);
+    if (!n || ancestors.has(n)) continue;
+    ancestors.add(n);
+    for (const i of n.inputs) if (i) stack.push(i);
+  }
+  // the candidate latest in topological order (a sorted copy, so the model is not reordered)
+  const sorted = g.clone();
+  sorted.topoSort();
+  const position = new Map(sorted.nodes.map((n, i) => [n.name, i]));
+  let last: Node | undefined;
+  for (const n of ancestors) {
+    const isClassifier =
+      (n.op === 'Gemm' && !n.attrs.transA) || (n.op === 'MatMul' && isConst(g, n.inputs[1], producers) && !isConst(g, n.inputs[0], producers));
+    if (isClassifier && (!last || (position.get(n.name) ?? -1) > (position.get(last.name) ?? -1))) last = n;
+  }
+  if (!last)
+    throw new Error(
+      `findCut: no Gemm or MatMul classifier feeds the output "${out}", so graft cannot tell where the features end. Name the cut yourself: pass { cut: '<value or node name>' } (e.g. the GlobalAveragePool or Flatten output); \`graft inspect\` lists the nodes.`,
+    );
+  const value = last.inputs[0]!;
+  return { value, node: last, dims: infoOf(model, value).shape };
+}
+
+/** The feature value of a classifier: the input of its final Gemm/MatMul (see {@link findCut}). */
+export function featureValue(model: Model): string {
+  return findCut(model).value;
+}
+
+/** Options of {@link replaceHead}. */
+export interface ReplaceHeadOptions {
+  /** Value or node name to cut at (default: {@link findCut}). */
+  cut?: string;
+  /** Seed of the new head's initialization (default 0). */
+  seed?: number;
+  /** Name of the new output (default 'logits'). */
+  outputName?: string;
+  /** state_dict prefix of the head's parameters (default 'head': "head.0.weight", …). */
+  prefix?: string;
+}
+
+/**
+ * Removes everything after the cut and emits `head` on the cut value: the result computes
+ * `head(features(input))` with the backbone's weights unchanged and the head freshly initialised from `seed`.
+ * Records `graft.cut` and `graft.head_params` (JSON list) in the model metadata.
+ */
+export function replaceHead(model: Model, head: Module, opts: ReplaceHeadOptions = {}): Model {
+  const cut = opts.cut !== undefined ? resolveValue(model.graph, opts.cut, 'replaceHead') : findCut(model).value;
+  const m = extractSubgraph(model, cut);
+  const g = m.graph;
+  const outputName = opts.outputName ?? 'logits';
+  let x = cut;
+  if (x === outputName && !g.inputs.some((v) => v.name === x)) {
+    // cutting at the old output (e.g. a feature extractor's 'logits'): free the name for the new head
+    x = g.fresh('features');
+    g.rename(cut, x);
+  }
+  const before = new Set(g.initializers.keys());
+  const e = new Emitter(g, m.opset);
+  const prefix = opts.prefix ?? 'head';
+  let y: string;
+  try {
+    y = head.emit(e, x, prefix, new Rng(opts.seed ?? 0));
+  } catch (err) {
+    const dims = infoOf(m, x).shape?.map((d) => d ?? '?');
+    throw new Error(
+      `replaceHead: the new head does not fit the features at "${cut}" (shape ${dims ? `[${dims.join(', ')}]` : 'unknown'}): ${(err as Error).message}`,
+    );
+  }
+  setOutput(e, y, outputName, 'replaceHead');
+  m.metadata['graft.cut'] = x;
+  m.metadata['graft.head_params'] = JSON.stringify(paramNames(m).filter((p) => !before.has(p)));
+  return m;
+}
+
+/** Options of {@link appendOps}. */
+export interface AppendOptions {
+  /** Value to continue from (default: the first graph output). */
+  from?: string;
+  /** Name of the new output (default: the old output's name). */
+  outputName?: string;
+}
+
+/**
+ * Appends ops after a value (default: the current output) and makes their result the single output,
+ * e.g. `appendOps(m, (e, x) => e.op('Softmax', [x], { axis: 1 }), { outputName: 'probs' })`.
+ */
+export function appendOps(model: Model, build: (e: Emitter, x: string) => string, opts: AppendOptions = {}): Model {
+  const m = model.clone();
+  const g = m.graph;
+  const from = opts.from ? resolveValue(g, opts.from, 'appendOps') : g.outputs[0]?.name;
+  if (!from) throw new Error('appendOps: the model has no output to continue from; pass { from: "<value>" }.');
+  const outName = opts.outputName ?? g.outputs[0]?.name ?? 'output';
+  g.outputs = [];
+  const tmp = g.fresh(from);
+  if (outName === from) g.rename(from, tmp);
+  const e = new Emitter(g, m.opset);
+  const x = outName === from ? tmp : from;
+  setOutput(e, build(e, x), outName, 'appendOps');
+  g.prune();
+  return m;
+}
+
+/** Renames a value everywhere (a new model); throws if `from` is missing or `to` is taken. */
+export function renameValue(model: Model, from: string, to: string): Model {
+  if (!model.graph.has(from)) throw new Error(`renameValue: no value named "${from}" in the graph.`);
+  if (model.graph.has(to)) throw new Error(`renameValue: "${to}" is already used in the graph; choose another name.`);
+  const m = model.clone();
+  m.graph.rename(from, to);
+  return m;
+}
+
+/** Drops nodes, initializers and inputs that do not contribute to the outputs (a new model). */
+export function pruneUnused(model: Model): Model {
+  const m = model.clone();
+  m.graph.prune();
+  return m;
+}
+
+/** A block of parameters sharing a module-path prefix (e.g. 'layer3', or 'conv1/bn1' for a stem). */
+export interface Stage {
+  /** Display name: the prefix, or prefixes joined by '/' when a norm layer was merged into its conv. */
+  name: string;
+  /** Module-path prefixes covered (e.g. ['conv1', 'bn1']). */
+  prefixes: string[];
+  /** Trainable parameter names, in graph order. */
+  params: string[];
+  /** BatchNorm running statistics in the stage. */
+  buffers: string[];
+  /** Number of trainable scalars. */
+  count: number;
+}
+
+/**
+ * Groups parameters into stages by module-path prefix, in graph order. Top-level children are the
+ * stages (ResNet: conv1/bn1, layer1 … layer4, fc); when there are fewer than three, containers are
+ * split one level further (smallCNN: backbone.0/backbone.1, backbone.4/backbone.5, …, head). A group
+ * holding only 1-D tensors (a norm layer) is merged into the group before it.
+ */
+export function stages(model: Model): Stage[] {
+  const g = model.graph;
+  const params = paramNames(g);
+  const buffers = bufferNames(g);
+  const names = [...params, ...buffers];
+  const paths = paramPaths(g, names);
+  const modulePath = (n: string) => paths.get(n)!.split('.').slice(0, -1);
+  let depth = 1;
+  const keyAt = (n: string, d: number) => modulePath(n).slice(0, d).join('.') || '(root)';
+  const groupsAt = (d: number) => new Set(params.map((p) => keyAt(p, d)));
+  while (groupsAt(depth).size < 3 && groupsAt(depth + 1).size > groupsAt(depth).size) depth++;
+  // ordered groups, by first use of a parameter
+  const groups = new Map<string, { params: string[]; buffers: string[] }>();
+  for (const p of params) {
+    const k = keyAt(p, depth);
+    if (!groups.has(k)) groups.set(k, { params: [], buffers: [] });
+    groups.get(k)!.params.push(p);
+  }
+  for (const b of buffers) groups.get(keyAt(b, depth))?.buffers.push(b);
+  const out: Stage[] = [];
+  for (const [k, v] of groups) {
+    const normLike = v.params.every((p) => g.initializers.get(p)!.dims.length <= 1);
+    const prev = out[out.length - 1];
+    if (normLike && prev) {
+      prev.prefixes.push(k);
+      prev.name = prev.prefixes.join('/');
+      prev.params.push(...v.params);
+      prev.buffers.push(...v.buffers);
+    } else out.push({ name: k, prefixes: [k], params: [...v.params], buffers: [...v.buffers], count: 0 });
+  }
+  for (const s of out) s.count = s.params.reduce((a, p) => a + g.initializers.get(p)!.size, 0);
+  return out;
+}
