@@ -9,5 +9,6 @@ import './softmax.js';
 import './conv.js';
 import './pool.js';
 import './norm.js';
+import './bn-train.js';
 import './dropout.js';
 export { opDef, registeredOps, differentiableOps, defineOp } from './registry.js';

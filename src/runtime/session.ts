@@ -1,8 +1,10 @@
 /** onnxruntime-node sessions for graft models, and conversion between host Tensors and ort.Tensors. */
 import os from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/io.js';
+import { GRAFT_DOMAIN, lowerGraftOps } from '../ops/bn-train.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
 
 export { ort };
@@ -16,7 +18,7 @@ export interface SessionOptions {
 
 /** Creates an onnxruntime session from an in-memory model. */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = model instanceof Uint8Array ? model : encodeModel(model);
+  const bytes = model instanceof Uint8Array ? model : encodeModel(lowered(model));
   try {
     return await ort.InferenceSession.create(bytes, {
       intraOpNumThreads: opts.threads ?? defaultThreads(),
@@ -29,6 +31,14 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
       `onnxruntime could not load the model: ${(e as Error).message}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export with standard ops (opset 13–21).`,
     );
   }
+}
+
+/** The model with graft-domain ops (used while differentiating) expanded into standard ONNX ops. */
+export function lowered(model: Model): Model {
+  if (!model.graph.nodes.some((n) => n.domain === GRAFT_DOMAIN)) return model;
+  const m = model.clone();
+  lowerGraftOps(new Emitter(m.graph, m.opset, 'lower/'));
+  return m;
 }
 
 export function defaultThreads(): number {

@@ -9,7 +9,8 @@
 import '../ops/index.js';
 import { Emitter, inferNode, inferShapes } from '../ir/emit.js';
 import { type AttrValue, attrFloat, attrInt, type Graph, type Node } from '../ir/graph.js';
-import { channelBroadcast, nonChannelAxes } from '../ops/norm.js';
+import { emitBatchNormTrain } from '../ops/bn-train.js';
+import { nonChannelAxes } from '../ops/norm.js';
 import { Tensor } from '../tensor.js';
 
 /** Options of {@link toTrainingGraph}. */
@@ -196,11 +197,8 @@ function rewriteTrainingBN(e: Emitter, n: Node): RunningStat[] {
   const momentum = attrFloat(n, 'momentum', 0.9);
   const axes = nonChannelAxes(r);
 
-  const mean = e.reduceMean(x, axes, true);
-  const centered = e.sub(x, mean);
-  const variance = e.reduceMean(e.mul(centered, centered), axes, true);
-  const xhat = e.div(centered, e.op('Sqrt', [e.add(variance, e.scalar(eps))]));
-  emitNamed(e, 'Add', [e.mul(xhat, channelBroadcast(e, scale, r)), channelBroadcast(e, bias, r)], [n.outputs[0]!]);
+  // One fused node while differentiating (lean closed-form backward); lowerGraftOps expands it to standard ops.
+  const [, mean, variance] = emitBatchNormTrain(e, x, scale, bias, eps, n.outputs[0]!) as [string, string, string];
 
   // running statistics (PyTorch: unbiased variance for the running estimate)
   const meanC = e.squeeze(mean, axes);

@@ -67,9 +67,9 @@ function trainingBN(e: Emitter, g: Graph, c: number, momentum?: number) {
 
 test('training-mode BatchNormalization rewrite: gradient through batch statistics (4-D and 2-D)', async () => {
   const { scale, B } = params(3);
-  // ReduceMean carries the batch-statistics path: a wrong ReduceMean rule must make this check fail.
-  await expectGradStrict('ReduceMean', { inputs: { x: randn([2, 3, 3, 2], 1), scale, B }, wrt: ['x', 'scale', 'B'], build: (e, g) => trainingBN(e, g, 3).y });
-  await expectGradStrict('ReduceMean', { inputs: { x: randn([6, 3], 2), scale, B }, wrt: ['x', 'scale', 'B'], build: (e, g) => trainingBN(e, g, 3).y });
+  // The fused BatchNormTrain rule carries the batch-statistics path: a wrong rule must make this check fail.
+  await expectGradStrict('BatchNormTrain', { inputs: { x: randn([2, 3, 3, 2], 1), scale, B }, wrt: ['x', 'scale', 'B'], build: (e, g) => trainingBN(e, g, 3).y });
+  await expectGradStrict('BatchNormTrain', { inputs: { x: randn([6, 3], 2), scale, B }, wrt: ['x', 'scale', 'B'], build: (e, g) => trainingBN(e, g, 3).y });
   for (const opset of [13, 21]) {
     await expectGrad({ opset, inputs: { x: randn([2, 3, 2, 2], 3), scale, B }, wrt: ['x', 'scale', 'B'], build: (e, g) => trainingBN(e, g, 3).y });
     await expectGrad({
