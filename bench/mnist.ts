@@ -6,17 +6,22 @@
  */
 import { parseArgs } from 'node:util';
 import { loadMnist } from '../src/data/idx.js';
+import { lenet, paramNames } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
+import { makeSchedule } from '../src/optim/schedule.js';
 import { ArraySource } from '../src/step/batches.js';
 import { compileTrainStep } from '../src/step/compile.js';
 import { compileEvalStep } from '../src/step/eval-graph.js';
 import { StepRunner } from '../src/step/runner.js';
 import { evaluateSource, fit } from '../src/train/fit.js';
-import { lenet, paramNames } from '../src/nn/index.js';
-import { makeSchedule } from '../src/optim/schedule.js';
 
 const { values } = parseArgs({
-  options: { epochs: { type: 'string', default: '3' }, batch: { type: 'string', default: '64' }, seed: { type: 'string', default: '0' }, lr: { type: 'string', default: '0.05' } },
+  options: {
+    epochs: { type: 'string', default: '3' },
+    batch: { type: 'string', default: '64' },
+    seed: { type: 'string', default: '0' },
+    lr: { type: 'string', default: '0.05' },
+  },
 });
 const epochs = Number(values.epochs);
 const batchSize = Number(values.batch);

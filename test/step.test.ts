@@ -1,18 +1,18 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { test } from 'node:test';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
-import { sgd, adamw } from '../src/optim/index.js';
+import { adamw, sgd } from '../src/optim/index.js';
 import { ArraySource } from '../src/step/batches.js';
 import { compileTrainStep } from '../src/step/compile.js';
 import { compileEvalStep } from '../src/step/eval-graph.js';
 import { NonFiniteLossError, StepRunner } from '../src/step/runner.js';
-import { fit } from '../src/train/fit.js';
 import { Rng, Tensor } from '../src/tensor.js';
+import { fit } from '../src/train/fit.js';
 
 /** x[N,4] → Gemm(W[3,4]ᵀ, b) → logits [N,3]; optionally a frozen first layer. */
 function linearModel(seed = 1, frozenFirst = false): Model {
@@ -20,7 +20,11 @@ function linearModel(seed = 1, frozenFirst = false): Model {
   const g = new Graph();
   g.inputs.push({ name: 'input', dtype: 'float32', shape: ['N', 4] });
   const e = new Emitter(g, 17);
-  const w = (dims: number[]) => Tensor.f32(dims, Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5));
+  const w = (dims: number[]) =>
+    Tensor.f32(
+      dims,
+      Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.normal() * 0.5),
+    );
   let x = 'input';
   if (frozenFirst) {
     g.addInitializer('f.weight', w([4, 4]));
@@ -118,7 +122,10 @@ test('an op without a gradient rule inside the trainable part is named in the er
   g.addNode('Round', [gemm.outputs[0]!], ['rounded'], {}, 'my_round');
   id.inputs[0] = 'rounded';
   g.topoSort();
-  assert.throws(() => compileTrainStep({ model, trainable: ['fc.weight'], optimizer: sgd({ lr: 0.1 }) }), /No gradient rule for op Round \(node "my_round"\).*Freeze/);
+  assert.throws(
+    () => compileTrainStep({ model, trainable: ['fc.weight'], optimizer: sgd({ lr: 0.1 }) }),
+    /No gradient rule for op Round \(node "my_round"\).*Freeze/,
+  );
 });
 
 test('mismatched feed shapes give a clear error', async () => {
@@ -136,7 +143,16 @@ test('kill mid-run then resume ends with the same weights and metrics as an unin
     const model = linearModel(5);
     const step = compileTrainStep({ model, trainable: ['fc.weight', 'fc.bias'], optimizer: sgd({ lr: 0.05, momentum: 0.9 }) });
     const runner = await StepRunner.create(step);
-    const r = await fit(runner, data, { epochs: 3, batchSize: 8, lr: 0.05, seed: 3, checkpointDir: opts.ck, checkpointEvery: 2, resume: opts.resume, maxSteps: opts.maxSteps });
+    const r = await fit(runner, data, {
+      epochs: 3,
+      batchSize: 8,
+      lr: 0.05,
+      seed: 3,
+      checkpointDir: opts.ck,
+      checkpointEvery: 2,
+      resume: opts.resume,
+      maxSteps: opts.maxSteps,
+    });
     return { r, state: runner.state() };
   };
   const full = await run({});

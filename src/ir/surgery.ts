@@ -261,3 +261,28 @@ export function stages(model: Model): Stage[] {
   for (const s of out) s.count = s.params.reduce((a, p) => a + g.initializers.get(p)!.size, 0);
   return out;
 }
+
+/**
+ * The part of the model after `cut`: a model whose input is the cut value (e.g. pooled features) and
+ * whose outputs are the model's outputs. Used to train a head on cached features.
+ * @throws when something after the cut also reads values from before it (a skip connection across the cut).
+ */
+export function suffixFrom(model: Model, cut: string, opts: { inputName?: string } = {}): Model {
+  const m = model.clone();
+  const g = m.graph;
+  const info = infoOf(model, cut);
+  g.nodes = g.nodes.filter((n) => !n.outputs.includes(cut));
+  g.inputs = [{ name: cut, dtype: info.dtype, shape: info.shape }];
+  g.prune();
+  const defined = new Set<string>(['', cut, ...g.initializers.keys()]);
+  for (const n of g.nodes) for (const o of n.outputs) defined.add(o);
+  for (const n of g.nodes)
+    for (const i of n.inputs)
+      if (!defined.has(i))
+        throw new Error(
+          `suffixFrom: node "${n.name}" after the cut "${cut}" also reads "${i}" from before it, so the head cannot run on cached features. Cut later (after the skip connection).`,
+        );
+  if (opts.inputName && opts.inputName !== cut) g.rename(cut, opts.inputName);
+  g.topoSort();
+  return m;
+}

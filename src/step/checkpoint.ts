@@ -6,8 +6,8 @@
  * Layout: "GRAFTCK1" | u32 header length | JSON header | raw tensor bytes (little-endian).
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { type DType, Tensor, allocate, sizeOf } from '../tensor.js';
+import { allocate, type DType, sizeOf, Tensor } from '../tensor.js';
+import { type AtomicWriteOptions, atomicWrite } from '../util/atomic-write.js';
 
 const MAGIC = 'GRAFTCK1';
 
@@ -52,7 +52,10 @@ export function encodeCheckpoint(ck: Checkpoint): Buffer {
 
 /** Parses checkpoint bytes; `where` names the file in errors. */
 export function decodeCheckpoint(buf: Buffer, where = 'checkpoint'): Checkpoint {
-  const bad = (why: string) => new Error(`${where} is not a valid graft checkpoint (${why}). It may be truncated by a crash; use the other checkpoint (best/last) or start without --resume.`);
+  const bad = (why: string) =>
+    new Error(
+      `${where} is not a valid graft checkpoint (${why}). It may be truncated by a crash; use the other checkpoint (best/last) or start without --resume.`,
+    );
   if (buf.length < MAGIC.length + 4 || buf.toString('latin1', 0, MAGIC.length) !== MAGIC) throw bad('bad magic');
   const hl = buf.readUInt32LE(MAGIC.length);
   const start = MAGIC.length + 4 + hl;
@@ -75,25 +78,11 @@ export function decodeCheckpoint(buf: Buffer, where = 'checkpoint'): Checkpoint 
 }
 
 /** Writes a checkpoint atomically. On failure (e.g. disk full) the previous file at `file` is untouched. */
-export function saveCheckpoint(file: string, ck: Checkpoint, fsImpl: Pick<typeof fs, 'openSync' | 'writeSync' | 'fsyncSync' | 'closeSync' | 'renameSync' | 'rmSync' | 'mkdirSync'> = fs): void {
-  const bytes = encodeCheckpoint(ck);
-  fsImpl.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  let fd: number | undefined;
+export function saveCheckpoint(file: string, ck: Checkpoint, opts: AtomicWriteOptions = {}): void {
   try {
-    fd = fsImpl.openSync(tmp, 'w');
-    let off = 0;
-    while (off < bytes.length) off += fsImpl.writeSync(fd, bytes, off, bytes.length - off);
-    fsImpl.fsyncSync(fd);
-    fsImpl.closeSync(fd);
-    fd = undefined;
-    fsImpl.renameSync(tmp, file);
+    atomicWrite(file, encodeCheckpoint(ck), opts);
   } catch (e) {
-    if (fd !== undefined) fsImpl.closeSync(fd);
-    fsImpl.rmSync(tmp, { force: true });
-    const code = (e as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOSPC' ? 'The disk is full: free space and resume; ' : '';
-    throw new Error(`Could not write checkpoint ${file}: ${(e as Error).message}. ${hint}the previous checkpoint is intact.`);
+    throw new Error(`Could not write checkpoint: ${(e as Error).message} The previous checkpoint is intact; resume from it with --resume.`);
   }
 }
 

@@ -12,7 +12,7 @@ import { Model } from '../ir/model.js';
 import { clipGradNorm } from '../optim/clip.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot } from '../optim/optimizer.js';
 import { Tensor } from '../tensor.js';
-import { softmaxCrossEntropy, mseLoss } from '../train/loss.js';
+import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
 import { toTrainingGraph } from '../train/mode.js';
 
 /** What the step optimises. */
@@ -20,7 +20,11 @@ export type LossSpec =
   | { kind: 'cross-entropy'; classWeights?: number[]; labelSmoothing?: number }
   | { kind: 'mse' }
   /** Any loss built from the model output and a target input; returns scalar loss plus named float scalar metrics. */
-  | { kind: 'custom'; build(e: Emitter, output: string, target: string): { loss: string; metrics?: Record<string, string> }; targetDtype?: 'float32' | 'int64' };
+  | {
+      kind: 'custom';
+      build(e: Emitter, output: string, target: string): { loss: string; metrics?: Record<string, string> };
+      targetDtype?: 'float32' | 'int64';
+    };
 
 export interface StepSpec {
   /** Forward model: one data input, one output (logits or predictions). */
@@ -82,7 +86,10 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
   const src = spec.model;
   const g: Graph = src.graph.clone();
   const opset = src.opset;
-  if (g.inputs.length !== 1) throw new Error(`The model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); graft trains single-input models. Extract a single-input subgraph first.`);
+  if (g.inputs.length !== 1)
+    throw new Error(
+      `The model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); graft trains single-input models. Extract a single-input subgraph first.`,
+    );
   const dataInput = g.inputs[0]!.name;
   const output = spec.output ?? g.outputs[0]?.name;
   if (!output) throw new Error('The model has no outputs; nothing to train.');
@@ -127,7 +134,11 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
     g.inputs.push({ name: TARGET_INPUT, dtype: 'float32', shape: outShape });
     loss = mseLoss(e, output, TARGET_INPUT).loss;
   } else {
-    g.inputs.push({ name: TARGET_INPUT, dtype: lossSpec.targetDtype ?? 'float32', shape: lossSpec.targetDtype === 'int64' ? [outShape?.[0] ?? 'N'] : outShape });
+    g.inputs.push({
+      name: TARGET_INPUT,
+      dtype: lossSpec.targetDtype ?? 'float32',
+      shape: lossSpec.targetDtype === 'int64' ? [outShape?.[0] ?? 'N'] : outShape,
+    });
     const r = lossSpec.build(e, output, TARGET_INPUT);
     loss = r.loss;
     Object.assign(metrics, r.metrics ?? {});

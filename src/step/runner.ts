@@ -6,8 +6,8 @@
  */
 import type { ValueInfo } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
-import { Tensor } from '../tensor.js';
 import { createSession, ort, type SessionOptions } from '../runtime/session.js';
+import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
 
@@ -131,7 +131,8 @@ export class StepRunner {
   /** Current values of all carried state (copies), keyed by input name. */
   state(kinds: CarriedSlot['kind'][] = ['param', 'optim', 'bn']): Map<string, Tensor> {
     const m = new Map<string, Tensor>();
-    for (const s of this.slots) if (kinds.includes(s.spec.kind)) m.set(s.spec.input, new Tensor(s.spec.init.dtype, [...s.spec.init.dims], (s.cur.data as Float32Array).slice()));
+    for (const s of this.slots)
+      if (kinds.includes(s.spec.kind)) m.set(s.spec.input, new Tensor(s.spec.init.dtype, [...s.spec.init.dims], (s.cur.data as Float32Array).slice()));
     return m;
   }
 
@@ -141,7 +142,8 @@ export class StepRunner {
     for (const [k, v] of values) {
       const s = bySlot.get(k);
       if (!s) throw new Error(`Checkpoint holds "${k}", which this training step does not carry. The checkpoint is from a different model or configuration.`);
-      if (v.size !== s.cur.size) throw new Error(`Checkpoint value "${k}" has ${v.size} elements, the model expects ${s.cur.size}. The checkpoint is from a different model.`);
+      if (v.size !== s.cur.size)
+        throw new Error(`Checkpoint value "${k}" has ${v.size} elements, the model expects ${s.cur.size}. The checkpoint is from a different model.`);
       (s.cur.data as Float32Array).set(v.data as Float32Array);
     }
     if (stepCount !== undefined) this.stepCount = stepCount;

@@ -1,0 +1,292 @@
+/**
+ * Network: the library's main object, a model plus what is trainable, its labels and its
+ * preprocessing. It reads like the PyTorch transfer-learning recipe:
+ *
+ * ```ts
+ * const net = await Network.load('resnet18.onnx');
+ * net.freeze().replaceHead(mlp([256, 256], 10));
+ * await net.fit(train, { epochs: 10, batchSize: 32, optimizer: sgd({ lr: 0.01, momentum: 0.9 }), val });
+ * await net.save('out/model.onnx');
+ * ```
+ *
+ * With a frozen backbone, `fit` trains the head on features computed once (the feature cache path);
+ * otherwise it compiles one training-step graph for the trainable part and runs it in onnxruntime.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { PreprocessConfig } from '../data/preprocess.js';
+import type { Model } from '../ir/model.js';
+import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
+import type { Module } from '../nn/module.js';
+import { paramNames } from '../nn/params.js';
+import { loadModel, saveModel } from '../onnx/io.js';
+import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
+import { createSession, ort } from '../runtime/session.js';
+import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { compileTrainStep, type LossSpec } from '../step/compile.js';
+import { compileEvalStep } from '../step/eval-graph.js';
+import { toInferenceModel } from '../step/export.js';
+import { StepRunner } from '../step/runner.js';
+import type { Callback } from '../train/callbacks.js';
+import { evaluateSource, type FitResult, fit, type LrSchedule } from '../train/fit.js';
+import { atomicWrite } from '../util/atomic-write.js';
+
+/** Options of {@link Network.fit}. */
+export interface FitConfig {
+  epochs: number;
+  batchSize: number;
+  optimizer: Optimizer & { readonly lr: number };
+  loss?: LossSpec;
+  schedule?: LrSchedule;
+  val?: BatchSource;
+  callbacks?: Callback[];
+  seed?: number;
+  clipNorm?: number;
+  /**
+   * Learning-rate groups: 'discriminative' spreads lrScale geometrically from 1/100 (first stage)
+   * to 1 (head) over the model's stages, as fastai does; or explicit groups with `groupOf`.
+   */
+  groups?: 'single' | 'discriminative' | { groups: ParamGroup[]; groupOf: (param: string) => number };
+  /** Train the head on features computed once when everything trainable is after the cut (default 'auto'). */
+  featureCache?: 'auto' | boolean;
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  resume?: boolean;
+  /** Whether frozen BatchNorm layers use batch statistics (default false: frozen BN stays in inference mode). */
+  trainFrozenBN?: boolean;
+  evalBatchSize?: number;
+}
+
+/** Sidecar metadata stored beside an exported model (model.json). */
+export interface NetworkMeta {
+  labels?: string[];
+  preprocess?: PreprocessConfig;
+  /** The feature value (pooled features before the classifier). */
+  cut?: string;
+}
+
+export class Network {
+  /** Names of trainable parameters. */
+  readonly trainable = new Set<string>();
+  labels?: string[];
+  preprocess?: PreprocessConfig;
+  cut?: string;
+  /** History of the last fit. */
+  lastFit?: FitResult;
+
+  constructor(
+    public model: Model,
+    meta: NetworkMeta = {},
+  ) {
+    this.labels = meta.labels;
+    this.preprocess = meta.preprocess;
+    this.cut = meta.cut ?? model.metadata['graft.cut'];
+    for (const p of paramNames(model)) this.trainable.add(p);
+  }
+
+  /** Loads an .onnx file; reads labels/preprocessing from a `<name>.json` sidecar or the model's metadata_props. */
+  static load(file: string): Network {
+    const model = loadModel(file);
+    const meta: NetworkMeta = {};
+    const sidecar = file.replace(/\.onnx$/, '.json');
+    if (sidecar !== file && fs.existsSync(sidecar)) {
+      try {
+        Object.assign(meta, JSON.parse(fs.readFileSync(sidecar, 'utf8')));
+      } catch (e) {
+        throw new Error(`Cannot parse ${sidecar}: ${(e as Error).message}. Fix or delete the sidecar file.`);
+      }
+    } else {
+      if (model.metadata['graft.preprocess']) meta.preprocess = JSON.parse(model.metadata['graft.preprocess']);
+      if (model.metadata['graft.labels']) meta.labels = JSON.parse(model.metadata['graft.labels']);
+    }
+    return new Network(model, meta);
+  }
+
+  /** All parameter names (trainable or not). */
+  get parameters(): string[] {
+    return paramNames(this.model);
+  }
+
+  /** Freezes every parameter (or those whose name starts with one of `prefixes`). */
+  freeze(prefixes?: string[]): this {
+    for (const p of this.parameters) if (!prefixes || prefixes.some((x) => p.startsWith(x))) this.trainable.delete(p);
+    return this;
+  }
+
+  /** Unfreezes every parameter, or only the last `lastStages` stages (see `graft inspect`), or named prefixes. */
+  unfreeze(opts: { lastStages?: number; prefixes?: string[] } = {}): this {
+    if (opts.prefixes) {
+      for (const p of this.parameters) if (opts.prefixes.some((x) => p.startsWith(x))) this.trainable.add(p);
+    } else if (opts.lastStages !== undefined) {
+      const st = stages(this.model);
+      for (const s of st.slice(Math.max(0, st.length - opts.lastStages))) for (const p of s.params) this.trainable.add(p);
+    } else for (const p of this.parameters) this.trainable.add(p);
+    return this;
+  }
+
+  /** Replaces everything after the feature cut with `head` (trainable, freshly initialised from `seed`). */
+  replaceHead(head: Module, opts: { cut?: string; seed?: number } = {}): this {
+    const cut = opts.cut ?? this.cut ?? findCut(this.model).value;
+    const before = new Set(this.parameters);
+    this.model = replaceHeadOp(this.model, head, { cut, seed: opts.seed });
+    this.cut = this.model.metadata['graft.cut'] ?? cut;
+    for (const p of [...this.trainable]) if (!this.model.graph.initializers.has(p)) this.trainable.delete(p);
+    for (const p of this.parameters) if (!before.has(p)) this.trainable.add(p);
+    return this;
+  }
+
+  /** True when every trainable parameter lies after the cut (the backbone is frozen). */
+  headOnly(): boolean {
+    if (!this.cut || this.trainable.size === 0) return false;
+    try {
+      const head = suffixFrom(this.model, this.cut);
+      return (
+        [...this.trainable].every((p) => head.graph.initializers.has(p)) &&
+        !this.parameters.some((p) => !head.graph.initializers.has(p) && this.trainable.has(p))
+      );
+    } catch {
+      return false;
+    }
+  }
+
+  /** Trains the trainable parameters. Returns the epoch history. */
+  async fit(train: BatchSource, cfg: FitConfig): Promise<FitResult> {
+    if (this.trainable.size === 0) throw new Error('Nothing to train: every parameter is frozen. Call unfreeze() or replaceHead() first.');
+    const useCache = (cfg.featureCache ?? 'auto') !== false && this.headOnly() && !(train as { augment?: unknown }).augment;
+    if (cfg.featureCache === true && !useCache)
+      throw new Error('featureCache: true needs a frozen backbone (only parameters after the cut trainable) and no augmentation.');
+    let model = this.model;
+    let trainSrc = train;
+    let valSrc = cfg.val;
+    if (useCache) {
+      const backbone = extractSubgraph(this.model, this.cut!);
+      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256);
+      if (valSrc) valSrc = await computeFeatures(backbone, valSrc, cfg.evalBatchSize ?? 256);
+      model = suffixFrom(this.model, this.cut!);
+    }
+    const trainable = [...this.trainable].filter((p) => model.graph.initializers.has(p));
+    let groups: ParamGroup[] | undefined;
+    let groupOf: ((p: string) => number) | undefined;
+    if (cfg.groups === 'discriminative') {
+      const st = stages(this.model).filter((s) => s.params.some((p) => this.trainable.has(p)));
+      const n = st.length;
+      groups = st.map((_, i) => ({ lrScale: n === 1 ? 1 : 0.01 ** ((n - 1 - i) / (n - 1)) }));
+      const of = new Map<string, number>();
+      st.forEach((s, i) => {
+        for (const p of s.params) of.set(p, i);
+      });
+      groupOf = (p) => of.get(p) ?? n - 1;
+    } else if (cfg.groups && cfg.groups !== 'single') ({ groups, groupOf } = cfg.groups);
+    const trainBN = cfg.trainFrozenBN ? () => true : undefined;
+    const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
+    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss));
+    try {
+      const r = await fit(runner, trainSrc, {
+        epochs: cfg.epochs,
+        batchSize: cfg.batchSize,
+        lr: cfg.optimizer.lr,
+        schedule: cfg.schedule,
+        seed: cfg.seed,
+        val: valSrc,
+        callbacks: cfg.callbacks,
+        checkpointDir: cfg.checkpointDir,
+        checkpointEvery: cfg.checkpointEvery,
+        resume: cfg.resume,
+        evalBatchSize: cfg.evalBatchSize,
+      });
+      // fold trained values back into the full model
+      const m = this.model.clone();
+      for (const [k, v] of runner.state(['param', 'bn'])) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
+      this.model = m;
+      this.lastFit = r;
+      return r;
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Mean loss and accuracy on a labelled source (inference mode). */
+  async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
+    const step = compileTrainStep({ model: this.model, trainable: [], optimizer: NO_OPT, dropout: false });
+    const runner = await StepRunner.create(step, compileEvalStep(this.model, step));
+    try {
+      return await evaluateSource(runner, data, batchSize);
+    } finally {
+      await runner.release();
+    }
+  }
+
+  /** Class probabilities for a batch source (labels ignored), as an n × classes matrix. */
+  async predict(data: BatchSource, batchSize = 256): Promise<{ probabilities: Float32Array; classes: number }> {
+    const inf = toInferenceModel(this.model, { logits: false });
+    const s = await createSession(inf);
+    const out: Float32Array[] = [];
+    let classes = 0;
+    const bufs = new BatchBuffers(data.sampleShape);
+    for await (const b of batches(data, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
+      const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+      const p = r.probabilities!;
+      classes = p.dims[1]!;
+      out.push((p.data as Float32Array).slice());
+    }
+    await s.release();
+    const probabilities = new Float32Array(out.reduce((a, o) => a + o.length, 0));
+    let off = 0;
+    for (const o of out) {
+      probabilities.set(o, off);
+      off += o.length;
+    }
+    return { probabilities, classes };
+  }
+
+  /** The inference model: outputs logits, probabilities and (when the cut is known) features. */
+  toInference(): Model {
+    const m = toInferenceModel(this.model, { features: this.cut });
+    if (this.preprocess) m.metadata['graft.preprocess'] = JSON.stringify(this.preprocess);
+    if (this.labels) m.metadata['graft.labels'] = JSON.stringify(this.labels);
+    return m;
+  }
+
+  /** Writes `file` (.onnx) and its JSON sidecar (labels, preprocessing, cut, extra fields such as metrics). */
+  save(file: string, extra: Record<string, unknown> = {}): void {
+    saveModel(this.toInference(), file);
+    const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
+    const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut ? 'features' : undefined, ...extra };
+    atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
+  }
+}
+
+/** An optimizer that is never run (evaluation-only step graphs). */
+const NO_OPT: Optimizer & { lr: number } = {
+  name: 'none',
+  lr: 0,
+  config: {},
+  emit: () => ({ params: new Map(), state: [] }),
+  scalarInputs: () => [],
+  scalarValues: () => ({}),
+};
+
+/** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
+export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {
+  const s = await createSession(backbone);
+  const bufs = new BatchBuffers(src.sampleShape);
+  let feats: Float32Array | undefined;
+  let dims: number[] = [];
+  const labels = new Int32Array(src.length);
+  let row = 0;
+  for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
+    const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+    const f = r[s.outputNames[0]!]!;
+    if (!feats) {
+      dims = f.dims.slice(1) as number[];
+      feats = new Float32Array(src.length * dims.reduce((a, c) => a * c, 1));
+    }
+    const per = f.size / b.size;
+    feats.set(f.data as Float32Array, row * per);
+    const y = b.y.data as BigInt64Array;
+    for (let i = 0; i < b.size; i++) labels[row + i] = Number(y[i]);
+    row += b.size;
+  }
+  await s.release();
+  return new ArraySource(feats ?? new Float32Array(0), labels, dims, src.numClasses);
+}

@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import * as ort from 'onnxruntime-node';
+import { Network } from '../src/api/network.js';
+import { batchNorm2d, conv2d, flatten, globalAvgPool, linear, mlp, relu, sequential } from '../src/nn/index.js';
+import { sgd } from '../src/optim/index.js';
+import { ArraySource } from '../src/step/batches.js';
+import { loadCheckpoint, saveCheckpoint } from '../src/step/checkpoint.js';
+import { Rng, Tensor } from '../src/tensor.js';
+
+/** Two classes of 8×8 one-channel images: class 1 has a bright top half. */
+function images(n: number, seed: number): ArraySource {
+  const rng = new Rng(seed);
+  const x = new Float32Array(n * 64);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    y[i] = i % 2;
+    for (let p = 0; p < 64; p++) x[i * 64 + p] = rng.normal() * 0.3 + (y[i] && p < 32 ? 1 : 0);
+  }
+  return new ArraySource(x, y, [1, 8, 8], 2);
+}
+
+function backbone() {
+  return sequential(
+    conv2d(1, 8, 3, { padding: 1 }),
+    batchNorm2d(8),
+    relu(),
+    conv2d(8, 8, 3, { padding: 1 }),
+    relu(),
+    globalAvgPool(),
+    flatten(),
+    linear(8, 2),
+  ).build({
+    inputShape: ['N', 1, 8, 8],
+    seed: 1,
+  });
+}
+
+test('freeze → replaceHead → fit on cached features → unfreeze → fine-tune → save → reload gives the same predictions', async () => {
+  const net = new Network(backbone(), { labels: ['a', 'b'] });
+  const frozenBefore = new Map([...net.model.graph.initializers].map(([k, v]) => [k, v.clone()]));
+  net.freeze().replaceHead(mlp([16], 2, { inFeatures: 8 }));
+  assert.ok(net.headOnly(), 'frozen backbone + new head is head-only');
+  const train = images(64, 1);
+  const val = images(32, 2);
+  const r1 = await net.fit(train, { epochs: 30, batchSize: 16, optimizer: sgd({ lr: 0.1, momentum: 0.9 }), val, seed: 0 });
+  assert.ok(r1.history.at(-1)!.val_acc! >= 0.85, `head-only val acc ${r1.history.at(-1)!.val_acc}`);
+  // the backbone did not move
+  for (const [k, v] of frozenBefore)
+    if (net.model.graph.initializers.has(k)) assert.deepEqual(net.model.graph.initializers.get(k)!.data, v.data, `${k} frozen`);
+  net.unfreeze();
+  const r2 = await net.fit(train, { epochs: 5, batchSize: 16, optimizer: sgd({ lr: 0.05, momentum: 0.9 }), val, groups: 'discriminative', seed: 0 });
+  assert.ok(r2.history.at(-1)!.val_acc! >= 0.85);
+  const ev = await net.evaluate(val);
+  assert.ok(ev.acc >= 0.85);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-api-'));
+  const file = path.join(dir, 'model.onnx');
+  net.save(file, { metrics: { val_acc: ev.acc } });
+  const sidecar = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+  assert.deepEqual(sidecar.labels, ['a', 'b']);
+  const mine = await net.predict(val);
+  const s = await ort.InferenceSession.create(file); // a fresh session straight from disk
+  const x = new ort.Tensor('float32', val.x.slice(), [32, 1, 8, 8]);
+  const out = await s.run({ [s.inputNames[0]!]: x });
+  assert.deepEqual(s.outputNames.sort(), ['features', 'logits', 'probabilities']);
+  const p = out.probabilities!.data as Float32Array;
+  for (let i = 0; i < p.length; i++) assert.ok(Math.abs(p[i]! - mine.probabilities[i]!) <= 1e-5, `prob ${i}`);
+  assert.ok(!fs.readFileSync(file).includes('Dropout'), 'no dropout in the export');
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a full disk while writing a checkpoint keeps the previous checkpoint', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-ck-'));
+  const file = path.join(dir, 'last.ckpt');
+  const a = new Map([['w', Tensor.f32([3], [1, 2, 3])]]);
+  saveCheckpoint(file, { meta: { step: 1 }, tensors: a });
+  const failing = {
+    writeSync: () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+    },
+  };
+  assert.throws(
+    () => saveCheckpoint(file, { meta: { step: 2 }, tensors: new Map([['w', Tensor.f32([3], [9, 9, 9])]]) }, { fs: failing }),
+    /disk is full|ENOSPC/,
+  );
+  const back = loadCheckpoint(file);
+  assert.equal(back.meta.step, 1);
+  assert.deepEqual([...(back.tensors.get('w')!.data as Float32Array)], [1, 2, 3]);
+  assert.deepEqual(fs.readdirSync(dir), ['last.ckpt'], 'no temp files left behind');
+  // a truncated checkpoint is refused with a clear message
+  fs.writeFileSync(file, fs.readFileSync(file).subarray(0, 30));
+  assert.throws(() => loadCheckpoint(file), /not a valid graft checkpoint.*truncated/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
