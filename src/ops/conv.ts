@@ -1,1 +1,311 @@
-// Filled in by the conv work: defineOp(...) calls with infer + grad.
+/**
+ * Conv and ConvTranspose (1-D, 2-D, 3-D): shape inference and gradient rules in standard ONNX ops.
+ *
+ * For Y = Conv(X, W, B) with explicit pads:
+ *  - dX = ConvTranspose(dY, W) with the same strides/dilations/group; the end pad / output_padding are chosen
+ *    so the result has exactly X's spatial size.
+ *  - dW = Σ_n dY[n] · cols[n]ᵀ where cols (im2col) is what each kernel tap sees at each output position: X itself for
+ *    unpadded 1×1 kernels (strided-sliced), else a Conv of X (as N·C single-channel images) with one-hot kernels.
+ *    The contraction is a batched MatMul reduced over N, or one GEMM after a transpose when channels outnumber pixels.
+ *    It serves plain and grouped conv; bench/conv-grad.ts measures it ~1.7× (3×3) to 5×+ (1×1) faster on onnxruntime
+ *    than the textbook Conv(Xᵀ, dYᵀ) with stride and dilation swapped (skinny per-channel GEMMs), at the cost of a
+ *    transient cols tensor kh·kw times X's size. Depthwise conv with a static batch instead folds N into the channels
+ *    (zero-copy reshapes, one Conv with group N·C, ReduceSum over N), which needs no such tensor.
+ *  - dB = ReduceSum(dY, [0, 2, ...]).
+ * ConvTranspose is the adjoint: its dX is a Conv and its dW is the Conv dW with the roles of input and output swapped.
+ */
+
+import type { Emitter } from '../ir/emit.js';
+import { attrInt, attrInts, attrString, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
+import { Tensor } from '../tensor.js';
+import { defineOp, type TypeShape } from './registry.js';
+import { desc, requireShape, staticDims } from './shape-utils.js';
+
+/** Explicit per-axis geometry of a sliding-window op (Conv, ConvTranspose, pooling). */
+export interface WindowAxis {
+  /** Padding before and after the axis. */
+  pb: number;
+  pe: number;
+  /** Output length (null when the input length is not static). */
+  out: Dim;
+}
+
+const isSame = (autoPad: string) => autoPad === 'SAME_UPPER' || autoPad === 'SAME_LOWER';
+
+/** Splits a total padding between begin and end: SAME_UPPER puts the odd pixel at the end, everything else at the start. */
+function splitPad(total: number, upper: boolean): [number, number] {
+  const head = upper ? Math.floor(total / 2) : total - Math.floor(total / 2);
+  return [head, total - head];
+}
+
+/**
+ * Resolves one spatial axis of a Conv or pooling node (auto_pad, explicit pads, ceil_mode) the way onnxruntime does:
+ * with ceil_mode a last window that would start beyond the input and begin pad is dropped (PyTorch's rule).
+ */
+export function windowAxis(n: Node, i: number, rank: number, L: Dim, k: number, ceilMode = false): WindowAxis {
+  const autoPad = attrString(n, 'auto_pad', 'NOTSET');
+  const s = attrInts(n, 'strides', [])[i] ?? 1;
+  const d = attrInts(n, 'dilations', [])[i] ?? 1;
+  const pads = attrInts(n, 'pads', []);
+  const ek = d * (k - 1) + 1;
+  if (isSame(autoPad)) {
+    if (typeof L !== 'number') return { pb: Number.NaN, pe: Number.NaN, out: null };
+    const out = Math.ceil(L / s);
+    const [pb, pe] = splitPad(Math.max(0, (out - 1) * s + ek - L), autoPad === 'SAME_UPPER');
+    return { pb, pe, out };
+  }
+  const [pb, pe] = autoPad === 'VALID' ? [0, 0] : [pads[i] ?? 0, pads[i + rank] ?? 0];
+  if (typeof L !== 'number') return { pb, pe, out: null };
+  const span = L + pb + pe - ek;
+  if (span < 0)
+    throw new Error(
+      `${desc(n)}: spatial axis ${i} has ${L} pixels (+${pb}/+${pe} padding) but the window spans ${ek} (kernel ${k}, dilation ${d}). Use a larger input or a smaller kernel.`,
+    );
+  let out = (ceilMode ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
+  if (ceilMode && (out - 1) * s >= L + pb) out--;
+  return { pb, pe, out };
+}
+
+/** Resolves one spatial axis of a ConvTranspose node (output_shape, auto_pad, pads, output_padding) as onnxruntime does. */
+export function transposeAxis(n: Node, i: number, rank: number, L: Dim, k: number): WindowAxis {
+  const autoPad = attrString(n, 'auto_pad', 'NOTSET');
+  const s = attrInts(n, 'strides', [])[i] ?? 1;
+  const d = attrInts(n, 'dilations', [])[i] ?? 1;
+  const op = attrInts(n, 'output_padding', [])[i] ?? 0;
+  const os = attrInts(n, 'output_shape', []);
+  const target = os.length ? os[os.length - rank + i] : undefined;
+  if (typeof L !== 'number') return { pb: Number.NaN, pe: Number.NaN, out: target ?? null };
+  const full = s * (L - 1) + op + d * (k - 1) + 1;
+  if (target !== undefined || isSame(autoPad)) {
+    const want = target ?? L * s;
+    const [pb, pe] = splitPad(Math.max(0, full - want), autoPad === 'SAME_UPPER');
+    return { pb, pe, out: target ?? full - pb - pe };
+  }
+  const pads = attrInts(n, 'pads', []);
+  const [pb, pe] = autoPad === 'VALID' ? [0, 0] : [pads[i] ?? 0, pads[i + rank] ?? 0];
+  return { pb, pe, out: full - pb - pe };
+}
+
+/** Kernel spatial size from kernel_shape or the weight's shape (null where unknown). */
+function kernelOf(n: Node, w: Dim[] | undefined, rank: number): Dim[] {
+  const ks = attrInts(n, 'kernel_shape', []);
+  return Array.from({ length: rank }, (_, i) => ks[i] ?? w?.[i + 2] ?? null);
+}
+
+function inferWindowed(n: Node, ins: (ValueInfo | undefined)[], transposed: boolean): TypeShape[] {
+  const dtype = ins[0]?.dtype ?? 'float32';
+  const x = ins[0]?.shape;
+  const w = ins[1]?.shape;
+  if (!x) return [{ dtype }];
+  const rank = x.length - 2;
+  const group = attrInt(n, 'group', 1);
+  const [C, wIn, wOut] = [x[1], w?.[transposed ? 0 : 1], w?.[transposed ? 1 : 0]];
+  const cin = transposed ? wIn : typeof wIn === 'number' ? wIn * group : null;
+  if (typeof C === 'number' && typeof cin === 'number' && C !== cin)
+    throw new Error(
+      `${desc(n)}: input has ${C} channels but the weight [${w}] with group=${group} expects ${cin}. Check the layer's in_channels or the group attribute.`,
+    );
+  const groupOf = transposed ? C : wOut;
+  if (typeof groupOf === 'number' && groupOf % group !== 0)
+    throw new Error(
+      `${desc(n)}: group=${group} does not divide the ${groupOf} ${transposed ? 'input' : 'output'} channels. Fix the group attribute or the weight.`,
+    );
+  const chOut = transposed ? (typeof wOut === 'number' ? wOut * group : null) : (wOut ?? null);
+  const kernel = kernelOf(n, w, rank);
+  const spatial = x.slice(2).map((L, i) => {
+    const k = kernel[i];
+    if (typeof k === 'number') return (transposed ? transposeAxis : windowAxis)(n, i, rank, L, k).out;
+    const sameConv = !transposed && isSame(attrString(n, 'auto_pad', 'NOTSET')) && typeof L === 'number';
+    return sameConv ? Math.ceil(L / (attrInts(n, 'strides', [])[i] ?? 1)) : null;
+  });
+  return [{ dtype, shape: [x[0] ?? null, chOut, ...spatial] }];
+}
+
+/** Everything a gradient rule needs, all static except the batch size. */
+interface Plan {
+  rank: number;
+  group: number;
+  k: number[];
+  s: number[];
+  d: number[];
+  pb: number[];
+  pe: number[];
+  /** Spatial size of the conv input (the "X side") and of the conv output (the "Y side"). */
+  L: number[];
+  Lo: number[];
+  /** Channels of the X side and of the Y side. */
+  C: number;
+  K: number;
+}
+
+const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+const prod = (xs: number[]) => xs.reduce((a, b) => a * b, 1);
+const swap01 = (r: number) => [1, 0, ...range(2, r + 2)];
+
+/** Marks the shape of a value the emitter could not infer (op defined in a file that may not be loaded yet). */
+export function annotate(e: Emitter, name: string, shape: Dim[]): string {
+  if (!e.info(name)?.shape) e.graph.valueInfo.set(name, { name, dtype: 'float32', shape });
+  return name;
+}
+
+/** Slice of `x` along spatial axes: [0, ends) with `steps`. */
+function sliceSpatial(e: Emitter, x: string, ends: number[], steps: number[], shape: Dim[]): string {
+  const r = ends.length;
+  const out = e.op('Slice', [x, e.ints(Array(r).fill(0)), e.ints(ends), e.ints(range(2, r + 2)), e.ints(steps)]);
+  return annotate(e, out, [...shape.slice(0, 2), ...ends.map((end, i) => Math.ceil(end / steps[i]!))]);
+}
+
+/**
+ * dX of Conv: ConvTranspose(dy, w) with end pads / output_padding that give exactly the spatial size `p.L`.
+ * @param dy gradient of the conv output, [N, K, ...Lo]; `w` is [K, C/g, ...k].
+ */
+export function convInputGrad(e: Emitter, dy: string, w: string, p: Plan): string {
+  const pe: number[] = [];
+  const op: number[] = [];
+  for (let i = 0; i < p.rank; i++) {
+    const base = p.s[i]! * (p.Lo[i]! - 1) + p.d[i]! * (p.k[i]! - 1) + 1 - p.pb[i]! - p.L[i]!;
+    pe.push(Math.max(0, base));
+    op.push(Math.max(0, -base));
+  }
+  const attrs = { kernel_shape: p.k, strides: p.s, dilations: p.d, group: p.group, pads: [...p.pb, ...pe] };
+  return e.op('ConvTranspose', [dy, w], op.some((v) => v) ? { ...attrs, output_padding: op } : attrs, 'dconv_x');
+}
+
+/** One-hot kernels [kk, 1, ...k]: a Conv with them lays out, per input channel, what every kernel tap sees (im2col). */
+function tapKernels(e: Emitter, k: number[]): string {
+  const kk = prod(k);
+  const t = Tensor.f32([kk, 1, ...k]);
+  for (let i = 0; i < kk; i++) (t.data as Float32Array)[i * kk + i] = 1;
+  return e.constTensor(t, 'taps');
+}
+
+/**
+ * dW of a depthwise Conv (C/g = 1) with a static batch N: folds N into the channels without copying (X as one image of
+ * N·C channels, dY as N·K single-channel kernels, group N·C), then sums over N. Unlike im2col this needs no tensor
+ * kh·kw times X's size, which for MobileNet's wide early layers would be gigabytes.
+ */
+function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: number): string {
+  const pe: number[] = [];
+  const got: number[] = [];
+  for (let i = 0; i < p.rank; i++) {
+    // input pixels beyond the last window: trim them from the end pad so the result is exactly the kernel size
+    const extra = p.L[i]! + p.pb[i]! + p.pe[i]! - (p.d[i]! * (p.k[i]! - 1) + 1) - p.s[i]! * (p.Lo[i]! - 1);
+    const cut = Math.min(extra, p.pe[i]!);
+    pe.push(p.pe[i]! - cut);
+    got.push(p.k[i]! + Math.floor((extra - cut) / p.d[i]!));
+  }
+  const xr = e.op('Reshape', [x, e.ints([1, N * p.C, ...p.L])]);
+  const dyr = e.op('Reshape', [dy, e.ints([N * p.K, 1, ...p.Lo])]);
+  const attrs = { kernel_shape: p.Lo, strides: p.d, dilations: p.s, group: N * p.C, pads: [...p.pb, ...pe] };
+  let out = e.op('Conv', [xr, dyr], attrs); // [1, N·K, ...got]
+  if (got.some((v, i) => v !== p.k[i])) out = sliceSpatial(e, out, p.k, Array(p.rank).fill(1), [1, N * p.K, ...got]);
+  return e.op('Reshape', [e.reduceSum(e.op('Reshape', [out, e.ints([N, -1])]), [0], false), e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
+}
+
+/**
+ * dW of Conv: correlates the input `x` [N, C, ...L] with the output gradient `dy` [N, K, ...Lo]; returns [K, C/g, ...k].
+ * cols[n, g, (c, tap), p] = the input value output position p sees through kernel tap `tap` (X itself for unpadded 1×1
+ * kernels, else a Conv with one-hot kernels); dW is then a batched MatMul over images reduced over N, or one GEMM over
+ * (n, p) after a transpose, whichever moves less memory. Depthwise convs with a static batch go to depthwiseWeightGrad.
+ */
+export function convWeightGrad(e: Emitter, x: string, dy: string, p: Plan, xShape: Dim[]): string {
+  const { rank, group: g, C, K } = p;
+  const [Cg, Kg, kk, P] = [C / g, K / g, prod(p.k), prod(p.Lo)];
+  const CK = Cg * kk;
+  if (Cg === 1 && kk > 1 && typeof xShape[0] === 'number') return depthwiseWeightGrad(e, x, dy, p, xShape[0]);
+  let cols: string;
+  if (kk === 1 && p.pb.every((v) => v === 0) && p.pe.every((v) => v === 0)) {
+    const ends = p.Lo.map((l, i) => p.s[i]! * (l - 1) + 1);
+    cols = ends.some((v, i) => v !== p.L[i] || p.s[i]! > 1) ? sliceSpatial(e, x, ends, p.s, xShape) : x;
+  } else {
+    const attrs = { kernel_shape: p.k, strides: p.s, dilations: p.d, pads: [...p.pb, ...p.pe] };
+    cols = e.op('Conv', [e.op('Reshape', [x, e.ints([-1, 1, ...p.L])]), tapKernels(e, p.k)], attrs, 'im2col');
+  }
+  cols = e.op('Reshape', [cols, e.ints([-1, g, CK, P])]);
+  const outShape = e.ints([K, Cg, ...p.k]);
+  if (Kg * CK <= P * (CK + Kg)) {
+    // per-image products [CK, P]·[P, Kg], summed over N: small intermediate when the image is large
+    const dyT = Kg === 1 ? e.op('Reshape', [dy, e.ints([0, g, P, 1])]) : e.transpose(e.op('Reshape', [dy, e.ints([0, g, Kg, P])]), [0, 1, 3, 2]);
+    const m = e.reduceSum(e.op('MatMul', [cols, dyT]), [0], false); // [g, CK, Kg]
+    return e.op('Reshape', [Kg > 1 && CK > 1 ? e.transpose(m, [0, 2, 1]) : m, outShape], {}, 'dconv_w');
+  }
+  // one GEMM contracting over (n, p): no N-sized intermediate when channels outnumber pixels
+  const dyt = e.transpose(dy, swap01(rank)); // [K, N, ...Lo]
+  if (g === 1) {
+    const colsT = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([-1, CK, P])]), [1, 0, 2]), e.ints([CK, -1])]);
+    return e.op('Reshape', [e.op('Gemm', [e.op('Reshape', [dyt, e.ints([K, -1])]), colsT], { transB: 1 }), outShape], {}, 'dconv_w');
+  }
+  const b = e.op('Reshape', [e.transpose(cols, [1, 0, 3, 2]), e.ints([g, -1, CK])]);
+  return e.op('Reshape', [e.op('MatMul', [e.op('Reshape', [dyt, e.ints([g, Kg, -1])]), b]), outShape], {}, 'dconv_w');
+}
+
+function biasGrad(e: Emitter, dy: string, rank: number): string {
+  return e.reduceSum(dy, [0, ...range(2, rank + 2)], false);
+}
+
+function staticAttrs(n: Node, rank: number) {
+  return {
+    s: Array.from({ length: rank }, (_, i) => attrInts(n, 'strides', [])[i] ?? 1),
+    d: Array.from({ length: rank }, (_, i) => attrInts(n, 'dilations', [])[i] ?? 1),
+    group: attrInt(n, 'group', 1),
+  };
+}
+
+defineOp('Conv', {
+  infer: (n, ins) => inferWindowed(n, ins, false),
+  grad: (e, n, [dy], needs) => {
+    const [x, w, b] = n.inputs as [string, string, string | undefined];
+    const xShape = requireShape(e.info(x), n, `input "${x}"`);
+    const wShape = requireShape(e.info(w), n, `weight "${w}"`);
+    const rank = xShape.length - 2;
+    const L = staticDims(xShape, n, `input "${x}"`, range(2, rank + 2));
+    const [C] = staticDims(xShape, n, `input "${x}"`, [1]);
+    const [K, ...k] = staticDims(wShape, n, `weight "${w}"`, [0, ...range(2, rank + 2)]);
+    const axes = L.map((l, i) => windowAxis(n, i, rank, l, k[i]!));
+    const p: Plan = {
+      rank,
+      k,
+      ...staticAttrs(n, rank),
+      L,
+      Lo: axes.map((a) => a.out as number),
+      C: C!,
+      K: K!,
+      pb: axes.map((a) => a.pb),
+      pe: axes.map((a) => a.pe),
+    };
+    return [
+      needs[0] ? convInputGrad(e, dy!, w, p) : null,
+      needs[1] ? convWeightGrad(e, x, dy!, p, xShape) : null,
+      b && needs[2] ? biasGrad(e, dy!, rank) : null,
+    ];
+  },
+});
+
+defineOp('ConvTranspose', {
+  infer: (n, ins) => inferWindowed(n, ins, true),
+  grad: (e, n, [dy], needs) => {
+    const [x, w, b] = n.inputs as [string, string, string | undefined];
+    const xShape = requireShape(e.info(x), n, `input "${x}"`);
+    const wShape = requireShape(e.info(w), n, `weight "${w}"`);
+    const rank = xShape.length - 2;
+    const L = staticDims(xShape, n, `input "${x}"`, range(2, rank + 2));
+    const [Cin, Cog, ...k] = staticDims(wShape, n, `weight "${w}"`, [0, 1, ...range(2, rank + 2)]);
+    const axes = L.map((l, i) => transposeAxis(n, i, rank, l, k[i]!));
+    const attrs = staticAttrs(n, rank);
+    // Seen from the output side this is a Conv from Y (length `out`) to X (length L).
+    const Ly = axes.map((a) => a.out as number);
+    const p: Plan = { rank, k, ...attrs, L: Ly, Lo: L, C: Cog! * attrs.group, K: Cin!, pb: axes.map((a) => a.pb), pe: axes.map((a) => a.pe) };
+    // onnxruntime rejects ConvTranspose geometries where the adjoint Conv would not land exactly on X.
+    const reach = Ly.map((l, i) => Math.floor((l + p.pb[i]! + p.pe[i]! - p.d[i]! * (k[i]! - 1) - 1) / p.s[i]!) + 1);
+    if (reach.some((r, i) => r !== L[i]))
+      throw new Error(
+        `${desc(n)}: output_shape/pads/output_padding do not match the input size (the adjoint Conv reaches [${reach}], input is [${L}]). Fix the attributes.`,
+      );
+    const convAttrs = { kernel_shape: k, strides: p.s, dilations: p.d, group: p.group, pads: [...p.pb, ...p.pe] };
+    return [
+      needs[0] ? e.op('Conv', [dy!, w], convAttrs, 'dconvt_x') : null,
+      needs[1] ? convWeightGrad(e, dy!, x, p, [xShape[0]!, p.C, ...Ly]) : null,
+      b && needs[2] ? biasGrad(e, dy!, rank) : null,
+    ];
+  },
+});
