@@ -96,3 +96,12 @@ test('a full disk while writing a checkpoint keeps the previous checkpoint', () 
   assert.throws(() => loadCheckpoint(file), /not a valid graft checkpoint.*truncated/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('replaceHead on a model whose old head has the same parameter names keeps the new head trainable', async () => {
+  const { smallCNN } = await import('../src/nn/index.js');
+  const net = new Network(smallCNN({ classes: 3 }).build({ inputShape: ['N', 1, 28, 28], seed: 0 }));
+  net.freeze().replaceHead(linear(128, 5), { seed: 1 });
+  assert.deepEqual([...net.trainable].sort(), ['head.bias', 'head.weight']);
+  assert.deepEqual(net.model.graph.initializers.get('head.weight')!.dims, [5, 128]);
+  assert.ok(net.headOnly());
+});

@@ -127,12 +127,17 @@ export class Network {
   /** Replaces everything after the feature cut with `head` (trainable, freshly initialised from `seed`). */
   replaceHead(head: Module, opts: { cut?: string; seed?: number } = {}): this {
     const cut = opts.cut ?? this.cut ?? findCut(this.model).value;
-    const before = new Set(this.parameters);
     this.model = replaceHeadOp(this.model, head, { cut, seed: opts.seed });
     this.cut = this.model.metadata['graft.cut'] ?? cut;
     for (const p of [...this.trainable]) if (!this.model.graph.initializers.has(p)) this.trainable.delete(p);
-    for (const p of this.parameters) if (!before.has(p)) this.trainable.add(p);
+    // the new head's parameters (they may reuse the old head's names, e.g. "head.weight") are trainable
+    for (const p of this.headParameters) this.trainable.add(p);
     return this;
+  }
+
+  /** Parameters of the head added by the last replaceHead (empty if none). */
+  get headParameters(): string[] {
+    return JSON.parse(this.model.metadata['graft.head_params'] ?? '[]') as string[];
   }
 
   /** True when every trainable parameter lies after the cut (the backbone is frozen). */

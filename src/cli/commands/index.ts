@@ -4,7 +4,10 @@
  * onnxruntime inside the action so `graft --help` stays fast), then list it here.
  */
 import type { Command } from 'commander';
+import * as demo from './demo.js';
+import * as evalCmd from './eval.js';
 import * as inspect from './inspect.js';
+import * as predict from './predict.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -12,4 +15,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [inspect];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd];
