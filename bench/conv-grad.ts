@@ -27,6 +27,8 @@ const configs: Config[] = [
   { name: 'resnet 1x1 s2 64->128 56x56', x: [32, 64, 56, 56], w: [128, 64, 1, 1], attrs: { strides: [2, 2] } },
   { name: 'mobilenet 1x1 24->144 56x56', x: [32, 24, 56, 56], w: [144, 24, 1, 1], attrs: {} },
   { name: 'mobilenet dw 3x3 s1 144 56x56', x: [32, 144, 56, 56], w: [144, 1, 3, 3], attrs: { pads: [1, 1, 1, 1], group: 144 } },
+  { name: 'smallcnn conv2 3x3 32->64 14x14', x: [64, 32, 14, 14], w: [64, 32, 3, 3], attrs: { pads: [1, 1, 1, 1] } },
+  { name: 'smallcnn conv1 3x3 1->32 28x28', x: [64, 1, 28, 28], w: [32, 1, 3, 3], attrs: { pads: [1, 1, 1, 1] } },
   { name: 'mobilenet dw 3x3 s2 144 56x56', x: [32, 144, 56, 56], w: [144, 1, 3, 3], attrs: { pads: [1, 1, 1, 1], group: 144, strides: [2, 2] } },
 ];
 
@@ -37,7 +39,7 @@ function rand(dims: number[], seed: number): ort.Tensor {
   return new ort.Tensor('float32', data, dims);
 }
 
-type Which = 'fwd' | 'dx' | 'dw' | 'dwT';
+type Which = 'fwd' | 'dx' | 'dw' | 'dwT' | 'dxConv';
 
 /**
  * For comparison (dense convs only): dW as a Conv of transposed tensors (Xᵀ as C images of N channels, dYᵀ as K kernels,
@@ -54,6 +56,15 @@ function dwConvOfTransposes(e: Emitter, cfg: Config, yShape: number[]): string {
   return e.transpose(crop, [1, 0, 2, 3]);
 }
 
+/** For comparison (stride 1, group 1): dX as a plain Conv of dy with the spatially flipped, transposed kernel. */
+function dxAsConv(e: Emitter, cfg: Config): string {
+  const [kh, kw] = cfg.w.slice(2) as [number, number];
+  const pads = (cfg.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
+  const flipped = e.op('Slice', ['w', e.ints([-1, -1]), e.ints([-kh - 1, -kw - 1]), e.ints([2, 3]), e.ints([-1, -1])]);
+  const wt = e.transpose(flipped, [1, 0, 2, 3]);
+  return e.op('Conv', ['dy', wt], { pads: [kh - 1 - pads[0]!, kw - 1 - pads[1]!, kh - 1 - pads[2]!, kw - 1 - pads[3]!] });
+}
+
 /** Builds one graph: 'fwd' computes Conv(x, w); 'dx' / 'dw' apply graft's Conv gradient rule to a fed dy. */
 function build(cfg: Config, which: Which): { model: Model; yShape: number[] } {
   const g = new Graph();
@@ -67,7 +78,7 @@ function build(cfg: Config, which: Which): { model: Model; yShape: number[] } {
     g.inputs.push({ name: 'dy', dtype: 'float32', shape: yShape });
     const node = g.nodes[g.nodes.length - 1]!;
     const [dx, dw] = opDef('Conv')!.grad!(e, node, ['dy'], [which === 'dx', which === 'dw', false]);
-    const out = which === 'dwT' ? dwConvOfTransposes(e, cfg, yShape) : (which === 'dx' ? dx : dw)!;
+    const out = which === 'dwT' ? dwConvOfTransposes(e, cfg, yShape) : which === 'dxConv' ? dxAsConv(e, cfg) : (which === 'dx' ? dx : dw)!;
     g.outputs = [{ name: out, dtype: 'float32', shape: which === 'dx' ? cfg.x : cfg.w }];
     g.prune();
     g.inputs = g.inputs.filter((v) => g.nodes.some((n) => n.inputs.includes(v.name)));
@@ -100,14 +111,16 @@ async function timeAll(models: Model[], feeds: Record<string, ort.Tensor>, iters
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const iters = Number(args[args.indexOf('--iters') + 1]) || 20;
-  const list = args.includes('--all') ? configs : configs.slice(0, 1);
+  const only = args.includes('--only') ? args[args.indexOf('--only') + 1]! : undefined;
+  const list = only ? configs.filter((c) => c.name.includes(only)) : args.includes('--all') ? configs : configs.slice(0, 1);
   console.log(`onnxruntime-node ${ort.env.versions?.common ?? ''}, 2 threads, best of ${iters} runs`);
   for (const cfg of list) {
     const fwd = build(cfg, 'fwd');
     const [N, K, ...Lo] = fwd.yShape;
     const flops = 2 * N! * K! * cfg.w[1]! * Lo.reduce((a, b) => a * b, 1) * cfg.w.slice(2).reduce((a, b) => a * b, 1);
     const feeds = { x: rand(cfg.x, 1), w: rand(cfg.w, 2), dy: rand(fwd.yShape, 3) };
-    const kinds: Which[] = cfg.attrs.group ? ['fwd', 'dx', 'dw'] : ['fwd', 'dx', 'dw', 'dwT'];
+    const plain = !cfg.attrs.group && !cfg.attrs.strides;
+    const kinds: Which[] = cfg.attrs.group ? ['fwd', 'dx', 'dw'] : plain ? ['fwd', 'dx', 'dxConv', 'dw', 'dwT'] : ['fwd', 'dx', 'dw', 'dwT'];
     const ms = await timeAll(
       kinds.map((k) => (k === 'fwd' ? fwd.model : build(cfg, k).model)),
       feeds,
