@@ -18,7 +18,8 @@ export class Emitter implements InferContext {
     public prefix = '',
   ) {}
 
-  private producer(name: string): Node | undefined {
+  /** The node that produces `name`, if any. */
+  producer(name: string): Node | undefined {
     if (!this.producers) this.producers = this.graph.producers();
     return this.producers.get(name);
   }

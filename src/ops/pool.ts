@@ -104,12 +104,37 @@ function scatterToArgmax(e: Emitter, n: Node, x: string, dy: string, idx: string
   return annotate(e, e.reshapeLike(out, x), xShape);
 }
 
+/**
+ * Fast path for tiling windows (kernel = stride, no padding or dilation, sizes divisible) over a Relu/Clip
+ * output: dX = dY·[x = max]/count, with no argmax pass and no scatter. Ties share the gradient equally; the only
+ * ties such inputs have in practice sit at the activation's flat floor/ceiling (0, or Clip's bounds), where the
+ * activation's own gradient is zero, so the result equals PyTorch's first-argmax routing.
+ */
+function tiledMaxPoolGrad(e: Emitter, n: Node, p: PoolPlan, dy: string): string | null {
+  const x = n.inputs[0]!;
+  const src = e.producer(x)?.op;
+  if (p.rank !== 2 || (src !== 'Relu' && src !== 'Clip') || n.outputs[1] || attrInt(n, 'ceil_mode', 0)) return null;
+  const tiles = p.k.every((k, i) => k === p.s[i] && p.d[i] === 1 && p.pb[i] === 0 && p.pe[i] === 0 && p.L[i]! % k === 0);
+  if (!tiles) return null;
+  const [N, C] = p.xShape as [Dim, Dim];
+  const [kh, kw] = p.k as [number, number];
+  const [h, w] = p.Lo as [number, number];
+  if (typeof C !== 'number') return null;
+  const win = (v: string, a: number, b: number) => e.op('Reshape', [v, e.ints([-1, C, h, a, w, b])]);
+  const mask = e.op('Cast', [e.op('Equal', [win(x, kh, kw), win(n.outputs[0]!, 1, 1)])], { to: 1 });
+  const count = e.reduceSum(mask, [3, 5], true);
+  const g = e.mul(mask, e.div(win(dy, 1, 1), count));
+  return annotate(e, e.reshapeLike(g, x), [N, C, ...p.L]);
+}
+
 defineOp('MaxPool', {
   infer: inferPool,
   nonDifferentiableOutputs: [1],
   grad: (e, n, [dy], needs) => {
     if (!needs[0] || !dy) return [null];
     const p = poolPlan(e, n);
+    const fast = tiledMaxPoolGrad(e, n, p, dy);
+    if (fast) return [fast];
     const x = n.inputs[0]!;
     let idx = n.outputs[1];
     if (!idx || attrInt(n, 'storage_order', 0) !== 0) {

@@ -145,3 +145,22 @@ test('inferred pooling shapes match onnxruntime', async () => {
     for (const o of outs) assert.deepEqual(g.info(o)?.shape, [...r[o]!.dims], `${op} ${JSON.stringify(attrs)}: inferred vs onnxruntime`);
   }
 });
+
+test('MaxPool after Relu (tiling windows): fast mask rule matches finite differences and first-argmax routing', async () => {
+  const { expectGradStrict } = await import('../helpers.js');
+  const { randn } = await import('../../src/autodiff/gradcheck.js');
+  // spread values so no window ties except at Relu's zero floor
+  await expectGradStrict('MaxPool', {
+    inputs: { x: randn([2, 3, 4, 6], 11, { awayFromZero: 0.05 }) },
+    wrt: ['x'],
+    build: (e) => e.op('MaxPool', [e.op('Relu', ['x'])], { kernel_shape: [2, 2], strides: [2, 2] }),
+    eps: 1e-3,
+  });
+  // windows that are all zeros after Relu (ties at the floor) give zero gradient, not NaN or a split
+  const { expectGrad } = await import('../helpers.js');
+  await expectGrad({
+    inputs: { x: randn([1, 2, 4, 4], 5, { lo: -2, hi: -0.5 }) },
+    wrt: ['x'],
+    build: (e) => e.mul(e.op('MaxPool', [e.op('Relu', ['x'])], { kernel_shape: [2, 2], strides: [2, 2] }), e.scalar(3)),
+  });
+});
