@@ -39,7 +39,8 @@ export function toInferenceModel(trained: Model, opts: ExportOptions = {}): Mode
   }
   if (opts.features) {
     if (!g.has(opts.features)) throw new Error(`Feature value "${opts.features}" is not in the model; pick a value listed by \`graft inspect\`.`);
-    g.addNode('Identity', [opts.features], ['features'], {}, 'export/features');
+    // a re-exported model's cut is already named 'features' (Network.load of a saved model): no alias needed
+    if (opts.features !== 'features') g.addNode('Identity', [opts.features], ['features'], {}, 'export/features');
     outputs.push({ name: 'features', dtype: 'float32', shape: g.info(opts.features)?.shape });
   }
   g.outputs = outputs;

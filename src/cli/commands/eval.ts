@@ -1,0 +1,244 @@
+/**
+ * `graft eval <model.onnx> --data <folder|manifest> [--out dir]`: accuracy, top-k, per-class precision/recall/F1,
+ * confusion matrix and calibration (ECE, reliability diagram) of a classifier on labelled images. Data classes
+ * are matched to the model's labels by name. With --out: eval.json, predictions.csv, confusion.{svg,png},
+ * reliability.{svg,png} and a self-contained report.html.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Command, Option } from 'commander';
+import { confusionText } from '../../report/confusion.js';
+import type { HtmlReportInput } from '../../report/html.js';
+import type { CalibrationBin } from '../../report/metrics.js';
+import { CliError, emit, note } from '../context.js';
+import { atLeastOne, type Classifier, classifyFiles, csvField, loadClassifier, warner } from './predict.js';
+
+/** The eval.json document (also the --json output). */
+export interface EvalReport extends Omit<HtmlReportInput, 'confusionSvg' | 'reliabilitySvg' | 'title' | 'perClass'> {
+  graft: string;
+  created: string;
+  /** The model's class names, in output order. */
+  labels: string[];
+  mce: number;
+  calibration: { bins: number; binStats: CalibrationBin[] };
+  perClass: { label: string; index: number; precision: number; recall: number; f1: number; support: number }[];
+  /** Files written under --out, by kind. */
+  files?: Record<string, string>;
+}
+
+interface EvalOptions {
+  data: string;
+  out?: string;
+  topK: number;
+  batchSize: number;
+  bins: number;
+  strict?: boolean;
+  preprocess?: string;
+}
+
+/** Registers `graft eval`. */
+export function register(program: Command): void {
+  program
+    .command('eval')
+    .description('evaluate a classifier on labelled images: accuracy, top-k, per-class P/R/F1, confusion matrix, calibration; optional HTML report')
+    .argument('<model>', 'path to the .onnx model (its model.json sidecar or metadata gives labels and preprocessing)')
+    .requiredOption('-d, --data <path>', 'labelled data: a folder of <class>/<images> or a CSV/JSONL manifest (path,label)')
+    .option('-o, --out <dir>', 'write eval.json, predictions.csv, confusion.svg/png, reliability.svg/png and report.html here')
+    .addOption(new Option('-k, --top-k <n>', 'k of the top-k accuracy').default(5).argParser(atLeastOne('--top-k')))
+    .addOption(new Option('-b, --batch-size <n>', 'images per inference batch').default(32).argParser(atLeastOne('--batch-size')))
+    .addOption(new Option('--bins <n>', 'equal-width confidence bins for ECE').default(15).argParser(atLeastOne('--bins')))
+    .option('--strict', 'stop with exit code 1 at the first image that cannot be decoded (default: warn and leave it out)')
+    .option('--preprocess <file>', "JSON preprocessing config to use instead of the model's")
+    .action(async (model: string, opts: EvalOptions, cmd: Command) => {
+      const report = await evaluate(model, opts, cmd);
+      emit(cmd, report, () => formatEval(report));
+    });
+}
+
+/** Image paths and their labels as indices into the model's labels. */
+interface EvalData {
+  source: string;
+  /** Folder that relative paths in predictions.csv start from (the data folder, or the manifest's folder). */
+  root: string;
+  paths: readonly string[];
+  labels: Int32Array;
+}
+
+/**
+ * Loads a labelled folder or manifest and maps its class names to the model's labels.
+ * @throws naming every data class the model does not know.
+ */
+export async function loadEvalData(data: string, clf: Classifier, warn: (m: string) => void): Promise<EvalData> {
+  const { ImageFolderDataset, ManifestDataset } = await import('../../data/index.js');
+  const { describeFsError } = await import('../../util/fs-errors.js');
+  const abs = path.resolve(data);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(abs);
+  } catch (e) {
+    throw new CliError(describeFsError('read the evaluation data', data, e));
+  }
+  const known = new Map(clf.labels.map((l, i) => [l, i]));
+  const unknownError = (names: string[], what: string) => {
+    const list = clf.labels.length > 12 ? `${clf.labels.slice(0, 12).join(', ')}, … (${clf.labels.length} in all)` : clf.labels.join(', ');
+    const origin = clf.hasLabels ? 'its labels' : 'it has no labels, so classes are named by index';
+    return new CliError(
+      `${what} ${names.map((n) => `"${n}"`).join(', ')} of ${abs} ${names.length > 1 ? 'are not classes' : 'is not a class'} of model ${clf.file} (${origin}: ${list || 'none'}). Rename or remove ${names.length > 1 ? 'them' : 'it'} to match the model's labels, or evaluate a model trained with ${names.length > 1 ? 'these classes' : 'this class'}.`,
+    );
+  };
+  if (st.isDirectory()) {
+    const dirs = fs
+      .readdirSync(abs, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+      .map((e) => e.name)
+      .sort();
+    const unknown = dirs.filter((d) => !known.has(d));
+    if (unknown.length) throw unknownError(unknown, unknown.length > 1 ? 'Class folders' : 'Class folder');
+    const ds = await ImageFolderDataset.load(abs, { classes: clf.labels, onWarning: warn });
+    return { source: abs, root: abs, paths: ds.paths, labels: ds.labels()! };
+  }
+  const ds = await ManifestDataset.load(abs);
+  const raw = ds.labels();
+  if (!raw) throw new CliError(`Manifest ${abs} has no "label" column/field; evaluation needs the true class of every image (path,label).`);
+  const unknown = ds.classes.filter((c) => !known.has(c));
+  if (unknown.length) throw unknownError(unknown, unknown.length > 1 ? 'Labels' : 'Label');
+  const map = ds.classes.map((c) => known.get(c)!);
+  return { source: abs, root: path.dirname(abs), paths: ds.paths, labels: Int32Array.from(raw, (l) => map[l]!) };
+}
+
+/** Runs the evaluation and writes the --out files. */
+async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise<EvalReport> {
+  const warn = warner(cmd);
+  const clf = await loadClassifier(model, opts.preprocess);
+  const { createProgress } = await import('../../util/progress.js');
+  const { classificationMetrics } = await import('../../report/metrics.js');
+  const { graftVersion } = await import('../../util/version.js');
+  let data: EvalData;
+  let r: Awaited<ReturnType<typeof classifyFiles>>;
+  try {
+    if (!clf.hasLabels) warn(`model ${model} has no labels (model.json "labels" or metadata "graft.labels"); data classes must be named 0..k-1.`);
+    data = await loadEvalData(opts.data, clf, warn);
+    const progress = createProgress({ total: data.paths.length, label: 'eval', unit: 'img' });
+    r = await classifyFiles(clf, data.paths, {
+      batchSize: opts.batchSize,
+      strict: opts.strict,
+      onWarning: warn,
+      failNote: 'left out of the metrics',
+      onBatch: (n) => progress.tick(n),
+    });
+    progress.done();
+  } finally {
+    await clf.session.release();
+  }
+  const k = r.classes;
+  const keep = data.paths.map((_, i) => i).filter((i) => !r.failed.has(i));
+  if (keep.length === 0)
+    throw new CliError(`None of the ${data.paths.length} images of ${data.source} could be decoded; check the files (see the warnings above).`);
+  const probs = new Float32Array(keep.length * k);
+  keep.forEach((i, j) => void probs.set(r.probabilities.subarray(i * k, (i + 1) * k), j * k));
+  const labels = Int32Array.from(keep, (i) => data.labels[i]!);
+  const m = classificationMetrics({ probabilities: probs, classes: k }, labels, { topK: opts.topK, bins: opts.bins });
+  const present = m.report.present;
+  const report: EvalReport = {
+    graft: graftVersion(),
+    created: new Date().toISOString(),
+    model: path.resolve(model),
+    data: data.source,
+    n: keep.length,
+    skipped: [...r.failed].map(([i, error]) => ({ file: data.paths[i]!, error })),
+    labels: clf.labels,
+    accuracy: m.accuracy,
+    topK: m.topK,
+    nll: m.nll,
+    ece: m.calibration.ece,
+    mce: m.calibration.mce,
+    calibration: { bins: opts.bins, binStats: m.calibration.bins },
+    macro: m.report.macro,
+    weighted: m.report.weighted,
+    perClass: present.map((c) => ({ label: clf.labels[c]!, index: c, ...m.report.perClass[c]! })),
+    confusion: { labels: present.map((c) => clf.labels[c]!), matrix: present.map((t) => present.map((p) => m.confusion[t]![p]!)) },
+  };
+  if (opts.out) {
+    report.files = await writeOutputs(opts.out, report, {
+      keep,
+      predicted: m.predicted,
+      probs,
+      k,
+      paths: data.paths,
+      root: data.root,
+      labels: clf.labels,
+      truth: labels,
+    });
+    note(cmd, `wrote ${Object.values(report.files).join(', ')}`);
+  }
+  return report;
+}
+
+async function writeOutputs(
+  out: string,
+  report: EvalReport,
+  p: { keep: number[]; predicted: Int32Array; probs: Float32Array; k: number; paths: readonly string[]; root: string; labels: string[]; truth: Int32Array },
+): Promise<Record<string, string>> {
+  const { atomicWrite } = await import('../../util/atomic-write.js');
+  const { renderConfusion, renderReliability } = await import('../../report/confusion.js');
+  const { renderHtmlReport } = await import('../../report/html.js');
+  const [conf, rel] = await Promise.all([
+    renderConfusion(report.confusion.matrix, report.confusion.labels),
+    renderReliability(report.calibration.binStats, report.ece),
+  ]);
+  const files: Record<string, string> = {};
+  const put = (key: string, name: string, bytes: string | Uint8Array | undefined) => {
+    if (bytes === undefined) return;
+    const f = path.join(out, name);
+    atomicWrite(f, bytes);
+    files[key] = f;
+  };
+  const rows = p.keep.map((i, j) => {
+    const pred = p.predicted[j]!;
+    const cells = [
+      path.relative(p.root, p.paths[i]!) || p.paths[i]!,
+      p.labels[p.truth[j]!]!,
+      p.labels[pred]!,
+      String(p.probs[j * p.k + pred]),
+      String(pred === p.truth[j]),
+    ];
+    return cells.map(csvField).join(',');
+  });
+  put('predictions', 'predictions.csv', `file,label,predicted,confidence,correct\n${rows.join('\n')}\n`);
+  put('confusionSvg', 'confusion.svg', conf.svg);
+  put('confusionPng', 'confusion.png', conf.png);
+  put('reliabilitySvg', 'reliability.svg', rel.svg);
+  put('reliabilityPng', 'reliability.png', rel.png);
+  put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg }));
+  files.json = path.join(out, 'eval.json');
+  atomicWrite(files.json, `${JSON.stringify({ ...report, files }, null, 2)}\n`);
+  return files;
+}
+
+/** Human-readable rendering of an evaluation. */
+export function formatEval(r: EvalReport): string[] {
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  const f4 = (x: number) => x.toFixed(4);
+  const kv = (k: string, v: string) => `  ${k.padEnd(16)}${v}`;
+  const lines = [
+    `${r.n} images of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
+    kv('accuracy', pct(r.accuracy)),
+    kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy)),
+    kv('macro F1', f4(r.macro.f1)),
+    kv('weighted F1', f4(r.weighted.f1)),
+    kv('NLL', f4(r.nll)),
+    kv('ECE', `${pct(r.ece)} (${r.calibration.bins} bins; max gap ${pct(r.mce)})`),
+    '',
+  ];
+  const head = ['class', 'precision', 'recall', 'F1', 'support'];
+  const body = [
+    ...r.perClass.map((c) => [c.label, f4(c.precision), f4(c.recall), f4(c.f1), String(c.support)]),
+    ['macro avg', f4(r.macro.precision), f4(r.macro.recall), f4(r.macro.f1), String(r.n)],
+    ['weighted avg', f4(r.weighted.precision), f4(r.weighted.recall), f4(r.weighted.f1), String(r.n)],
+  ];
+  const w = head.map((h, j) => Math.max(h.length, ...body.map((b) => b[j]!.length)));
+  const row = (cells: string[]) => `  ${cells.map((c, j) => (j === 0 ? c.padEnd(w[j]!) : c.padStart(w[j]!))).join('  ')}`;
+  lines.push(row(head), ...body.map(row), '', 'confusion matrix (rows: true, columns: predicted):');
+  lines.push(...confusionText(r.confusion.matrix, r.confusion.labels).map((l) => `  ${l}`));
+  return lines;
+}
