@@ -105,3 +105,22 @@ test('replaceHead on a model whose old head has the same parameter names keeps t
   assert.deepEqual(net.model.graph.initializers.get('head.weight')!.dims, [5, 128]);
   assert.ok(net.headOnly());
 });
+
+test('a saved model loads back as a Network that predicts the same and can train again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-reload-'));
+  const file = path.join(dir, 'm.onnx');
+  const net = new Network(backbone(), { labels: ['a', 'b'] });
+  net.freeze().replaceHead(linear(8, 2), { seed: 3 });
+  await net.fit(images(32, 1), { epochs: 2, batchSize: 8, optimizer: sgd({ lr: 0.1 }), seed: 0 });
+  net.save(file);
+  const back = Network.load(file);
+  assert.deepEqual(back.labels, ['a', 'b']);
+  const data = images(16, 7);
+  const a = await net.predict(data);
+  const b = await back.predict(data);
+  for (let i = 0; i < a.probabilities.length; i++) assert.ok(Math.abs(a.probabilities[i]! - b.probabilities[i]!) < 1e-6);
+  back.freeze().replaceHead(linear(8, 3), { seed: 1 });
+  await back.fit(images(30, 2), { epochs: 1, batchSize: 10, optimizer: sgd({ lr: 0.1 }), seed: 0 });
+  back.save(path.join(dir, 'again.onnx'));
+  fs.rmSync(dir, { recursive: true, force: true });
+});

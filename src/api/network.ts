@@ -99,6 +99,13 @@ export class Network {
       if (model.metadata['graft.preprocess']) meta.preprocess = JSON.parse(model.metadata['graft.preprocess']);
       if (model.metadata['graft.labels']) meta.labels = JSON.parse(model.metadata['graft.labels']);
     }
+    // A graft export has outputs logits/probabilities/features: train and re-export from the logits.
+    const outs = model.graph.outputs.map((o) => o.name);
+    if (outs.includes('logits') && outs.length > 1) {
+      model.graph.outputs = model.graph.outputs.filter((o) => o.name === 'logits');
+      model.graph.prune();
+    }
+    if (meta.cut && !model.graph.has(meta.cut)) meta.cut = undefined;
     return new Network(model, meta);
   }
 
@@ -256,7 +263,7 @@ export class Network {
   save(file: string, extra: Record<string, unknown> = {}): void {
     saveModel(this.toInference(), file);
     const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
-    const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut ? 'features' : undefined, ...extra };
+    const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }
