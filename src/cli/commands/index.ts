@@ -7,7 +7,10 @@ import type { Command } from 'commander';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
 import * as inspect from './inspect.js';
+import * as lrFind from './lr-find.js';
 import * as predict from './predict.js';
+import * as pretrain from './pretrain.js';
+import * as train from './train.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -15,4 +18,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind];

@@ -1,0 +1,360 @@
+/**
+ * graft.yaml / graft.json: the training configuration of `graft train` (and `graft pretrain`, `graft lr-find`),
+ * validated with zod. Every CLI flag of those commands maps to one config key ({@link FLAGS}); flags override
+ * the file. Errors name the file, the key path (and the flag it came from) and say how to fix it.
+ * See docs/config.md for every key.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { augmentSchema } from '../data/augment.js';
+
+export { addConfigFlags, FLAGS, type FlagSpec, flagValues } from './flags.js';
+
+const posInt = z.number().int().positive();
+const file = z.string().min(1, 'must not be empty');
+
+const dataSchema = z.strictObject({
+  /** Image folder (`root/<class>/<images>`), manifest (.csv/.jsonl), or 'mnist'. */
+  train: file.optional(),
+  /** Manifest file of the training images (alternative to `train`). */
+  manifest: file.optional(),
+  /** Validation images: a folder or a manifest. Default: `valSplit` of the training data. */
+  val: file.optional(),
+  /** Fraction of each training class held out for validation when `val` is not given (0 for none). */
+  valSplit: z.number().min(0).lt(1).default(0.15),
+  /** Test images (folder, manifest, or 'mnist' for MNIST's test split), evaluated once at the end. */
+  test: file.optional(),
+  /** 'balanced' weighs the loss by n / (K · count_c) per class. */
+  classWeights: z.enum(['balanced', 'none']).default('none'),
+  /** Fixed class list (label = index); default: the folder names / distinct manifest labels, sorted. */
+  classes: z.array(z.string().min(1)).min(2).optional(),
+  /** Use at most this many training images (a seeded, stratified subset). */
+  limit: posInt.optional(),
+});
+
+const headSchema = z.strictObject({
+  type: z.enum(['mlp', 'linear']).default('mlp'),
+  hidden: z.array(posInt).default([256, 256]),
+  activation: z.enum(['relu', 'gelu', 'tanh']).default('relu'),
+  dropout: z.number().min(0).lt(1).default(0),
+  batchNorm: z.boolean().default(false),
+});
+
+/** Built-in architectures (`resnet18-style` is an alias of `resnet18`). */
+export const ARCHS = ['small-cnn', 'resnet18', 'resnet18-style', 'lenet5'] as const;
+
+const modelSchema = z.strictObject({
+  /** ONNX backbone file (its preprocessing comes from the sidecar .json or the model metadata). */
+  backbone: file.optional(),
+  /** Built-in architecture, randomly initialised from the seed (instead of `backbone`). */
+  arch: z.enum(ARCHS).optional(),
+  /** Width of the built-in architecture (small-cnn: first conv channels; resnet18: stem channels). */
+  width: posInt.optional(),
+  /** Value or node name where the features end (default: found automatically, see `graft inspect`). */
+  cut: z.string().min(1).optional(),
+  /** Preprocessing fields overriding the backbone's (see the preprocessing config), e.g. { size: [64, 64] }. */
+  preprocess: z.record(z.string(), z.unknown()).optional(),
+  head: headSchema.prefault({}),
+});
+
+const optimizerSchema = z.strictObject({
+  name: z.enum(['sgd', 'adam', 'adamw']).default('sgd'),
+  /** Base learning rate (default 0.01 for sgd, 0.001 for adam/adamw). */
+  lr: z.number().positive().optional(),
+  /** SGD momentum (default 0.9). */
+  momentum: z.number().min(0).lt(1).optional(),
+  nesterov: z.boolean().optional(),
+  weightDecay: z.number().min(0).optional(),
+});
+
+const scheduleSchema = z.strictObject({
+  kind: z.enum(['constant', 'step', 'cosine', 'one-cycle', 'inv']).default('constant'),
+  /** Linear warmup: a fraction of the run when < 1, else a number of steps. */
+  warmup: z.number().min(0).default(0),
+  stepSize: posInt.optional(),
+  gamma: z.number().min(0).optional(),
+  minFactor: z.number().min(0).max(1).optional(),
+  pctStart: z.number().gt(0).lt(1).optional(),
+  divFactor: z.number().positive().optional(),
+  finalDivFactor: z.number().positive().optional(),
+  power: z.number().min(0).optional(),
+});
+
+const earlyStoppingSchema = z.preprocess(
+  (v) => (v === false ? { enabled: false } : v === true ? { enabled: true } : v),
+  z
+    .strictObject({
+      /** Default: on when there is validation data. */
+      enabled: z.boolean().optional(),
+      monitor: z.string().min(1).default('val_loss'),
+      patience: posInt.default(3),
+      minDelta: z.number().min(0).default(0),
+      restoreBest: z.boolean().default(true),
+    })
+    .prefault({}),
+);
+
+const trainSchema = z.strictObject({
+  /** head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune: fastai's recipe. */
+  mode: z.enum(['head', 'last-stages', 'full', 'fine-tune']).default('fine-tune'),
+  epochs: posInt.default(10),
+  /** fine-tune: epochs of the frozen-backbone phase before unfreezing (0 skips it). */
+  freezeEpochs: z.number().int().min(0).default(1),
+  /** last-stages: how many trailing stages (the head counts as one) are trained. */
+  lastStages: posInt.default(2),
+  batchSize: posInt.default(32),
+  optimizer: optimizerSchema.prefault({}),
+  schedule: scheduleSchema.prefault({}),
+  labelSmoothing: z.number().min(0).lt(1).default(0),
+  clipNorm: z.number().positive().optional(),
+  earlyStopping: earlyStoppingSchema,
+  /** true for torchvision's RandomResizedCrop + flip, an object for details, false for none. */
+  augment: z.preprocess((v) => (v === true ? {} : v === false || v === null ? undefined : v), augmentSchema.optional()),
+});
+
+const runSchema = z.strictObject({
+  /** Run folder name under `dir`. */
+  name: z
+    .string()
+    .regex(/^[\w.-]+$/, 'use letters, digits, ".", "_" and "-" only')
+    .optional(),
+  dir: file.default('runs'),
+  seed: z.number().int().min(0).default(0),
+  /** Continue the run in runs/<name>/ from its last checkpoint. */
+  resume: z.boolean().default(false),
+  /** Also checkpoint every N optimizer steps (always at each epoch end). */
+  checkpointEvery: posInt.optional(),
+  threads: posInt.optional(),
+  /** Corrupt images are errors instead of being skipped with a warning. */
+  strict: z.boolean().default(false),
+  /** Replace an existing run folder of the same name. */
+  overwrite: z.boolean().default(false),
+  /** Also write the final model (and its .json sidecar) to this .onnx path. */
+  export: file.regex(/\.onnx$/i, 'must end in .onnx').optional(),
+});
+
+const lrFindSchema = z
+  .strictObject({
+    startLr: z.number().positive().default(1e-7),
+    endLr: z.number().positive().default(10),
+    steps: z.number().int().min(5).default(100),
+    /** Stop when the smoothed loss exceeds this multiple of the best loss. */
+    divergence: z.number().gt(1).default(4),
+    /** PNG plot of loss vs LR (default runs/<name>/lr-find.png). */
+    plot: file.optional(),
+  })
+  .refine((o) => o.endLr > o.startLr, { message: 'endLr must be larger than startLr', path: ['endLr'] });
+
+/** The zod schema of a whole graft config. */
+export const configSchema = z
+  .strictObject({
+    data: dataSchema.prefault({}),
+    model: modelSchema.prefault({}),
+    train: trainSchema.prefault({}),
+    run: runSchema.prefault({}),
+    lrFind: lrFindSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const issue = (p: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: p, message });
+    if (!c.data.train && !c.data.manifest) issue(['data', 'train'], "required: an image folder, a manifest (.csv/.jsonl) or 'mnist' (flag --data)");
+    if (c.data.train && c.data.manifest) issue(['data', 'manifest'], 'give data.train or data.manifest, not both');
+    if (!c.model.backbone && !c.model.arch) issue(['model', 'backbone'], 'required: an ONNX backbone file (--backbone) or a built-in model.arch (--arch)');
+    if (c.model.backbone && c.model.arch) issue(['model', 'arch'], 'give model.backbone or model.arch, not both');
+    if (c.train.optimizer.name !== 'sgd')
+      for (const k of ['momentum', 'nesterov'] as const)
+        if (c.train.optimizer[k] !== undefined) issue(['train', 'optimizer', k], `applies to sgd only; remove it or set optimizer.name to sgd`);
+    if (c.train.optimizer.nesterov && c.train.optimizer.momentum === 0) issue(['train', 'optimizer', 'nesterov'], 'needs momentum > 0');
+    if (c.train.schedule.kind === 'step' && !c.train.schedule.stepSize)
+      issue(['train', 'schedule', 'stepSize'], 'required by the step schedule (steps between LR drops)');
+  });
+
+/** A validated config with defaults filled in. */
+export type GraftConfig = z.output<typeof configSchema>;
+
+/** Keys whose values are paths: resolved against the config file's folder. */
+const PATH_KEYS = ['data.train', 'data.manifest', 'data.val', 'data.test', 'model.backbone', 'run.dir', 'run.export', 'lrFind.plot'];
+
+/** Sets `obj.a.b.c = value` for key 'a.b.c', creating objects on the way. */
+export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let o = obj;
+  for (const p of parts.slice(0, -1)) {
+    const next = o[p];
+    if (next === false || next === true || next === undefined || next === null || typeof next !== 'object') o[p] = {};
+    o = o[p] as Record<string, unknown>;
+  }
+  o[parts.at(-1)!] = value;
+}
+
+/** The value at a dotted key, or undefined. */
+export function getPath(obj: unknown, key: string): unknown {
+  let o = obj;
+  for (const p of key.split('.')) {
+    if (o === null || typeof o !== 'object') return undefined;
+    o = (o as Record<string, unknown>)[p];
+  }
+  return o;
+}
+
+/**
+ * Reads a YAML (.yaml/.yml) or JSON (.json) config file into a plain object.
+ * @throws naming the file (and line) when it cannot be read or parsed, or is not a mapping.
+ */
+export function readConfigFile(file: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`Cannot read config file ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); check the path given to --config.`);
+  }
+  let raw: unknown;
+  const json = path.extname(file).toLowerCase() === '.json';
+  try {
+    raw = json ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
+    throw new Error(`Config file ${file} is not valid ${json ? 'JSON' : 'YAML'}: ${msg}. Fix the syntax (docs/config.md has a complete example).`);
+  }
+  if (raw === null || raw === undefined) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new Error(`Config file ${file} must hold a mapping with sections data, model, train, run; it holds ${Array.isArray(raw) ? 'a list' : typeof raw}.`);
+  return raw as Record<string, unknown>;
+}
+
+/** The config file to use: `explicit`, else graft.yaml / graft.yml / graft.json in `cwd` if one exists. */
+export function findConfigFile(explicit: string | undefined, cwd = process.cwd()): string | undefined {
+  if (explicit) return path.resolve(cwd, explicit);
+  for (const f of ['graft.yaml', 'graft.yml', 'graft.json']) if (fs.existsSync(path.join(cwd, f))) return path.join(cwd, f);
+  return undefined;
+}
+
+/** Options of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /** Config file (already resolved), if any. */
+  file?: string;
+  /** Values from CLI flags by config key (override the file). */
+  flags?: Record<string, { value: unknown; flag: string }>;
+  /** Values applied before the file (command-specific defaults such as pretrain's mode). */
+  defaults?: Record<string, unknown>;
+  /** Folder that relative paths from flags are resolved against (default cwd). */
+  cwd?: string;
+}
+
+/**
+ * Builds the config: command defaults, then the file (relative paths resolved against its folder), then the flags.
+ * @throws listing every invalid key with its path, the flag it came from, and how to fix it.
+ */
+export function loadConfig(opts: LoadConfigOptions = {}): { config: GraftConfig; raw: Record<string, unknown>; source: string } {
+  const raw: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts.defaults ?? {})) setPath(raw, k, v);
+  const fromFile = opts.file ? readConfigFile(opts.file) : {};
+  if (opts.file) resolvePaths(fromFile, path.dirname(opts.file));
+  merge(raw, fromFile);
+  const cwd = opts.cwd ?? process.cwd();
+  const flagOf = new Map<string, string>();
+  for (const [k, { value, flag }] of Object.entries(opts.flags ?? {})) {
+    setPath(raw, k, PATH_KEYS.includes(k) && typeof value === 'string' && value !== 'mnist' ? path.resolve(cwd, value) : value);
+    flagOf.set(k, flag);
+  }
+  const source = opts.file ?? 'command-line options';
+  return { config: parseConfig(raw, source, flagOf), raw, source };
+}
+
+/**
+ * Validates a raw config object.
+ * @param source the file name (or "command-line options") for messages.
+ * @param flagOf config key → the flag that set it, to name it in messages.
+ */
+export function parseConfig(raw: unknown, source = 'config', flagOf: Map<string, string> = new Map()): GraftConfig {
+  const r = configSchema.safeParse(raw);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const key = i.path.join('.');
+    if (i.code === 'unrecognized_keys') {
+      const known = knownKeys(i.path.map(String));
+      return i.keys
+        .map((k) => {
+          const guess = closest(k, known);
+          const full = key ? `${key}.${k}` : k;
+          return `  - ${full}: unknown key${guess ? ` (did you mean "${guess}"?)` : ''}; valid keys${key ? ` under ${key}` : ''}: ${known.join(', ')}`;
+        })
+        .join('\n');
+    }
+    const flag = flagOf.get(key);
+    return `  - ${key || '(top level)'}${flag ? ` (from ${flag})` : ''}: ${i.message}`;
+  });
+  const fix =
+    source === 'command-line options'
+      ? 'with the flags, or in a config file (--config graft.yaml) for keys without a flag'
+      : `in ${source} or with the matching flags`;
+  throw new Error(`Invalid config in ${source}:\n${lines.join('\n')}\nFix these keys ${fix}; docs/config.md lists every key.`);
+}
+
+function merge(into: Record<string, unknown>, from: Record<string, unknown>): void {
+  for (const [k, v] of Object.entries(from)) {
+    const cur = into[k];
+    if (v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur))
+      merge(cur as Record<string, unknown>, v as Record<string, unknown>);
+    else into[k] = v;
+  }
+}
+
+function resolvePaths(raw: Record<string, unknown>, base: string): void {
+  for (const k of PATH_KEYS) {
+    const v = getPath(raw, k);
+    if (typeof v === 'string' && v !== 'mnist') setPath(raw, k, path.resolve(base, v));
+  }
+}
+
+/** Unwraps defaults, optionals and pipes down to an object schema's keys. */
+function knownKeys(at: string[]): string[] {
+  let s = unwrap(configSchema as unknown as ZodLike);
+  for (const p of at) {
+    const shape = s?._zod.def.shape;
+    s = shape?.[p] ? unwrap(shape[p]) : undefined;
+  }
+  return Object.keys(s?._zod.def.shape ?? {});
+}
+
+interface ZodLike {
+  _zod: { def: { type: string; innerType?: ZodLike; out?: ZodLike; shape?: Record<string, ZodLike> } };
+}
+
+function unwrap(s: ZodLike | undefined): ZodLike | undefined {
+  for (let i = 0; s && i < 8; i++) {
+    const d = s._zod.def;
+    if (d.type === 'object') return s;
+    s = d.innerType ?? d.out;
+  }
+  return s;
+}
+
+/** The known key closest to `k` (edit distance ≤ 2 or a case-insensitive match), if any. */
+function closest(k: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = 3;
+  for (const c of known) {
+    const d = c.toLowerCase() === k.toLowerCase() ? 0 : editDistance(k, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const t = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = t;
+    }
+  }
+  return row[b.length]!;
+}

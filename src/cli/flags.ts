@@ -1,0 +1,126 @@
+/**
+ * The command-line side of the config: one flag per config key ({@link FLAGS}), registered on a commander
+ * command by {@link addConfigFlags} and read back, keyed by config key, by {@link flagValues}.
+ */
+import { type Command, InvalidArgumentError, Option } from 'commander';
+
+/** One CLI flag and the config key it sets. */
+export interface FlagSpec {
+  /** Commander flags, e.g. '--lr <x>'. */
+  flags: string;
+  /** Dotted config key, e.g. 'train.optimizer.lr'. */
+  key: string;
+  help: string;
+  /** How the argument is parsed (default: string; booleans take no argument). */
+  type?: 'number' | 'int' | 'list' | 'bool';
+  /** Maps the flag's value to the config value (e.g. --no-early-stopping → false). */
+  value?: (v: unknown) => unknown;
+}
+
+/** Every config flag of `graft train` and `graft lr-find`; `graft pretrain` takes a subset. */
+export const FLAGS: FlagSpec[] = [
+  { flags: '--data <path>', key: 'data.train', help: "training images: a class-per-folder folder, a manifest (.csv/.jsonl) or 'mnist'" },
+  { flags: '--manifest <file>', key: 'data.manifest', help: 'training manifest (.csv with path,label or .jsonl)' },
+  { flags: '--val <path>', key: 'data.val', help: 'validation folder or manifest (default: --val-split of the training data)' },
+  { flags: '--val-split <f>', key: 'data.valSplit', type: 'number', help: 'fraction of each class held out for validation (default 0.15)' },
+  { flags: '--test <path>', key: 'data.test', help: 'test folder or manifest, evaluated at the end' },
+  { flags: '--class-weights <w>', key: 'data.classWeights', help: "'balanced' or 'none'" },
+  { flags: '--limit <n>', key: 'data.limit', type: 'int', help: 'use at most n training images (seeded, stratified)' },
+  { flags: '--backbone <model.onnx>', key: 'model.backbone', help: 'ONNX backbone (preprocessing from its sidecar .json or metadata)' },
+  { flags: '--arch <name>', key: 'model.arch', help: 'built-in architecture: small-cnn, resnet18 (alias resnet18-style) or lenet5' },
+  { flags: '--width <n>', key: 'model.width', type: 'int', help: 'width of the built-in architecture' },
+  { flags: '--cut <value>', key: 'model.cut', help: 'where the backbone features end (default: automatic)' },
+  { flags: '--image-size <n>', key: 'model.preprocess.size', type: 'int', help: 'input height and width (overrides the backbone preprocessing)' },
+  { flags: '--channels <n>', key: 'model.preprocess.channels', type: 'int', help: 'input channels, 1 or 3' },
+  { flags: '--head <type>', key: 'model.head.type', help: "'mlp' or 'linear'" },
+  { flags: '--hidden <sizes>', key: 'model.head.hidden', type: 'list', help: 'hidden sizes of the mlp head, e.g. 256,256' },
+  { flags: '--activation <name>', key: 'model.head.activation', help: 'relu, gelu or tanh' },
+  { flags: '--head-dropout <p>', key: 'model.head.dropout', type: 'number', help: 'dropout after each hidden layer of the head' },
+  { flags: '--head-batch-norm', key: 'model.head.batchNorm', type: 'bool', help: 'BatchNorm1d after each hidden layer of the head' },
+  { flags: '--mode <mode>', key: 'train.mode', help: 'head, last-stages, full or fine-tune (default)' },
+  { flags: '--epochs <n>', key: 'train.epochs', type: 'int', help: 'training epochs (fine-tune: after the frozen phase)' },
+  { flags: '--freeze-epochs <n>', key: 'train.freezeEpochs', type: 'int', help: 'fine-tune: frozen-backbone epochs first (default 1)' },
+  { flags: '--last-stages <n>', key: 'train.lastStages', type: 'int', help: 'last-stages: trailing stages to train, head included (default 2)' },
+  { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'minibatch size (default 32)' },
+  { flags: '--optimizer <name>', key: 'train.optimizer.name', help: 'sgd (default), adam or adamw' },
+  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'base learning rate' },
+  { flags: '--momentum <x>', key: 'train.optimizer.momentum', type: 'number', help: 'SGD momentum (default 0.9)' },
+  { flags: '--nesterov', key: 'train.optimizer.nesterov', type: 'bool', help: 'Nesterov momentum' },
+  { flags: '--weight-decay <x>', key: 'train.optimizer.weightDecay', type: 'number', help: 'weight decay' },
+  { flags: '--schedule <kind>', key: 'train.schedule.kind', help: 'constant, step, cosine, one-cycle or inv' },
+  { flags: '--warmup <x>', key: 'train.schedule.warmup', type: 'number', help: 'linear warmup: fraction of the run (< 1) or steps' },
+  { flags: '--label-smoothing <x>', key: 'train.labelSmoothing', type: 'number', help: 'label smoothing of the cross-entropy' },
+  { flags: '--clip-norm <x>', key: 'train.clipNorm', type: 'number', help: 'clip gradients to this global L2 norm' },
+  { flags: '--patience <n>', key: 'train.earlyStopping.patience', type: 'int', help: 'early stopping: epochs without improvement (default 3)' },
+  { flags: '--monitor <metric>', key: 'train.earlyStopping.monitor', help: 'early stopping metric (default val_loss)' },
+  { flags: '--early-stopping', key: 'train.earlyStopping.enabled', type: 'bool', help: 'stop when the monitored metric stalls' },
+  { flags: '--no-early-stopping', key: 'train.earlyStopping.enabled', type: 'bool', help: 'train every epoch' },
+  { flags: '--restore-best', key: 'train.earlyStopping.restoreBest', type: 'bool', help: 'keep the best epoch’s weights (default)' },
+  { flags: '--no-restore-best', key: 'train.earlyStopping.restoreBest', type: 'bool', help: 'keep the last epoch’s weights' },
+  { flags: '--augment', key: 'train.augment', type: 'bool', help: 'random resized crops and flips' },
+  { flags: '--no-augment', key: 'train.augment', type: 'bool', help: 'no augmentation (default)' },
+  { flags: '--name <name>', key: 'run.name', help: 'run folder name under --runs-dir' },
+  { flags: '--runs-dir <dir>', key: 'run.dir', help: "folder of run folders (default 'runs')" },
+  { flags: '--resume', key: 'run.resume', type: 'bool', help: 'continue runs/<name> from its last checkpoint' },
+  { flags: '--checkpoint-every <n>', key: 'run.checkpointEvery', type: 'int', help: 'also checkpoint every n steps' },
+  { flags: '--strict', key: 'run.strict', type: 'bool', help: 'corrupt images are errors, not warnings' },
+  { flags: '--overwrite', key: 'run.overwrite', type: 'bool', help: 'replace an existing run folder of the same name' },
+  { flags: '--out <model.onnx>', key: 'run.export', help: 'also write the final model and its .json sidecar here' },
+  { flags: '--start-lr <x>', key: 'lrFind.startLr', type: 'number', help: 'lr-find: first learning rate (default 1e-7)' },
+  { flags: '--end-lr <x>', key: 'lrFind.endLr', type: 'number', help: 'lr-find: last learning rate (default 10)' },
+  { flags: '--steps <n>', key: 'lrFind.steps', type: 'int', help: 'lr-find: number of steps (default 100)' },
+  { flags: '--plot <file.png>', key: 'lrFind.plot', help: 'lr-find: where to write the plot (default runs/<name>/lr-find.png)' },
+];
+
+/** Global options (declared on the root program) and their config keys. */
+const GLOBAL_KEYS: Record<string, string> = { seed: 'run.seed', threads: 'run.threads' };
+
+function parseArg(spec: FlagSpec): ((v: string) => unknown) | undefined {
+  const name = spec.flags.split(' ')[0];
+  if (spec.type === 'number' || spec.type === 'int')
+    return (v) => {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n) || (spec.type === 'int' && !Number.isInteger(n)))
+        throw new InvalidArgumentError(`${name} needs ${spec.type === 'int' ? 'an integer' : 'a number'}, got "${v}".`);
+      return n;
+    };
+  if (spec.type === 'list')
+    return (v) =>
+      v.split(',').map((s) => {
+        const n = Number(s);
+        if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} needs comma-separated integers like 256,256, got "${v}".`);
+        return n;
+      });
+  return undefined;
+}
+
+/** Adds config flags to a command (all of {@link FLAGS}, or those whose key is in `keys`) plus --config. */
+export function addConfigFlags(cmd: Command, keys?: readonly string[]): Command {
+  cmd.option('-c, --config <file>', 'graft.yaml / graft.json (default: ./graft.yaml, ./graft.yml or ./graft.json if present)');
+  for (const spec of FLAGS) {
+    if (keys && !keys.includes(spec.key)) continue;
+    const o = new Option(spec.flags, `${spec.help} [${spec.key}]`);
+    const p = parseArg(spec);
+    if (p) o.argParser(p);
+    cmd.addOption(o);
+  }
+  return cmd;
+}
+
+/** Config values given on the command line, keyed by config key, from a command's parsed options. */
+export function flagValues(cmd: Command, keys?: readonly string[]): Record<string, { value: unknown; flag: string }> {
+  const opts = cmd.optsWithGlobals() as Record<string, unknown>;
+  const out: Record<string, { value: unknown; flag: string }> = {};
+  for (const spec of FLAGS) {
+    if (keys && !keys.includes(spec.key)) continue;
+    const o = cmd.options.find((x) => x.flags === spec.flags);
+    if (!o) continue;
+    const v = opts[o.attributeName()];
+    if (v === undefined) continue;
+    // a negatable pair shares one attribute: report the flag that matches the value
+    if (spec.type === 'bool' && spec.flags.startsWith('--no-') !== (v === false)) continue;
+    out[spec.key] = { value: spec.value ? spec.value(v) : v, flag: spec.flags.split(' ')[0]! };
+  }
+  for (const [attr, key] of Object.entries(GLOBAL_KEYS)) if (opts[attr] !== undefined) out[key] = { value: opts[attr], flag: `--${attr}` };
+  return out;
+}

@@ -1,0 +1,245 @@
+/**
+ * Turns a validated {@link GraftConfig} into what a training run needs: the labelled data (image folder,
+ * manifest or MNIST) split into train/val/test, the network (ONNX backbone or built-in architecture with a
+ * new head) and its preprocessing, and the batch sources, optimizer, schedule and loss. Shared by
+ * `graft train`, `graft pretrain` and `graft lr-find`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Network } from '../api/network.js';
+import type { PreprocessConfig } from '../data/preprocess.js';
+import { classWeights } from '../data/split.js';
+import type { Model } from '../ir/model.js';
+import type { Module } from '../nn/module.js';
+import { adam, adamw, sgd } from '../optim/index.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedule.js';
+import type { BatchSource } from '../step/batches.js';
+import type { LossSpec } from '../step/compile.js';
+import type { GraftConfig } from './config.js';
+
+/** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
+export type LabelledData =
+  | { kind: 'files'; where: string; paths: string[]; labels: Int32Array }
+  | { kind: 'arrays'; where: string; x: Float32Array; labels: Int32Array };
+
+/** The data of a run, before decoding. */
+export interface RunData {
+  classes: string[];
+  train: LabelledData;
+  val?: LabelledData;
+  test?: LabelledData;
+}
+
+/** Where messages go. */
+export interface SetupIo {
+  warn(message: string): void;
+}
+
+/** The preprocessing matching loadMnist's arrays: 28×28 grayscale in [0, 1]. */
+export const MNIST_PREPROCESS = { size: [28, 28], channels: 1, resize: 'stretch', scale: 255, mean: [0], std: [1] } as const;
+
+function pick(d: LabelledData, idx: ArrayLike<number>, where: string): LabelledData {
+  const labels = Int32Array.from(idx, (i) => d.labels[i]!);
+  if (d.kind === 'files') return { kind: 'files', where, paths: Array.from(idx, (i) => d.paths[i]!), labels };
+  const x = new Float32Array(idx.length * 784);
+  for (let k = 0; k < idx.length; k++) x.set(d.x.subarray(idx[k]! * 784, (idx[k]! + 1) * 784), k * 784);
+  return { kind: 'arrays', where, x, labels };
+}
+
+/** Loads one labelled set: 'mnist' (`split`), a manifest file (.csv/.jsonl/.ndjson) or an image folder. */
+async function loadSet(
+  ref: string,
+  key: string,
+  classes: readonly string[] | undefined,
+  io: SetupIo,
+  split: 'train' | 'test',
+): Promise<{ data: LabelledData; classes: string[] }> {
+  const data = await import('../data/index.js');
+  if (ref === 'mnist') {
+    const m = await data.loadMnist();
+    const s = split === 'train' ? m.train : m.test;
+    return { data: { kind: 'arrays', where: `MNIST ${split}`, x: s.x, labels: Int32Array.from(s.y) }, classes: [...m.classes] };
+  }
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(ref);
+  } catch (e) {
+    throw new Error(`${key}: ${ref} does not exist (${(e as NodeJS.ErrnoException).code}); give an image folder, a manifest (.csv/.jsonl) or 'mnist'.`);
+  }
+  const ds = st.isDirectory() ? await data.ImageFolderDataset.load(ref, { classes, onWarning: io.warn }) : await data.ManifestDataset.load(ref, { classes });
+  const labels = ds.labels();
+  if (!labels) throw new Error(`${key}: manifest ${ref} has no "label" column; training needs a label per image (header "path,label").`);
+  if (ds.classes.length < 2)
+    throw new Error(`${key}: ${ref} has a single class (${ds.classes[0]}); a classifier needs at least two classes. Add images of other classes.`);
+  return { data: { kind: 'files', where: ref, paths: [...(ds as { paths: readonly string[] }).paths], labels }, classes: [...ds.classes] };
+}
+
+/**
+ * Loads and splits the data: train (optionally limited), val (given or a stratified seeded split), test.
+ * @throws naming the key and path for missing/unreadable folders, empty or single classes, unknown labels.
+ */
+export async function loadRunData(cfg: GraftConfig, io: SetupIo): Promise<RunData> {
+  const { stratifiedSplit } = await import('../data/split.js');
+  const d = cfg.data;
+  const trainRef = (d.train ?? d.manifest)!;
+  const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train');
+  let train = all;
+  if (d.limit && d.limit < all.labels.length) {
+    const s = stratifiedSplit(all.labels, { val: 1 - d.limit / all.labels.length, seed: cfg.run.seed, classes });
+    train = pick(all, s.train, all.where);
+  }
+  let val: LabelledData | undefined;
+  if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test')).data;
+  else if (d.valSplit > 0) {
+    const s = stratifiedSplit(train.labels, { val: d.valSplit, seed: cfg.run.seed, classes });
+    val = pick(train, s.val, `${train.where} (val split)`);
+    train = pick(train, s.train, train.where);
+  }
+  const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test')).data : undefined;
+  return { classes, train, val, test };
+}
+
+/** Default preprocessing of a built-in architecture. */
+function archPreprocess(arch: string, mnist: boolean): Record<string, unknown> {
+  if (mnist) return { ...MNIST_PREPROCESS };
+  const size = arch === 'lenet5' ? 28 : arch === 'small-cnn' ? 32 : 64;
+  const channels = arch === 'lenet5' ? 1 : 3;
+  return { size: [size, size], channels, resize: 'stretch', mean: [0.5], std: [0.5] };
+}
+
+/** Builds a built-in architecture with `classes` outputs for the given preprocessing. */
+async function buildArch(cfg: GraftConfig, pre: PreprocessConfig, classes: number): Promise<Model> {
+  const nn = await import('../nn/index.js');
+  const arch = cfg.model.arch!;
+  const [h, w] = pre.size;
+  const c = pre.channels;
+  const width = cfg.model.width;
+  if (pre.layout !== 'NCHW') throw new Error(`model.preprocess.layout: built-in architectures take NCHW input, not ${pre.layout}; remove the layout key.`);
+  let mod: Module;
+  if (arch === 'small-cnn') {
+    if (h !== w || h % 4)
+      throw new Error(`model.preprocess.size: small-cnn needs a square input whose side is a multiple of 4, got ${h}x${w}; use e.g. --image-size 28 or 32.`);
+    const c1 = width ?? 16;
+    mod = nn.smallCNN({ c1, c2: 2 * c1, feat: 4 * c1, inChannels: c, imageSize: h, classes });
+  } else if (arch === 'lenet5') {
+    if (h !== 28 || w !== 28) throw new Error(`model.preprocess.size: lenet5 takes 28x28 input, got ${h}x${w}; use --image-size 28 or another arch.`);
+    mod = nn.lenet5({ inChannels: c, classes });
+  } else mod = nn.resnet18({ width: width ?? 16, inChannels: c, classes });
+  return mod.build({ inputShape: ['N', c, h, w], seed: cfg.run.seed });
+}
+
+/**
+ * Builds the network: loads the ONNX backbone (its preprocessing from the sidecar/metadata, overridden by
+ * model.preprocess) or a built-in architecture; then, unless `pretrain`, freezes it and replaces the head.
+ * @throws when the backbone has no preprocessing and none is configured, or the input shapes disagree.
+ */
+export async function buildNetwork(
+  cfg: GraftConfig,
+  classes: string[],
+  opts: { pretrain?: boolean; mnist?: boolean; source: string },
+): Promise<{ net: Network; preprocess: PreprocessConfig }> {
+  const { parsePreprocessConfig } = await import('../data/preprocess.js');
+  const { findCut } = await import('../ir/surgery.js');
+  const override = cfg.model.preprocess ?? {};
+  let net: Network;
+  let preprocess: PreprocessConfig;
+  const parse = (json: unknown) => parsePreprocessConfig(json, `model.preprocess (from ${opts.source} and the backbone)`);
+  if (cfg.model.backbone) {
+    net = Network.load(cfg.model.backbone);
+    if (!net.preprocess && override.size === undefined)
+      throw new Error(
+        `The backbone ${cfg.model.backbone} has no preprocessing config (no ${path.basename(cfg.model.backbone, '.onnx')}.json sidecar, no graft.preprocess metadata). ` +
+          'Add model.preprocess to the config (at least size, and mean/std if the model was trained normalised), or pass --image-size.',
+      );
+    preprocess = parse({ ...(net.preprocess ?? {}), ...override });
+  } else {
+    preprocess = parse({ ...archPreprocess(cfg.model.arch!, !!opts.mnist), ...override });
+    const model = await buildArch(cfg, preprocess, classes.length);
+    net = new Network(model);
+    net.cut = cfg.model.cut ?? findCut(model).value;
+  }
+  checkInput(net.model, preprocess, cfg.model.backbone ?? `model.arch ${cfg.model.arch}`);
+  net.preprocess = preprocess;
+  net.labels = classes;
+  if (!opts.pretrain) {
+    const { mlp } = await import('../nn/index.js');
+    const h = cfg.model.head;
+    const head = mlp(h.type === 'linear' ? [] : h.hidden, classes.length, { activation: h.activation, dropout: h.dropout, batchNorm: h.batchNorm });
+    net.freeze().replaceHead(head, { cut: cfg.model.cut ?? net.cut, seed: cfg.run.seed });
+  }
+  return { net, preprocess };
+}
+
+function checkInput(model: Model, pre: PreprocessConfig, where: string): void {
+  const shape = model.graph.inputs[0]?.shape;
+  if (!shape) return;
+  const [h, w] = pre.size;
+  const want = pre.layout === 'NCHW' ? [pre.channels, h, w] : [h, w, pre.channels];
+  const ok = shape.length === 4 && shape.slice(1).every((d, i) => typeof d !== 'number' || d === want[i]);
+  if (!ok)
+    throw new Error(
+      `${where} expects input [${shape.map((d) => d ?? '?').join(', ')}] but the preprocessing gives [N, ${want.join(', ')}]. ` +
+        'Fix model.preprocess (size, channels, layout) to match the model.',
+    );
+}
+
+/** Makes a batch source of labelled data; image files are validated first (corrupt ones dropped or, with strict, an error). */
+export async function makeSource(
+  d: LabelledData,
+  pre: PreprocessConfig,
+  numClasses: number,
+  opts: { augment?: GraftConfig['train']['augment']; strict: boolean; io: SetupIo },
+): Promise<BatchSource> {
+  if (d.kind === 'arrays') {
+    const { ArraySource } = await import('../step/batches.js');
+    if (pre.channels !== 1 || pre.size[0] !== 28 || pre.size[1] !== 28 || pre.layout !== 'NCHW')
+      throw new Error(
+        `${d.where} gives 1x28x28 grayscale images but the model takes ${pre.channels}x${pre.size.join('x')} (${pre.layout}); use an MNIST-sized model.`,
+      );
+    // the arrays hold pixel/255; apply the model's scale, mean and std like decoding a file would
+    const a = 255 / pre.scale / pre.std[0]!;
+    const b = -pre.mean[0]! / pre.std[0]!;
+    const x = a === 1 && b === 0 ? d.x : d.x.map((v) => v * a + b);
+    return new ArraySource(x, d.labels, [1, 28, 28], numClasses);
+  }
+  const { ImageSource } = await import('../data/image-source.js');
+  const { source } = await ImageSource.create(d.paths, d.labels, {
+    preprocess: pre,
+    augment: opts.augment,
+    numClasses,
+    strict: opts.strict,
+    onWarning: opts.io.warn,
+  });
+  return source;
+}
+
+/** The optimizer of `train.optimizer`, with its LR multiplied by `lrMul`. */
+export function makeOptimizer(o: GraftConfig['train']['optimizer'], lrMul = 1): Optimizer & { readonly lr: number } {
+  if (o.name === 'sgd') return sgd({ lr: (o.lr ?? 0.01) * lrMul, momentum: o.momentum ?? 0.9, nesterov: o.nesterov, weightDecay: o.weightDecay });
+  return (o.name === 'adam' ? adam : adamw)({ lr: (o.lr ?? 1e-3) * lrMul, weightDecay: o.weightDecay });
+}
+
+/** The LR schedule of `train.schedule` (undefined for a constant LR without warmup). */
+export function makeLrSchedule(s: GraftConfig['train']['schedule']): Schedule | undefined {
+  const { kind, warmup, ...rest } = s;
+  const opts = Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined));
+  if (kind === 'constant' && !warmup && Object.keys(opts).length === 0) return undefined;
+  let spec = { kind: kind === 'one-cycle' ? 'onecycle' : kind, ...opts } as ScheduleSpec;
+  // biome-ignore lint/suspicious/noThenProperty: 'then' is makeSchedule's name for the schedule after the warmup
+  if (warmup > 0) spec = { kind: 'warmup', ...(warmup < 1 ? { fraction: warmup } : { steps: warmup }), then: spec };
+  try {
+    return makeSchedule(spec);
+  } catch (e) {
+    throw new Error(`train.schedule: ${(e as Error).message.replace(/^makeSchedule: /, '')}`);
+  }
+}
+
+/** Cross-entropy with the configured label smoothing and (balanced) class weights. */
+export function makeLoss(cfg: GraftConfig, trainLabels: Int32Array, numClasses: number): LossSpec {
+  const loss: LossSpec = { kind: 'cross-entropy', labelSmoothing: cfg.train.labelSmoothing || undefined };
+  if (cfg.data.classWeights === 'balanced') {
+    loss.classWeights = Array.from(classWeights(trainLabels, numClasses));
+  }
+  return loss;
+}
