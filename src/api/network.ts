@@ -55,6 +55,8 @@ export interface FitConfig {
   /** Whether frozen BatchNorm layers use batch statistics (default false: frozen BN stays in inference mode). */
   trainFrozenBN?: boolean;
   evalBatchSize?: number;
+  /** Metric that decides best.ckpt (default val_acc with a validation set, else train_loss). */
+  monitor?: string;
 }
 
 /** Sidecar metadata stored beside an exported model (model.json). */
@@ -205,6 +207,7 @@ export class Network {
         checkpointEvery: cfg.checkpointEvery,
         resume: cfg.resume,
         evalBatchSize: cfg.evalBatchSize,
+        monitor: cfg.monitor,
       });
       // fold trained values back into the full model
       const m = this.model.clone();

@@ -86,6 +86,7 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       callbacks: Record<string, unknown>;
       totalSteps: number;
       partial: typeof acc;
+      stopped?: boolean;
     };
     if (m.totalSteps !== totalSteps)
       throw new Error(`${lastFile} was written by a run with ${m.totalSteps} total steps, this run has ${totalSteps}. Resume with the same epochs, batch size and data, or start a new run.`);
@@ -96,6 +97,7 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     startBatch = m.batch;
     best = m.best ?? Number.NaN;
     if (m.partial) acc = m.partial;
+    if (m.stopped) st.stop = true; // early stopping had already ended that run
     for (const cb of callbacks) if (cb.loadState && m.callbacks?.[cb.name] !== undefined) cb.loadState(m.callbacks[cb.name]);
   }
 
@@ -103,15 +105,15 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     const cbs: Record<string, unknown> = {};
     for (const cb of callbacks) if (cb.saveState) cbs[cb.name] = cb.saveState();
     saveCheckpoint(file, {
-      meta: { step: st.step, epoch, batch, history: st.history, best, callbacks: cbs, totalSteps, seed, partial: batch ? acc : undefined },
+      meta: { step: st.step, epoch, batch, history: st.history, best, callbacks: cbs, totalSteps, seed, partial: batch ? acc : undefined, stopped: st.stop },
       tensors: runner.state(),
     });
   };
 
   for (const cb of callbacks) await cb.onTrainBegin?.(st);
   const bufs = new BatchBuffers(train.sampleShape);
-  let stoppedEarly = false;
-  outer: for (; st.epoch < opts.epochs; st.epoch++) {
+  let stoppedEarly = st.stop && st.epoch < opts.epochs;
+  outer: for (; st.epoch < opts.epochs && !(st.stop && startBatch === 0); st.epoch++) {
     if (startBatch === 0) acc = { lossSum: 0, correct: 0, seen: 0 };
     for await (const b of batches(train, bufs, { batchSize: opts.batchSize, seed, epoch: st.epoch, dropLast, startBatch })) {
       if (opts.maxSteps !== undefined && st.step >= opts.maxSteps) break outer;
