@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { PreprocessConfig } from '../data/preprocess.js';
+import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
@@ -108,6 +108,7 @@ export class Network {
       model.graph.prune();
     }
     if (meta.cut && !model.graph.has(meta.cut)) meta.cut = undefined;
+    if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar !== file && fs.existsSync(sidecar) ? sidecar : `${file} metadata`);
     return new Network(model, meta);
   }
 

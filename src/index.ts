@@ -1,0 +1,31 @@
+/**
+ * graft — transfer learning for TypeScript on onnxruntime-node.
+ *
+ * The library surface: load or build a model, freeze it, graft a new head, fit, evaluate, export.
+ * Lower layers (graph IR, autodiff, step compiler) are exported too for those who build on them.
+ */
+
+export { adaBN } from './adapt/adabn.js';
+export { type ImageFolderSplit, loadImageFolder } from './api/images.js';
+export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './api/network.js';
+export { backward } from './autodiff/backward.js';
+export { gradCheck } from './autodiff/gradcheck.js';
+export { ImageSource } from './data/image-source.js';
+export * from './data/index.js';
+export { Emitter } from './ir/emit.js';
+export { Graph, type Node, type ValueInfo } from './ir/graph.js';
+export { Model } from './ir/model.js';
+export { extractSubgraph, findCut, replaceHead, stages, suffixFrom } from './ir/surgery.js';
+export * from './nn/index.js';
+export { decodeModel, encodeModel, loadModel, saveModel } from './onnx/io.js';
+export { defineOp, differentiableOps, opDef, registeredOps } from './ops/index.js';
+export * from './optim/index.js';
+export { ArraySource, type BatchSource } from './step/batches.js';
+export { loadCheckpoint, saveCheckpoint } from './step/checkpoint.js';
+export { type CompiledStep, compileTrainStep, type LossSpec, type StepSpec } from './step/compile.js';
+export { compileEvalStep } from './step/eval-graph.js';
+export { toInferenceModel } from './step/export.js';
+export { NonFiniteLossError, StepRunner } from './step/runner.js';
+export { Rng, Tensor } from './tensor.js';
+export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbacks.js';
+export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
