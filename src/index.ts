@@ -29,3 +29,4 @@ export { NonFiniteLossError, StepRunner } from './step/runner.js';
 export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
+export * as features from './features/index.js';
