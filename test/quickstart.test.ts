@@ -10,6 +10,7 @@ import { batchNorm2d, conv2d, flatten, globalAvgPool, linear, loadImageFolder, m
 
 test('README quickstart: load backbone, freeze, replaceHead(mlp), fit on an image folder, save', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-quickstart-'));
+  process.env.GRAFT_CACHE_DIR = path.join(dir, 'cache');
   // a small "pretrained" backbone with its preprocessing sidecar, standing in for resnet18.onnx
   const backbone = new Network(
     sequential(conv2d(3, 8, 3, { padding: 1 }), batchNorm2d(8), relu(), globalAvgPool(), flatten(), linear(8, 4)).build({

@@ -14,6 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
@@ -284,6 +285,7 @@ const NO_OPT: Optimizer & { lr: number } = {
 
 /** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
 export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {
+  if (src instanceof ImageSource && !src.augment) return cachedImageFeatures(backbone, src);
   const s = await createSession(backbone);
   const bufs = new BatchBuffers(src.sampleShape);
   let feats: Float32Array | undefined;
@@ -305,4 +307,15 @@ export async function computeFeatures(backbone: Model, src: BatchSource, batchSi
   }
   await s.release();
   return new ArraySource(feats ?? new Float32Array(0), labels, dims, src.numClasses);
+}
+
+/**
+ * Features of an image source through the on-disk feature cache (keyed by model, cut, preprocessing and file
+ * content): a second run, or a hyper-parameter trial, decodes no image again.
+ */
+async function cachedImageFeatures(backbone: Model, src: ImageSource): Promise<ArraySource> {
+  const { cachedFeatures } = await import('../features/cache.js');
+  const r = await cachedFeatures({ model: backbone, preprocess: src.preprocess, items: src.paths.map((p) => ({ path: p })), strict: true });
+  const labels = Int32Array.from(r.indices, (i) => src.labels[i]!);
+  return new ArraySource(r.features, labels, [r.dims], src.numClasses);
 }
