@@ -25,6 +25,8 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: opts.optimization ?? 'all',
+      // GRAFT_ORT_SPIN=0 stops idle intra-op threads from spinning: better on a machine shared with other work
+      ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     });
   } catch (e) {
     throw new Error(
