@@ -20,7 +20,8 @@ import type { Model } from '../ir/model.js';
 import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { paramNames } from '../nn/params.js';
-import { loadModel, saveModel } from '../onnx/io.js';
+import { loadAnyModel } from '../import/index.js';
+import { saveModel } from '../onnx/io.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
@@ -87,9 +88,13 @@ export class Network {
     for (const p of paramNames(model)) this.trainable.add(p);
   }
 
-  /** Loads an .onnx file; reads labels/preprocessing from a `<name>.json` sidecar or the model's metadata_props. */
+  /**
+   * Loads a model: an .onnx file, a TensorFlow.js model.json (layers or graph model, converted on the fly),
+   * or `nsfwjs:MobileNetV2` / `nsfwjs:InceptionV3`. Labels and preprocessing come from a `<name>.json`
+   * sidecar or the model's metadata_props.
+   */
   static load(file: string): Network {
-    const model = loadModel(file);
+    const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
     const sidecar = file.replace(/\.onnx$/, '.json');
     if (sidecar !== file && fs.existsSync(sidecar)) {

@@ -7,8 +7,9 @@ export function broadcastShapes(a: Dim[], b: Dim[], where: string): Dim[] {
   const n = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < n; i++) {
-    const x = a[a.length - n + i] ?? 1;
-    const y = b[b.length - n + i] ?? 1;
+    // axes missing on the left broadcast as 1; a null (unknown) dimension stays unknown
+    const x = i < n - a.length ? 1 : a[a.length - n + i]!;
+    const y = i < n - b.length ? 1 : b[b.length - n + i]!;
     if (x === y) out.push(x);
     else if (x === 1) out.push(y);
     else if (y === 1) out.push(x);

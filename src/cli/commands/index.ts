@@ -6,6 +6,7 @@
 import type { Command } from 'commander';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
+import * as importCmd from './import.js';
 import * as inspect from './inspect.js';
 import * as lrFind from './lr-find.js';
 import * as predict from './predict.js';
@@ -18,4 +19,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, importCmd];
