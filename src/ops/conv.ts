@@ -160,6 +160,8 @@ function sliceSpatial(e: Emitter, x: string, ends: number[], steps: number[], sh
  * @param dy gradient of the conv output, [N, K, ...Lo]; `w` is [K, C/g, ...k].
  */
 export function convInputGrad(e: Emitter, dy: string, w: string, p: Plan): string {
+  const viaConv = stride1InputGrad(e, dy, w, p);
+  if (viaConv) return viaConv;
   const pe: number[] = [];
   const op: number[] = [];
   for (let i = 0; i < p.rank; i++) {
@@ -169,6 +171,32 @@ export function convInputGrad(e: Emitter, dy: string, w: string, p: Plan): strin
   }
   const attrs = { kernel_shape: p.k, strides: p.s, dilations: p.d, group: p.group, pads: [...p.pb, ...pe] };
   return e.op('ConvTranspose', [dy, w], op.some((v) => v) ? { ...attrs, output_padding: op } : attrs, 'dconv_x');
+}
+
+/**
+ * dX of a stride-1 Conv as a plain Conv of dy with the spatially flipped kernel, its in/out channels swapped per
+ * group: onnxruntime's Conv is markedly faster than its ConvTranspose (which is a GEMM plus col2im). Pads become
+ * d·(k−1) − pad on each side, so this applies when every pad is at most d·(k−1); otherwise it returns null.
+ */
+function stride1InputGrad(e: Emitter, dy: string, w: string, p: Plan): string | null {
+  if (p.s.some((v) => v !== 1)) return null;
+  const span = p.k.map((k, i) => p.d[i]! * (k - 1));
+  const pads = [...p.pb.map((v, i) => span[i]! - v), ...p.pe.map((v, i) => span[i]! - v)];
+  if (pads.some((v) => v < 0)) return null;
+  const spatial = range(2, p.rank + 2);
+  const flipped = e.op('Slice', [w, e.ints(spatial.map(() => -1)), e.ints(p.k.map((k) => -k - 1)), e.ints(spatial), e.ints(spatial.map(() => -1))]);
+  annotate(e, flipped, [p.K, p.C / p.group, ...p.k]);
+  const g = p.group;
+  let wt: string;
+  if (g === 1) wt = e.transpose(flipped, [1, 0, ...spatial]);
+  else if (p.K === g && p.C === g)
+    wt = flipped; // depthwise: [C, 1, ...k] already
+  else {
+    const grouped = e.op('Reshape', [flipped, e.ints([g, p.K / g, p.C / g, ...p.k])]);
+    wt = e.op('Reshape', [e.transpose(grouped, [0, 2, 1, ...range(3, p.rank + 3)]), e.ints([p.C, p.K / g, ...p.k])]);
+  }
+  annotate(e, wt, [p.C, p.K / g, ...p.k]);
+  return e.op('Conv', [dy, wt], { kernel_shape: p.k, dilations: p.d, group: g, pads }, 'dconv_x');
 }
 
 /** One-hot kernels [kk, 1, ...k]: a Conv with them lays out, per input channel, what every kernel tap sees (im2col). */

@@ -41,6 +41,9 @@ test('Conv 2-D: grouped, depthwise, depthwise with multiplier', async () => {
   await checkConv('depthwise', [2, 4, 6, 7], [4, 1, 3, 3], { group: 4, pads: [1, 1, 1, 1] });
   await checkConv('depthwise stride 2', [3, 4, 7, 6], [4, 1, 3, 3], { group: 4, pads: [1, 1, 1, 1], strides: [2, 2] });
   await checkConv('depthwise ×2 multiplier', [2, 3, 6, 5], [6, 1, 3, 3], { group: 3, pads: [1, 1, 1, 1], strides: [2, 1] });
+  await checkConv('stride 1 dilated, asymmetric pads (dX as a flipped-kernel Conv)', [2, 3, 9, 8], [2, 3, 3, 2], { dilations: [2, 3], pads: [1, 2, 3, 0] });
+  await checkConv('depthwise ×2 multiplier stride 1 (grouped flipped-kernel Conv)', [2, 3, 6, 5], [6, 1, 3, 3], { group: 3, pads: [1, 1, 1, 1] });
+  await checkConv('stride 1, pad larger than the kernel span (falls back to ConvTranspose)', [2, 2, 5, 5], [3, 2, 2, 2], { pads: [2, 1, 2, 1] });
   await checkConv('depthwise stride 3 (unused tail)', [2, 3, 8, 7], [3, 1, 3, 3], { group: 3, strides: [3, 3] });
   await checkConv('depthwise dilated, asymmetric pads', [2, 3, 9, 8], [3, 1, 3, 2], { group: 3, dilations: [2, 2], strides: [2, 1], pads: [2, 0, 1, 1] });
 });
@@ -109,9 +112,11 @@ test('the Conv rule builds only what needs[] asks for', () => {
     });
     return g.nodes.slice(1).map((n) => n.op);
   };
-  assert.deepEqual(emitted([true, false, false]), ['ConvTranspose']);
+  // stride 1: dX is a Conv with the flipped, channel-swapped kernel
+  assert.deepEqual(emitted([true, false, false]), ['Slice', 'Transpose', 'Conv']);
   assert.deepEqual(emitted([false, false, true]), ['ReduceSum']);
   assert.ok(!emitted([false, true, false]).includes('ConvTranspose'));
+  assert.ok(!emitted([false, true, false]).includes('Slice'), 'no flipped kernel when dX is not needed');
 });
 
 /** Runs one node in onnxruntime and compares each output's shape with graft's inferred shape. */
