@@ -105,5 +105,5 @@ if (!values['no-torch'] && spawnSync('/usr/bin/python3', ['-c', 'import torch'],
     results[`speedup_vs_torch${threads}_full`] = +(t.full_ms / (results.full_ms as number)).toFixed(2);
     results[`speedup_vs_torch${threads}_layer4`] = +(t.layer4_ms / (results.layer4_ms as number)).toFixed(2);
   }
-} else results.torch = 'not available (/usr/bin/python3 -c "import torch" failed)';
+} else results.torch = values['no-torch'] ? 'skipped (--no-torch)' : 'not available (/usr/bin/python3 -c "import torch" failed)';
 console.log(JSON.stringify(results));
