@@ -30,3 +30,4 @@ export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
 export * as features from './features/index.js';
+export * as tune from './tune/index.js';

@@ -12,6 +12,7 @@ import * as lrFind from './lr-find.js';
 import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
 import * as train from './train.js';
+import * as tune from './tune.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -19,4 +20,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, importCmd];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, importCmd];
