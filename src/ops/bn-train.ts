@@ -91,6 +91,14 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   named('Add', [e.mul(xhat, channelBroadcast(e, scale, r)), channelBroadcast(e, bias, r)], y);
 }
 
+/** Lowerings of other graft-domain ops (e.g. GradReverse in grl.ts), registered by the op's own file. */
+const lowerings = new Map<string, (e: Emitter, n: Node) => void>();
+
+/** Registers how `lowerGraftOps` expands the graft-domain op `op` into standard ops writing the node's output names. */
+export function registerGraftLowering(op: string, lower: (e: Emitter, n: Node) => void): void {
+  lowerings.set(op, lower);
+}
+
 /** Replaces every graft-domain node by standard ONNX ops (call before serializing a graph graft built). */
 export function lowerGraftOps(e: Emitter): void {
   const g = e.graph;
@@ -99,6 +107,7 @@ export function lowerGraftOps(e: Emitter): void {
   g.nodes = g.nodes.filter((n) => n.domain !== GRAFT_DOMAIN);
   for (const n of custom) {
     if (n.op === 'BatchNormTrain') lowerBatchNormTrain(e, n);
+    else if (lowerings.has(n.op)) lowerings.get(n.op)!(e, n);
     else throw new Error(`Internal error: no lowering for graft op ${n.op} (node "${n.name}").`);
   }
   g.topoSort();

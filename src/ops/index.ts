@@ -11,4 +11,5 @@ import './pool.js';
 import './norm.js';
 import './bn-train.js';
 import './dropout.js';
+import './grl.js';
 export { opDef, registeredOps, differentiableOps, defineOp } from './registry.js';

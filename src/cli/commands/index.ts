@@ -4,6 +4,7 @@
  * onnxruntime inside the action so `graft --help` stays fast), then list it here.
  */
 import type { Command } from 'commander';
+import * as adapt from './adapt.js';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
 import * as importCmd from './import.js';
@@ -20,4 +21,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, importCmd];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd];

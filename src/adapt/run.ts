@@ -1,0 +1,257 @@
+/**
+ * `adapt()`: one unsupervised domain-adaptation run from the library — compile the joint step for a method,
+ * train on labelled source + unlabelled target, pick a checkpoint without target labels, return the model.
+ * With a frozen backbone (every trainable parameter after the model's `graft.cut`), the backbone runs once
+ * over every image and only the head (e.g. a bottleneck MLP) trains on the cached features.
+ */
+import { computeFeatures } from '../api/network.js';
+import type { Model } from '../ir/model.js';
+import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
+import { paramNames } from '../nn/params.js';
+import { invSchedule } from '../optim/schedule.js';
+import { sgd } from '../optim/sgd.js';
+import type { BatchSource } from '../step/batches.js';
+import { compileEvalStep } from '../step/eval-graph.js';
+import { StepRunner } from '../step/runner.js';
+import type { Tensor } from '../tensor.js';
+import { adaBN } from './adabn.js';
+import { compileAdaptStep } from './compile.js';
+import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';
+import { METHOD_INFO, type MethodName, type MethodSpec, parseMethod } from './methods.js';
+import { type Scores, type SelectBy, scoreModel } from './select.js';
+import { adaptLoop, type EvalRecord, totalSteps } from './train.js';
+
+/** Options of {@link adapt}. Defaults follow the reference protocol (shared/ref/exp_da_shift.py). */
+export interface AdaptOptions {
+  /** Forward model (x → logits): pretrained, or freshly built to train from scratch with the source. */
+  model: Model;
+  /** Labelled source data. */
+  source: BatchSource;
+  /** Unlabelled target data; wrap images with `unlabelled()` — a labelled source is refused. */
+  target: BatchSource;
+  method: MethodName | MethodSpec;
+  /** Parameters to train (default: all). */
+  trainable?: string[];
+  /** Feature value for the adaptation term (default: the input of the final classifier). */
+  features?: string;
+  /** Labelled source validation data (reported; `select: 'source-val'` selects with it). */
+  sourceVal?: BatchSource;
+  /** Labelled target data, evaluated only: never trained on, never used to select. */
+  targetEval?: BatchSource;
+  /** Default 2. */
+  epochs?: number;
+  /** Source rows per step, and target rows per step (default 64 each). */
+  batchSize?: number;
+  targetBatchSize?: number;
+  /** SGD with momentum 0.9, weight decay 5e-4, lr 0.01 annealed as (1 + 10p)^−0.75 by default. */
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  schedule?: (step: number, total: number) => number;
+  seed?: number;
+  /** Checkpoint criterion (default 'snd'). */
+  select?: SelectBy;
+  /** Score a checkpoint every this many steps (default: each epoch). */
+  evalEvery?: number;
+  /** Target images scored by the unsupervised criteria (default 1000, a fixed seeded subset). */
+  targetSamples?: number;
+  /** Target images AdaBN re-estimates the statistics on (default 10000). */
+  adabnSamples?: number;
+  /** Train the head on cached features when the backbone is frozen (default 'auto'). */
+  featureCache?: 'auto' | boolean;
+  onStep?: (step: number, total: number, r: { loss: number; metrics: Record<string, number> }) => void;
+  onEval?: (r: EvalRecord) => void;
+}
+
+/** Result of one {@link adapt} run. */
+export interface AdaptResult {
+  method: MethodName;
+  seed: number;
+  /** The selected checkpoint as a full forward model (for AdaBN, with the re-estimated statistics). */
+  model: Model;
+  /** The last checkpoint (the same object as `model` when it was selected). */
+  lastModel: Model;
+  selectBy: SelectBy;
+  /** Scores of the selected model, and of the last checkpoint. */
+  selected: EvalRecord;
+  last: EvalRecord;
+  history: EvalRecord[];
+  /** Mean training losses/metrics over the run. */
+  train: Record<string, number>;
+  steps: number;
+  /** Wall time of the run (training, scoring and AdaBN). */
+  seconds: number;
+  featureCache: boolean;
+}
+
+/** The default bottleneck-free behaviour: train everything. */
+function checkOptions(o: AdaptOptions): { spec: MethodSpec; epochs: number; n: number; m: number } {
+  const spec = typeof o.method === 'string' ? { name: parseMethod(o.method) } : { ...o.method, name: parseMethod(o.method.name) };
+  const epochs = o.epochs ?? 2;
+  const n = o.batchSize ?? 64;
+  const m = o.targetBatchSize ?? n;
+  if (!(Number.isInteger(epochs) && epochs >= 1)) throw new Error(`adapt: epochs must be a positive integer, got ${epochs}.`);
+  if (!(Number.isInteger(n) && n >= 2 && Number.isInteger(m) && m >= 2))
+    throw new Error(`adapt: batch sizes must be integers ≥ 2 (got ${n} source, ${m} target).`);
+  return { spec, epochs, n, m };
+}
+
+/**
+ * Runs one adaptation. Throws before training on: labelled target data, mismatched source/target samples,
+ * AdaBN on a model without BatchNorm, an empty target, or a feature-aligning method on frozen features.
+ */
+export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
+  const t0 = performance.now();
+  const { spec, epochs, n, m } = checkOptions(o);
+  assertUnlabelled(o.target, 'adapt');
+  const target: UnlabelledSource = o.target;
+  if (target.length === 0) throw new Error('adapt: the target has no images; point it at the unlabelled target-domain images.');
+  checkDomains(o.source, target);
+  if (o.targetEval) checkDomains(o.source, o.targetEval, { source: 'source', target: 'target evaluation data' });
+  if (spec.name === 'adabn') {
+    checkHasBN(o.model);
+    return withAdaBN(await adapt({ ...o, method: { ...spec, name: 'source-only' } }), o);
+  }
+  const info = METHOD_INFO[spec.name];
+  const trainable = o.trainable ?? paramNames(o.model);
+  const seed = o.seed ?? 0;
+  const select = o.select ?? 'snd';
+  if (select === 'source-val' && !o.sourceVal)
+    throw new Error("adapt: select 'source-val' needs sourceVal (labelled source validation data); pass it or choose 'snd'.");
+  const targetSample = subsetOf(target, sampleIndices(target.length, o.targetSamples ?? 1000, seed + 1));
+
+  // frozen backbone → cached features, head only
+  const cut = o.model.metadata['graft.cut'];
+  let forward = o.model;
+  let data = { source: o.source, target, sourceVal: o.sourceVal, targetEval: o.targetEval, targetSample: targetSample as BatchSource };
+  let cached = false;
+  if (cut && (o.featureCache ?? 'auto') !== false && info.targetViews !== 2 && o.model.graph.has(cut)) {
+    const head = suffixFrom(o.model, cut);
+    if (trainable.every((p) => head.graph.initializers.has(p))) {
+      const backbone = extractSubgraph(o.model, cut);
+      const f = (s: BatchSource) => computeFeatures(backbone, s);
+      data = {
+        source: await f(o.source),
+        target: unlabelled(await f(target)),
+        sourceVal: o.sourceVal && (await f(o.sourceVal)),
+        targetEval: o.targetEval && (await f(o.targetEval)),
+        targetSample: await f(targetSample),
+      };
+      forward = head;
+      cached = true;
+    }
+  }
+  if (o.featureCache === true && !cached)
+    throw new Error('adapt: featureCache: true needs a model with a graft.cut (replaceHead) and only parameters after the cut trainable, and not FixMatch.');
+
+  const total = totalSteps(data.source.length, n, epochs);
+  const step = compileAdaptStep({
+    model: forward,
+    features: o.features,
+    trainable: trainable.filter((p) => forward.graph.initializers.has(p)),
+    optimizer: sgd({ lr: o.lr ?? 0.01, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 }),
+    method: spec,
+    sourceBatch: n,
+    targetBatch: m,
+    totalSteps: total,
+    seed,
+  });
+  const runner = await StepRunner.create(step, compileEvalStep(forward, step));
+  let loop: Awaited<ReturnType<typeof adaptLoop>>;
+  try {
+    loop = await adaptLoop(runner, step, data.source, info.targetViews ? data.target : undefined, {
+      epochs,
+      lr: o.lr ?? 0.01,
+      schedule: o.schedule ?? invSchedule(),
+      seed,
+      forward,
+      sourceVal: data.sourceVal,
+      targetSample: data.targetSample,
+      targetEval: data.targetEval,
+      select,
+      evalEvery: o.evalEvery,
+      onStep: o.onStep,
+      onEval: o.onEval,
+    });
+  } finally {
+    await runner.release();
+  }
+  const fold = (state: Map<string, Tensor>) => {
+    const m = o.model.clone();
+    for (const [k, v] of state) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
+    return m;
+  };
+  // the selected checkpoint's parameters and BN statistics, folded into the full model
+  const model = fold(loop.selectedState);
+  const lastModel = loop.selected.step === loop.last.step ? model : fold(loop.lastState);
+  const selected = loop.selected;
+  const last = loop.last;
+  return {
+    method: spec.name,
+    seed,
+    model,
+    lastModel,
+    selectBy: select,
+    selected,
+    last,
+    history: loop.history,
+    train: loop.train,
+    steps: loop.steps,
+    seconds: (performance.now() - t0) / 1000,
+    featureCache: cached,
+  };
+}
+
+/** Throws when AdaBN cannot apply: the model has no BatchNormalization layer. */
+export function checkHasBN(model: Model): void {
+  if (!model.graph.nodes.some((x) => x.op === 'BatchNormalization'))
+    throw new Error('AdaBN re-estimates BatchNorm statistics, and this model has no BatchNormalization layer. Use another method (e.g. coral or mcc).');
+}
+
+/**
+ * AdaBN on top of a finished run (normally source-only): re-estimates every BatchNorm's statistics on the
+ * unlabelled target (at most `adabnSamples` images, default 10000) and re-scores the model.
+ */
+export async function withAdaBN(
+  base: AdaptResult,
+  o: Pick<AdaptOptions, 'target' | 'sourceVal' | 'targetEval' | 'targetSamples' | 'adabnSamples'>,
+): Promise<AdaptResult> {
+  const t0 = performance.now();
+  checkHasBN(base.model);
+  assertUnlabelled(o.target, 'AdaBN');
+  const target = o.target;
+  const targetSample = subsetOf(target, sampleIndices(target.length, o.targetSamples ?? 1000, base.seed + 1));
+  const rescore = async (m: Model, rec: EvalRecord) => {
+    const model = await adaBN(m, target, { maxSamples: o.adabnSamples ?? 10000 });
+    const sc: Scores = await scoreModel(model, { sourceVal: o.sourceVal, targetSample, targetEval: o.targetEval });
+    return { model, rec: { ...rec, ...sc } };
+  };
+  const sel = await rescore(base.model, base.selected);
+  const last = base.lastModel === base.model ? sel : await rescore(base.lastModel, base.last);
+  return {
+    ...base,
+    method: 'adabn',
+    model: sel.model,
+    lastModel: last.model,
+    selected: sel.rec,
+    last: last.rec,
+    seconds: base.seconds + (performance.now() - t0) / 1000,
+  };
+}
+
+/** A source over some samples of `src` (indices sorted), unlabelled when `src` is. */
+function subsetOf(src: UnlabelledSource, idx: Int32Array): UnlabelledSource {
+  return {
+    unlabelled: true,
+    length: idx.length,
+    sampleShape: src.sampleShape,
+    preprocess: src.preprocess,
+    fill: (indices, x, y, ctx) =>
+      src.fill(
+        Array.from(indices, (i) => idx[i]!),
+        x,
+        y,
+        ctx,
+      ),
+  };
+}

@@ -1,0 +1,121 @@
+/**
+ * Scoring a model without target labels, for checkpoint selection: source-validation accuracy, the mean
+ * prediction entropy on the target, and SND (soft neighborhood density, Saito et al., ICCV 2021). With labelled
+ * target data for evaluation only, also the target accuracy (never used to select).
+ */
+import type { Model } from '../ir/model.js';
+import { createSession, ort } from '../runtime/session.js';
+import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { toInferenceModel } from '../step/export.js';
+
+/** Unsupervised (and, when labels are given for evaluation, supervised) scores of one model. */
+export interface Scores {
+  /** Accuracy on the labelled source validation set, in [0, 1]. */
+  source_val_acc?: number;
+  /** Mean Shannon entropy (nats) of the target predictions: lower = more confident. */
+  target_entropy: number;
+  /** Soft neighborhood density of the target predictions: higher = better clustered (the default selector). */
+  snd: number;
+  /** Accuracy on the labelled target evaluation set (reported only; never used for selection). */
+  target_acc?: number;
+}
+
+/** How a checkpoint is picked: SND (max), target entropy (min), source-validation accuracy (max), or the last one. */
+export type SelectBy = 'snd' | 'entropy' | 'source-val' | 'last';
+
+/** True when scores `a` are better than `b` under `by`. */
+export function better(a: Scores, b: Scores, by: SelectBy): boolean {
+  if (by === 'snd') return a.snd > b.snd;
+  if (by === 'entropy') return a.target_entropy < b.target_entropy;
+  if (by === 'source-val') return (a.source_val_acc ?? 0) > (b.source_val_acc ?? 0);
+  return true;
+}
+
+/**
+ * SND of row-wise probabilities p [n, C]: normalise each row to unit length, take cosine similarities to the
+ * other rows scaled by 1/τ, softmax each row (self excluded) and return the mean entropy of those rows.
+ */
+export function snd(p: Float32Array, n: number, c: number, tau = 0.05): number {
+  if (n < 2) return 0;
+  const q = new Float32Array(n * c);
+  for (let i = 0; i < n; i++) {
+    let s = 0;
+    for (let k = 0; k < c; k++) s += p[i * c + k]! ** 2;
+    const inv = 1 / Math.sqrt(s || 1);
+    for (let k = 0; k < c; k++) q[i * c + k] = p[i * c + k]! * inv;
+  }
+  let total = 0;
+  const row = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    let max = -Infinity;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      let d = 0;
+      for (let k = 0; k < c; k++) d += q[i * c + k]! * q[j * c + k]!;
+      row[j] = d / tau;
+      if (row[j]! > max) max = row[j]!;
+    }
+    let z = 0;
+    for (let j = 0; j < n; j++) if (j !== i) z += Math.exp(row[j]! - max);
+    let h = 0;
+    for (let j = 0; j < n; j++) {
+      if (j === i) continue;
+      const pr = Math.exp(row[j]! - max) / z;
+      if (pr > 0) h -= pr * Math.log(pr);
+    }
+    total += h;
+  }
+  return total / n;
+}
+
+/** Mean Shannon entropy of row-wise probabilities p [n, C]. */
+export function meanEntropy(p: Float32Array, n: number, c: number): number {
+  let h = 0;
+  for (let i = 0; i < n * c; i++) if (p[i]! > 0) h -= p[i]! * Math.log(p[i]!);
+  return n ? h / n : 0;
+}
+
+/** Probabilities and accuracy of `session` (an inference model) over a batch source. */
+async function run(session: ort.InferenceSession, src: BatchSource, labelled: boolean): Promise<{ p: Float32Array; c: number; acc: number }> {
+  const bufs = new BatchBuffers(src.sampleShape);
+  const chunks: Float32Array[] = [];
+  let c = 0;
+  let hit = 0;
+  for await (const b of batches(src, bufs, { batchSize: 500, seed: 0, epoch: 0, shuffle: false })) {
+    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+    const p = out.probabilities!;
+    c = p.dims[1]!;
+    const d = p.data as Float32Array;
+    chunks.push(d.slice());
+    if (labelled) {
+      const y = b.y.data as BigInt64Array;
+      for (let i = 0; i < b.size; i++) {
+        let arg = 0;
+        for (let k = 1; k < c; k++) if (d[i * c + k]! > d[i * c + arg]!) arg = k;
+        if (BigInt(arg) === y[i]) hit++;
+      }
+    }
+  }
+  const p = new Float32Array(chunks.reduce((a, x) => a + x.length, 0));
+  let off = 0;
+  for (const x of chunks) {
+    p.set(x, off);
+    off += x.length;
+  }
+  return { p, c, acc: src.length ? hit / src.length : 0 };
+}
+
+/** Scores a forward model (inference mode) on the given data; `targetSample` should be a fixed subset (≤ ~2000). */
+export async function scoreModel(model: Model, data: { sourceVal?: BatchSource; targetSample: BatchSource; targetEval?: BatchSource }): Promise<Scores> {
+  const session = await createSession(toInferenceModel(model, { logits: false }));
+  try {
+    const t = await run(session, data.targetSample, false);
+    const n = data.targetSample.length;
+    const s: Scores = { target_entropy: meanEntropy(t.p, n, t.c), snd: snd(t.p, n, t.c) };
+    if (data.sourceVal) s.source_val_acc = (await run(session, data.sourceVal, true)).acc;
+    if (data.targetEval) s.target_acc = (await run(session, data.targetEval, true)).acc;
+    return s;
+  } finally {
+    await session.release();
+  }
+}
