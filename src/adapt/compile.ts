@@ -11,15 +11,14 @@
  * the host schedule λ(p) = 2/(1 + exp(−10p)) − 1 through `scalarValues`.
  */
 import '../ops/index.js';
-import { backward } from '../autodiff/backward.js';
 import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import { findCut } from '../ir/surgery.js';
-import { clipGradNorm } from '../optim/clip.js';
-import type { Optimizer, ParamGroup, ParamSlot } from '../optim/optimizer.js';
-import { type CarriedSlot, type CompiledStep, DROPOUT_SEED_INPUT, TARGET_INPUT } from '../step/compile.js';
-import { Tensor } from '../tensor.js';
+import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
+import { type CompiledStep, DROPOUT_SEED_INPUT, TARGET_INPUT } from '../step/compile.js';
+import { emitBackwardAndUpdate } from '../step/update.js';
+import type { Tensor } from '../tensor.js';
 import { softmaxCrossEntropy } from '../train/loss.js';
 import { toTrainingGraph } from '../train/mode.js';
 import { grlLambda } from './adversarial.js';
@@ -173,54 +172,18 @@ export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
     g.inputs.push({ name: p, dtype: 'float32', shape: [...init.dims] });
   }
 
-  // 3. backward through the trainable part, clipping, optimizer update
-  const { grads, differentiated } = backward(g, opset, loss, allTrainable);
-  const e2 = new Emitter(g, opset, 'optim/');
-  let gradNames = allTrainable.map((p) => grads.get(p) ?? e2.constTensor(Tensor.f32([...inits.get(p)!.dims]), 'zero_grad'));
-  let gradNormOutput: string | undefined;
-  if (spec.clipNorm !== undefined) {
-    if (!(spec.clipNorm > 0)) throw new Error(`compileAdaptStep: clipNorm must be > 0 (got ${spec.clipNorm}).`);
-    const c = clipGradNorm(e2, gradNames, spec.clipNorm);
-    gradNames = c.grads;
-    gradNormOutput = c.norm;
-  }
-  const groups = spec.groups ?? [{}];
-  const lrInputs = groups.map((_, i) => `lr_${i}`);
-  for (const name of lrInputs) g.inputs.push({ name, dtype: 'float32', shape: [] });
-  const scalarInputs: string[] = [];
-  const scalars: Record<string, string> = {};
-  for (const s of spec.optimizer.scalarInputs()) {
-    const name = `opt_${s}`;
-    g.inputs.push({ name, dtype: 'float32', shape: [] });
-    scalarInputs.push(name);
-    scalars[s] = name;
-  }
+  // 3. backward through the trainable part, clipping, optimizer update, carried state
   const methodSet = new Set(methodParams);
-  const slots: ParamSlot[] = allTrainable.map((p, i) => {
+  const groupsIn = spec.groups ?? [{}];
+  const upd = emitBackwardAndUpdate(g, opset, loss, allTrainable, inits, runningStats, {
+    optimizer: spec.optimizer,
+    groups: groupsIn,
+    clipNorm: spec.clipNorm,
+    where: 'compileAdaptStep: ',
     // the method's parameters (discriminator) train with the last group (the head's learning rate)
-    const group = methodSet.has(p) ? groups.length - 1 : (spec.groupOf?.(p) ?? 0);
-    if (!(group >= 0 && group < groups.length))
-      throw new Error(`compileAdaptStep: parameter "${p}" is assigned to group ${group}, but only ${groups.length} groups exist.`);
-    return { param: p, grad: gradNames[i]!, group, dims: [...inits.get(p)!.dims] };
+    groupOf: (p) => (methodSet.has(p) ? groupsIn.length - 1 : (spec.groupOf?.(p) ?? 0)),
   });
-  const upd = spec.optimizer.emit(e2, slots, lrInputs, groups, scalars);
-  const carried: CarriedSlot[] = [];
-  for (const p of allTrainable) {
-    const next = upd.params.get(p);
-    if (!next) throw new Error(`compileAdaptStep: optimizer ${spec.optimizer.name} produced no update for "${p}".`);
-    carried.push({ kind: 'param', input: p, output: next, init: inits.get(p)! });
-  }
-  for (const s of upd.state) {
-    g.inputs.push({ name: s.input, dtype: s.init.dtype, shape: [...s.init.dims] });
-    carried.push({ kind: 'optim', input: s.input, output: s.output, init: s.init });
-  }
-  for (const rs of runningStats) {
-    const init = g.initializers.get(rs.input);
-    if (!init) continue;
-    g.initializers.delete(rs.input);
-    g.inputs.push({ name: rs.input, dtype: 'float32', shape: [...init.dims] });
-    carried.push({ kind: 'bn', input: rs.input, output: rs.output, init });
-  }
+  const { carried, lrInputs, scalarInputs, gradNormOutput, differentiated, groups } = upd;
 
   // 4. outputs
   g.outputs = [{ name: loss, dtype: 'float32', shape: [] }];

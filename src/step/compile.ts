@@ -5,15 +5,14 @@
  * inputs with matching "<name>.next" outputs that the runner feeds back each step.
  */
 import '../ops/index.js';
-import { backward } from '../autodiff/backward.js';
 import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
-import { clipGradNorm } from '../optim/clip.js';
-import type { Optimizer, ParamGroup, ParamSlot, StateSlot } from '../optim/optimizer.js';
-import { Tensor } from '../tensor.js';
+import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
+import type { Tensor } from '../tensor.js';
 import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
 import { toTrainingGraph } from '../train/mode.js';
+import { emitBackwardAndUpdate } from './update.js';
 
 /** What the step optimises. */
 export type LossSpec =
@@ -144,58 +143,11 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
     Object.assign(metrics, r.metrics ?? {});
   }
 
-  // 4. Backward, only through the trainable part.
-  const { grads, differentiated } = backward(g, opset, loss, trainable);
-  const e2 = new Emitter(g, opset, 'optim/');
-  let gradNames = trainable.map((p) => {
-    const gname = grads.get(p);
-    if (gname) return gname;
-    // The loss does not depend on this parameter: its gradient is zero.
-    return e2.constTensor(Tensor.f32(g.info(p)!.shape as number[]), 'zero_grad');
-  });
-  let gradNormOutput: string | undefined;
-  if (spec.clipNorm !== undefined) {
-    if (!(spec.clipNorm > 0)) throw new Error(`clipNorm must be > 0 (got ${spec.clipNorm}).`);
-    const c = clipGradNorm(e2, gradNames, spec.clipNorm);
-    gradNames = c.grads;
-    gradNormOutput = c.norm;
-  }
-
-  // 5. Optimizer update.
-  const groups = spec.groups ?? [{}];
-  const lrInputs = groups.map((_, i) => `lr_${i}`);
-  for (const name of lrInputs) g.inputs.push({ name, dtype: 'float32', shape: [] });
-  const scalarInputs: string[] = [];
-  const scalars: Record<string, string> = {};
-  for (const s of spec.optimizer.scalarInputs()) {
-    const name = `opt_${s}`;
-    g.inputs.push({ name, dtype: 'float32', shape: [] });
-    scalarInputs.push(name);
-    scalars[s] = name;
-  }
-  const slots: ParamSlot[] = trainable.map((p, i) => {
-    const group = spec.groupOf?.(p) ?? 0;
-    if (!(group >= 0 && group < groups.length)) throw new Error(`Parameter "${p}" is assigned to group ${group}, but only ${groups.length} groups exist.`);
-    return { param: p, grad: gradNames[i]!, group, dims: [...(g.info(p)!.shape as number[])] };
-  });
-  const upd = spec.optimizer.emit(e2, slots, lrInputs, groups, scalars);
-  for (const p of trainable) {
-    const next = upd.params.get(p);
-    if (!next) throw new Error(`Optimizer ${spec.optimizer.name} produced no update for "${p}".`);
-    carried.push({ kind: 'param', input: p, output: next, init: src.graph.initializers.get(p)! });
-  }
-  for (const s of upd.state as StateSlot[]) {
-    g.inputs.push({ name: s.input, dtype: s.init.dtype, shape: [...s.init.dims] });
-    carried.push({ kind: 'optim', input: s.input, output: s.output, init: s.init });
-  }
-  for (const rs of runningStats) {
-    const init = g.initializers.get(rs.input);
-    if (init) {
-      g.initializers.delete(rs.input);
-      g.inputs.push({ name: rs.input, dtype: 'float32', shape: [...init.dims] });
-      carried.push({ kind: 'bn', input: rs.input, output: rs.output, init });
-    }
-  }
+  // 4–5. Backward (trainable part only), clipping, optimizer update, carried state.
+  const inits = new Map(trainable.map((p) => [p, src.graph.initializers.get(p)!]));
+  const upd = emitBackwardAndUpdate(g, opset, loss, trainable, inits, runningStats, spec);
+  const { lrInputs, scalarInputs, gradNormOutput, differentiated, groups } = upd;
+  carried.push(...upd.carried);
 
   // 6. Outputs: loss, metrics, carried values.
   g.outputs = [{ name: loss, dtype: 'float32', shape: [] }];
