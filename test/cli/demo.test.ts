@@ -1,0 +1,31 @@
+/** `graft demo` (the README's main-job command) on a small budget, through the CLI as a user runs it. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import * as ort from 'onnxruntime-node';
+
+const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
+
+test('graft demo (quick budget) pretrains, transfers, reports every setting and writes a loadable model', async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-demo-'));
+  const r = spawnSync(process.execPath, [bin, '--json', 'demo', '--source-samples', '3000', '--pretrain-epochs', '1', '--steps', '30', '--out', out], {
+    encoding: 'utf8',
+    env: { ...process.env, GRAFT_FROM_SOURCE: '1', NODE_OPTIONS: '' },
+    timeout: 240_000,
+  });
+  assert.equal(r.status, 0, r.stderr);
+  const doc = JSON.parse(r.stdout);
+  for (const k of ['source_test', 'source_model', 'adabn', 'linear', 'finetune', 'scratch'])
+    assert.ok(doc.summary[k].mean >= 0 && doc.summary[k].mean <= 100, k);
+  // even on 3,000 source images the pretrained backbone must be far above chance on MNIST
+  assert.ok(doc.summary.source_test.mean > 70, `source test accuracy ${doc.summary.source_test.mean}`);
+  for (const f of ['model.onnx', 'model.json', 'results.json', 'report.md']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  const s = await ort.InferenceSession.create(path.join(out, 'model.onnx'));
+  const y = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(2 * 784), [2, 1, 28, 28]) });
+  assert.deepEqual(y.probabilities!.dims, [2, 10]);
+  fs.rmSync(out, { recursive: true, force: true });
+});
