@@ -82,7 +82,7 @@ export class Emitter implements InferContext {
 
   // ---- opset-aware helpers --------------------------------------------------------------
   /** Reduction over `axes` ('all' reduces every axis; an empty list is the identity). */
-  reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax', x: string, axes: number[] | 'all', keepdims: boolean): string {
+  reduce(op: 'ReduceSum' | 'ReduceMean' | 'ReduceMax' | 'ReduceSumSquare', x: string, axes: number[] | 'all', keepdims: boolean): string {
     if (axes === 'all') {
       const r = this.rank(x);
       if (r === undefined) return this.op(op, [x], { keepdims: keepdims ? 1 : 0 });

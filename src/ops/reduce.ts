@@ -50,6 +50,12 @@ const sumDef: OpDef = {
 };
 defineOp('ReduceSum', sumDef);
 
+/** ReduceSumSquare: Σx² in one pass; d/dx = 2·x·dy broadcast back. */
+defineOp('ReduceSumSquare', {
+  infer: inferReduce,
+  grad: (e, n, [dy], needs) => [needs[0] ? e.mul(e.mul(expandBack(e, n, dy!).g, n.inputs[0]!), e.scalar(2)) : null, null],
+});
+
 defineOp('ReduceMean', {
   infer: inferReduce,
   grad: (e, n, [dy], needs) => {

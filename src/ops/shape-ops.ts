@@ -1,9 +1,9 @@
 /** Shape-only ops: Reshape, Flatten, Shape, Constant, Identity, Cast, Unsqueeze, Squeeze, Transpose. */
 
-import { attrInt, type Dim } from '../ir/graph.js';
+import { attrInt, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
 import { dtypeFromOnnx, dtypeToOnnx } from '../onnx/tensor-proto.js';
 import { Tensor } from '../tensor.js';
-import { defineOp } from './registry.js';
+import { defineOp, type TypeShape } from './registry.js';
 import { desc, normAxis, sameAsInput } from './shape-utils.js';
 
 defineOp('Identity', { infer: sameAsInput(), grad: (_e, _n, [dy]) => [dy] });
@@ -125,5 +125,30 @@ defineOp('Transpose', {
     const inv = new Array<number>(perm.length);
     for (let i = 0; i < perm.length; i++) inv[perm[i]!] = i;
     return [e.transpose(dy!, inv)];
+  },
+});
+
+/** SpaceToDepth / DepthToSpace (blocksize b): [N, C, H, W] ↔ [N, C·b², H/b, W/b]. Gradients: each is the other's adjoint (DCR). */
+function inferBlocks(toDepth: boolean) {
+  return (n: Node, ins: (ValueInfo | undefined)[]): TypeShape[] => {
+    const s = ins[0]?.shape;
+    const dtype = ins[0]?.dtype ?? 'float32';
+    if (!s || s.length !== 4) return [{ dtype }];
+    const b = attrInt(n, 'blocksize', 1);
+    const mul = (d: Dim, f: number): Dim => (typeof d === 'number' ? d * f : null);
+    const div = (d: Dim, f: number): Dim => (typeof d === 'number' ? d / f : null);
+    return [{ dtype, shape: toDepth ? [s[0]!, mul(s[1]!, b * b), div(s[2]!, b), div(s[3]!, b)] : [s[0]!, div(s[1]!, b * b), mul(s[2]!, b), mul(s[3]!, b)] }];
+  };
+}
+defineOp('SpaceToDepth', {
+  infer: inferBlocks(true),
+  grad: (e, n, [dy], needs) => [needs[0] ? e.op('DepthToSpace', [dy!], { blocksize: attrInt(n, 'blocksize', 1), mode: 'DCR' }) : null],
+});
+defineOp('DepthToSpace', {
+  infer: inferBlocks(false),
+  grad: (e, n, [dy], needs) => {
+    if (!needs[0]) return [null];
+    if (n.attrs.mode === 'CRD') throw new Error(`${n.name}: no gradient rule for DepthToSpace in CRD mode; export with mode DCR.`);
+    return [e.op('SpaceToDepth', [dy!], { blocksize: attrInt(n, 'blocksize', 1) })];
   },
 });

@@ -14,6 +14,8 @@ export interface SessionOptions {
   threads?: number;
   /** Graph optimization level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Write an onnxruntime profile (Chrome trace JSON) with this file prefix; also set by env GRAFT_ORT_PROFILE. */
+  profile?: string;
 }
 
 /** Creates an onnxruntime session from an in-memory model. */
@@ -25,6 +27,7 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: opts.optimization ?? 'all',
+      ...((opts.profile ?? process.env.GRAFT_ORT_PROFILE) ? { enableProfiling: true, profileFilePrefix: opts.profile ?? process.env.GRAFT_ORT_PROFILE } : {}),
       // GRAFT_ORT_SPIN=0 stops idle intra-op threads from spinning: better on a machine shared with other work
       ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     });

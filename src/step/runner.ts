@@ -115,6 +115,11 @@ export class StepRunner {
     return r;
   }
 
+  /** Ends onnxruntime profiling of the training session (when created with `profile`) and flushes its trace file. */
+  endProfiling(): void {
+    (this.session as unknown as { endProfiling(): void }).endProfiling();
+  }
+
   /** Evaluates one batch in inference mode with the current state. */
   async evaluate(batch: BatchFeed): Promise<{ loss: number; metrics: Record<string, number>; output: ort.Tensor }> {
     if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');

@@ -146,7 +146,7 @@ test('inferred pooling shapes match onnxruntime', async () => {
   }
 });
 
-test('MaxPool after Relu (tiling windows): fast mask rule matches finite differences and first-argmax routing', async () => {
+test('MaxPool after Relu (tiling windows, MaxUnpool route): matches finite differences; ties go to the first argmax', async () => {
   const { expectGradStrict } = await import('../helpers.js');
   const { randn } = await import('../../src/autodiff/gradcheck.js');
   // spread values so no window ties except at Relu's zero floor
@@ -156,7 +156,7 @@ test('MaxPool after Relu (tiling windows): fast mask rule matches finite differe
     build: (e) => e.op('MaxPool', [e.op('Relu', ['x'])], { kernel_shape: [2, 2], strides: [2, 2] }),
     eps: 1e-3,
   });
-  // windows that are all zeros after Relu (ties at the floor) give zero gradient, not NaN or a split
+  // windows that are all zeros after Relu (ties at the floor) give zero gradient, not NaN
   const { expectGrad } = await import('../helpers.js');
   await expectGrad({
     inputs: { x: randn([1, 2, 4, 4], 5, { lo: -2, hi: -0.5 }) },

@@ -81,3 +81,14 @@ test('Squeeze with axes known only at run time leaves the rank unknown instead o
   const y = new Emitter(g, 17).op('Squeeze', ['x', 'axes']);
   assert.equal(g.info(y)?.shape, undefined);
 });
+
+test('SpaceToDepth / DepthToSpace (DCR) gradients, and CRD refused', async () => {
+  const x = randn([2, 3, 4, 6], 7);
+  await expectGradStrict('SpaceToDepth', { inputs: { x }, wrt: ['x'], build: (e) => e.op('SpaceToDepth', ['x'], { blocksize: 2 }) });
+  const z = randn([2, 8, 2, 3], 8);
+  await expectGradStrict('DepthToSpace', { inputs: { z }, wrt: ['z'], build: (e) => e.op('DepthToSpace', ['z'], { blocksize: 2, mode: 'DCR' }) });
+  await assert.rejects(
+    expectGradStrict('DepthToSpace', { inputs: { z }, wrt: ['z'], build: (e) => e.op('DepthToSpace', ['z'], { blocksize: 2, mode: 'CRD' }) }),
+    /CRD mode/,
+  );
+});

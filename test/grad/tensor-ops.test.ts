@@ -255,3 +255,10 @@ test('Slice x[1:] on a symbolic batch axis: gradient pads only the front', async
   const xd = x.data as Float32Array;
   for (const [i, v] of (dx.data as Float32Array).entries()) assert.ok(Math.abs(v - (i < 3 ? 0 : 2 * xd[i]!)) < 1e-5, `dx[${i}] = ${v}`);
 });
+
+test('ReduceSumSquare gradient, keepdims 0 and 1, opset 13 (axes attribute) and 18 (axes input)', async () => {
+  const x = randn([3, 4, 5], 21);
+  for (const opset of [13, 18])
+    for (const keep of [true, false])
+      await expectGradStrict('ReduceSumSquare', { opset, inputs: { x }, wrt: ['x'], build: (e) => e.reduce('ReduceSumSquare', 'x', [0, 2], keep) });
+});
