@@ -4,7 +4,8 @@
  * to the image size. Same seed ⇒ same target domain, bit for bit.
  */
 
-import { Rng } from '../tensor.js';
+import type { Rng } from '../tensor.js';
+import { TorchRand } from './torch-rand.js';
 
 /**
  * Bilinear resize of one single-channel image with PyTorch's
@@ -67,11 +68,16 @@ export interface StyleShiftOptions {
   noise?: number;
 }
 
+/** A source of uniform draws in [0, 1): graft's {@link Rng} or {@link TorchRand}. */
+export interface UniformSource {
+  next(): number;
+}
+
 /**
  * Draws one texture field: `noise × noise` uniform values in [0, 1) upsampled bilinearly to `height × width`.
  * Consumes exactly `noise²` draws from `rng`.
  */
-export function textureField(rng: Rng, height = 28, width = height, noise = 7, out?: Float32Array): Float32Array {
+export function textureField(rng: UniformSource, height = 28, width = height, noise = 7, out?: Float32Array): Float32Array {
   const grid = new Float32Array(noise * noise);
   for (let i = 0; i < grid.length; i++) grid[i] = rng.next();
   return bilinearResize(grid, noise, noise, height, width, out);
@@ -79,7 +85,9 @@ export function textureField(rng: Rng, height = 28, width = height, noise = 7, o
 
 /**
  * Applies the style shift to a batch of images: image i becomes |x_i − tex_i|, with one texture field per
- * image drawn in order from `new Rng(seed)`. Values stay in [0, 1] when the input is in [0, 1].
+ * image drawn in order from `torch.rand` of a generator seeded with `seed` ({@link TorchRand}), so the fields are
+ * exactly those of the PyTorch reference (shared/ref/exp_d_shift.py: `torch.rand(n, 1, 7, 7, generator=g)`
+ * then bilinear upsampling). Values stay in [0, 1] when the input is in [0, 1].
  * @param images `n * height * width` values (e.g. MNIST's `x`); not modified.
  * @returns a new array of the same length.
  */
@@ -92,7 +100,7 @@ export function styleShift(images: Float32Array, opts: StyleShiftOptions): Float
     throw new Error(`styleShift: ${images.length} values is not a whole number of ${h}x${w} images; pass height/width matching the data.`);
   }
   const n = images.length / px;
-  const rng = new Rng(opts.seed);
+  const rng = new TorchRand(opts.seed);
   const out = new Float32Array(images.length);
   const tex = new Float32Array(px);
   for (let i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { bilinearResize, styleShift, textureField } from '../../src/data/shift.js';
+import { TorchRand } from '../../src/data/torch-rand.js';
 import { Rng } from '../../src/tensor.js';
 
 const close = (a: ArrayLike<number>, b: number[], tol = 1e-6) => {
@@ -44,8 +45,34 @@ test('style shift: deterministic per seed, differs across seeds, stays in [0,1]'
   assert.ok(a.every((v) => v >= 0 && v <= 1));
   // a blank image becomes its texture field; different images get different fields
   const blank = styleShift(new Float32Array(2 * 784), { seed: 7 });
-  const tex = textureField(new Rng(7));
+  const tex = textureField(new TorchRand(7));
   close(blank.subarray(0, 784), Array.from(tex));
   assert.notDeepEqual(blank.subarray(0, 784), blank.subarray(784));
   assert.throws(() => styleShift(new Float32Array(100), { seed: 1 }), /not a whole number of 28x28/);
+});
+
+test('TorchRand is MT19937: the C++ standard\'s known answer (10000th output for seed 5489 is 4123659995)', () => {
+  const r = new TorchRand(5489);
+  let v = 0;
+  for (let i = 0; i < 10000; i++) v = r.nextU32();
+  assert.equal(v, 4123659995);
+  assert.throws(() => new TorchRand(-1), /non-negative seed/);
+});
+
+test('TorchRand reproduces torch.rand of torch.Generator().manual_seed(s) (values recorded from torch 1.13)', () => {
+  const r = new TorchRand(123);
+  close(Array.from({ length: 5 }, () => r.next()), [0.29611194133758545, 0.516562283039093, 0.2516707181930542, 0.6885567903518677, 0.07397246360778809], 1e-12);
+  // the whole stream the reference's target test set consumes: torch.rand(10000, 1, 7, 7, generator=manual_seed(456)).sum()
+  const t = new TorchRand(456);
+  let sum = 0;
+  let last = 0;
+  for (let i = 0; i < 10000 * 49; i++) sum += last = t.next();
+  assert.equal(last, 0.7608366012573242);
+  assert.ok(Math.abs(sum - 245079.594762) < 1e-5, `sum ${sum}`);
+});
+
+test('style-shift textures equal the PyTorch reference\'s (F.interpolate of torch.rand, seed 123, image 1)', () => {
+  const blank = styleShift(new Float32Array(2 * 784), { seed: 123 });
+  const at = (y: number, x: number) => blank[784 + y * 28 + x]!;
+  close([at(0, 0), at(5, 9), at(13, 20), at(27, 27)], [0.8057464, 0.5842198, 0.5336111, 0.8363296], 2e-7);
 });
