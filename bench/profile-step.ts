@@ -1,10 +1,10 @@
 /**
  * Profiles one compiled training step with onnxruntime's profiler and prints time per op type.
- * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18] [--batch 64] [--iters 20]
+ * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18|mlp] [--batch 64] [--iters 20]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { paramNames, resnet18, smallCNN } from '../src/nn/index.js';
+import { mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
 import { lowered } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';
@@ -24,13 +24,16 @@ const { values } = parseArgs({
 const batch = Number(values.batch);
 const iters = Number(values.iters);
 const small = values.arch === 'small';
+const head = values.arch === 'mlp';
 const size = Number(values.size) || (small ? 28 : 224);
 const ch = small ? 1 : 3;
-const model = small
-  ? smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, size, size], seed: 0 })
-  : resnet18({ classes: 1000 }).build({ inputShape: ['N', 3, size, size], seed: 0 });
+const model = head
+  ? mlp([256, 256], 10, { inFeatures: 512 }).build({ inputShape: ['N', 512], seed: 0 })
+  : small
+    ? smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, size, size], seed: 0 })
+    : resnet18({ classes: 1000 }).build({ inputShape: ['N', 3, size, size], seed: 0 });
 const rng = new Rng(0);
-const x = Tensor.f32([batch, ch, size, size]);
+const x = head ? Tensor.f32([batch, 512]) : Tensor.f32([batch, ch, size, size]);
 for (let i = 0; i < x.size; i++) (x.data as Float32Array)[i] = rng.normal();
 const y = Tensor.i64(
   [batch],

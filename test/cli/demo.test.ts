@@ -12,14 +12,18 @@ const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 
 test('graft demo (quick budget) pretrains, transfers, reports every setting and writes a loadable model', async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-demo-'));
-  const r = spawnSync(process.execPath, [bin, '--json', 'demo', '--source-samples', '3000', '--pretrain-epochs', '1', '--steps', '30', '--out', out], {
-    encoding: 'utf8',
-    env: { ...process.env, GRAFT_FROM_SOURCE: '1', NODE_OPTIONS: '' },
-    timeout: 240_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    [bin, '--json', 'demo', '--source-samples', '3000', '--pretrain-epochs', '1', '--steps', '30', '--adapt-steps', '15', '--out', out],
+    {
+      encoding: 'utf8',
+      env: { ...process.env, GRAFT_FROM_SOURCE: '1', NODE_OPTIONS: '' },
+      timeout: 240_000,
+    },
+  );
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
-  for (const k of ['source_test', 'source_model', 'adabn', 'linear', 'finetune', 'scratch'])
+  for (const k of ['source_test', 'source_model', 'adabn', 'linear', 'finetune', 'scratch', 'mcc'])
     assert.ok(doc.summary[k].mean >= 0 && doc.summary[k].mean <= 100, k);
   // even on 3,000 source images the pretrained backbone must be far above chance on MNIST
   assert.ok(doc.summary.source_test.mean > 70, `source test accuracy ${doc.summary.source_test.mean}`);
@@ -27,5 +31,17 @@ test('graft demo (quick budget) pretrains, transfers, reports every setting and 
   const s = await ort.InferenceSession.create(path.join(out, 'model.onnx'));
   const y = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', new Float32Array(2 * 784), [2, 1, 28, 28]) });
   assert.deepEqual(y.probabilities!.dims, [2, 10]);
+  // the human report ends with the no-target-labels verdict (MCC vs fine-tuning with labels)
+  const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8').trim().split('\n');
+  assert.match(report.at(-1)!, /^with no target labels at all, MCC adaptation reaches \d+\.\d% — (above|below) fine-tuning with 10 labels per class/);
   fs.rmSync(out, { recursive: true, force: true });
+});
+
+test('graft demo refuses a negative --adapt-steps with a clear message', () => {
+  const bad = spawnSync(process.execPath, [bin, 'demo', '--adapt-steps', '-3'], {
+    encoding: 'utf8',
+    env: { ...process.env, GRAFT_FROM_SOURCE: '1', NODE_OPTIONS: '' },
+  });
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /--adapt-steps must be a whole number ≥ 0/);
 });
