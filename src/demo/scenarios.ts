@@ -35,6 +35,8 @@ export interface ScenarioOptions {
    * after the few-shot settings, to show what no target labels at all can do (default 300; 0 skips it).
    */
   adaptSteps?: number;
+  /** A source model pretrained by an earlier run of the same scenario and seed (its `models.pretrained`): skips pretraining. */
+  pretrained?: Model;
   /** Called with a phase name and a callback list to attach progress to. */
   progress?: (phase: string, totalSteps: number) => Callback[];
   log?: (line: string) => void;
@@ -63,6 +65,7 @@ async function timed<T>(sec: Record<string, number>, key: string, f: () => Promi
 
 /** Source pretraining: SmallCNN from scratch on the source data. */
 async function pretrain(src: ArraySource, classes: number, o: ScenarioOptions, sec: Record<string, number>): Promise<Network> {
+  if (o.pretrained) return new Network(o.pretrained.clone());
   if (o.sourceSamples && o.sourceSamples < src.length) src = src.subset(Int32Array.from({ length: o.sourceSamples }, (_, i) => i));
   const net = new Network(smallCNN({ classes }).build({ inputShape: ['N', 1, 28, 28], seed: o.seed }));
   const epochs = o.pretrainEpochs ?? 2;
