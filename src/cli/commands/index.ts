@@ -10,6 +10,7 @@ import * as evalCmd from './eval.js';
 import * as importCmd from './import.js';
 import * as inspect from './inspect.js';
 import * as lrFind from './lr-find.js';
+import * as models from './models.js';
 import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
 import * as train from './train.js';
@@ -21,4 +22,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd, models];
