@@ -17,12 +17,14 @@ import {
   type UnwrappedTfjsModel,
 } from './nsfwjs.js';
 import { guessPreprocess, type ImportOptions, setPreprocessMetadata } from './outputs.js';
+import { applyTeachableMetadata, readTeachableMetadata } from './teachable-machine.js';
 import { importTfjsGraph } from './tfjs-graph.js';
 import { fromModelJson, importTfjsLayers } from './tfjs-layers.js';
 import type { TfjsWeightGroup } from './weights.js';
 
 export * from './nsfwjs.js';
 export { guessPreprocess, type ImportOptions, type PreprocessGuess, setPreprocessMetadata } from './outputs.js';
+export { applyTeachableMetadata, readTeachableMetadata, TEACHABLE_PREPROCESS, type TeachableMetadata } from './teachable-machine.js';
 export { importTfjsGraph, SUPPORTED_GRAPH_OPS } from './tfjs-graph.js';
 export { importTfjsLayers, readModelJson, SUPPORTED_LAYERS, type TfjsLayersSource } from './tfjs-layers.js';
 export { halfToFloat, readWeights, type TfjsWeightGroup, type TfjsWeightSpec } from './weights.js';
@@ -61,7 +63,8 @@ export function importNsfwjs(name: NsfwjsModelName, opts: ImportOptions = {}): M
 /**
  * Loads a model for graft from any supported file:
  * - `*.onnx` → {@link loadModel};
- * - a TensorFlow.js `model.json` (layers or graph model; shards beside it), or a folder holding one;
+ * - a TensorFlow.js `model.json` (layers or graph model; shards beside it), or a folder holding one; a Teachable
+ *   Machine `metadata.json` beside it gives the labels and Teachable Machine's preprocessing;
  * - nsfwjs's wrapped `model.min.js` (shards `*.min.js` beside it), or `nsfwjs:<MobileNetV2|MobileNetV2Mid|InceptionV3>`.
  * Imported models carry `graft.preprocess` (and `graft.cut`, `graft.labels` when known) in their metadata,
  * which `Network` reads when there is no sidecar.
@@ -101,7 +104,10 @@ export function loadAnyModel(file: string, opts: ImportOptions = {}): Model {
         `${target} is JSON but not a TensorFlow.js model.json (no "modelTopology"). Pass the model.json written by TensorFlow.js, or an .onnx file.`,
       );
     const src = fromModelJson(json, path.dirname(path.resolve(target)), target);
-    return importUnwrapped({ json, readShard: src.readShard, source: target }, opts);
+    const model = importUnwrapped({ json, readShard: src.readShard, source: target }, opts);
+    const tm = readTeachableMetadata(target);
+    if (tm) applyTeachableMetadata(model, tm);
+    return model;
   }
   return loadModel(target);
 }

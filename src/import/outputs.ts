@@ -85,6 +85,8 @@ export interface PreprocessGuess {
   /** Raw pixels are divided by this (default 255: the model takes values in [0, 1]). */
   scale?: number;
   resize?: PreprocessConfig['resize'];
+  /** For `resize: 'crop'`: the fraction kept by the centre crop (1: the largest centred square). */
+  cropFraction?: number;
 }
 
 /**
@@ -102,6 +104,7 @@ export function guessPreprocess(model: Model, over: PreprocessGuess = {}): Prepr
     size: [h, w],
     channels: c,
     resize: over.resize ?? 'stretch',
+    ...(over.cropFraction !== undefined ? { cropFraction: over.cropFraction } : {}),
     layout: 'NCHW',
     scale: over.scale ?? 255,
     ...(over.mean ? { mean: over.mean } : {}),

@@ -94,10 +94,25 @@ export async function runImport(model: string, opts: ImportCliOptions, log: (m: 
     throw new CliError(
       `Writing ${out} would overwrite the input ${model} (its sidecar is ${sidecar}). Pass another --out, e.g. ${path.join(path.dirname(out), 'converted.onnx')}.`,
     );
-  const current = m.metadata['graft.preprocess'] ? (JSON.parse(m.metadata['graft.preprocess']) as { scale?: number; resize?: 'crop' | 'stretch' | 'pad' }) : {};
+  // what the importer recorded (nsfwjs, Teachable Machine) is the default; flags override it field by field
+  const current = m.metadata['graft.preprocess']
+    ? (JSON.parse(m.metadata['graft.preprocess']) as {
+        scale?: number;
+        resize?: 'crop' | 'stretch' | 'pad';
+        cropFraction?: number;
+        mean?: number[];
+        std?: number[];
+      })
+    : {};
   let preprocess: unknown;
   try {
-    const cfg = guessPreprocess(m, { mean: opts.mean, std: opts.std, scale: opts.scale ?? current.scale, resize: opts.resize ?? current.resize });
+    const cfg = guessPreprocess(m, {
+      mean: opts.mean ?? current.mean,
+      std: opts.std ?? current.std,
+      scale: opts.scale ?? current.scale,
+      resize: opts.resize ?? current.resize,
+      cropFraction: current.cropFraction,
+    });
     if (cfg) setPreprocessMetadata(m, cfg);
     else if (opts.mean || opts.std || opts.scale !== undefined)
       log('note: the model input is not an RGB/grayscale image of known size; --mean/--std/--scale ignored');
