@@ -116,7 +116,12 @@ export function readModelJson(file: string): { modelTopology: unknown; weightsMa
 /** model.json content + the folder its shards are in → a {@link TfjsLayersSource}. */
 export function fromModelJson(json: Record<string, unknown>, dir: string, source: string) {
   const readShard: ShardReader = (p) => {
-    const f = path.join(dir, p);
+    const f = path.resolve(dir, p);
+    const rel = path.relative(dir, f);
+    if (rel.startsWith('..') || path.isAbsolute(rel) || /^[a-z]+:\/\//i.test(p))
+      throw new Error(
+        `${source}: weight shard "${p}" (listed in weightsManifest) points outside the model's folder ${dir}; graft only reads shards beside model.json. Copy the shard there and list it by file name.`,
+      );
     try {
       return new Uint8Array(fs.readFileSync(f));
     } catch (e) {

@@ -89,7 +89,7 @@ function escapingOnnx(dir: string, loc: string): string {
   return file;
 }
 
-test('graft import: a missing shard, a truncated shard, an unknown layer and an unmapped graph op are each one clear error', async () => {
+test('graft import: a missing shard, a truncated shard, a shard outside the folder, an unknown layer and an unmapped graph op are each one clear error', async () => {
   const missing = await modelDir(path.join(tmp, 'missing'));
   const shards = fs
     .readdirSync(path.join(tmp, 'missing'))
@@ -103,8 +103,22 @@ test('graft import: a missing shard, a truncated shard, an unknown layer and an 
   const fancy = await modelDir(path.join(tmp, 'fancy'));
   fs.writeFileSync(fancy, fs.readFileSync(fancy, 'utf8').replace('"class_name":"DepthwiseConv2D"', '"class_name":"FancyConv2D"'));
   const graph = graphModelDir(path.join(tmp, 'graph'));
+  const escape = await modelDir(path.join(tmp, 'escape'));
+  fs.writeFileSync(escape, fs.readFileSync(escape, 'utf8').replace(`"${shards[0]!}"`, `"../secret-${shards[0]!}"`));
+  fs.copyFileSync(path.join(tmp, 'escape', shards[0]!), path.join(tmp, `secret-${shards[0]!}`)); // readable, but outside the folder
 
-  const [m, s, f, g] = await Promise.all([graft(['import', missing]), graft(['import', short]), graft(['import', fancy]), graft(['import', graph])]);
+  const [m, s, f, g, x] = await Promise.all([
+    graft(['import', missing]),
+    graft(['import', short]),
+    graft(['import', fancy]),
+    graft(['import', graph]),
+    graft(['import', escape]),
+  ]);
+  oneError(
+    x,
+    new RegExp(`weight shard "\\.\\./secret-${esc(shards[0]!)}" \\(listed in weightsManifest\\) points outside the model's folder.*Copy the shard there`),
+    'escaping shard',
+  );
   oneError(
     m,
     new RegExp(
@@ -119,7 +133,7 @@ test('graft import: a missing shard, a truncated shard, an unknown layer and an 
     /TensorFlow op Cumsum \(node "running_total"\) is not supported by graft's graph importer\. Supported: .*Export the model as a layers model/,
     'unmapped op',
   );
-  for (const dir of ['missing', 'short', 'fancy', 'graph'])
+  for (const dir of ['missing', 'short', 'fancy', 'graph', 'escape'])
     assert.ok(!fs.readdirSync(path.join(tmp, dir)).some((n) => n.endsWith('.onnx')), `${dir}: nothing written`);
 });
 
