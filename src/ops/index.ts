@@ -12,4 +12,5 @@ import './norm.js';
 import './bn-train.js';
 import './dropout.js';
 import './grl.js';
-export { opDef, registeredOps, differentiableOps, defineOp } from './registry.js';
+
+export { defineOp, differentiableOps, opDef, registeredOps } from './registry.js';
