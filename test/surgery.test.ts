@@ -205,3 +205,38 @@ test('appendOps and renameValue', async () => {
   assert.equal(r.graph.outputs[0]!.name, 'scores');
   assert.throws(() => renameValue(m, 'logits', 'input'), /already used/);
 });
+
+test('models exported by PyTorch with de-duplicated initializers load with one parameter per tensor', async () => {
+  const { loadAnyModel } = await import('../src/import/index.js');
+  const { saveModel } = await import('../src/onnx/io.js');
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const built = sequential(conv2d(2, 3, 3, { padding: 1 }), relu(), conv2d(3, 3, 3, { padding: 1 }), globalAvgPool(), flatten(), linear(3, 2)).build({
+    inputShape: ['N', 2, 5, 5],
+    seed: 1,
+  });
+  const g = built.graph;
+  const [, w2] = [...g.initializers.keys()].filter((k) => g.initializers.get(k)!.dims.length === 4);
+  const conv2 = g.nodes.find((n) => n.inputs[1] === w2)!;
+  // the exporter keeps one copy of a tensor equal to another and reads it through Identity under the copy's name
+  const shared = 'onnx::shared_w';
+  g.initializers.set(shared, g.initializers.get(w2!)!);
+  g.initializers.delete(w2!);
+  g.addNode('Identity', [shared], [w2!], {}, 'Identity_dedup');
+  g.nodes.unshift(g.nodes.pop()!);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-untie-'));
+  const file = path.join(dir, 'm.onnx');
+  saveModel(built, file);
+  const loaded = loadAnyModel(file);
+  assert.ok(!loaded.graph.nodes.some((n) => n.op === 'Identity'), 'Identity copies are gone');
+  assert.ok(loaded.graph.initializers.has(w2!), `the copy is an initializer named ${w2}`);
+  assert.ok(!loaded.graph.initializers.has(shared), 'the now unused shared tensor is pruned');
+  assert.ok(paramNames(loaded).includes(w2!));
+  const x = rand([2, 2, 5, 5], 3);
+  const a = await runAll(built, x);
+  const b = await runAll(loaded, x);
+  const out = built.graph.outputs[0]!.name;
+  assert.ok(maxDiff(a[out]!, b[out]!) === 0, 'same outputs');
+  fs.rmSync(dir, { recursive: true, force: true });
+});

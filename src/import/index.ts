@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Model } from '../ir/model.js';
+import { untieInitializerCopies } from '../ir/surgery.js';
 import { loadModel } from '../onnx/io.js';
 import { describeFsError } from '../util/fs-errors.js';
 import {
@@ -84,12 +85,12 @@ export function loadAnyModel(file: string, opts: ImportOptions = {}): Model {
   if (isDir(file)) {
     const found = ['model.json', 'model.min.js'].map((f) => path.join(file, f)).find((f) => fs.existsSync(f));
     if (!found) {
-      if (fs.readdirSync(file).some((f) => f.endsWith('.onnx'))) return loadModel(file); // loadModel explains which .onnx to pass
+      if (fs.readdirSync(file).some((f) => f.endsWith('.onnx'))) return untieInitializerCopies(loadModel(file)); // loadModel explains which .onnx to pass
       throw new Error(`${file} is a folder without model.json, model.min.js or .onnx file. Pass the model file itself.`);
     }
     target = found;
   }
-  if (target.endsWith('.onnx')) return loadModel(target);
+  if (target.endsWith('.onnx')) return untieInitializerCopies(loadModel(target));
   if (target.endsWith('.js')) return importUnwrapped(loadWrappedModelJson(target), opts);
   if (target.endsWith('.json')) {
     let json: Record<string, unknown>;

@@ -286,3 +286,26 @@ export function suffixFrom(model: Model, cut: string, opts: { inputName?: string
   g.topoSort();
   return m;
 }
+
+/**
+ * Undoes PyTorch's initializer de-duplication: `torch.onnx.export` stores bitwise-equal tensors once and reads the
+ * copies through Identity nodes. Left alone, fine-tuning would train those tensors as one tied parameter (and, for
+ * BatchNorm, leave the affected layers outside training mode). Each Identity of an initializer becomes an initializer
+ * of its own, named after the Identity's output (the state_dict name). Returns the model itself when there is none.
+ */
+export function untieInitializerCopies(model: Model): Model {
+  const g = model.graph;
+  const outputs = new Set(g.outputs.map((v) => v.name));
+  const inputs = new Set(g.inputs.map((v) => v.name));
+  const copies = g.nodes.filter((n) => n.op === 'Identity' && g.initializers.has(n.inputs[0]!) && !inputs.has(n.inputs[0]!) && !outputs.has(n.outputs[0]!));
+  if (!copies.length) return model;
+  const m = model.clone();
+  const drop = new Set(copies.map((n) => n.outputs[0]!));
+  for (const n of copies) {
+    m.graph.initializers.set(n.outputs[0]!, g.initializers.get(n.inputs[0]!)!.clone());
+    m.graph.valueInfo.delete(n.outputs[0]!);
+  }
+  m.graph.nodes = m.graph.nodes.filter((n) => !(n.op === 'Identity' && drop.has(n.outputs[0]!)));
+  m.graph.prune();
+  return m;
+}
