@@ -1,10 +1,11 @@
 /**
  * Profiles one compiled training step with onnxruntime's profiler and prints time per op type.
- * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18|mlp] [--batch 64] [--iters 20]
+ * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18|mlp | --model nsfwjs:MobileNetV2 --size 224] [--batch 64] [--iters 20]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js';
+import { Network } from '../src/api/network.js';
+import { linear, mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
 import { lowered } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
     size: { type: 'string', default: '' },
     layer4: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
+    model: { type: 'string', default: '' },
   },
 });
 const batch = Number(values.batch);
@@ -26,12 +28,14 @@ const iters = Number(values.iters);
 const small = values.arch === 'small';
 const head = values.arch === 'mlp';
 const size = Number(values.size) || (small ? 28 : 224);
-const ch = small ? 1 : 3;
-const model = head
-  ? mlp([256, 256], 10, { inFeatures: 512 }).build({ inputShape: ['N', 512], seed: 0 })
-  : small
-    ? smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, size, size], seed: 0 })
-    : resnet18({ classes: 1000 }).build({ inputShape: ['N', 3, size, size], seed: 0 });
+const ch = small && !values.model ? 1 : 3;
+const model = values.model
+  ? Network.load(values.model).replaceHead(linear(Number(process.env.FEATURES ?? 1280), 10), { seed: 0 }).model
+  : head
+    ? mlp([256, 256], 10, { inFeatures: 512 }).build({ inputShape: ['N', 512], seed: 0 })
+    : small
+      ? smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, size, size], seed: 0 })
+      : resnet18({ classes: 1000 }).build({ inputShape: ['N', 3, size, size], seed: 0 });
 const rng = new Rng(0);
 const x = head ? Tensor.f32([batch, 512]) : Tensor.f32([batch, ch, size, size]);
 for (let i = 0; i < x.size; i++) (x.data as Float32Array)[i] = rng.normal();

@@ -208,11 +208,14 @@ function tapKernels(e: Emitter, k: number[]): string {
 }
 
 /**
- * dW of a depthwise Conv (C/g = 1) with a static batch N: folds N into the channels without copying (X as one image of
- * N·C channels, dY as N·K single-channel kernels, group N·C), then sums over N. Unlike im2col this needs no tensor
- * kh·kw times X's size, which for MobileNet's wide early layers would be gigabytes.
+ * dW of a depthwise Conv (C/g = 1): one grouped Conv that correlates each channel of X with its dY over the batch.
+ * With a static batch N this folds N into the channels without copying (X as one image of N·C channels, dY as N·K
+ * single-channel kernels, group N·C), then sums over N. With a batch known only at run time the group count cannot
+ * depend on N, so X and dY are transposed to channel-major ([C, N, …]) instead: one image of C·N channels in C groups
+ * of N, dY as K kernels of N channels each — the sum over N happens inside the convolution. Either way there is no
+ * im2col tensor kh·kw times X's size, which for MobileNet's wide early layers would be hundreds of megabytes.
  */
-function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: number): string {
+function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: number | null): string {
   const pe: number[] = [];
   const got: number[] = [];
   for (let i = 0; i < p.rank; i++) {
@@ -222,11 +225,17 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
     pe.push(p.pe[i]! - cut);
     got.push(p.k[i]! + Math.floor((extra - cut) / p.d[i]!));
   }
+  const attrs = { kernel_shape: p.Lo, strides: p.d, dilations: p.s, pads: [...p.pb, ...pe] };
+  const trim = (v: string, channels: number) => (got.some((g, i) => g !== p.k[i]) ? sliceSpatial(e, v, p.k, Array(p.rank).fill(1), [1, channels, ...got]) : v);
+  if (N === null) {
+    const cm = swap01(p.rank);
+    const xr = e.op('Reshape', [e.transpose(x, cm), e.ints([1, -1, ...p.L])]); // [1, C·N, ...L], channel-major
+    const out = trim(e.op('Conv', [xr, e.transpose(dy, cm)], { ...attrs, group: p.C }), p.K); // [1, K, ...k]
+    return e.op('Reshape', [out, e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
+  }
   const xr = e.op('Reshape', [x, e.ints([1, N * p.C, ...p.L])]);
   const dyr = e.op('Reshape', [dy, e.ints([N * p.K, 1, ...p.Lo])]);
-  const attrs = { kernel_shape: p.Lo, strides: p.d, dilations: p.s, group: N * p.C, pads: [...p.pb, ...pe] };
-  let out = e.op('Conv', [xr, dyr], attrs); // [1, N·K, ...got]
-  if (got.some((v, i) => v !== p.k[i])) out = sliceSpatial(e, out, p.k, Array(p.rank).fill(1), [1, N * p.K, ...got]);
+  const out = trim(e.op('Conv', [xr, dyr], { ...attrs, group: N * p.C }), N * p.K); // [1, N·K, ...k]
   return e.op('Reshape', [e.reduceSum(e.op('Reshape', [out, e.ints([N, -1])]), [0], false), e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
 }
 
@@ -234,13 +243,13 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
  * dW of Conv: correlates the input `x` [N, C, ...L] with the output gradient `dy` [N, K, ...Lo]; returns [K, C/g, ...k].
  * cols[n, g, (c, tap), p] = the input value output position p sees through kernel tap `tap` (X itself for unpadded 1×1
  * kernels, else a Conv with one-hot kernels); dW is then a batched MatMul over images reduced over N, or one GEMM over
- * (n, p) after a transpose, whichever moves less memory. Depthwise convs with a static batch go to depthwiseWeightGrad.
+ * (n, p) after a transpose, whichever moves less memory. Depthwise convs go to depthwiseWeightGrad.
  */
 export function convWeightGrad(e: Emitter, x: string, dy: string, p: Plan, xShape: Dim[]): string {
   const { rank, group: g, C, K } = p;
   const [Cg, Kg, kk, P] = [C / g, K / g, prod(p.k), prod(p.Lo)];
   const CK = Cg * kk;
-  if (Cg === 1 && kk > 1 && typeof xShape[0] === 'number') return depthwiseWeightGrad(e, x, dy, p, xShape[0]);
+  if (Cg === 1 && kk > 1) return depthwiseWeightGrad(e, x, dy, p, typeof xShape[0] === 'number' ? xShape[0] : null);
   let cols: string;
   if (kk === 1 && p.pb.every((v) => v === 0) && p.pe.every((v) => v === 0)) {
     const ends = p.Lo.map((l, i) => p.s[i]! * (l - 1) + 1);

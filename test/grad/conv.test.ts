@@ -170,6 +170,10 @@ test('a symbolic batch dimension works for conv and pooling (same gradients as w
   const cases: [string, Record<string, Tensor>, Attrs][] = [
     ['Conv', { x: randn([3, 4, 6, 5], 1), w: randn([6, 2, 3, 3], 2) }, { group: 2, strides: [2, 1], pads: [1, 1, 1, 1] }],
     ['Conv', { x: randn([3, 4, 5, 5], 1), w: randn([4, 1, 3, 3], 2) }, { group: 4, pads: [1, 1, 1, 1] }],
+    // depthwise with a run-time batch: channel-major grouped Conv instead of folding N into the groups
+    ['Conv', { x: randn([3, 3, 8, 7], 1), w: randn([3, 1, 3, 3], 2) }, { group: 3, strides: [3, 3] }],
+    ['Conv', { x: randn([3, 3, 6, 5], 1), w: randn([6, 1, 3, 3], 2) }, { group: 3, pads: [1, 1, 1, 1], strides: [2, 1] }],
+    ['Conv', { x: randn([3, 3, 9, 8], 1), w: randn([3, 1, 3, 2], 2) }, { group: 3, dilations: [2, 2], strides: [2, 1], pads: [2, 0, 1, 1] }],
     ['Conv', { x: randn([3, 8, 2, 2], 1), w: randn([16, 8, 3, 3], 2) }, { pads: [1, 1, 1, 1] }],
     ['Conv', { x: randn([3, 4, 5, 5], 1), w: randn([6, 4, 1, 1], 2) }, { strides: [2, 2] }],
     ['ConvTranspose', { x: randn([3, 4, 3, 3], 1), w: randn([4, 2, 3, 3], 2) }, { strides: [2, 2], pads: [1, 1, 1, 1] }],
