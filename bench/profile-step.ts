@@ -21,6 +21,7 @@ const { values } = parseArgs({
     layer4: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
     model: { type: 'string', default: '' },
+    'bn-eval': { type: 'boolean', default: false },
   },
 });
 const batch = Number(values.batch);
@@ -45,7 +46,12 @@ const y = Tensor.i64(
 );
 const all = paramNames(model);
 const trainable = values.layer4 ? all.filter((p) => p.startsWith('layer4') || p.startsWith('fc')) : all;
-const step = compileTrainStep({ model, trainable, optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }) });
+const step = compileTrainStep({
+  model,
+  trainable,
+  optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
+  ...(values['bn-eval'] ? { trainBN: () => false } : {}),
+});
 const runner = await StepRunner.create(step);
 await runner.train({ x, y }, [0.01]);
 const c0 = process.cpuUsage();

@@ -124,3 +124,26 @@ test('a saved model loads back as a Network that predicts the same and can train
   back.save(path.join(dir, 'again.onnx'));
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test('freezeBNStats keeps BatchNorm running statistics fixed while its scale and shift train; trainFrozenBN with it is refused', async () => {
+  const stats = (net: Network) => {
+    const g = net.model.graph;
+    const bn = g.nodes.find((n) => n.op === 'BatchNormalization')!;
+    return bn.inputs.slice(1).map((k) => Float32Array.from(g.initializers.get(k)!.data as Float32Array));
+  };
+  const train = images(64, 3);
+  const opts = { epochs: 2, batchSize: 16, optimizer: sgd({ lr: 0.05, momentum: 0.9 }), seed: 0 };
+  const frozen = new Network(backbone()).unfreeze();
+  const [scale0, bias0, mean0, var0] = stats(frozen);
+  await frozen.fit(train, { ...opts, freezeBNStats: true });
+  const [scale1, bias1, mean1, var1] = stats(frozen);
+  assert.deepEqual(mean1, mean0, 'running mean untouched');
+  assert.deepEqual(var1, var0, 'running var untouched');
+  assert.notDeepEqual(scale1, scale0, 'scale trained');
+  assert.notDeepEqual(bias1, bias0, 'shift trained');
+  // the default (PyTorch's train mode) does update them
+  const normal = new Network(backbone()).unfreeze();
+  await normal.fit(train, opts);
+  assert.notDeepEqual(stats(normal)[2], mean0, 'running mean updated by default');
+  await assert.rejects(new Network(backbone()).fit(train, { ...opts, freezeBNStats: true, trainFrozenBN: true }), /contradict each other/);
+});

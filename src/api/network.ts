@@ -16,11 +16,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
+import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { paramNames } from '../nn/params.js';
-import { loadAnyModel } from '../import/index.js';
 import { saveModel } from '../onnx/io.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort } from '../runtime/session.js';
@@ -56,6 +56,12 @@ export interface FitConfig {
   resume?: boolean;
   /** Whether frozen BatchNorm layers use batch statistics (default false: frozen BN stays in inference mode). */
   trainFrozenBN?: boolean;
+  /**
+   * Keep every BatchNormalization in inference mode (running statistics, not updated), even in trainable layers;
+   * their scale and shift still train. Keras's transfer-learning advice for fine-tuning on small data, and much
+   * cheaper per step (no batch statistics and their backward). Default false (PyTorch's `model.train()`).
+   */
+  freezeBNStats?: boolean;
   evalBatchSize?: number;
   /** Metric that decides best.ckpt (default val_acc with a validation set, else train_loss). */
   monitor?: string;
@@ -198,7 +204,9 @@ export class Network {
       });
       groupOf = (p) => of.get(p) ?? n - 1;
     } else if (cfg.groups && cfg.groups !== 'single') ({ groups, groupOf } = cfg.groups);
-    const trainBN = cfg.trainFrozenBN ? () => true : undefined;
+    if (cfg.trainFrozenBN && cfg.freezeBNStats)
+      throw new Error('fit: trainFrozenBN and freezeBNStats contradict each other (batch statistics everywhere vs nowhere); set at most one.');
+    const trainBN = cfg.trainFrozenBN ? () => true : cfg.freezeBNStats ? () => false : undefined;
     const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
     const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss));
     try {
