@@ -109,6 +109,8 @@ const trainSchema = z.strictObject({
   schedule: scheduleSchema.prefault({}),
   labelSmoothing: z.number().min(0).lt(1).default(0),
   clipNorm: z.number().positive().optional(),
+  /** Keep every BatchNorm in inference mode (running statistics) while its scale and shift train. */
+  freezeBNStats: z.boolean().default(false),
   earlyStopping: earlyStoppingSchema,
   /** true for torchvision's RandomResizedCrop + flip, an object for details, false for none. */
   augment: z.preprocess((v) => (v === true ? {} : v === false || v === null ? undefined : v), augmentSchema.optional()),

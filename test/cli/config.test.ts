@@ -139,8 +139,11 @@ test('CLI flags override the config file; a bad flag value is reported with the 
     '--data',
     'other',
     '--no-early-stopping',
+    '--freeze-bn-stats',
   ]);
   assert.equal(c.train.epochs, 2);
+  assert.equal(c.train.freezeBNStats, true);
+  assert.equal(withFlags(file, []).train.freezeBNStats, false, 'BatchNorm trains its statistics by default');
   assert.equal(c.train.optimizer.lr, 0.05);
   assert.equal(c.train.optimizer.momentum, 0.9, 'not overridden: from the file');
   assert.equal(c.train.augment, undefined);

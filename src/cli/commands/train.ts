@@ -168,6 +168,7 @@ export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): P
       callbacks,
       seed: cfg.run.seed,
       clipNorm: cfg.train.clipNorm,
+      freezeBNStats: cfg.train.freezeBNStats,
       groups: p.groups,
       checkpointDir: dir,
       checkpointEvery: cfg.run.checkpointEvery,
