@@ -1,6 +1,7 @@
 /** The small version of bench:mnist: a LeNet-style CNN from the builder, trained from scratch on real MNIST. */
-import { test } from 'node:test';
+
 import assert from 'node:assert/strict';
+import { test } from 'node:test';
 import { loadMnist } from '../src/data/idx.js';
 import { lenet5, paramNames } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';

@@ -5,7 +5,6 @@
  * an HTTP 404, an HTML page, a stalled transfer and an unreachable server; plus nsfwjs conversion into the cache.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -13,12 +12,11 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Network } from '../../src/api/network.js';
 import { encodeModel } from '../../src/onnx/io.js';
+import { runGraft } from '../cli-run.js';
 import { buildModel } from '../onnx/helpers.js';
 
-const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-models-'));
 const cache = path.join(tmp, 'cache');
 const registry = path.join(tmp, 'registry.json');
@@ -62,18 +60,7 @@ type Run = { code: number | null; stdout: string; stderr: string };
 
 /** Runs bin/graft.js from source as a subprocess, exactly as a user would (without blocking this process, the HTTP server). */
 function graftProcess(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [bin, ...args], {
-      cwd: tmp,
-      env: { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_REGISTRY: registry, GRAFT_MODELS_DIR: cache },
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runGraft(args, tmp, { GRAFT_REGISTRY: registry, GRAFT_MODELS_DIR: cache });
 }
 
 /**

@@ -1,33 +1,21 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { Network } from '../../src/api/network.js';
 import { parsePreprocessConfig } from '../../src/data/preprocess.js';
 import { flatten, globalAvgPool, linear, sequential } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor.js';
+import { type CliRun, runGraft } from '../cli-run.js';
 
-const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-pe-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 /** Runs bin/graft.js from source as a subprocess (async, so several can run at once). */
-function graft(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args], {
-      env: { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_THREADS: '1' },
-      cwd: tmp,
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function graft(args: string[]): Promise<CliRun> {
+  return runGraft(args, tmp, { GRAFT_THREADS: '1' });
 }
 
 // Labels in a different order than the data folders sort (blue, green, red): matching must go by name.

@@ -4,7 +4,7 @@
  * onnxruntime session against the predictions the run stored; bad inputs give one clear error and exit 1.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +14,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { decodeBatch } from '../../src/data/image.js';
 import { parsePreprocessConfig } from '../../src/data/preprocess.js';
+import { type CliRun, runGraft } from '../cli-run.js';
 
 const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-train-'));
@@ -30,19 +31,8 @@ function graft(args: string[]) {
 }
 
 /** Like {@link graft}, without blocking (independent failure cases run side by side). */
-function graftAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [bin, ...args], {
-      cwd: tmp,
-      env: { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_THREADS: '2' },
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function graftAsync(args: string[]): Promise<CliRun> {
+  return runGraft(args, tmp, { GRAFT_THREADS: '2' });
 }
 
 const COLOURS: Record<string, [number, number, number]> = { red: [220, 40, 40], green: [40, 200, 60], blue: [40, 60, 220] };

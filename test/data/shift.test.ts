@@ -51,7 +51,7 @@ test('style shift: deterministic per seed, differs across seeds, stays in [0,1]'
   assert.throws(() => styleShift(new Float32Array(100), { seed: 1 }), /not a whole number of 28x28/);
 });
 
-test('TorchRand is MT19937: the C++ standard\'s known answer (10000th output for seed 5489 is 4123659995)', () => {
+test("TorchRand is MT19937: the C++ standard's known answer (10000th output for seed 5489 is 4123659995)", () => {
   const r = new TorchRand(5489);
   let v = 0;
   for (let i = 0; i < 10000; i++) v = r.nextU32();
@@ -61,7 +61,11 @@ test('TorchRand is MT19937: the C++ standard\'s known answer (10000th output for
 
 test('TorchRand reproduces torch.rand of torch.Generator().manual_seed(s) (values recorded from torch 1.13)', () => {
   const r = new TorchRand(123);
-  close(Array.from({ length: 5 }, () => r.next()), [0.29611194133758545, 0.516562283039093, 0.2516707181930542, 0.6885567903518677, 0.07397246360778809], 1e-12);
+  close(
+    Array.from({ length: 5 }, () => r.next()),
+    [0.29611194133758545, 0.516562283039093, 0.2516707181930542, 0.6885567903518677, 0.07397246360778809],
+    1e-12,
+  );
   // the whole stream the reference's target test set consumes: torch.rand(10000, 1, 7, 7, generator=manual_seed(456)).sum()
   const t = new TorchRand(456);
   let sum = 0;
@@ -71,7 +75,7 @@ test('TorchRand reproduces torch.rand of torch.Generator().manual_seed(s) (value
   assert.ok(Math.abs(sum - 245079.594762) < 1e-5, `sum ${sum}`);
 });
 
-test('style-shift textures equal the PyTorch reference\'s (F.interpolate of torch.rand, seed 123, image 1)', () => {
+test("style-shift textures equal the PyTorch reference's (F.interpolate of torch.rand, seed 123, image 1)", () => {
   const blank = styleShift(new Float32Array(2 * 784), { seed: 123 });
   const at = (y: number, x: number) => blank[784 + y * 28 + x]!;
   close([at(0, 0), at(5, 9), at(13, 20), at(27, 27)], [0.8057464, 0.5842198, 0.5336111, 0.8363296], 2e-7);

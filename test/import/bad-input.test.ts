@@ -5,32 +5,22 @@
  * `Network.load`). The importer's own messages are checked in detail in files.test.ts and graph.test.ts.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Network } from '../../src/api/network.js';
 import { saveModel } from '../../src/onnx/io.js';
 import { onnx } from '../../src/onnx/tensor-proto.js';
+import { type CliRun, runGraft } from '../cli-run.js';
 import { buildModel } from '../onnx/helpers.js';
 import { randomizeWeights, saveToMemory, tf, writeModelDir } from './helpers.js';
 
-const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bad-input-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function graft(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [bin, ...args], { cwd: tmp, env: { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '' } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function graft(args: string[]): Promise<CliRun> {
+  return runGraft(args, tmp);
 }
 
 /** Exit 1, nothing on stdout, exactly one `graft: error:` line matching `re`. */
@@ -103,8 +93,8 @@ test('graft import: a missing shard, a truncated shard, a shard outside the fold
   const fancy = await modelDir(path.join(tmp, 'fancy'));
   fs.writeFileSync(fancy, fs.readFileSync(fancy, 'utf8').replace('"class_name":"DepthwiseConv2D"', '"class_name":"FancyConv2D"'));
   const graph = graphModelDir(path.join(tmp, 'graph'));
-  const escape = await modelDir(path.join(tmp, 'escape'));
-  fs.writeFileSync(escape, fs.readFileSync(escape, 'utf8').replace(`"${shards[0]!}"`, `"../secret-${shards[0]!}"`));
+  const outside = await modelDir(path.join(tmp, 'escape'));
+  fs.writeFileSync(outside, fs.readFileSync(outside, 'utf8').replace(`"${shards[0]!}"`, `"../secret-${shards[0]!}"`));
   fs.copyFileSync(path.join(tmp, 'escape', shards[0]!), path.join(tmp, `secret-${shards[0]!}`)); // readable, but outside the folder
 
   const [m, s, f, g, x] = await Promise.all([
@@ -112,7 +102,7 @@ test('graft import: a missing shard, a truncated shard, a shard outside the fold
     graft(['import', short]),
     graft(['import', fancy]),
     graft(['import', graph]),
-    graft(['import', escape]),
+    graft(['import', outside]),
   ]);
   oneError(
     x,

@@ -10,37 +10,24 @@
  * `weights.bin` + metadata.json. Here the MobileNet is a small random one at 64×64 so the test stays fast.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { Network } from '../../src/api/network.js';
 import { loadModel } from '../../src/onnx/io.js';
 import { Rng } from '../../src/tensor.js';
+import { type CliRun, runGraft } from '../cli-run.js';
 import { maxAbsDiff, randomData, runImported, tf } from './helpers.js';
 
 const SIZE = 64;
 const LABELS = ['cat', 'dog', 'bird'];
-const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-tm-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function graft(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [bin, ...args], {
-      cwd: tmp,
-      env: { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_THREADS: '2' },
-    });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function graft(args: string[]): Promise<CliRun> {
+  return runGraft(args, tmp, { GRAFT_THREADS: '2' });
 }
 
 /** One MobileNetV2-style inverted residual block: 1×1 expand, 3×3 depthwise, 1×1 project (BN after each, ReLU6 between). */
