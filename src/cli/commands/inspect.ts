@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import type { Dim, ValueInfo } from '../../ir/graph.js';
 import type { Model } from '../../ir/model.js';
+import { humanBytes } from '../../util/bytes.js';
 import { emit } from '../context.js';
 
 /** Everything `graft inspect` reports (this is also the `--json` output). */
@@ -157,15 +158,4 @@ export function formatReport(r: InspectReport): string[] {
     for (const n of r.nodes) lines.push(`  ${n.name}  ${n.op}(${n.inputs.join(', ')}) → ${n.outputs.join(', ')}`);
   } else lines.push('', '(list every node with --nodes; machine-readable output with --json)');
   return lines;
-}
-
-function humanBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
 }

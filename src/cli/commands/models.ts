@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { PreprocessConfig } from '../../data/preprocess.js';
 import type { CacheState, FetchResult, ModelEntry } from '../../models/index.js';
+import { humanBytes } from '../../util/bytes.js';
 import { CliError, emit, note } from '../context.js';
 
 /** One row of `graft models list` (also its `--json` output, as an array). */
@@ -246,15 +247,4 @@ export function formatDetails(d: ModelDetails): string[] {
   if (d.license) lines.push(row('license', d.license));
   lines.push(row('cache', `${d.cache.path} (${d.cache.state === 'cached' ? 'cached' : d.cache.state === 'stale' ? 'stale: fetch again' : 'not fetched'})`));
   return lines;
-}
-
-function humanBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
 }
