@@ -73,11 +73,13 @@ defineOp('Clip', {
     const hi = clipBound(e, n, 2);
     const out: (string | null)[] = [null, null, null];
     if (needs[0]) {
-      const conds: string[] = [];
-      if (lo) conds.push(e.op('GreaterOrEqual', [x, lo]));
-      if (hi) conds.push(e.op('LessOrEqual', [x, hi]));
-      if (conds.length === 0) out[0] = dy!;
-      else out[0] = select(e, conds.length === 2 ? e.op('And', conds) : conds[0]!, dy!);
+      if (lo && hi) {
+        // min ≤ x ≤ max exactly where the output equals the input: one comparison pass instead of three (ReLU6 is
+        // on every MobileNet activation)
+        out[0] = select(e, e.op('Equal', [n.outputs[0]!, x]), dy!);
+      } else if (lo) out[0] = select(e, e.op('GreaterOrEqual', [x, lo]), dy!);
+      else if (hi) out[0] = select(e, e.op('LessOrEqual', [x, hi]), dy!);
+      else out[0] = dy!;
     }
     if (needs[1] && n.inputs[1]) out[1] = e.sumToShape(select(e, e.op('Less', [x, n.inputs[1]]), dy!), n.inputs[1], n);
     if (needs[2] && n.inputs[2]) out[2] = e.sumToShape(select(e, e.op('Greater', [x, n.inputs[2]]), dy!), n.inputs[2], n);

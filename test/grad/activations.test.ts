@@ -109,3 +109,18 @@ test('activations chained on a batch keep shapes and gradients (opset 13 and 18)
       build: (e) => e.op('Tanh', [e.op('LeakyRelu', [e.op('Sigmoid', [e.op('Elu', ['x'])])], { alpha: 0.2 })]),
     });
 });
+
+test('Clip passes the gradient on [min, max] inclusive and blocks it outside, at the bounds exactly too', async () => {
+  const { backward } = await import('../../src/autodiff/backward.js');
+  const { Model } = await import('../../src/ir/model.js');
+  const { createSession, runHost } = await import('../../src/runtime/session.js');
+  const g = new Graph();
+  g.inputs.push({ name: 'x', dtype: 'float32', shape: [7] });
+  const e = new Emitter(g, 17);
+  const loss = e.reduceSum(e.mul(e.op('Clip', ['x', e.scalar(0), e.scalar(6)]), e.constTensor(Tensor.f32([7], [1, 2, 3, 4, 5, 6, 7]))), 'all', false);
+  const { grads } = backward(g, 17, loss, ['x']);
+  g.outputs = [{ name: grads.get('x')!, dtype: 'float32' }];
+  const x = Tensor.f32([7], [-1, 0, 0.5, 6, 6.5, 3, Number.NaN]);
+  const r = await runHost(await createSession(new Model(g, 17), { threads: 1 }), { x });
+  assert.deepEqual([...(r[grads.get('x')!]!.data as Float32Array)], [0, 2, 3, 4, 0, 6, 0]);
+});
