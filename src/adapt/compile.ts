@@ -15,8 +15,7 @@ import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import { findCut } from '../ir/surgery.js';
-import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
-import { type CompiledStep, DROPOUT_SEED_INPUT, TARGET_INPUT } from '../step/compile.js';
+import { type CompiledStep, DROPOUT_SEED_INPUT, type StepOptionsBase, TARGET_INPUT } from '../step/compile.js';
 import { emitBackwardAndUpdate } from '../step/update.js';
 import type { Tensor } from '../tensor.js';
 import { softmaxCrossEntropy } from '../train/loss.js';
@@ -28,14 +27,9 @@ import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 export const LAMBDA_INPUT = 'grl_lambda';
 
 /** What to compile. */
-export interface AdaptStepSpec {
-  /** Forward model: one data input [N, ...], first output the logits [N, C]. */
-  model: Model;
+export interface AdaptStepSpec extends StepOptionsBase {
   /** The feature value the adaptation term acts on (default: the input of the final classifier, see findCut). */
   features?: string;
-  /** Initializer names to train; everything else stays frozen and is not differentiated. */
-  trainable: string[];
-  optimizer: Optimizer;
   method: MethodSpec;
   /** Source rows per step. */
   sourceBatch: number;
@@ -43,13 +37,6 @@ export interface AdaptStepSpec {
   targetBatch?: number;
   /** Total optimizer steps of the run (the GRL schedule's progress p = step/total). */
   totalSteps: number;
-  groups?: ParamGroup[];
-  groupOf?: (param: string) => number;
-  clipNorm?: number;
-  /** Which BatchNormalization nodes use batch statistics (default: those whose scale is trainable). */
-  trainBN?: (node: Node) => boolean;
-  /** Train-mode dropout (default true). */
-  dropout?: boolean;
   /** Seed of parameters the method adds (the discriminator). */
   seed?: number;
 }

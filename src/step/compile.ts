@@ -25,13 +25,13 @@ export type LossSpec =
       targetDtype?: 'float32' | 'int64';
     };
 
-export interface StepSpec {
-  /** Forward model: one data input, one output (logits or predictions). */
+/** What every compiled training step needs: the model, what trains, and how (shared by classification and adaptation steps). */
+export interface StepOptionsBase {
+  /** Forward model: one data input, first output the logits (or predictions). */
   model: Model;
   /** Initializer names to train. Everything else stays frozen (and is not differentiated). */
   trainable: string[];
   optimizer: Optimizer;
-  loss?: LossSpec;
   /** Parameter groups (discriminative LRs): each param's group index comes from `groupOf`. Default: one group. */
   groups?: ParamGroup[];
   groupOf?: (param: string) => number;
@@ -41,6 +41,10 @@ export interface StepSpec {
   trainBN?: (node: Node) => boolean;
   /** Train-mode dropout (default true). */
   dropout?: boolean;
+}
+
+export interface StepSpec extends StepOptionsBase {
+  loss?: LossSpec;
   /** Name of the model output to train (default: the first output). */
   output?: string;
   /** Number of classes for cross-entropy (default: the output's last dim). */
