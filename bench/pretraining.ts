@@ -213,18 +213,31 @@ async function logisticRegression(what: string, train: ArraySource, test: ArrayS
   const [tr, te] = standardize(train, test);
   const d = tr.sampleShape[0]!;
   const net = new Network(linear(d, 10).build({ inputShape: ['N', d], seed: s }));
-  await net.fit(tr, {
-    epochs: probeEpochs,
+  return trainAndScore(what, net, tr, te, { epochs: probeEpochs, lr: probeLr }, s, t);
+}
+
+/** SGD + cosine training shared by every configuration, then the test accuracy and both timings (from `t0`). */
+async function trainAndScore(
+  what: string,
+  net: Network,
+  train: ArraySource | BatchSource,
+  test: ArraySource | BatchSource,
+  o: { epochs: number; lr: number; evalBatch?: number },
+  s: number,
+  t0: number,
+): Promise<Result> {
+  await net.fit(train, {
+    epochs: o.epochs,
     batchSize,
-    optimizer: sgd({ lr: probeLr, momentum: 0.9, weightDecay }),
+    optimizer: sgd({ lr: o.lr, momentum: 0.9, weightDecay }),
     schedule: cosineSchedule(),
     seed: s,
     featureCache: false,
     callbacks: [epochLog(what)],
   });
-  const trainS = secs(t);
+  const trainS = secs(t0);
   const t2 = performance.now();
-  const ev = await net.evaluate(te);
+  const ev = await net.evaluate(test, o.evalBatch);
   return { config: what, seed: s, test_acc: ev.acc, train_s: trainS, eval_s: secs(t2), final_train_acc: net.lastFit?.history.at(-1)?.train_acc };
 }
 
@@ -239,19 +252,7 @@ async function fineTune(what: string, suffix: Model, train: ArraySource | BatchS
     trainable_tensors: nParams,
     trainable_values: [...net.trainable].reduce((a, p) => a + suffix.graph.initializers.get(p)!.size, 0),
   });
-  await net.fit(train, {
-    epochs,
-    batchSize,
-    optimizer: sgd({ lr, momentum: 0.9, weightDecay }),
-    schedule: cosineSchedule(),
-    seed: s,
-    featureCache: false,
-    callbacks: [epochLog(what)],
-  });
-  const trainS = secs(t);
-  const t2 = performance.now();
-  const ev = await net.evaluate(test, 100);
-  return { config: what, seed: s, test_acc: ev.acc, train_s: trainS, eval_s: secs(t2), final_train_acc: net.lastFit?.history.at(-1)?.train_acc };
+  return trainAndScore(what, net, train, test, { epochs, lr, evalBatch: 100 }, s, t);
 }
 
 interface Result {
