@@ -13,7 +13,8 @@ export class TorchRand {
   private i = N;
 
   constructor(seed: number) {
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`TorchRand: seed ${seed} must be an integer in [0, 2^32); pass a non-negative seed.`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw new Error(`TorchRand: seed ${seed} must be an integer in [0, 2^32); pass a non-negative seed.`);
     this.mt[0] = seed >>> 0;
     for (let k = 1; k < N; k++) {
       const prev = this.mt[k - 1]! ^ (this.mt[k - 1]! >>> 30);

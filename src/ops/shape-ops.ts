@@ -133,7 +133,7 @@ function inferBlocks(toDepth: boolean) {
   return (n: Node, ins: (ValueInfo | undefined)[]): TypeShape[] => {
     const s = ins[0]?.shape;
     const dtype = ins[0]?.dtype ?? 'float32';
-    if (!s || s.length !== 4) return [{ dtype }];
+    if (s?.length !== 4) return [{ dtype }];
     const b = attrInt(n, 'blocksize', 1);
     const mul = (d: Dim, f: number): Dim => (typeof d === 'number' ? d * f : null);
     const div = (d: Dim, f: number): Dim => (typeof d === 'number' ? d / f : null);

@@ -50,9 +50,7 @@ export class EarlyStopping implements Callback {
   private wait = 0;
   private bestState?: ReturnType<StepRunner['state']>;
   private readonly mode: 'min' | 'max';
-  constructor(
-    readonly opts: { monitor?: string; patience?: number; minDelta?: number; restoreBest?: boolean; mode?: 'min' | 'max' } = {},
-  ) {
+  constructor(readonly opts: { monitor?: string; patience?: number; minDelta?: number; restoreBest?: boolean; mode?: 'min' | 'max' } = {}) {
     this.mode = opts.mode ?? metricMode(opts.monitor ?? 'val_loss');
   }
   get monitor(): string {
@@ -65,7 +63,9 @@ export class EarlyStopping implements Callback {
   onEpochEnd(s: TrainState, m: EpochMetrics): void {
     const v = m[this.monitor];
     if (v === undefined)
-      throw new Error(`EarlyStopping monitors "${this.monitor}", but the epoch reported only ${Object.keys(m).join(', ')}. Give a validation set or monitor a train metric.`);
+      throw new Error(
+        `EarlyStopping monitors "${this.monitor}", but the epoch reported only ${Object.keys(m).join(', ')}. Give a validation set or monitor a train metric.`,
+      );
     const delta = this.opts.minDelta ?? 0;
     const better = Number.isNaN(this.best) || (this.mode === 'min' ? v < this.best - delta : v > this.best + delta);
     if (better) {

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { type BatchSource, BatchBuffers, batches, batchesPerEpoch } from '../step/batches.js';
+import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../step/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
 import { NonFiniteLossError, type StepRunner } from '../step/runner.js';
 import type { Callback, EpochMetrics, TrainState } from './callbacks.js';
@@ -89,7 +89,9 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       stopped?: boolean;
     };
     if (m.totalSteps !== totalSteps)
-      throw new Error(`${lastFile} was written by a run with ${m.totalSteps} total steps, this run has ${totalSteps}. Resume with the same epochs, batch size and data, or start a new run.`);
+      throw new Error(
+        `${lastFile} was written by a run with ${m.totalSteps} total steps, this run has ${totalSteps}. Resume with the same epochs, batch size and data, or start a new run.`,
+      );
     runner.load(ck.tensors, m.step);
     st.step = m.step;
     st.epoch = m.epoch;
@@ -132,7 +134,8 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       acc.correct += r.metrics.correct ?? 0;
       acc.seen += b.size;
       for (const cb of callbacks) await cb.onStepEnd?.(st, { loss: r.loss, metrics: r.metrics, lr: lrs[lrs.length - 1]! });
-      if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && b.index + 1 < stepsPerEpoch) writeCheckpoint(lastFile, st.epoch, b.index + 1);
+      if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && b.index + 1 < stepsPerEpoch)
+        writeCheckpoint(lastFile, st.epoch, b.index + 1);
     }
     startBatch = 0;
     const m: EpochMetrics = { epoch: st.epoch + 1, step: st.step };
