@@ -208,6 +208,20 @@ function tapKernels(e: Emitter, k: number[]): string {
 }
 
 /**
+ * What each kernel tap sees at each output position, per input channel: a Conv of X (as N·C single-channel images)
+ * with one-hot kernels, [N·C, kk, ...Lo]. A 2-D one runs as a 3-D Conv with a unit depth: onnxruntime would otherwise
+ * turn it into an NCHWc Conv (its weights are constant) whose output must be reordered back — a second pass over
+ * the kk-times-X-sized result, ~4 ms of the SmallCNN step.
+ */
+function im2col(e: Emitter, x: string, p: Plan): string {
+  const lift = p.rank === 2;
+  const one = (v: number[], u = 1) => (lift ? [u, ...v] : v);
+  const attrs = { kernel_shape: one(p.k), strides: one(p.s), dilations: one(p.d), pads: [...one(p.pb, 0), ...one(p.pe, 0)] };
+  const kernels = lift ? e.op('Reshape', [tapKernels(e, p.k), e.ints([prod(p.k), 1, 1, ...p.k])]) : tapKernels(e, p.k);
+  return e.op('Conv', [e.op('Reshape', [x, e.ints([-1, 1, ...one(p.L)])]), kernels], attrs, 'im2col');
+}
+
+/**
  * dW of a depthwise Conv (C/g = 1): one grouped Conv that correlates each channel of X with its dY over the batch.
  * With a static batch N this folds N into the channels without copying (X as one image of N·C channels, dY as N·K
  * single-channel kernels, group N·C), then sums over N. With a batch known only at run time the group count cannot
@@ -255,8 +269,7 @@ export function convWeightGrad(e: Emitter, x: string, dy: string, p: Plan, xShap
     const ends = p.Lo.map((l, i) => p.s[i]! * (l - 1) + 1);
     cols = ends.some((v, i) => v !== p.L[i] || p.s[i]! > 1) ? sliceSpatial(e, x, ends, p.s, xShape) : x;
   } else {
-    const attrs = { kernel_shape: p.k, strides: p.s, dilations: p.d, pads: [...p.pb, ...p.pe] };
-    cols = e.op('Conv', [e.op('Reshape', [x, e.ints([-1, 1, ...p.L])]), tapKernels(e, p.k)], attrs, 'im2col');
+    cols = im2col(e, x, p);
   }
   cols = e.op('Reshape', [cols, e.ints([-1, g, CK, P])]);
   const outShape = e.ints([K, Cg, ...p.k]);
