@@ -63,8 +63,8 @@ async function timed<T>(sec: Record<string, number>, key: string, f: () => Promi
   return r;
 }
 
-/** Source pretraining: SmallCNN from scratch on the source data. */
-async function pretrain(src: ArraySource, classes: number, o: ScenarioOptions, sec: Record<string, number>): Promise<Network> {
+/** Source pretraining (the seed's step 1): SmallCNN from scratch on the source data; its wall time goes to `sec.pretrain`. */
+export async function pretrain(src: ArraySource, classes: number, o: ScenarioOptions, sec: Record<string, number>): Promise<Network> {
   if (o.pretrained) return new Network(o.pretrained.clone());
   if (o.sourceSamples && o.sourceSamples < src.length) src = src.subset(Int32Array.from({ length: o.sourceSamples }, (_, i) => i));
   const net = new Network(smallCNN({ classes }).build({ inputShape: ['N', 1, 28, 28], seed: o.seed }));
