@@ -34,5 +34,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
   const r = spawnSync('/usr/bin/python3', ['bench/torch_pretrain.py', mnistDataDir(), String(steps), String(seed)], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bench/torch_pretrain.py failed: ${r.stderr}`);
   const torch = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { seconds: number };
-  console.log(JSON.stringify({ bench: 'pretrain-speed', round, runtime: 'torch-1-thread', ...torch, graft_speedup: +(torch.seconds / graft.seconds).toFixed(2) }));
+  console.log(
+    JSON.stringify({ bench: 'pretrain-speed', round, runtime: 'torch-1-thread', ...torch, graft_speedup: +(torch.seconds / graft.seconds).toFixed(2) }),
+  );
 }

@@ -19,7 +19,10 @@ function build(extraReluConsumer = false): { g: Graph; loss: string; y: string }
   const e = new Emitter(g, 17);
   const r = e.op('Relu', ['x']);
   const y = e.op('MaxPool', [r], POOL);
-  const w = Tensor.f32([N, C, H / 2, W / 2], Array.from({ length: (N * C * H * W) / 4 }, (_, i) => 1 + (i % 7)));
+  const w = Tensor.f32(
+    [N, C, H / 2, W / 2],
+    Array.from({ length: (N * C * H * W) / 4 }, (_, i) => 1 + (i % 7)),
+  );
   let loss = e.reduceSum(e.mul(y, e.constTensor(w)), 'all', false);
   if (extraReluConsumer) loss = e.add(loss, e.reduceSum(r, 'all', false));
   return { g, loss, y };
@@ -60,7 +63,10 @@ async function run(g: Graph, loss: string, y: string, x: Tensor): Promise<{ y: n
 test('Relu → MaxPool becomes MaxPool → Relu with identical values and PyTorch-order gradients, ties and zeros included', async () => {
   // small integers: many ties inside windows, at zero, below zero and above it
   const rng = new Rng(7);
-  const x = Tensor.f32([N, C, H, W], Array.from({ length: N * C * H * W }, () => Math.floor(rng.next() * 5) - 2));
+  const x = Tensor.f32(
+    [N, C, H, W],
+    Array.from({ length: N * C * H * W }, () => Math.floor(rng.next() * 5) - 2),
+  );
   const want = reference(x.data as Float32Array);
 
   const { g, loss, y } = build();

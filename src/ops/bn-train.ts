@@ -10,10 +10,10 @@
  */
 import { type Emitter, inferNode } from '../ir/emit.js';
 import { attrFloat, type Node } from '../ir/graph.js';
+import { Tensor } from '../tensor.js';
 import { channelBroadcast, nonChannelAxes } from './norm.js';
 import { defineOp } from './registry.js';
 import { desc } from './shape-utils.js';
-import { Tensor } from '../tensor.js';
 
 export const GRAFT_DOMAIN = 'graft';
 
