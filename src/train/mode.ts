@@ -12,7 +12,7 @@ import { type AttrValue, attrFloat, attrInt, type Graph, type Node } from '../ir
 import { emitBatchNormTrain } from '../ops/bn-train.js';
 import { nonChannelAxes } from '../ops/norm.js';
 import { Tensor } from '../tensor.js';
-import { poolBeforeRelu } from './commute.js';
+import { foldPadIntoConv, poolBeforeRelu } from './rewrites.js';
 
 /** Options of {@link toTrainingGraph}. */
 export interface TrainingGraphOptions {
@@ -45,13 +45,15 @@ const MULTS = [1103515245, 22695477, 134775813];
  *   update uses the unbiased batch variance n/(n−1), n = N·H·W; when n = 1 at run time it uses 0).
  *   The updated stats are appended to `graph.outputs` and returned as pairs.
  * - BatchNormalization with `trainBN(node)` false → eval mode (running statistics, no stat outputs).
- * - Relu → MaxPool pairs become MaxPool → Relu (the same values and gradients, ReLU on the pooled tensor; see commute.ts).
+ * - Relu → MaxPool pairs become MaxPool → Relu (the same values and gradients, ReLU on the pooled tensor), and zero
+ *   Pads feeding only Convs fold into the Convs' pads (see rewrites.ts).
  * - Dropout → `x · (u ≥ ratio) / (1 − ratio)` with `u` from {@link randomUniformLike} (one stream per node)
  *   when `opts.dropoutSeed` is set; Identity otherwise.
  * @throws when an input shape is unknown, a ratio is out of range, or a frozen BN's stat outputs are consumed.
  */
 export function toTrainingGraph(graph: Graph, opset: number, opts: TrainingGraphOptions): { runningStats: RunningStat[] } {
   poolBeforeRelu(graph);
+  foldPadIntoConv(graph);
   const targets = graph.nodes.filter((n) => n.op === 'BatchNormalization' || n.op === 'Dropout');
   if (targets.some((n) => !graph.info(n.inputs[0]!)?.shape)) inferShapes(graph, opset);
   if (opts.dropoutSeed && targets.some((n) => n.op === 'Dropout')) ensureSeedInput(graph, opts.dropoutSeed);
