@@ -112,11 +112,23 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   // mean of the squared centred values: onnxruntime's ReduceSumSquare accumulates naively over non-contiguous
   // axes (relative error 1e-5…6e-5 at 50k–200k values per channel, vs 3e-7 for ReduceMean), which put graft's
   // training-mode BN outputs an order of magnitude further from float64 than PyTorch's float32 BN
-  const v = e.reduceMean(e.mul(centred, centred), axes, true);
+  const v = r > 2 ? meanOfSquares(e, centred, r, n) : e.reduceMean(e.mul(centred, centred), axes, true);
   named('Identity', [v], variance);
   named('Reciprocal', [e.op('Sqrt', [e.add(v, e.scalar(eps))])], invstd);
   const flat = (t: string) => e.op('Reshape', [t, e.ints([-1])]);
   named('BatchNormalization', [x, scale, bias, flat(mu), flat(v)], y, { epsilon: eps });
+}
+
+/**
+ * Per-channel mean of v² for v [N, C, ...] (rank > 2) without materialising v²: ReduceSumSquare over each (n, c) row
+ * of contiguous pixels (a vectorised, precise sum in onnxruntime), then a ReduceSum over N of the small [N, C, 1]
+ * result. Over the non-contiguous axes at once onnxruntime's ReduceSumSquare accumulates naively (see above).
+ */
+function meanOfSquares(e: Emitter, v: string, r: number, n: Node): string {
+  const rows = e.reduce('ReduceSumSquare', e.op('Reshape', [v, e.ints([0, 0, -1])]), [2], true); // [N, C, 1]
+  const total = e.reduceSum(rows, [0], true); // [1, C, 1]
+  const stat = e.op('Reshape', [total, e.ints([1, -1, ...Array(r - 2).fill(1)])]);
+  return e.div(stat, perChannelCount(e, n, r));
 }
 
 /** Lowerings of other graft-domain ops (e.g. GradReverse in grl.ts), registered by the op's own file. */
