@@ -3,7 +3,7 @@
  * 512→256→256→10 (ReLU), cross-entropy, SGD lr 0.01 momentum 0.9, 10 epochs; batch 32 (as the
  * PyTorch peer) and batch 256. Goal: ≤ 1 s. If /usr/bin/python3 can import torch, runs the same
  * head in PyTorch (1 thread) in the same run and prints the ratio.
- * Usage: npm run bench:head [-- --runs 3 --no-torch]
+ * Usage: npm run bench:head [-- --runs 3 --batches 32,256 --no-torch]
  */
 import { spawnSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
@@ -15,7 +15,10 @@ import { StepRunner } from '../src/step/runner.js';
 import { Rng } from '../src/tensor.js';
 import { fit } from '../src/train/fit.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '3' }, 'no-torch': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '3' }, batches: { type: 'string', default: '32,256' }, 'no-torch': { type: 'boolean', default: false } },
+});
+const batches = values.batches!.split(',').map(Number);
 const runs = Number(values.runs);
 const rng = new Rng(0);
 const x = new Float32Array(10000 * 512);
@@ -23,7 +26,7 @@ for (let i = 0; i < x.length; i++) x[i] = rng.normal();
 const y = Int32Array.from({ length: 10000 }, () => rng.int(10));
 const data = new ArraySource(x, y, [512], 10);
 const result: Record<string, unknown> = { bench: 'head', samples: 10000, epochs: 10, threads: Number(process.env.GRAFT_THREADS) || 2 };
-for (const batch of [32, 256]) {
+for (const batch of batches) {
   const times: number[] = [];
   let steps = 0;
   for (let r = 0; r < runs; r++) {
@@ -43,11 +46,15 @@ for (const batch of [32, 256]) {
 }
 if (!values['no-torch'] && spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0) {
   const env = { ...process.env, OPENBLAS_NUM_THREADS: '1', MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_TRIM_THRESHOLD_: '1073741824' };
-  const r = spawnSync('/usr/bin/python3', ['bench/torch_head.py', '--runs', String(runs)], { env, encoding: 'utf8' });
-  if (r.status === 0) {
+  for (const batch of batches) {
+    const r = spawnSync('/usr/bin/python3', ['bench/torch_head.py', '--runs', String(runs), '--batch', String(batch)], { env, encoding: 'utf8' });
+    if (r.status !== 0) {
+      result.torch_error = r.stderr.trim().split('\n').at(-1);
+      break;
+    }
     const t = JSON.parse(r.stdout.trim().split('\n').at(-1)!);
-    result.torch1_batch32_s = +t.median_s.toFixed(3);
-    result.speedup_vs_torch1_batch32 = +(t.median_s / (result.batch32_s as number)).toFixed(2);
-  } else result.torch_error = r.stderr.trim().split('\n').at(-1);
+    result[`torch1_batch${batch}_s`] = +t.median_s.toFixed(3);
+    result[`speedup_vs_torch1_batch${batch}`] = +(t.median_s / (result[`batch${batch}_s`] as number)).toFixed(2);
+  }
 } else result.torch = 'not available';
 console.log(JSON.stringify(result));

@@ -1,10 +1,10 @@
 """PyTorch peer for bench/head.ts (same protocol as shared/ref/exp_c_mlp_timing.py): MLP 512->256->256->10,
-SGD lr 0.01 momentum 0.9, cross-entropy, batch 32, 10 epochs on 10,000 random 512-d vectors, 1 thread.
-Usage: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_head.py [--runs 3]"""
+SGD lr 0.01 momentum 0.9, cross-entropy, batch 32 (--batch), 10 epochs on 10,000 random 512-d vectors, 1 thread.
+Usage: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_head.py [--runs 3] [--batch 32]"""
 import argparse, json, os, statistics, time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch, torch.nn as nn, torch.nn.functional as F
-ap = argparse.ArgumentParser(); ap.add_argument("--runs", type=int, default=3); a = ap.parse_args()
+ap = argparse.ArgumentParser(); ap.add_argument("--runs", type=int, default=3); ap.add_argument("--batch", type=int, default=32); a = ap.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
 X = torch.randn(10000, 512); Y = torch.randint(0, 10, (10000,))
@@ -16,8 +16,8 @@ for r in range(a.runs):
     t0 = time.time()
     for ep in range(10):
         perm = torch.randperm(10000)
-        for i in range(0, 10000, 32):
-            idx = perm[i:i + 32]
+        for i in range(0, 10000, a.batch):
+            idx = perm[i:i + a.batch]
             loss = F.cross_entropy(m(X[idx]), Y[idx])
             opt.zero_grad(); loss.backward(); opt.step()
     times.append(time.time() - t0)
