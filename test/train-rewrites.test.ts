@@ -145,7 +145,7 @@ test('a zero Pad before a Conv folds into the Conv pads: same output and gradien
     const b = await runWithWeightGrad(got.g, got.loss, got.y, x);
     for (const k of ['y', 'dx', 'dw'] as const) {
       assert.equal(a[k].length, b[k].length);
-      a[k].forEach((v, i) => assert.ok(Math.abs(v - b[k][i]!) <= 1e-4 * (1 + Math.abs(v)), `pads ${pads}: ${k}[${i}] ${v} vs ${b[k][i]}`));
+      for (const [i, v] of a[k].entries()) assert.ok(Math.abs(v - b[k][i]!) <= 1e-4 * (1 + Math.abs(v)), `pads ${pads}: ${k}[${i}] ${v} vs ${b[k][i]}`);
     }
   }
 });
