@@ -201,11 +201,13 @@ defineOp('Slice', {
 // ---- Pad ------------------------------------------------------------------------------------
 
 /** The axes a Pad node pads (opset ≥ 18 `axes` input, else every axis), or undefined if not constant. */
-function padAxes(n: Node, rank: number, ctx: InferContext): number[] | undefined {
+/** The axes a Pad pads (its `axes` input, opset ≥ 18; all axes otherwise), or undefined when not constant. */
+export function padAxes(n: Node, rank: number, ctx: InferContext): number[] | undefined {
   if (!n.inputs[3]) return [...Array(rank).keys()];
   return constInts(ctx, n.inputs[3])?.map((a) => normAxis(a, rank));
 }
-function padAmounts(n: Node, ctx: InferContext): number[] | undefined {
+/** A Pad's amounts (all begins, then all ends, one per padded axis) from its input or legacy attribute, or undefined when not constant. */
+export function padAmounts(n: Node, ctx: InferContext): number[] | undefined {
   return n.inputs[1] ? constInts(ctx, n.inputs[1]) : Array.isArray(n.attrs.pads) ? (n.attrs.pads as number[]) : undefined;
 }
 

@@ -53,7 +53,7 @@ const MULTS = [1103515245, 22695477, 134775813];
  */
 export function toTrainingGraph(graph: Graph, opset: number, opts: TrainingGraphOptions): { runningStats: RunningStat[] } {
   poolBeforeRelu(graph);
-  foldPadIntoConv(graph);
+  foldPadIntoConv(graph, opset);
   const targets = graph.nodes.filter((n) => n.op === 'BatchNormalization' || n.op === 'Dropout');
   if (targets.some((n) => !graph.info(n.inputs[0]!)?.shape)) inferShapes(graph, opset);
   if (opts.dropoutSeed && targets.some((n) => n.op === 'Dropout')) ensureSeedInput(graph, opts.dropoutSeed);

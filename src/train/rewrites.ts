@@ -6,7 +6,10 @@
  * pool. The gradient is the same as PyTorch's for the original order: where the window's max is positive both send dY
  * to the first argmax; where it is ≤ 0 both give zero (PyTorch's ReLU mask kills it after the pool routes it).
  */
+import { Emitter } from '../ir/emit.js';
 import { attrInts, attrString, type Graph } from '../ir/graph.js';
+import { DEFAULT_OPSET } from '../ir/model.js';
+import { padAmounts, padAxes } from '../ops/tensor-ops.js';
 
 /**
  * Swaps every Relu → MaxPool pair whose ReLU output feeds only that MaxPool (and is not a graph output), in place.
@@ -37,38 +40,33 @@ export function poolBeforeRelu(graph: Graph): number {
   return swapped;
 }
 
-/** Integer values of an int64 initializer, or undefined when `name` is not one. */
-function constInts(graph: Graph, name: string | undefined): number[] | undefined {
-  const t = name ? graph.initializers.get(name) : undefined;
-  if (!t || (t.dtype !== 'int64' && t.dtype !== 'int32')) return undefined;
-  return Array.from(t.data as ArrayLike<number | bigint>, Number);
-}
-
-/** True when the Pad's fill value is zero (no value input, an empty one, or a zero initializer). */
-function zeroFill(graph: Graph, name: string | undefined): boolean {
-  if (!name) return true;
-  const t = graph.initializers.get(name);
-  return !!t && t.size === 1 && Number((t.data as ArrayLike<number | bigint>)[0]) === 0;
-}
-
 /**
  * Folds a constant zero Pad over the spatial axes into the pads of the Conv nodes that read it (Keras's ZeroPadding2D
  * before a strided conv, as in MobileNet): Conv pads with zeros itself, so the result is identical, and the step
  * loses a full-size copy forward and a full-size Slice of its gradient backward. In a training graph onnxruntime
  * cannot fuse it itself, since the dW of the Conv also reads the padded tensor. Returns the number of Pads folded.
  */
-export function foldPadIntoConv(graph: Graph): number {
+export function foldPadIntoConv(graph: Graph, opset = DEFAULT_OPSET): number {
+  const ctx = new Emitter(graph, opset);
   const consumers = graph.consumers();
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const drop = new Set<object>();
   for (const pad of graph.nodes) {
     if (pad.op !== 'Pad' || (pad.domain ?? '') !== '' || attrString(pad, 'mode', 'constant') !== 'constant') continue;
-    const legacy = pad.inputs.length === 1 && pad.attrs.pads !== undefined;
-    const pads = legacy ? attrInts(pad, 'pads', []) : constInts(graph, pad.inputs[1]);
-    const zero = legacy ? Number(pad.attrs.value ?? 0) === 0 : zeroFill(graph, pad.inputs[2]) && !pad.inputs[3];
-    if (!pads || !zero || pads.length < 6 || pads.some((v) => v < 0)) continue;
-    const rank = pads.length / 2;
-    if (pads[0] || pads[1] || pads[rank] || pads[rank + 1]) continue; // batch or channel padding
+    const amounts = padAmounts(pad, ctx);
+    // without an axes input the amounts cover every axis, so they give the rank when shapes are unknown
+    const rank = ctx.rank(pad.inputs[0]!) ?? (amounts && !pad.inputs[3] ? amounts.length / 2 : undefined);
+    const axes = rank === undefined ? undefined : padAxes(pad, rank, ctx);
+    const fill = pad.inputs[2] ? ctx.constant(pad.inputs[2])?.toNumbers()[0] : Number(pad.attrs.value ?? 0);
+    if (rank === undefined || rank < 3 || !amounts || !axes || fill !== 0 || amounts.some((v) => v < 0)) continue;
+    // per-axis [begin, end] over all axes
+    const begin = Array<number>(rank).fill(0);
+    const end = Array<number>(rank).fill(0);
+    axes.forEach((a, i) => {
+      begin[a] = amounts[i]!;
+      end[a] = amounts[i + axes.length]!;
+    });
+    if (begin[0] || begin[1] || end[0] || end[1]) continue; // batch or channel padding
     const y = pad.outputs[0]!;
     const users = consumers.get(y) ?? [];
     const convs = users.every((c) => c.op === 'Conv' && (c.domain ?? '') === '' && c.inputs[0] === y && !c.inputs.slice(1).includes(y));
@@ -78,7 +76,7 @@ export function foldPadIntoConv(graph: Graph): number {
     for (const conv of users) {
       const cp = attrInts(conv, 'pads', Array(2 * s).fill(0));
       // a new attrs object: builders may share one between nodes
-      conv.attrs = { ...conv.attrs, pads: Array.from({ length: 2 * s }, (_, i) => cp[i]! + (i < s ? pads[2 + i]! : pads[rank + 2 + (i - s)]!)) };
+      conv.attrs = { ...conv.attrs, pads: Array.from({ length: 2 * s }, (_, i) => cp[i]! + (i < s ? begin[2 + i]! : end[2 + i - s]!)) };
       conv.inputs[0] = pad.inputs[0]!;
     }
     drop.add(pad);
