@@ -56,9 +56,13 @@ defineOp('BatchNormTrain', {
 
 /** scale·x + bias per channel (scale, bias shaped [1, C, 1, ...]) in one pass: BatchNormalization with mean 0, var 1, epsilon 0. */
 function perChannelAffine(e: Emitter, x: string, scale: string, bias: string, C: number): string {
-  const flat = (t: string) => e.op('Reshape', [t, e.ints([-1])]);
   const fill = (v: number) => e.constTensor(Tensor.f32([C], new Float32Array(C).fill(v)), 'bn_const');
-  return e.op('BatchNormalization', [x, flat(scale), flat(bias), fill(0), fill(1)], { epsilon: 0 });
+  return e.op('BatchNormalization', [x, perChannel(e, scale), perChannel(e, bias), fill(0), fill(1)], { epsilon: 0 });
+}
+
+/** A per-channel statistic shaped [1, C, 1, ...] as the [C] vector BatchNormalization takes. */
+function perChannel(e: Emitter, t: string): string {
+  return e.op('Reshape', [t, e.ints([-1])]);
 }
 
 /** The channel count C, from the scale's static shape. */
@@ -116,8 +120,7 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   const v = r > 2 ? meanOfSquares(e, centred, r, n) : e.reduceMean(e.mul(centred, centred), axes, true);
   named('Identity', [v], variance);
   named('Reciprocal', [e.op('Sqrt', [e.add(v, e.scalar(eps))])], invstd);
-  const flat = (t: string) => e.op('Reshape', [t, e.ints([-1])]);
-  named('BatchNormalization', [x, scale, bias, flat(mu), flat(v)], y, { epsilon: eps });
+  named('BatchNormalization', [x, scale, bias, perChannel(e, mu), perChannel(e, v)], y, { epsilon: eps });
 }
 
 /**
