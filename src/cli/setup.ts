@@ -67,7 +67,9 @@ async function loadSet(
   } catch (e) {
     throw new Error(`${key}: ${ref} does not exist (${(e as NodeJS.ErrnoException).code}); give an image folder, a manifest (.csv/.jsonl) or 'mnist'.`);
   }
-  const ds = st.isDirectory() ? await data.ImageFolderDataset.load(ref, { classes, onWarning: io.warn }) : await data.ManifestDataset.load(ref, { classes });
+  const ds = st.isDirectory()
+    ? await data.ImageFolderDataset.load(ref, { classes, onWarning: io.warn })
+    : await data.ManifestDataset.load(ref, { classes, onWarning: io.warn });
   const labels = ds.labels();
   if (!labels) throw new Error(`${key}: manifest ${ref} has no "label" column; training needs a label per image (header "path,label").`);
   if (ds.classes.length < 2)
@@ -97,7 +99,16 @@ export async function loadRunData(cfg: GraftConfig, io: SetupIo): Promise<RunDat
     train = pick(train, s.train, train.where);
   }
   const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test')).data : undefined;
+  await warnLeaks({ train, val, test }, io);
   return { classes, train, val, test };
+}
+
+/** Warns, with counts, about files (same path or same content) in two of train/val/test. */
+async function warnLeaks(sets: Record<'train' | 'val' | 'test', LabelledData | undefined>, io: SetupIo): Promise<void> {
+  const files = Object.entries(sets).flatMap(([name, d]) => (d?.kind === 'files' ? [{ name, paths: d.paths }] : []));
+  if (files.length < 2) return;
+  const { findSplitLeaks, leakWarning } = await import('../data/leakage.js');
+  for (const l of await findSplitLeaks(files)) io.warn(leakWarning(l));
 }
 
 /** Default preprocessing of a built-in architecture. */

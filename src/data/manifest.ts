@@ -6,7 +6,7 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { PathDataset } from './base.js';
-import { fewPaths } from './files.js';
+import { defaultWarn, fewPaths, type WarnFn } from './files.js';
 
 /** Options of {@link ManifestDataset.load}. */
 export interface ManifestOptions {
@@ -18,6 +18,8 @@ export interface ManifestOptions {
   checkFiles?: boolean;
   /** 'csv' or 'jsonl'; default from the extension (.jsonl/.ndjson → jsonl, otherwise csv). */
   format?: 'csv' | 'jsonl';
+  /** Warning sink (repeated rows); default console.warn. */
+  onWarning?: WarnFn;
 }
 
 interface Row {
@@ -189,9 +191,33 @@ export class ManifestDataset extends PathDataset {
         labels![i] = l;
       });
     }
+    warnRepeats(abs, rows, paths, opts.onWarning ?? defaultWarn);
     if (opts.checkFiles ?? true) await checkFiles(abs, root, rows, paths, opts.allowOutside ?? false);
     return new ManifestDataset(abs, paths, labels, classes);
   }
+}
+
+/** Warns, with counts, when rows list the same file again (it counts twice and can land in train and val). */
+function warnRepeats(manifest: string, rows: Row[], paths: string[], warn: WarnFn): void {
+  const first = new Map<string, number>();
+  const examples: string[] = [];
+  let repeats = 0;
+  let conflicting = 0;
+  paths.forEach((p, i) => {
+    const f = first.get(p);
+    if (f === undefined) {
+      first.set(p, i);
+      return;
+    }
+    repeats++;
+    if (rows[f]!.label !== rows[i]!.label) conflicting++;
+    if (examples.length < 3) examples.push(`line ${rows[i]!.line} repeats line ${rows[f]!.line}: ${rows[i]!.path}`);
+  });
+  if (repeats === 0) return;
+  warn(
+    `manifest ${manifest} lists the same file again on ${repeats} row(s)${conflicting ? ` (${conflicting} with a different label)` : ''} (${examples.join('; ')}); ` +
+      'a repeated file counts twice and can end up in both train and val: remove the repeated lines.',
+  );
 }
 
 /** Verifies that files exist and (unless allowed) do not escape `root` through symbolic links. */

@@ -97,7 +97,7 @@ export async function loadEvalData(data: string, clf: Classifier, warn: (m: stri
     const ds = await ImageFolderDataset.load(abs, { classes: clf.labels, onWarning: warn });
     return { source: abs, root: abs, paths: ds.paths, labels: ds.labels()! };
   }
-  const ds = await ManifestDataset.load(abs);
+  const ds = await ManifestDataset.load(abs, { onWarning: warn });
   const raw = ds.labels();
   if (!raw) throw new CliError(`Manifest ${abs} has no "label" column/field; evaluation needs the true class of every image (path,label).`);
   const unknown = ds.classes.filter((c) => !known.has(c));
