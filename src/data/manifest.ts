@@ -8,6 +8,10 @@ import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path'
 import { PathDataset } from './base.js';
 import { defaultWarn, fewPaths, type WarnFn } from './files.js';
 
+/** How to accept paths outside the manifest's folder, everywhere the option exists. */
+const ALLOW_OUTSIDE =
+  'allow it explicitly: --allow-outside (graft train, lr-find, pretrain, eval), data.allowOutside: true in graft.yaml, or allowOutside: true for ManifestDataset.load';
+
 /** Options of {@link ManifestDataset.load}. */
 export interface ManifestOptions {
   /** Known class names: labels must be one of them (label = index). Default: the distinct labels, sorted. */
@@ -169,7 +173,7 @@ export class ManifestDataset extends PathDataset {
       const p = resolve(root, r.path);
       if (!opts.allowOutside && escapes(root, p)) {
         throw new Error(
-          `Manifest ${abs} line ${r.line}: path ${r.path} points outside the manifest's folder ${root}; move the images under it, or allow this explicitly with allowOutside (--allow-outside).`,
+          `Manifest ${abs} line ${r.line}: path ${r.path} points outside the manifest's folder ${root}; move the images (or the manifest) so the manifest's folder holds them, or ${ALLOW_OUTSIDE}.`,
         );
       }
       paths.push(p);
@@ -238,7 +242,7 @@ async function checkFiles(manifest: string, root: string, rows: Row[], paths: st
         }
         if (!allowOutside && escapes(realRoot, await realpath(p))) {
           throw new Error(
-            `Manifest ${manifest} line ${r.line}: ${r.path} is a symbolic link to a file outside ${root}; copy the file under the folder or pass allowOutside (--allow-outside).`,
+            `Manifest ${manifest} line ${r.line}: ${r.path} is a symbolic link to a file outside ${root}; copy the file under the folder, or ${ALLOW_OUTSIDE}.`,
           );
         }
       }),
