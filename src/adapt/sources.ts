@@ -101,7 +101,7 @@ export async function loadTarget(ref: string, pre: PreprocessConfig, warn: Warn)
   const { ImageSource } = await import('../data/image-source.js');
   if (!st.isDirectory()) {
     const { ManifestDataset } = await import('../data/dataset.js');
-    const ds = await ManifestDataset.load(ref, {});
+    const ds = await ManifestDataset.load(ref, { onWarning: warn });
     if (ds.labels())
       throw new Error(
         `--target: the manifest ${ref} has a label column, and unsupervised adaptation never trains on target labels. ` +

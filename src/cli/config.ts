@@ -32,6 +32,8 @@ const dataSchema = z.strictObject({
   classes: z.array(z.string().min(1)).min(2).optional(),
   /** Use at most this many training images (a seeded, stratified subset). */
   limit: posInt.optional(),
+  /** Accept manifest paths (and symbolic links) that lead outside the manifest's folder. */
+  allowOutside: z.boolean().default(false),
 });
 
 const headSchema = z.strictObject({

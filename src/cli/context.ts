@@ -1,5 +1,6 @@
 /** Shared plumbing for CLI commands: global options, output in text or JSON, and the one-line error format. */
 import { type Command, InvalidArgumentError } from 'commander';
+import { withOomAdvice } from '../runtime/ort-errors.js';
 
 /** Options every command accepts (declared on the root program). */
 export interface GlobalOptions {
@@ -42,9 +43,13 @@ export function note(cmd: Command, message: string): void {
   if (!g.quiet && !g.json) process.stderr.write(`${message}\n`);
 }
 
-/** The "graft: error: …" line for an error: one line, control characters removed; the stack only when GRAFT_DEBUG=1. */
+/**
+ * The "graft: error: …" line for an error: one line, control characters removed, onnxruntime's out-of-memory
+ * failures (from whichever session ran out) with graft's advice; the stack only when GRAFT_DEBUG=1.
+ */
 export function formatError(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
+  const err = withOomAdvice(e);
+  const msg = err instanceof Error ? err.message : String(err);
   const line = msg
     .replace(/\s*\n\s*/g, ' ')
     // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point

@@ -26,6 +26,7 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--test <path>', key: 'data.test', help: 'test folder or manifest, evaluated at the end' },
   { flags: '--class-weights <w>', key: 'data.classWeights', help: "'balanced' or 'none'" },
   { flags: '--limit <n>', key: 'data.limit', type: 'int', help: 'use at most n training images (seeded, stratified)' },
+  { flags: '--allow-outside', key: 'data.allowOutside', type: 'bool', help: "accept manifest paths that lead outside the manifest's folder" },
   { flags: '--backbone <model.onnx>', key: 'model.backbone', help: 'ONNX backbone (preprocessing from its sidecar .json or metadata)' },
   { flags: '--arch <name>', key: 'model.arch', help: 'built-in architecture: small-cnn, resnet18 (alias resnet18-style) or lenet5' },
   { flags: '--width <n>', key: 'model.width', type: 'int', help: 'width of the built-in architecture' },

@@ -32,11 +32,27 @@ export function buildProgram(): Command {
   return program;
 }
 
+let stdoutGuarded = false;
+
+/**
+ * `graft … | head`: when the reader of stdout has gone, stop quietly with exit code 0, as cat and ls do
+ * (Node would print an EPIPE stack trace and exit 1). Files graft writes are atomic, so stopping is safe.
+ */
+function exitQuietlyWhenStdoutCloses(): void {
+  if (stdoutGuarded) return;
+  stdoutGuarded = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
+}
+
 /**
  * Runs the CLI on `argv` (as in process.argv: node, script, args…). Returns the exit code and sets
  * process.exitCode; never throws.
  */
 export async function main(argv: string[] = process.argv): Promise<number> {
+  exitQuietlyWhenStdoutCloses();
   const program = buildProgram();
   let code = 0;
   try {

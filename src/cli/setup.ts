@@ -54,6 +54,7 @@ async function loadSet(
   classes: readonly string[] | undefined,
   io: SetupIo,
   split: 'train' | 'test',
+  allowOutside: boolean,
 ): Promise<{ data: LabelledData; classes: string[] }> {
   const data = await import('../data/index.js');
   if (ref === 'mnist') {
@@ -67,7 +68,9 @@ async function loadSet(
   } catch (e) {
     throw new Error(`${key}: ${ref} does not exist (${(e as NodeJS.ErrnoException).code}); give an image folder, a manifest (.csv/.jsonl) or 'mnist'.`);
   }
-  const ds = st.isDirectory() ? await data.ImageFolderDataset.load(ref, { classes, onWarning: io.warn }) : await data.ManifestDataset.load(ref, { classes });
+  const ds = st.isDirectory()
+    ? await data.ImageFolderDataset.load(ref, { classes, onWarning: io.warn })
+    : await data.ManifestDataset.load(ref, { classes, onWarning: io.warn, allowOutside });
   const labels = ds.labels();
   if (!labels) throw new Error(`${key}: manifest ${ref} has no "label" column; training needs a label per image (header "path,label").`);
   if (ds.classes.length < 2)
@@ -83,21 +86,30 @@ export async function loadRunData(cfg: GraftConfig, io: SetupIo): Promise<RunDat
   const { stratifiedSplit } = await import('../data/split.js');
   const d = cfg.data;
   const trainRef = (d.train ?? d.manifest)!;
-  const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train');
+  const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train', d.allowOutside);
   let train = all;
   if (d.limit && d.limit < all.labels.length) {
     const s = stratifiedSplit(all.labels, { val: 1 - d.limit / all.labels.length, seed: cfg.run.seed, classes });
     train = pick(all, s.train, all.where);
   }
   let val: LabelledData | undefined;
-  if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test')).data;
+  if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test', d.allowOutside)).data;
   else if (d.valSplit > 0) {
     const s = stratifiedSplit(train.labels, { val: d.valSplit, seed: cfg.run.seed, classes });
     val = pick(train, s.val, `${train.where} (val split)`);
     train = pick(train, s.train, train.where);
   }
-  const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test')).data : undefined;
+  const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test', d.allowOutside)).data : undefined;
+  await warnLeaks({ train, val, test }, io);
   return { classes, train, val, test };
+}
+
+/** Warns, with counts, about files (same path or same content) in two of train/val/test. */
+async function warnLeaks(sets: Record<'train' | 'val' | 'test', LabelledData | undefined>, io: SetupIo): Promise<void> {
+  const files = Object.entries(sets).flatMap(([name, d]) => (d?.kind === 'files' ? [{ name, paths: d.paths }] : []));
+  if (files.length < 2) return;
+  const { findSplitLeaks, leakWarning } = await import('../data/leakage.js');
+  for (const l of await findSplitLeaks(files)) io.warn(leakWarning(l));
 }
 
 /** Default preprocessing of a built-in architecture. */

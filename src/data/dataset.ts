@@ -5,7 +5,7 @@
 
 import { resolve } from 'node:path';
 import { checkIndex, classCounts, type DataItem, type Dataset, PathDataset } from './base.js';
-import { defaultWarn, fewPaths, listImages, readDirChecked, type WarnFn } from './files.js';
+import { defaultWarn, fewPaths, listImages, readFolder, type WarnFn, warnLeftOut } from './files.js';
 import type { ImageSplit } from './idx.js';
 
 export { type DataItem, type Dataset, PathDataset, SubsetDataset } from './base.js';
@@ -148,12 +148,10 @@ export class ImageFolderDataset extends PathDataset {
   static async load(root: string, opts: ImageFolderOptions = {}): Promise<ImageFolderDataset> {
     const warn = opts.onWarning ?? defaultWarn;
     const abs = resolve(root);
-    const entries = await readDirChecked(abs, 'image folder');
-    const dirs = entries
-      .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
-      .map((e) => e.name)
-      .sort();
-    const loose = entries.filter((e) => !e.isDirectory() && !e.name.startsWith('.')).map((e) => e.name);
+    // class folders may be symbolic links (followed, like torchvision's ImageFolder)
+    const { entries, leftOut } = await readFolder(abs, 'image folder');
+    const dirs = entries.filter((e) => e.kind === 'dir').map((e) => e.name);
+    const loose = entries.filter((e) => e.kind !== 'dir').map((e) => e.name);
     if (loose.length) warn(`ignoring ${loose.length} file(s) directly in ${abs} (${fewPaths(loose)}); images must be inside one folder per class.`);
     if (dirs.length === 0) {
       throw new Error(`Image folder ${abs} has no class sub-folders; lay it out as ${abs}/<class name>/<image files> (one folder per class).`);
@@ -174,8 +172,9 @@ export class ImageFolderDataset extends PathDataset {
           `Class folder ${abs}/${d} is not one of the ${classes.length} known classes (${fewPaths(classes, 10)}); rename or remove it, or train with this class.`,
         );
       }
-      const { images, skipped: sk } = await listImages(`${abs}/${d}`, 'class folder');
+      const { images, skipped: sk, leftOut: lo } = await listImages(`${abs}/${d}`, 'class folder');
       skipped.push(...sk);
+      leftOut.push(...lo);
       if (images.length === 0) {
         throw new Error(`Class folder ${abs}/${d} contains no images (.jpg, .png, .webp, .gif, …); add images to it or remove the folder.`);
       }
@@ -185,6 +184,7 @@ export class ImageFolderDataset extends PathDataset {
       }
     }
     if (skipped.length) warn(`skipping ${skipped.length} non-image file(s) in ${abs}: ${fewPaths(skipped)}.`);
+    warnLeftOut(warn, leftOut);
     return new ImageFolderDataset(abs, paths, Int32Array.from(labels), classes);
   }
 }
@@ -206,8 +206,9 @@ export class UnlabelledFolder extends PathDataset {
   static async load(root: string, opts: UnlabelledFolderOptions = {}): Promise<UnlabelledFolder> {
     const warn = opts.onWarning ?? defaultWarn;
     const abs = resolve(root);
-    const { images, skipped } = await listImages(abs, 'image folder');
+    const { images, skipped, leftOut } = await listImages(abs, 'image folder');
     if (skipped.length) warn(`skipping ${skipped.length} non-image file(s) in ${abs}: ${fewPaths(skipped)}.`);
+    warnLeftOut(warn, leftOut);
     if (images.length === 0) {
       throw new Error(`Folder ${abs} contains no images (.jpg, .png, .webp, .gif, …) at any depth; point to the folder holding the target-domain images.`);
     }

@@ -2,7 +2,7 @@
 
 export * from './augment.js';
 export * from './dataset.js';
-export { IMAGE_EXTENSIONS, isImageFile, listImages, type WarnFn } from './files.js';
+export { IMAGE_EXTENSIONS, isImageFile, listImages, type WarnFn, warnLeftOut } from './files.js';
 export * from './idx.js';
 export * from './image.js';
 export * from './preprocess.js';

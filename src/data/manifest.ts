@@ -6,7 +6,11 @@
 import { readFile, realpath, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { PathDataset } from './base.js';
-import { fewPaths } from './files.js';
+import { defaultWarn, fewPaths, type WarnFn } from './files.js';
+
+/** How to accept paths outside the manifest's folder, everywhere the option exists. */
+const ALLOW_OUTSIDE =
+  'allow it explicitly: --allow-outside (graft train, lr-find, pretrain, eval), data.allowOutside: true in graft.yaml, or allowOutside: true for ManifestDataset.load';
 
 /** Options of {@link ManifestDataset.load}. */
 export interface ManifestOptions {
@@ -18,6 +22,8 @@ export interface ManifestOptions {
   checkFiles?: boolean;
   /** 'csv' or 'jsonl'; default from the extension (.jsonl/.ndjson → jsonl, otherwise csv). */
   format?: 'csv' | 'jsonl';
+  /** Warning sink (repeated rows); default console.warn. */
+  onWarning?: WarnFn;
 }
 
 interface Row {
@@ -167,7 +173,7 @@ export class ManifestDataset extends PathDataset {
       const p = resolve(root, r.path);
       if (!opts.allowOutside && escapes(root, p)) {
         throw new Error(
-          `Manifest ${abs} line ${r.line}: path ${r.path} points outside the manifest's folder ${root}; move the images under it, or allow this explicitly with allowOutside (--allow-outside).`,
+          `Manifest ${abs} line ${r.line}: path ${r.path} points outside the manifest's folder ${root}; move the images (or the manifest) so the manifest's folder holds them, or ${ALLOW_OUTSIDE}.`,
         );
       }
       paths.push(p);
@@ -189,9 +195,33 @@ export class ManifestDataset extends PathDataset {
         labels![i] = l;
       });
     }
+    warnRepeats(abs, rows, paths, opts.onWarning ?? defaultWarn);
     if (opts.checkFiles ?? true) await checkFiles(abs, root, rows, paths, opts.allowOutside ?? false);
     return new ManifestDataset(abs, paths, labels, classes);
   }
+}
+
+/** Warns, with counts, when rows list the same file again (it counts twice and can land in train and val). */
+function warnRepeats(manifest: string, rows: Row[], paths: string[], warn: WarnFn): void {
+  const first = new Map<string, number>();
+  const examples: string[] = [];
+  let repeats = 0;
+  let conflicting = 0;
+  paths.forEach((p, i) => {
+    const f = first.get(p);
+    if (f === undefined) {
+      first.set(p, i);
+      return;
+    }
+    repeats++;
+    if (rows[f]!.label !== rows[i]!.label) conflicting++;
+    if (examples.length < 3) examples.push(`line ${rows[i]!.line} repeats line ${rows[f]!.line}: ${rows[i]!.path}`);
+  });
+  if (repeats === 0) return;
+  warn(
+    `manifest ${manifest} lists the same file again on ${repeats} row(s)${conflicting ? ` (${conflicting} with a different label)` : ''} (${examples.join('; ')}); ` +
+      'a repeated file counts twice and can end up in both train and val: remove the repeated lines.',
+  );
 }
 
 /** Verifies that files exist and (unless allowed) do not escape `root` through symbolic links. */
@@ -212,7 +242,7 @@ async function checkFiles(manifest: string, root: string, rows: Row[], paths: st
         }
         if (!allowOutside && escapes(realRoot, await realpath(p))) {
           throw new Error(
-            `Manifest ${manifest} line ${r.line}: ${r.path} is a symbolic link to a file outside ${root}; copy the file under the folder or pass allowOutside (--allow-outside).`,
+            `Manifest ${manifest} line ${r.line}: ${r.path} is a symbolic link to a file outside ${root}; copy the file under the folder, or ${ALLOW_OUTSIDE}.`,
           );
         }
       }),

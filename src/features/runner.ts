@@ -8,6 +8,8 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { withOomAdvice } from '../runtime/ort-errors.js';
+import { ORT_LOG_LEVEL, ORT_LOG_SEVERITY } from '../runtime/session.js';
 
 /** Options of {@link InferenceWorker}. */
 export interface InferenceWorkerOptions {
@@ -38,6 +40,7 @@ interface Pending {
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
+ort.env.logLevel = workerData.logLevel;
 const msgOf = (e) => (e && e.message) || String(e);
 let session;
 const ready = ort.InferenceSession.create(workerData.model, workerData.options).then(
@@ -87,9 +90,10 @@ export class InferenceWorker {
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      logSeverityLevel: ORT_LOG_SEVERITY,
       ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     };
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { ortPath, model, options } });
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { ortPath, model, options, logLevel: ORT_LOG_LEVEL } });
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
     this.ready = new Promise<void>((res, rej) => {
@@ -112,7 +116,7 @@ export class InferenceWorker {
       const p = this.pending.get(m.id);
       if (!p) return;
       this.pending.delete(m.id);
-      if (m.error) p.reject(new Error(m.error));
+      if (m.error) p.reject(withOomAdvice(new Error(m.error)) as Error);
       else p.resolve({ buffer: new Float32Array(m.buffer!), output: m.data!, dims: m.dims! });
     });
     this.worker.on('error', (e) => {

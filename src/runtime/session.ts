@@ -6,8 +6,19 @@ import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/io.js';
 import { GRAFT_DOMAIN, lowerGraftOps } from '../ops/bn-train.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
+import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 
 export { ort };
+
+/**
+ * onnxruntime's log severity for graft's sessions: 4 (fatal only), so its own ANSI-coloured log lines do not
+ * reach the user ahead of graft's message for the same failure (the error itself is still thrown); with
+ * GRAFT_DEBUG=1, 2 (warnings and errors) as onnxruntime's default.
+ */
+export const ORT_LOG_SEVERITY: 2 | 4 = process.env.GRAFT_DEBUG === '1' ? 2 : 4;
+/** The same, as onnxruntime's process-wide `env.logLevel` (read when its environment is first created). */
+export const ORT_LOG_LEVEL = ORT_LOG_SEVERITY === 4 ? 'fatal' : 'warning';
+ort.env.logLevel = ORT_LOG_LEVEL;
 
 export interface SessionOptions {
   /** Intra-op threads; default: all cores. */
@@ -27,11 +38,13 @@ export async function createSession(model: Model | Uint8Array, opts: SessionOpti
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: opts.optimization ?? 'all',
+      logSeverityLevel: ORT_LOG_SEVERITY,
       ...((opts.profile ?? process.env.GRAFT_ORT_PROFILE) ? { enableProfiling: true, profileFilePrefix: opts.profile ?? process.env.GRAFT_ORT_PROFILE } : {}),
       // GRAFT_ORT_SPIN=0 stops idle intra-op threads from spinning: better on a machine shared with other work
       ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
     });
   } catch (e) {
+    if (isOrtOutOfMemory((e as Error).message)) throw withOomAdvice(e);
     throw new Error(
       `onnxruntime could not load the model: ${(e as Error).message}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export with standard ops (opset 13–21).`,
     );
@@ -81,7 +94,12 @@ export function fromOrt(t: ort.Tensor): Tensor {
 export async function runHost(session: ort.InferenceSession, feeds: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
   const f: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(v);
-  const r = outputs ? await session.run(f, outputs) : await session.run(f);
+  let r: ort.InferenceSession.ReturnType;
+  try {
+    r = outputs ? await session.run(f, outputs) : await session.run(f);
+  } catch (e) {
+    throw withOomAdvice(e);
+  }
   const out: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(r)) out[k] = fromOrt(v);
   return out;

@@ -34,6 +34,7 @@ interface EvalOptions {
   bins: number;
   strict?: boolean;
   preprocess?: string;
+  allowOutside?: boolean;
 }
 
 /** Registers `graft eval`. */
@@ -49,6 +50,7 @@ export function register(program: Command): void {
     .addOption(new Option('--bins <n>', 'equal-width confidence bins for ECE').default(15).argParser(atLeastOne('--bins')))
     .option('--strict', 'stop with exit code 1 at the first image that cannot be decoded (default: warn and leave it out)')
     .option('--preprocess <file>', "JSON preprocessing config to use instead of the model's")
+    .option('--allow-outside', "accept manifest paths (and symbolic links) that lead outside the manifest's folder")
     .action(async (model: string, opts: EvalOptions, cmd: Command) => {
       const report = await evaluate(model, opts, cmd);
       emit(cmd, report, () => formatEval(report));
@@ -68,7 +70,7 @@ interface EvalData {
  * Loads a labelled folder or manifest and maps its class names to the model's labels.
  * @throws naming every data class the model does not know.
  */
-export async function loadEvalData(data: string, clf: Classifier, warn: (m: string) => void): Promise<EvalData> {
+export async function loadEvalData(data: string, clf: Classifier, warn: (m: string) => void, opts: { allowOutside?: boolean } = {}): Promise<EvalData> {
   const { ImageFolderDataset, ManifestDataset } = await import('../../data/index.js');
   const { describeFsError } = await import('../../util/fs-errors.js');
   const abs = path.resolve(data);
@@ -97,7 +99,7 @@ export async function loadEvalData(data: string, clf: Classifier, warn: (m: stri
     const ds = await ImageFolderDataset.load(abs, { classes: clf.labels, onWarning: warn });
     return { source: abs, root: abs, paths: ds.paths, labels: ds.labels()! };
   }
-  const ds = await ManifestDataset.load(abs);
+  const ds = await ManifestDataset.load(abs, { onWarning: warn, allowOutside: opts.allowOutside });
   const raw = ds.labels();
   if (!raw) throw new CliError(`Manifest ${abs} has no "label" column/field; evaluation needs the true class of every image (path,label).`);
   const unknown = ds.classes.filter((c) => !known.has(c));
@@ -117,7 +119,7 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
   let r: Awaited<ReturnType<typeof classifyFiles>>;
   try {
     if (!clf.hasLabels) warn(`model ${model} has no labels (model.json "labels" or metadata "graft.labels"); data classes must be named 0..k-1.`);
-    data = await loadEvalData(opts.data, clf, warn);
+    data = await loadEvalData(opts.data, clf, warn, { allowOutside: opts.allowOutside });
     const progress = createProgress({ total: data.paths.length, label: 'eval', unit: 'img' });
     r = await classifyFiles(clf, data.paths, {
       batchSize: opts.batchSize,

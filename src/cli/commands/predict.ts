@@ -180,7 +180,7 @@ export function softmaxRows(x: Float32Array, k: number): void {
 
 /** Expands files and folders (walked recursively for image files) into a list of image paths, in argument order. */
 export async function collectImages(inputs: readonly string[], warn: (m: string) => void): Promise<string[]> {
-  const { listImages } = await import('../../data/index.js');
+  const { listImages, warnLeftOut } = await import('../../data/index.js');
   const { describeFsError } = await import('../../util/fs-errors.js');
   const out: string[] = [];
   for (const p of inputs) {
@@ -194,8 +194,9 @@ export async function collectImages(inputs: readonly string[], warn: (m: string)
       out.push(p);
       continue;
     }
-    const { images, skipped } = await listImages(p);
+    const { images, skipped, leftOut } = await listImages(p);
     if (skipped.length) warn(`skipping ${skipped.length} non-image file(s) in ${p} (e.g. ${skipped[0]}).`);
+    warnLeftOut(warn, leftOut);
     if (images.length === 0) warn(`folder ${p} contains no image files (.jpg, .png, .webp, …) at any depth.`);
     out.push(...images);
   }

@@ -17,6 +17,7 @@ export const PRETRAIN_KEYS = [
   'data.valSplit',
   'data.test',
   'data.limit',
+  'data.allowOutside',
   'data.classWeights',
   'model.arch',
   'model.width',

@@ -39,6 +39,11 @@ async function loadWithFlags(c: Command, flags: TuneFlags) {
   return cfg;
 }
 
+/** The subcommand's --config, else one given before it (`graft tune --config B show`). */
+function subConfig(c: Command, opts: { config?: string }): string | undefined {
+  return opts.config ?? (c.parent?.opts() as TuneFlags | undefined)?.config;
+}
+
 /** The study log named by --study (a folder or a study.jsonl) or by the config. */
 async function studyPath(c: Command, opts: { study?: string; config?: string }): Promise<string> {
   if (opts.study) {
@@ -46,7 +51,7 @@ async function studyPath(c: Command, opts: { study?: string; config?: string }):
     return fs.existsSync(p) && fs.statSync(p).isDirectory() ? path.join(p, 'study.jsonl') : p;
   }
   const { studyFile } = await import('../../tune/config.js');
-  return studyFile(await loadWithFlags(c, opts));
+  return studyFile(await loadWithFlags(c, { ...opts, config: subConfig(c, opts) }));
 }
 
 /** Registers `graft tune` and its subcommands `show` and `best`. */
@@ -61,6 +66,9 @@ export function register(program: Command): void {
     .option('--threads-per-worker <n>', 'onnxruntime threads per worker [study.threadsPerWorker]', positiveInt('--threads-per-worker'))
     .option('--timeout <s>', 'start no new trial after this many seconds [study.timeout]', positiveInt('--timeout'))
     .addHelpText('after', '\nSubcommands: graft tune show (table, best config, importances), graft tune best --export <out.onnx>. See docs/cli/tune.md.')
+    // options after `show`/`best` belong to the subcommand: without this, `tune` took `tune best --config B`'s
+    // --config for itself and the subcommand fell back to ./tune.yaml (another study)
+    .enablePositionalOptions()
     .action(async (flags: TuneFlags, c: Command) => {
       const cfg = await loadWithFlags(c, flags);
       const io = commandIo(c);
@@ -106,8 +114,9 @@ export function register(program: Command): void {
       const { readStudy, checkCompatible } = await import('../../tune/storage.js');
       const { summarize, formatSummary } = await import('../../tune/report.js');
       const s = readStudy(file);
-      if (opts.config && !opts.study) {
-        const cfg = await loadWithFlags(c, opts);
+      const config = subConfig(c, opts);
+      if (config && !opts.study) {
+        const cfg = await loadWithFlags(c, { config });
         const diff = (await import('../../tune/space.js')).diffSpaces(s.identity.space, cfg.space);
         if (diff.length) checkCompatible(file, s.identity, { ...s.identity, space: cfg.space });
       }
@@ -122,7 +131,7 @@ export function register(program: Command): void {
     .requiredOption('--export <out.onnx>', 'where to write the model (and its .json sidecar)')
     .action(async (opts: { config?: string; export: string }, c: Command) => {
       if (!/\.onnx$/i.test(opts.export)) throw new CliError(`--export ${opts.export}: the file name must end in .onnx.`);
-      const cfg = await loadWithFlags(c, opts);
+      const cfg = await loadWithFlags(c, { config: subConfig(c, opts) });
       if (!cfg.objective.config)
         throw new CliError(
           'graft tune best --export retrains with the built-in objective (objective.config); this study uses objective.module. Take the best parameters from graft tune show and train them with your own code.',
