@@ -140,7 +140,10 @@ test('classificationMetrics bundles everything and clamps top-k to the class cou
 
 test('rows with NaN (or infinite) values never score: wrong for accuracy, top-k, recall and calibration', () => {
   // row 0 correct; rows 1 and 2 NaN (labels 0 and 1); row 3 has an Infinity (label 2)
-  const p = { classes: 3, probabilities: new Float64Array([0.8, 0.1, 0.1, Number.NaN, 0.5, 0.5, Number.NaN, Number.NaN, Number.NaN, 0, 0, Number.POSITIVE_INFINITY]) };
+  const p = {
+    classes: 3,
+    probabilities: new Float64Array([0.8, 0.1, 0.1, Number.NaN, 0.5, 0.5, Number.NaN, Number.NaN, Number.NaN, 0, 0, Number.POSITIVE_INFINITY]),
+  };
   const labels = [0, 0, 1, 2];
   assert.deepEqual([...argmaxRows(p)], [0, -1, -1, -1]);
   assert.equal(accuracy(p, labels), 0.25);
