@@ -108,7 +108,7 @@ test('a run whose training is finite but whose validation outputs are NaN fails 
   });
   await assert.rejects(
     runTraining(cfg, { source: 'test', cmd: cmd(), defaultName: 'x' }),
-    /^Error: The trained model's final metrics are not finite \(val loss NaN, val acc [^)]*\): its outputs are NaN or infinite, so no model was written\. No checkpoint of this run has finite metrics; lower the learning rate \(--lr\) or clip gradients \(--clip-norm\) and start again with --overwrite\.$/,
+    /^Error: The trained model's final metrics are not finite \(val loss NaN, val acc [^)]*\): its outputs are NaN or infinite, so model\.onnx was not kept\. No checkpoint of this run has finite metrics; lower the learning rate \(--lr\) or clip gradients \(--clip-norm\) and start again with --overwrite\.$/,
   );
   const run = path.join(tmp, 'runs', 'nan-val');
   assert.ok(!fs.existsSync(path.join(run, 'model.onnx')) && !fs.existsSync(path.join(run, 'model.json')));

@@ -233,7 +233,7 @@ async function trainInRunDir(
     for (const f of [modelFile, modelFile.replace(/\.onnx$/, '.json')]) fs.rmSync(f, { force: true });
     const what = bad.map(([k, m]) => `${k} loss ${m.loss}, ${k} acc ${m.acc}`).join('; ');
     throw new Error(
-      `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so no model was written. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
+      `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so model.onnx was not kept. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
     );
   }
   if (val && data.val?.kind === 'files') {
