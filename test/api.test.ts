@@ -147,3 +147,73 @@ test('freezeBNStats keeps BatchNorm running statistics fixed while its scale and
   assert.notDeepEqual(stats(normal)[2], mean0, 'running mean updated by default');
   await assert.rejects(new Network(backbone()).fit(train, { ...opts, freezeBNStats: true, trainFrozenBN: true }), /contradict each other/);
 });
+
+test('after a head-only fit, evaluate and predict of the validation data reuse its features: the images are not read again, and the numbers equal the whole network’s', async () => {
+  const net = new Network(backbone(), { labels: ['a', 'b'] });
+  net.freeze().replaceHead(linear(8, 2), { seed: 3 });
+  const val = images(20, 2);
+  await net.fit(images(32, 1), { epochs: 2, batchSize: 8, optimizer: sgd({ lr: 0.1 }), val, seed: 0 });
+  const whole = new Network(net.model.clone()); // everything trainable: evaluates through the backbone
+  const [ev, pr] = [await whole.evaluate(val, 8), await whole.predict(val, 8)];
+  const fill = val.fill.bind(val);
+  val.fill = () => {
+    throw new Error('the validation images were read again');
+  };
+  try {
+    const cached = await net.evaluate(val, 8);
+    assert.ok(Math.abs(cached.loss - ev.loss) < 1e-5 && cached.acc === ev.acc, `${JSON.stringify(cached)} vs ${JSON.stringify(ev)}`);
+    const p = await net.predict(val, 8);
+    assert.equal(p.classes, 2);
+    for (let i = 0; i < p.probabilities.length; i++) assert.ok(Math.abs(p.probabilities[i]! - pr.probabilities[i]!) < 1e-5);
+  } finally {
+    val.fill = fill;
+  }
+});
+
+test('a loss that turns NaN before the first checkpoint does not name a last.ckpt that does not exist', async () => {
+  const net = new Network(backbone(), { labels: ['a', 'b'] });
+  const train = images(16, 1);
+  train.x.fill(Number.NaN);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-nan-'));
+  try {
+    await assert.rejects(net.fit(train, { epochs: 1, batchSize: 8, optimizer: sgd({ lr: 0.1 }), seed: 0, checkpointDir: dir }), (e: Error) => {
+      assert.match(e.message, /^Loss became NaN at step 1\..* Epoch 1, batch 1\. No checkpoint was written before it .* start again with --overwrite\.$/);
+      assert.doesNotMatch(e.message, /last\.ckpt/);
+      return true;
+    });
+    assert.ok(!fs.existsSync(path.join(dir, 'last.ckpt')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('checkpoints carry a SHA-256: any flipped byte is refused; version 1 files (no checksum) are still read', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-ck-sum-'));
+  try {
+    const file = path.join(dir, 'x.ckpt');
+    saveCheckpoint(file, { meta: { step: 7 }, tensors: new Map([['w', Tensor.f32([3], [1, 2, 3])]]) });
+    const good = fs.readFileSync(file);
+    assert.equal(good.toString('latin1', 0, 8), 'GRAFTCK2');
+    for (const at of [12, 44 + 3, good.length - 1]) {
+      const bad = Buffer.from(good);
+      bad[at]! ^= 0x01;
+      fs.writeFileSync(file, bad);
+      assert.throws(
+        () => loadCheckpoint(file),
+        /x\.ckpt is not a valid graft checkpoint \(checksum mismatch: its bytes changed since it was written\)/,
+        `byte ${at}`,
+      );
+    }
+    // the same checkpoint in format 1: "GRAFTCK1" | u32 header length | header | data
+    const hl = good.readUInt32LE(8);
+    const v1 = Buffer.concat([Buffer.from('GRAFTCK1', 'latin1'), good.subarray(8, 12), good.subarray(44)]);
+    assert.equal(v1.length, good.length - 32);
+    assert.equal(hl, JSON.stringify(JSON.parse(v1.toString('utf8', 12, 12 + hl))).length);
+    fs.writeFileSync(file, v1);
+    const back = loadCheckpoint(file);
+    assert.equal(back.meta.step, 7);
+    assert.deepEqual([...(back.tensors.get('w')!.data as Float32Array)], [1, 2, 3]);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

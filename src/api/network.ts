@@ -83,6 +83,8 @@ export class Network {
   cut?: string;
   /** History of the last fit. */
   lastFit?: FitResult;
+  /** Features of the validation data computed by the last head-only fit, so evaluating it again runs only the head. */
+  private cachedFeatures = new WeakMap<BatchSource, ArraySource>();
 
   constructor(
     public model: Model,
@@ -185,10 +187,15 @@ export class Network {
     let model = this.model;
     let trainSrc = train;
     let valSrc = cfg.val;
+    this.cachedFeatures = new WeakMap();
     if (useCache) {
       const backbone = extractSubgraph(this.model, this.cut!);
       trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256);
-      if (valSrc) valSrc = await computeFeatures(backbone, valSrc, cfg.evalBatchSize ?? 256);
+      if (cfg.val) {
+        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256);
+        this.cachedFeatures.set(cfg.val, feats);
+        valSrc = feats;
+      }
       model = suffixFrom(this.model, this.cut!);
     }
     const trainable = [...this.trainable].filter((p) => model.graph.initializers.has(p));
@@ -235,20 +242,33 @@ export class Network {
     }
   }
 
+  /**
+   * The model and data to run inference on: with a frozen backbone (see {@link headOnly}) and unaugmented data,
+   * the head on the data's features (those the last fit computed, or computed now through the feature cache),
+   * which needs far less memory than the whole network; else the whole model on the data.
+   */
+  private async inferenceView(data: BatchSource, batchSize: number): Promise<{ model: Model; data: BatchSource }> {
+    if (!this.cut || !this.headOnly() || (data as { augment?: unknown }).augment) return { model: this.model, data };
+    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(extractSubgraph(this.model, this.cut), data, batchSize));
+    return { model: suffixFrom(this.model, this.cut), data: feats };
+  }
+
   /** Mean loss and accuracy on a labelled source (inference mode). */
   async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
-    const step = compileTrainStep({ model: this.model, trainable: [], optimizer: NO_OPT, dropout: false });
-    const runner = await StepRunner.create(step, compileEvalStep(this.model, step));
+    const view = await this.inferenceView(data, batchSize);
+    const step = compileTrainStep({ model: view.model, trainable: [], optimizer: NO_OPT, dropout: false });
+    const runner = await StepRunner.create(step, compileEvalStep(view.model, step));
     try {
-      return await evaluateSource(runner, data, batchSize);
+      return await evaluateSource(runner, view.data, batchSize);
     } finally {
       await runner.release();
     }
   }
 
   /** Class probabilities for a batch source (labels ignored), as an n × classes matrix. */
-  async predict(data: BatchSource, batchSize = 256): Promise<{ probabilities: Float32Array; classes: number }> {
-    const inf = toInferenceModel(this.model, { logits: false });
+  async predict(source: BatchSource, batchSize = 256): Promise<{ probabilities: Float32Array; classes: number }> {
+    const { model, data } = await this.inferenceView(source, batchSize);
+    const inf = toInferenceModel(model, { logits: false });
     const s = await createSession(inf);
     const out: Float32Array[] = [];
     let classes = 0;
@@ -280,6 +300,11 @@ export class Network {
   /** Writes `file` (.onnx) and its JSON sidecar (labels, preprocessing, cut, extra fields such as metrics). */
   save(file: string, extra: Record<string, unknown> = {}): void {
     saveModel(this.toInference(), file);
+    this.writeSidecar(file, extra);
+  }
+
+  /** Writes (or rewrites) only the JSON sidecar of `file` (.onnx), as {@link save} does. */
+  writeSidecar(file: string, extra: Record<string, unknown> = {}): void {
     const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
     const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);

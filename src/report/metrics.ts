@@ -6,6 +6,11 @@
  * Conventions follow scikit-learn and Guo et al. (2017): ties in argmax go to the lowest index; a class with
  * no predictions has precision 0 (and F1 0); averages run over the classes that occur in the labels or the
  * predictions; ECE uses equal-width confidence bins `((m-1)/M, m/M]`.
+ *
+ * A row with a NaN or infinite value (a broken model) never scores: it has no prediction (argmax -1, no column of
+ * the confusion matrix), counts as wrong for accuracy and top-k and as a miss (false negative) of its class, as a
+ * wrong answer at confidence 1 for calibration, and at the clamped probability `eps` for the NLL. Without this,
+ * NaN comparisons (always false) would hand every such row to class 0 and an all-NaN model would score 100 %.
  */
 
 /** A probability matrix: `rows × classes` values, row-major (one row per sample). */
@@ -28,12 +33,22 @@ function checkShape(p: ProbMatrix, labels: ArrayLike<number>, fn: string): numbe
   return n;
 }
 
-/** Index of the largest value of each row (the first one on ties). */
+/** Whether every value of row `row` is finite (no NaN, no ±Infinity). */
+export function rowIsFinite(p: ProbMatrix, row: number): boolean {
+  for (let j = 0; j < p.classes; j++) if (!Number.isFinite(Number(p.probabilities[row * p.classes + j]))) return false;
+  return true;
+}
+
+/** Index of the largest value of each row (the first one on ties); -1 for a row with a NaN or infinite value. */
 export function argmaxRows(p: ProbMatrix): Int32Array {
   const k = p.classes;
   const n = Math.floor(p.probabilities.length / k);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
+    if (!rowIsFinite(p, i)) {
+      out[i] = -1;
+      continue;
+    }
     let best = 0;
     let bv = p.probabilities[i * k]!;
     for (let j = 1; j < k; j++) {
@@ -49,13 +64,18 @@ export function argmaxRows(p: ProbMatrix): Int32Array {
 }
 
 /**
- * The `k` most probable classes of row `row`, most probable first (lower index first on ties).
+ * The `k` most probable classes of row `row`, most probable first (lower index first on ties; NaN last).
  * @returns pairs of class index and probability.
  */
 export function topKRow(p: ProbMatrix, row: number, k: number): { index: number; probability: number }[] {
   const c = p.classes;
   const items = Array.from({ length: c }, (_, j) => ({ index: j, probability: Number(p.probabilities[row * c + j]!) }));
-  items.sort((a, b) => b.probability - a.probability || a.index - b.index);
+  items.sort((a, b) => {
+    const na = Number.isNaN(a.probability);
+    const nb = Number.isNaN(b.probability);
+    if (na !== nb) return na ? 1 : -1;
+    return b.probability - a.probability || a.index - b.index;
+  });
   return items.slice(0, Math.max(0, Math.min(k, c)));
 }
 
@@ -75,6 +95,7 @@ export function topKAccuracy(p: ProbMatrix, labels: ArrayLike<number>, k: number
   const c = p.classes;
   let hits = 0;
   for (let i = 0; i < n; i++) {
+    if (!rowIsFinite(p, i)) continue; // no prediction: wrong
     const l = labels[i]!;
     const pl = p.probabilities[i * c + l]!;
     let rank = 0;
@@ -87,7 +108,7 @@ export function topKAccuracy(p: ProbMatrix, labels: ArrayLike<number>, k: number
   return hits / n;
 }
 
-/** Confusion counts: `matrix[t][p]` = number of rows with true class `t` predicted as `p` (k × k). */
+/** Confusion counts: `matrix[t][p]` = number of rows with true class `t` predicted as `p` (k × k); a prediction of -1 (none: a NaN row) has no column. */
 export function confusionMatrix(predicted: ArrayLike<number>, labels: ArrayLike<number>, classes: number): number[][] {
   if (predicted.length !== labels.length)
     throw new Error(`confusionMatrix: ${predicted.length} predictions but ${labels.length} labels; pass one prediction per label.`);
@@ -95,6 +116,7 @@ export function confusionMatrix(predicted: ArrayLike<number>, labels: ArrayLike<
   for (let i = 0; i < labels.length; i++) {
     const t = labels[i]!;
     const q = predicted[i]!;
+    if (q === -1 && t >= 0 && t < classes) continue;
     if (!(t >= 0 && t < classes && q >= 0 && q < classes))
       throw new Error(`confusionMatrix: row ${i} has label ${t} / prediction ${q} outside 0..${classes - 1}.`);
     m[t]![q]!++;
@@ -124,8 +146,9 @@ export interface ClassReport {
 /**
  * Per-class precision = TP / (TP + FP), recall = TP / (TP + FN), F1 = harmonic mean, from a confusion
  * matrix (rows true, columns predicted). Undefined ratios (0 / 0) are reported as 0, as scikit-learn does.
+ * @param unpredicted per class, rows of that true class with no prediction (NaN rows): misses, in its support.
  */
-export function classReport(confusion: readonly (readonly number[])[]): ClassReport {
+export function classReport(confusion: readonly (readonly number[])[], unpredicted: readonly number[] = []): ClassReport {
   const k = confusion.length;
   const perClass: ClassScores[] = [];
   const present: number[] = [];
@@ -133,7 +156,7 @@ export function classReport(confusion: readonly (readonly number[])[]): ClassRep
   for (let c = 0; c < k; c++) {
     const tp = confusion[c]![c]!;
     let predicted = 0;
-    let support = 0;
+    let support = unpredicted[c] ?? 0;
     for (let j = 0; j < k; j++) {
       predicted += confusion[j]![c]!;
       support += confusion[c]![j]!;
@@ -193,7 +216,7 @@ export function calibration(p: ProbMatrix, labels: ArrayLike<number>, bins = 15)
   const conf = new Array<number>(bins).fill(0);
   const correct = new Array<number>(bins).fill(0);
   for (let i = 0; i < n; i++) {
-    const c = Number(p.probabilities[i * k + pred[i]!]!);
+    const c = pred[i] === -1 ? 1 : Number(p.probabilities[i * k + pred[i]!]!); // a NaN row: wrong at confidence 1
     const b = Math.min(bins - 1, Math.max(0, Math.ceil(c * bins) - 1));
     count[b]!++;
     conf[b]! += c;
@@ -228,13 +251,18 @@ export function negativeLogLikelihood(p: ProbMatrix, labels: ArrayLike<number>, 
   const n = checkShape(p, labels, 'negativeLogLikelihood');
   if (n === 0) return 0;
   let s = 0;
-  for (let i = 0; i < n; i++) s -= Math.log(Math.max(eps, Number(p.probabilities[i * p.classes + labels[i]!]!)));
+  for (let i = 0; i < n; i++) {
+    const v = Number(p.probabilities[i * p.classes + labels[i]!]!);
+    s -= Math.log(Number.isFinite(v) && rowIsFinite(p, i) ? Math.max(eps, v) : eps);
+  }
   return s / n;
 }
 
 /** Everything {@link classificationMetrics} computes. */
 export interface ClassificationMetrics {
   n: number;
+  /** Rows with a NaN or infinite value: no prediction (-1 in `predicted`), counted as wrong everywhere. */
+  nonFinite: number;
   accuracy: number;
   topK: { k: number; accuracy: number };
   nll: number;
@@ -251,13 +279,21 @@ export function classificationMetrics(p: ProbMatrix, labels: ArrayLike<number>, 
   const k = Math.max(1, Math.min(opts.topK ?? 5, p.classes));
   const predicted = argmaxRows(p);
   const confusion = confusionMatrix(predicted, labels, p.classes);
+  const unpredicted = new Array<number>(p.classes).fill(0);
+  let nonFinite = 0;
+  for (let i = 0; i < n; i++)
+    if (predicted[i] === -1) {
+      unpredicted[labels[i]!]!++;
+      nonFinite++;
+    }
   return {
     n,
+    nonFinite,
     accuracy: accuracy(p, labels),
     topK: { k, accuracy: topKAccuracy(p, labels, k) },
     nll: negativeLogLikelihood(p, labels),
     calibration: calibration(p, labels, opts.bins ?? 15),
-    report: classReport(confusion),
+    report: classReport(confusion, unpredicted),
     confusion,
     predicted,
   };

@@ -126,7 +126,12 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
         r = await runner.train({ x: b.x, y: b.y }, lrs, seed);
       } catch (e) {
         if (e instanceof NonFiniteLossError && lastFile)
-          throw new Error(`${e.message} Epoch ${st.epoch + 1}, batch ${b.index + 1}. The last good checkpoint is ${lastFile}.`);
+          throw new Error(
+            `${e.message} Epoch ${st.epoch + 1}, batch ${b.index + 1}. ` +
+              (fs.existsSync(lastFile)
+                ? `The last good checkpoint is ${lastFile}.`
+                : 'No checkpoint was written before it (the first comes at the end of epoch 1, or after --checkpoint-every steps); lower the learning rate (--lr) or clip gradients (--clip-norm) and start again with --overwrite.'),
+          );
         throw e;
       }
       st.step = runner.stepCount;

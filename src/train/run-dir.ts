@@ -12,8 +12,9 @@ import path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
 import type { Tensor } from '../tensor.js';
-import { atomicWrite } from '../util/atomic-write.js';
+import { atomicWrite, removeOrphanTemps } from '../util/atomic-write.js';
 import { appendJsonl, toJsonLine } from '../util/jsonl.js';
+import { acquirePidLock } from '../util/pid-lock.js';
 import { type Callback, EarlyStopping, type EpochMetrics, type TrainState } from './callbacks.js';
 
 /** What a finished phase left behind (its final.ckpt). */
@@ -31,6 +32,9 @@ export class RunDir {
   readonly metricsFile: string;
   readonly configFile: string;
 
+  /** Releases the run folder's lock (see {@link RunDir.open}); safe to call twice. */
+  release: () => void = () => {};
+
   private constructor(readonly root: string) {
     this.metricsFile = path.join(root, 'metrics.jsonl');
     this.configFile = path.join(root, 'config.json');
@@ -42,33 +46,55 @@ export class RunDir {
    * - resume: the stored config.json must equal `config` apart from resume-neutral keys (threads, checkpointEvery, …);
    *   a missing folder starts a fresh run.
    * Writes config.json.
-   * @throws naming the folder and the differing keys, and how to proceed.
+   *
+   * The folder is locked first (`.<name>.lock` beside it, holding the pid) so a second process cannot resume or
+   * overwrite a run that is still going; a lock left by a killed process is taken over (`onNote` says so). Then
+   * the temp files of writes cut short by a kill are removed. Call {@link RunDir.release} when the run ends.
+   * @throws naming the folder and the differing keys, and how to proceed; or the pid of the process running it.
    */
-  static open(root: string, opts: { resume: boolean; overwrite: boolean; config: Record<string, unknown> }): RunDir {
+  static open(root: string, opts: { resume: boolean; overwrite: boolean; config: Record<string, unknown>; onNote?: (m: string) => void }): RunDir {
     const rd = new RunDir(path.resolve(root));
-    const exists = fs.existsSync(rd.configFile);
+    const lock = acquirePidLock(path.join(path.dirname(rd.root), `.${path.basename(rd.root)}.lock`), {
+      what: `the run folder ${rd.root}`,
+      command: 'graft train',
+      retry: 'try again (with --resume to continue it)',
+      onStale: (pid) => opts.onNote?.(`taking over the lock of ${rd.root} left by process ${pid}, which is no longer running`),
+    });
+    rd.release = lock.release;
+    try {
+      rd.prepare(opts);
+    } catch (e) {
+      rd.release();
+      throw e;
+    }
+    return rd;
+  }
+
+  private prepare(opts: { resume: boolean; overwrite: boolean; config: Record<string, unknown>; onNote?: (m: string) => void }): void {
+    const orphans = removeOrphanTemps(this.root);
+    if (orphans.length) opts.onNote?.(`removed ${orphans.length} temp file(s) left in ${this.root} by a killed run`);
+    const exists = fs.existsSync(this.configFile);
     if (exists && opts.resume) {
       let old: Record<string, unknown>;
       try {
-        old = JSON.parse(fs.readFileSync(rd.configFile, 'utf8'));
+        old = JSON.parse(fs.readFileSync(this.configFile, 'utf8'));
       } catch (e) {
-        throw new Error(`Cannot read ${rd.configFile} (${(e as Error).message}); the run folder is damaged. Start again with --overwrite.`);
+        throw new Error(`Cannot read ${this.configFile} (${(e as Error).message}); the run folder is damaged. Start again with --overwrite.`);
       }
       const diff = diffKeys(stripNeutral(old), stripNeutral(opts.config));
       if (diff.length)
         throw new Error(
-          `Cannot resume ${rd.root}: its config differs in ${diff.slice(0, 8).join(', ')}${diff.length > 8 ? ', …' : ''}. ` +
+          `Cannot resume ${this.root}: its config differs in ${diff.slice(0, 8).join(', ')}${diff.length > 8 ? ', …' : ''}. ` +
             'Resume with the same config and flags, or start a new run (another --name, or --overwrite).',
         );
     } else if (exists) {
       if (!opts.overwrite)
-        throw new Error(`Run folder ${rd.root} already holds a run. Continue it with --resume, replace it with --overwrite, or choose another --name.`);
-      fs.rmSync(rd.root, { recursive: true, force: true });
-    } else if (fs.existsSync(rd.root) && fs.readdirSync(rd.root).length > 0) {
-      throw new Error(`${rd.root} is not empty and holds no graft run (no config.json). Choose another --name or --runs-dir, or empty that folder.`);
+        throw new Error(`Run folder ${this.root} already holds a run. Continue it with --resume, replace it with --overwrite, or choose another --name.`);
+      fs.rmSync(this.root, { recursive: true, force: true });
+    } else if (fs.existsSync(this.root) && fs.readdirSync(this.root).length > 0) {
+      throw new Error(`${this.root} is not empty and holds no graft run (no config.json). Choose another --name or --runs-dir, or empty that folder.`);
     }
-    atomicWrite(rd.configFile, `${JSON.stringify(opts.config, null, 2)}\n`);
-    return rd;
+    atomicWrite(this.configFile, `${JSON.stringify(opts.config, null, 2)}\n`);
   }
 
   /** Checkpoint folder of a training phase. */
@@ -117,6 +143,36 @@ export class RunDir {
     if (restoreBest && fs.existsSync(best)) for (const [k, v] of loadCheckpoint(best).tensors) tensors.set(k, v);
     const m = last.meta as unknown as { history: EpochMetrics[]; step: number };
     return { history: m.history, stoppedEarly: true, tensors, steps: m.step };
+  }
+
+  /**
+   * A sentence naming the newest checkpoint (of `phases`, latest phase first) that exists, can be read, and whose
+   * last recorded epoch has finite metrics; or, when there is none, what to do instead.
+   */
+  lastGoodCheckpoint(phases: string[]): string {
+    for (const phase of [...phases].reverse()) {
+      let good: { file: string; m: EpochMetrics } | undefined;
+      for (const name of ['final.ckpt', 'last.ckpt', 'best.ckpt']) {
+        const file = path.join(this.phaseDir(phase), name);
+        if (!fs.existsSync(file)) continue;
+        let m: EpochMetrics | undefined;
+        try {
+          m = (loadCheckpoint(file).meta as { history?: EpochMetrics[] }).history?.at(-1);
+        } catch {
+          continue; // damaged: not a good one
+        }
+        // NaN and Infinity are stored as null in the JSON header
+        const finite = m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
+        if (m && finite && (!good || m.epoch > good.m.epoch)) good = { file, m };
+      }
+      if (good) {
+        const vals = Object.entries(good.m)
+          .filter(([k]) => k !== 'epoch' && k !== 'step')
+          .map(([k, v]) => `${k} ${typeof v === 'number' ? v.toFixed(4) : v}`);
+        return `The last good checkpoint is ${good.file} (${phase} epoch ${good.m.epoch}: ${vals.join(', ')}).`;
+      }
+    }
+    return 'No checkpoint of this run has finite metrics; lower the learning rate (--lr) or clip gradients (--clip-norm) and start again with --overwrite.';
   }
 
   /**

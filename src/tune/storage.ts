@@ -11,6 +11,7 @@ import path from 'node:path';
 import { syncDir } from '../util/atomic-write.js';
 import { describeFsError } from '../util/fs-errors.js';
 import { toJsonLine } from '../util/jsonl.js';
+import { acquirePidLock } from '../util/pid-lock.js';
 import { diffSpaces, type Params, spaceHash } from './space.js';
 import type { StudyIdentity, TrialRecord, TrialState } from './types.js';
 
@@ -30,6 +31,7 @@ export type StudyEvent =
 export class StudyLog {
   private fd: number | undefined;
   private readonly lockFile: string;
+  private release: (() => void) | undefined;
 
   private constructor(
     readonly file: string,
@@ -100,39 +102,11 @@ export class StudyLog {
       }
       this.fd = undefined;
     }
-    try {
-      if (fs.readFileSync(this.lockFile, 'utf8').trim() === String(process.pid)) fs.rmSync(this.lockFile, { force: true });
-    } catch {
-      // no lock to release
-    }
+    this.release?.();
   }
 
   private lock(): void {
-    fs.mkdirSync(path.dirname(path.resolve(this.file)), { recursive: true });
-    for (let tries = 0; tries < 2; tries++) {
-      try {
-        fs.writeFileSync(this.lockFile, `${process.pid}\n`, { flag: 'wx' });
-        return;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(describeFsError('create the lock file', this.lockFile, e));
-      }
-      const pid = Number(fs.readFileSync(this.lockFile, 'utf8').trim());
-      if (pid && pid !== process.pid && isAlive(pid))
-        throw new Error(
-          `The study ${this.file} is being run by process ${pid}. Wait for it to finish (or stop it), then resume; if that process is not graft, delete ${this.lockFile}.`,
-        );
-      fs.rmSync(this.lockFile, { force: true }); // a stale lock left by a killed study
-    }
-    throw new Error(`Could not lock the study ${this.file}; delete ${this.lockFile} if no other graft tune is running on it.`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    this.release = acquirePidLock(this.lockFile, { what: `the study ${this.file}`, command: 'graft tune', retry: 'resume' }).release;
   }
 }
 

@@ -2,6 +2,7 @@
 import nodeFs from 'node:fs';
 import path from 'node:path';
 import { describeFsError } from './fs-errors.js';
+import { isAlive } from './pid-lock.js';
 
 /** The file-system calls {@link atomicWrite} uses; tests inject failing versions. */
 export interface AtomicFs {
@@ -27,6 +28,37 @@ let counter = 0;
 /** A temp path in the same folder as `file` (so the final rename stays on one file system). */
 export function tempPathFor(file: string): string {
   return path.join(path.dirname(path.resolve(file)), `.${path.basename(file)}.tmp-${process.pid}-${Date.now().toString(36)}-${counter++}`);
+}
+
+/** The names {@link tempPathFor} makes: `.<name>.tmp-<pid>-<base-36 time>-<counter>`. */
+const TEMP_NAME = /^\..+\.tmp-(\d+)-[0-9a-z]+-\d+$/;
+
+/**
+ * Removes the temp files {@link atomicWrite} left in `dir` (and its subfolders) when its process was killed
+ * mid-write: only names {@link tempPathFor} makes, and only those whose writer (the pid in the name) is no longer
+ * alive, so a live writer's temp is never touched. Call it while holding the lock of the folder. Returns the
+ * removed paths.
+ */
+export function removeOrphanTemps(dir: string): string[] {
+  const removed: string[] = [];
+  let entries: nodeFs.Dirent[];
+  try {
+    entries = nodeFs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return removed; // no folder yet
+  }
+  for (const e of entries) {
+    const f = path.join(dir, e.name);
+    if (e.isDirectory()) removed.push(...removeOrphanTemps(f));
+    else if (e.isFile()) {
+      const m = TEMP_NAME.exec(e.name);
+      if (m && Number(m[1]) !== process.pid && !isAlive(Number(m[1]))) {
+        nodeFs.rmSync(f, { force: true });
+        removed.push(f);
+      }
+    }
+  }
+  return removed;
 }
 
 /** Writes all of `bytes` at the current position of `fd`, looping over short writes. */

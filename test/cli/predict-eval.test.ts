@@ -135,6 +135,25 @@ test('graft eval: metrics, text report and files in --out; manifest data with a 
   assert.match(viaManifest.stderr, /"event":"warning".*corrupt\.png/);
 });
 
+test('graft eval on a model whose outputs are all NaN: every image wrong, ECE 100 %, and the NaN count reported', async () => {
+  const m = sequential(globalAvgPool(), flatten(), linear(3, 3)).build({ inputShape: ['N', 3, 16, 16], seed: 0 });
+  for (const [k, t] of m.graph.initializers) m.graph.initializers.set(k, Tensor.f32([...t.dims], new Array(t.data.length).fill(Number.NaN)));
+  const nanModel = path.join(tmp, 'nan', 'model.onnx');
+  new Network(m, { labels: LABELS, preprocess: parsePreprocessConfig({ size: 16, channels: 3, resize: 'stretch' }) }).save(nanModel);
+  const out = path.join(tmp, 'nan-out');
+  const r = await graft(['eval', nanModel, '--data', 'data', '--top-k', '3', '--out', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /accuracy\s+0\.00%/);
+  assert.match(r.stdout, /top-3 accuracy\s+0\.00%/);
+  assert.match(r.stdout, /ECE\s+100\.00%/);
+  assert.match(r.stdout, /9 images gave NaN \(or infinite\) outputs: counted as wrong/);
+  assert.match(r.stderr, /warning: 9 of 9 images gave NaN or infinite outputs/);
+  const ev = JSON.parse(fs.readFileSync(path.join(out, 'eval.json'), 'utf8'));
+  assert.equal(ev.nonFinite, 9);
+  assert.equal(ev.macro.recall, 0);
+  assert.match(fs.readFileSync(path.join(out, 'predictions.csv'), 'utf8'), /\nblue\/0\.png,blue,,NaN,false\n/);
+});
+
 test('graft predict/eval errors: --strict, unknown class, missing model, no images (exit code 1, one line)', async () => {
   const [strict, unknown, missing, empty, strictEval] = await Promise.all([
     graft(['predict', '--strict', model, 'data/red/0.png', 'bad/corrupt.png']),

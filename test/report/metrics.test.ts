@@ -137,3 +137,44 @@ test('classificationMetrics bundles everything and clamps top-k to the class cou
   assert.equal(m.confusion[2]![1], 1);
   assert.equal(m.calibration.bins.length, 15);
 });
+
+test('rows with NaN (or infinite) values never score: wrong for accuracy, top-k, recall and calibration', () => {
+  // row 0 correct; rows 1 and 2 NaN (labels 0 and 1); row 3 has an Infinity (label 2)
+  const p = {
+    classes: 3,
+    probabilities: new Float64Array([0.8, 0.1, 0.1, Number.NaN, 0.5, 0.5, Number.NaN, Number.NaN, Number.NaN, 0, 0, Number.POSITIVE_INFINITY]),
+  };
+  const labels = [0, 0, 1, 2];
+  assert.deepEqual([...argmaxRows(p)], [0, -1, -1, -1]);
+  assert.equal(accuracy(p, labels), 0.25);
+  assert.equal(topKAccuracy(p, labels, 3), 0.25, 'top-k with k = classes still misses the NaN rows');
+  const m = classificationMetrics(p, labels, { topK: 3 });
+  assert.equal(m.nonFinite, 3);
+  assert.deepEqual(m.confusion, [
+    [1, 0, 0],
+    [0, 0, 0],
+    [0, 0, 0],
+  ]);
+  assert.deepEqual(
+    m.report.perClass.map((c) => [c.recall, c.support]),
+    [
+      [0.5, 2],
+      [0, 1],
+      [0, 1],
+    ],
+  );
+  // three rows wrong at confidence 1 (last bin, gap 1), one right at 0.8 (gap 0.2): (3·1 + 0.2) / 4
+  close(m.calibration.ece, 0.8, 1e-9, 'ece');
+  close(m.nll, (-Math.log(0.8) - 3 * Math.log(1e-12)) / 4, 1e-9, 'nll');
+  assert.deepEqual(
+    topKRow(p, 1, 3).map((t) => t.index),
+    [1, 2, 0],
+    'NaN ranks last',
+  );
+  // all NaN: nothing right, maximal calibration error
+  const all = { classes: 3, probabilities: new Float32Array(6).fill(Number.NaN) };
+  const a = classificationMetrics(all, [0, 2], { topK: 3 });
+  assert.equal(a.accuracy, 0);
+  assert.equal(a.topK.accuracy, 0);
+  assert.equal(a.calibration.ece, 1);
+});

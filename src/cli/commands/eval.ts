@@ -19,6 +19,8 @@ export interface EvalReport extends Omit<HtmlReportInput, 'confusionSvg' | 'reli
   created: string;
   /** The model's class names, in output order. */
   labels: string[];
+  /** Images whose model output had a NaN or infinite value: no prediction, counted as wrong in every metric. */
+  nonFinite: number;
   mce: number;
   calibration: { bins: number; binStats: CalibrationBin[] };
   perClass: { label: string; index: number; precision: number; recall: number; f1: number; support: number }[];
@@ -140,6 +142,10 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
   keep.forEach((i, j) => void probs.set(r.probabilities.subarray(i * k, (i + 1) * k), j * k));
   const labels = Int32Array.from(keep, (i) => data.labels[i]!);
   const m = classificationMetrics({ probabilities: probs, classes: k }, labels, { topK: opts.topK, bins: opts.bins });
+  if (m.nonFinite)
+    warn(
+      `${m.nonFinite} of ${keep.length} images gave NaN or infinite outputs from model ${model}; they count as wrong in every metric. The model is broken for these inputs (retrain it, e.g. with a lower --lr).`,
+    );
   const present = m.report.present;
   const report: EvalReport = {
     graft: graftVersion(),
@@ -149,6 +155,7 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
     n: keep.length,
     skipped: [...r.failed].map(([i, error]) => ({ file: data.paths[i]!, error })),
     labels: clf.labels,
+    nonFinite: m.nonFinite,
     accuracy: m.accuracy,
     topK: m.topK,
     nll: m.nll,
@@ -200,8 +207,8 @@ async function writeOutputs(
     const cells = [
       path.relative(p.root, p.paths[i]!) || p.paths[i]!,
       p.labels[p.truth[j]!]!,
-      p.labels[pred]!,
-      String(p.probs[j * p.k + pred]),
+      pred === -1 ? '' : p.labels[pred]!,
+      pred === -1 ? 'NaN' : String(p.probs[j * p.k + pred]),
       String(pred === p.truth[j]),
     ];
     return cells.map(csvField).join(',');
@@ -224,6 +231,7 @@ export function formatEval(r: EvalReport): string[] {
   const kv = (k: string, v: string) => `  ${k.padEnd(16)}${v}`;
   const lines = [
     `${r.n} images of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
+    ...(r.nonFinite ? [`  ${r.nonFinite} images gave NaN (or infinite) outputs: counted as wrong`] : []),
     kv('accuracy', pct(r.accuracy)),
     kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy)),
     kv('macro F1', f4(r.macro.f1)),

@@ -4,9 +4,11 @@
  * trains it in the chosen mode with early stopping and atomic checkpoints in runs/<name>/, and writes
  * runs/<name>/model.onnx + model.json. `--resume` continues a killed run exactly.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { FitConfig, Network } from '../../api/network.js';
+import type { BatchSource } from '../../step/batches.js';
 import type { Callback, EpochMetrics } from '../../train/callbacks.js';
 import { addConfigFlags, findConfigFile, flagValues, type GraftConfig, loadConfig } from '../config.js';
 import { emit, globals, note } from '../context.js';
@@ -97,10 +99,7 @@ export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): P
   if (cfg.run.threads) process.env.GRAFT_THREADS = String(cfg.run.threads);
   const io = commandIo(opts.cmd);
   const setup = await import('../setup.js');
-  const { RunDir, MetricsLog, PersistentEarlyStopping, AlreadyStopped } = await import('../../train/run-dir.js');
-  const { ProgressCallback } = await import('../../train/progress-callback.js');
-  const { bufferNames } = await import('../../nn/params.js');
-  const { graftVersion } = await import('../../util/version.js');
+  const { RunDir } = await import('../../train/run-dir.js');
 
   const data = await setup.loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
@@ -122,7 +121,38 @@ export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): P
     resume: cfg.run.resume,
     overwrite: cfg.run.overwrite,
     config: cfg as unknown as Record<string, unknown>,
+    onNote: io.warn,
   });
+  try {
+    return await trainInRunDir(cfg, opts, { data, net, train, val, test, rd, early, io, K });
+  } finally {
+    rd.release();
+  }
+}
+
+/** The part of {@link runTraining} that runs while the run folder is locked. */
+async function trainInRunDir(
+  cfg: GraftConfig,
+  opts: RunTrainingOptions,
+  ctx: {
+    data: Awaited<ReturnType<typeof import('../setup.js').loadRunData>>;
+    net: Network;
+    train: BatchSource;
+    val?: BatchSource;
+    test?: BatchSource;
+    rd: import('../../train/run-dir.js').RunDir;
+    early: boolean;
+    io: ReturnType<typeof commandIo>;
+    K: number;
+  },
+): Promise<TrainSummary> {
+  const { data, net, train, val, test, rd, early, io, K } = ctx;
+  const es = cfg.train.earlyStopping;
+  const setup = await import('../setup.js');
+  const { MetricsLog, PersistentEarlyStopping, AlreadyStopped } = await import('../../train/run-dir.js');
+  const { ProgressCallback } = await import('../../train/progress-callback.js');
+  const { bufferNames } = await import('../../nn/params.js');
+  const { graftVersion } = await import('../../util/version.js');
   const phases = phasesOf(cfg, !!opts.pretrain);
   if (cfg.run.resume) {
     const completed = Object.fromEntries(phases.map((p) => [p.name, rd.completedEpochs(p.name)]));
@@ -189,24 +219,38 @@ export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): P
     phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false });
   }
 
+  // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
+  const modelFile = path.join(rd.root, 'model.onnx');
+  const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo };
+  net.save(modelFile, extra);
+  // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
+  const bs = cfg.train.batchSize;
   const metrics: TrainSummary['metrics'] = {};
-  if (val) metrics.val = pickLossAcc(await net.evaluate(val));
-  if (test) metrics.test = pickLossAcc(await net.evaluate(test));
+  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs));
+  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs));
+  const bad = Object.entries(metrics).filter(([, m]) => !Number.isFinite(m.loss) || !Number.isFinite(m.acc));
+  if (bad.length) {
+    for (const f of [modelFile, modelFile.replace(/\.onnx$/, '.json')]) fs.rmSync(f, { force: true });
+    const what = bad.map(([k, m]) => `${k} loss ${m.loss}, ${k} acc ${m.acc}`).join('; ');
+    throw new Error(
+      `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so model.onnx was not kept. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
+    );
+  }
   if (val && data.val?.kind === 'files') {
-    const { probabilities } = await net.predict(val);
+    const { probabilities } = await net.predict(val, bs);
+    const { argmaxRows } = await import('../../report/metrics.js');
+    const pred = argmaxRows({ probabilities, classes: K });
     const paths = (val as unknown as { paths: readonly string[]; labels: Int32Array }).paths;
     const labels = (val as unknown as { labels: Int32Array }).labels;
     const rows = paths.map((p, i) => {
       const pr = Array.from(probabilities.subarray(i * K, (i + 1) * K));
-      const pred = pr.indexOf(Math.max(...pr));
-      return { path: p, label: data.classes[labels[i]!], pred: data.classes[pred], probabilities: pr };
+      return { path: p, label: data.classes[labels[i]!], pred: data.classes[pred[i]!], probabilities: pr };
     });
     rd.writeJsonl('predictions.jsonl', rows);
   }
-  const modelFile = path.join(rd.root, 'model.onnx');
-  const extra = { version: graftVersion(), config: cfg, metrics: { ...metrics, history }, phases: phaseInfo };
-  net.save(modelFile, extra);
-  if (cfg.run.export) net.save(cfg.run.export, extra);
+  const full = { ...extra, metrics: { ...metrics, history } };
+  net.writeSidecar(modelFile, full);
+  if (cfg.run.export) net.save(cfg.run.export, full);
   return {
     run: rd.root,
     model: modelFile,
