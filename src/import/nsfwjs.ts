@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describeFsError } from '../util/fs-errors.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
 import { JsLiteralError, parseJsLiteral } from './js-literal.js';
 import type { ShardReader } from './weights.js';
 
@@ -72,9 +73,14 @@ export function loadWrappedModelJson(modelFile: string): UnwrappedTfjsModel {
     throw new Error(`${modelFile} does not export a TensorFlow.js model.json object (no "modelTopology"). Pass nsfwjs's model.min.js or a model.json.`);
   const dir = path.dirname(modelFile);
   const readShard: ShardReader = (shard) => {
-    const wrapped = path.join(dir, `${shard}.min.js`);
+    const inside = (name: string) =>
+      resolveInsideFolder(dir, name, {
+        what: `${modelFile}: weight shard`,
+        fix: 'Keep the shard files themselves (not symbolic links) beside the model file and list them in weightsManifest by file name.',
+      });
+    const wrapped = inside(`${shard}.min.js`);
     if (fs.existsSync(wrapped)) return unwrapBase64Shard(wrapped);
-    const plain = path.join(dir, shard);
+    const plain = inside(shard);
     if (fs.existsSync(plain)) return new Uint8Array(fs.readFileSync(plain));
     throw new Error(
       `Weight shard "${shard}" of ${modelFile} is missing: neither ${wrapped} nor ${plain} exists. Keep the shard files beside the model file (re-install nsfwjs or re-download the model).`,
