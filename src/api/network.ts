@@ -12,7 +12,6 @@
  * With a frozen backbone, `fit` trains the head on features computed once (the feature cache path);
  * otherwise it compiles one training-step graph for the trainable part and runs it in onnxruntime.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';

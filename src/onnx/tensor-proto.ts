@@ -1,6 +1,5 @@
 /** Conversion between ONNX TensorProto and graft's host Tensor, including external data (reading and writing). */
 import fs from 'node:fs';
-import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { allocate, type DType, Tensor, type TypedArray } from '../tensor.js';
 import { writeAll } from '../util/atomic-write.js';

@@ -122,7 +122,7 @@ test('parseJsLiteral reads minified data (unquoted keys, !0/!1, .5, 1e-3, both q
     ['{a:b}', /identifier `b`/],
     ['{a:f()}', /identifier `f`/],
     ['{a:1+2}', /"," or "}"/],
-    ['[`x`]', /`\``/],
+    ['[`x`]', /```/],
     ['{[k]:1}', /computed key/],
     ['[1,,2]', /array hole/],
     ['{a:(1)}', /`\(`/],
