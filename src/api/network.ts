@@ -12,7 +12,6 @@
  * With a frozen backbone, `fit` trains the head on features computed once (the feature cache path);
  * otherwise it compiles one training-step graph for the trainable part and runs it in onnxruntime.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
@@ -32,6 +31,7 @@ import { StepRunner } from '../step/runner.js';
 import type { Callback } from '../train/callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from '../train/fit.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import { readSidecar, sidecarPath } from './sidecar.js';
 
 /** Options of {@link Network.fit}. */
 export interface FitConfig {
@@ -104,25 +104,22 @@ export class Network {
   static load(file: string): Network {
     const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
-    const sidecar = file.replace(/\.onnx$/, '.json');
-    if (sidecar !== file && fs.existsSync(sidecar)) {
-      try {
-        Object.assign(meta, JSON.parse(fs.readFileSync(sidecar, 'utf8')));
-      } catch (e) {
-        throw new Error(`Cannot parse ${sidecar}: ${(e as Error).message}. Fix or delete the sidecar file.`);
-      }
-    } else {
+    const sidecar = readSidecar(file, model);
+    if (sidecar) Object.assign(meta, sidecar);
+    else {
       if (model.metadata['graft.preprocess']) meta.preprocess = JSON.parse(model.metadata['graft.preprocess']);
       if (model.metadata['graft.labels']) meta.labels = JSON.parse(model.metadata['graft.labels']);
     }
     // A graft export has outputs logits/probabilities/features: train and re-export from the logits.
     const outs = model.graph.outputs.map((o) => o.name);
     if (outs.includes('logits') && outs.length > 1) {
+      // a cut naming the exported "features" output (an Identity of the real cut value) survives the prune below
+      const alias = meta.cut && meta.cut !== 'logits' && outs.includes(meta.cut) ? model.graph.producers().get(meta.cut) : undefined;
+      if (alias?.op === 'Identity' && alias.inputs[0]) meta.cut = alias.inputs[0];
       model.graph.outputs = model.graph.outputs.filter((o) => o.name === 'logits');
       model.graph.prune();
     }
-    if (meta.cut && !model.graph.has(meta.cut)) meta.cut = undefined;
-    if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar !== file && fs.existsSync(sidecar) ? sidecar : `${file} metadata`);
+    if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
   }
 

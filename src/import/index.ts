@@ -8,6 +8,7 @@ import type { Model } from '../ir/model.js';
 import { untieInitializerCopies } from '../ir/surgery.js';
 import { loadModel } from '../onnx/io.js';
 import { describeFsError } from '../util/fs-errors.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
 import {
   loadNsfwjsModel,
   loadWrappedModelJson,
@@ -83,7 +84,9 @@ export function loadAnyModel(file: string, opts: ImportOptions = {}): Model {
   }
   let target = file;
   if (isDir(file)) {
-    const found = ['model.json', 'model.min.js'].map((f) => path.join(file, f)).find((f) => fs.existsSync(f));
+    const name = ['model.json', 'model.min.js'].find((f) => fs.existsSync(path.join(file, f)));
+    if (name) resolveInsideFolder(file, name, { what: `${file}: model file`, fix: 'Replace the link with a copy of the model file, or pass the file itself.' });
+    const found = name && path.join(file, name);
     if (!found) {
       if (fs.readdirSync(file).some((f) => f.endsWith('.onnx'))) return untieInitializerCopies(loadModel(file)); // loadModel explains which .onnx to pass
       throw new Error(`${file} is a folder without model.json, model.min.js or .onnx file. Pass the model file itself.`);

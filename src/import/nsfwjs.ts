@@ -3,13 +3,15 @@
  * browserify UMD bundles in `dist/models/<name>/`: `model.min.js` exports the model.json object (as a JS
  * object literal) and each `group1-shardKofN.min.js` exports one weight shard as a base64 string. This module
  * unwraps them into the plain model.json + shard bytes that {@link importTfjsLayers} and
- * {@link importTfjsGraph} read.
+ * {@link importTfjsGraph} read. No JavaScript from these files is ever run: the object literal is read with a
+ * data-only parser ({@link parseJsLiteral}) and the base64 string with a regular expression.
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import vm from 'node:vm';
 import { describeFsError } from '../util/fs-errors.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
+import { JsLiteralError, parseJsLiteral } from './js-literal.js';
 import type { ShardReader } from './weights.js';
 
 /** The models nsfwjs bundles, by the names nsfwjs uses, and their folders under dist/models. */
@@ -71,9 +73,14 @@ export function loadWrappedModelJson(modelFile: string): UnwrappedTfjsModel {
     throw new Error(`${modelFile} does not export a TensorFlow.js model.json object (no "modelTopology"). Pass nsfwjs's model.min.js or a model.json.`);
   const dir = path.dirname(modelFile);
   const readShard: ShardReader = (shard) => {
-    const wrapped = path.join(dir, `${shard}.min.js`);
+    const inside = (name: string) =>
+      resolveInsideFolder(dir, name, {
+        what: `${modelFile}: weight shard`,
+        fix: 'Keep the shard files themselves (not symbolic links) beside the model file and list them in weightsManifest by file name.',
+      });
+    const wrapped = inside(`${shard}.min.js`);
     if (fs.existsSync(wrapped)) return unwrapBase64Shard(wrapped);
-    const plain = path.join(dir, shard);
+    const plain = inside(shard);
     if (fs.existsSync(plain)) return new Uint8Array(fs.readFileSync(plain));
     throw new Error(
       `Weight shard "${shard}" of ${modelFile} is missing: neither ${wrapped} nor ${plain} exists. Keep the shard files beside the model file (re-install nsfwjs or re-download the model).`,
@@ -83,20 +90,32 @@ export function loadWrappedModelJson(modelFile: string): UnwrappedTfjsModel {
 }
 
 /**
- * Evaluates a UMD/CommonJS bundle that only builds a value (no I/O) in an empty V8 context (no require,
- * process or globals) and returns its `module.exports` as plain JSON data.
+ * Reads the data a wrapped model file exports, WITHOUT running it: finds the one `exports = {…}` (or `[…]`)
+ * assignment (nsfwjs's bundles write `n.exports={modelTopology:…}` inside a browserify wrapper) and parses that
+ * literal with {@link parseJsLiteral}, which accepts only data. The rest of the file (the wrapper) is never
+ * executed or interpreted.
+ * @throws when the file has no such literal, more than one, or the literal holds anything but data (a call,
+ *   an identifier, an operator...), naming the file and the line and column.
  */
 export function unwrapModuleObject(file: string): unknown {
   const src = readText(file);
-  const module = { exports: {} as unknown };
-  const sandbox = Object.assign(Object.create(null) as object, { module, exports: module.exports });
+  const refuse = (why: string) =>
+    new Error(
+      `${file} is not a wrapped model.json graft can read: ${why}. graft never runs JavaScript from a model; it only reads a pure-data \`exports = {...}\` object literal (as in nsfwjs's model.min.js). Pass a plain model.json instead (\`graft import <model.json>\`).`,
+    );
+  const assign = /\bexports\s*=\s*(?=[{[])/g;
+  const first = assign.exec(src);
+  if (!first) throw refuse('it has no `exports = {...}` object literal');
+  let parsed: { value: unknown; end: number };
   try {
-    vm.runInNewContext(src, sandbox, { filename: file, timeout: 10_000 });
+    parsed = parseJsLiteral(src, assign.lastIndex);
   } catch (e) {
-    throw new Error(`Cannot evaluate ${file} as a wrapped model file: ${(e as Error).message}. Pass nsfwjs's model.min.js or a plain model.json.`);
+    if (e instanceof JsLiteralError) throw refuse(`the exported value is not pure data (${e.message})`);
+    throw e;
   }
-  // round-trip through JSON: plain data objects of this realm (no functions, no foreign prototypes)
-  return JSON.parse(JSON.stringify(module.exports ?? null)) as unknown;
+  assign.lastIndex = parsed.end;
+  if (assign.exec(src)) throw refuse('it has more than one `exports = {...}` literal, so which one is the model is ambiguous');
+  return parsed.value;
 }
 
 /** Extracts the base64 payload of a wrapped shard (`...exports="<base64>"...`) without executing it. */

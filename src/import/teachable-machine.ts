@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Model } from '../ir/model.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
 import { guessPreprocess, type PreprocessGuess, setPreprocessMetadata } from './outputs.js';
 
 /** The fields of Teachable Machine's metadata.json that graft uses. */
@@ -27,9 +28,14 @@ export const TEACHABLE_PREPROCESS: PreprocessGuess = { scale: 127, mean: [1], st
  * The Teachable Machine metadata beside a model.json (`metadata.json` in the same folder), or undefined when
  * there is none or it is not Teachable Machine's (it must have a `labels` list and a `tmVersion` or a
  * `@teachablemachine/…` `packageName`).
+ * @throws when metadata.json is a symbolic link out of the model's folder.
  */
 export function readTeachableMetadata(modelJson: string): TeachableMetadata | undefined {
-  const file = path.join(path.dirname(path.resolve(modelJson)), 'metadata.json');
+  // a metadata.json that links out of the folder is refused (its labels would be copied into the sidecar)
+  const file = resolveInsideFolder(path.dirname(path.resolve(modelJson)), 'metadata.json', {
+    what: `${modelJson}: Teachable Machine metadata`,
+    fix: 'Replace the link with a copy of the file, or delete it.',
+  });
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;

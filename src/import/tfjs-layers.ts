@@ -14,6 +14,7 @@ import { DEFAULT_OPSET, Model } from '../ir/model.js';
 import '../ops/index.js';
 import type { Tensor } from '../tensor.js';
 import { describeFsError } from '../util/fs-errors.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
 import * as B from './keras-basic.js';
 import { type KValue, type LayerConverter, type LayerCtx, renameRecent } from './keras-context.js';
 import { avgPool2d, conv2d, cropping2d, depthwiseConv2d, globalAvgPool2d, globalMaxPool2d, maxPool2d, separableConv2d, zeroPadding2d } from './keras-conv.js';
@@ -116,12 +117,10 @@ export function readModelJson(file: string): { modelTopology: unknown; weightsMa
 /** model.json content + the folder its shards are in → a {@link TfjsLayersSource}. */
 export function fromModelJson(json: Record<string, unknown>, dir: string, source: string) {
   const readShard: ShardReader = (p) => {
-    const f = path.resolve(dir, p);
-    const rel = path.relative(dir, f);
-    if (rel.startsWith('..') || path.isAbsolute(rel) || /^[a-z]+:\/\//i.test(p))
-      throw new Error(
-        `${source}: weight shard "${p}" (listed in weightsManifest) points outside the model's folder ${dir}; graft only reads shards beside model.json. Copy the shard there and list it by file name.`,
-      );
+    const f = resolveInsideFolder(dir, p, {
+      what: `${source}: weight shard`,
+      fix: 'Copy the shard there (a real file beside model.json, not a symbolic link) and list it in weightsManifest by its file name.',
+    });
     try {
       return new Uint8Array(fs.readFileSync(f));
     } catch (e) {

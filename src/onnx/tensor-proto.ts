@@ -1,10 +1,10 @@
 /** Conversion between ONNX TensorProto and graft's host Tensor, including external data (reading and writing). */
 import fs from 'node:fs';
-import path from 'node:path';
 import onnxProto from 'onnx-proto';
 import { allocate, type DType, Tensor, type TypedArray } from '../tensor.js';
 import { writeAll } from '../util/atomic-write.js';
 import { describeFsError } from '../util/fs-errors.js';
+import { resolveInsideFolder } from '../util/safe-path.js';
 
 export const { onnx } = onnxProto;
 type TP = onnxProto.onnx.ITensorProto;
@@ -108,16 +108,15 @@ function typedField(t: TP, dtype: DType): ArrayLike<unknown> {
   }
 }
 
-/** Resolves an external-data location against the model folder; refuses absolute paths and paths that leave the folder. */
+/**
+ * Resolves an external-data location against the model folder; refuses absolute paths and paths that leave the
+ * folder, lexically or through a symbolic link (see {@link resolveInsideFolder}). Returns the file's real path.
+ */
 export function resolveExternalPath(loc: string, where: string, baseDir = '.'): string {
-  const base = path.resolve(baseDir);
-  const file = path.resolve(base, loc);
-  const inside = file.startsWith(base.endsWith(path.sep) ? base : base + path.sep);
-  if (path.isAbsolute(loc) || /^[A-Za-z]:[\\/]/.test(loc) || !inside)
-    throw new Error(
-      `${where}: external data path "${loc}" escapes the model's folder ${base}. Put the weight file beside the model and point "location" at its bare name; graft refuses paths outside the model folder.`,
-    );
-  return file;
+  return resolveInsideFolder(baseDir, loc, {
+    what: `${where}: external data path`,
+    fix: 'Put the weight file beside the model (a copy, not a symbolic link) and point "location" at its bare name.',
+  });
 }
 
 function readExternal(t: TP, expectBytes: number, where: string, opts: ExternalDataOptions): Uint8Array {
