@@ -103,6 +103,11 @@ export async function decodeRgb(
       W = flat.info.width;
       H = flat.info.height;
       img = sharp(flat.data, { raw: { width: W, height: H, channels: flat.info.channels } });
+    } else if ((meta.orientation ?? 1) > 1) {
+      // sharp applies the EXIF orientation after resizing unless an extract is queued; resampling in the stored
+      // orientation and rotating afterwards shifts the result by up to a pixel. A full-frame extract makes it
+      // orient first, like PIL's exif_transpose before resize (a crop or augment extract below replaces it).
+      img.extract({ left: 0, top: 0, width: W, height: H });
     }
     let params: AugmentParams | undefined;
     if (aug) params = sampleAugment(aug.rng, aug.config, W, H);
