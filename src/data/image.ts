@@ -5,7 +5,7 @@
  */
 
 import { availableParallelism } from 'node:os';
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { Rng } from '../tensor.js';
 import { type AugmentConfig, type AugmentParams, applyColorJitter, sampleAugment } from './augment.js';
 import { type DecodeBudget, maxImagePixels, sharedDecodeBudget } from './decode-budget.js';
@@ -88,9 +88,10 @@ export async function decodeRgb(
   const kernel = cfg.interpolation === 'bicubic' ? 'cubic' : 'linear';
   // The pixel limit is checked below from the header, with a message that says how to raise it (sharp's own
   // limitInputPixels would refuse in metadata() already, without the size).
-  let img = sharp(input, { autoOrient: true, failOn: 'error', pages: 1, limitInputPixels: false });
+  let img: Sharp;
   let meta: Metadata;
   try {
+    img = sharp(input, { autoOrient: true, failOn: 'error', pages: 1, limitInputPixels: false });
     meta = await img.metadata();
   } catch (e) {
     throw new ImageDecodeError(file, headerFailure(e));
