@@ -1,7 +1,7 @@
 /**
  * Crash-safe downloads: the bytes go to `<dest>.<pid>.part` beside the target while their SHA-256 is computed,
  * the size and checksum are verified, and only then is the file renamed into place. Any failure (no network,
- * an HTTP error, a stalled connection, a checksum mismatch) removes the partial file and throws one message
+ * an HTTP error, a stalled connection, more bytes than the size cap, a checksum mismatch) removes the partial file and throws one message
  * saying what failed, where, and what to do.
  */
 import { createHash } from 'node:crypto';
