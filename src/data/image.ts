@@ -5,31 +5,14 @@
  */
 
 import { availableParallelism } from 'node:os';
-import sharp from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { Rng } from '../tensor.js';
 import { type AugmentConfig, type AugmentParams, applyColorJitter, sampleAugment } from './augment.js';
+import { type DecodeBudget, maxImagePixels, sharedDecodeBudget } from './decode-budget.js';
+import { DecodeProblem, decodeFailure, formatName, headerFailure, ImageDecodeError } from './decode-errors.js';
 import { cropResizeTarget, type PreprocessConfig } from './preprocess.js';
 
-/** A file that could not be decoded. `file` names it; the message says how to fix it. */
-export class ImageDecodeError extends Error {
-  constructor(
-    readonly file: string,
-    cause: unknown,
-  ) {
-    const raw = cause instanceof Error ? cause.message : String(cause);
-    // libvips repeats its messages over several lines; keep each distinct line once.
-    const why = [
-      ...new Set(
-        raw
-          .split(/\r?\n/)
-          .map((l) => l.trim())
-          .filter(Boolean),
-      ),
-    ].join('; ');
-    super(`Cannot decode image ${file}: ${why}. Re-encode or remove the file (or run without --strict to skip unreadable images with a warning).`);
-    this.name = 'ImageDecodeError';
-  }
-}
+export { ImageDecodeError } from './decode-errors.js';
 
 /** Python's round(): halves go to the even neighbour (torchvision's CenterCrop uses it). */
 export function roundHalfEven(x: number): number {
@@ -56,8 +39,16 @@ export function cropGeometry(cfg: PreprocessConfig, width: number, height: numbe
   return { resizeW: rw, resizeH: rh, left: roundHalfEven((rw - w) / 2), top: roundHalfEven((rh - h) / 2) };
 }
 
+/** Memory bounds of a decode (see src/data/decode-budget.ts). */
+export interface DecodeLimits {
+  /** Refuse images with more pixels than this (default: GRAFT_MAX_IMAGE_PIXELS, else 100 megapixels). */
+  maxPixels?: number;
+  /** Budget the decoded raster is taken from (default: the process-wide one, GRAFT_DECODE_MEMORY_MB). */
+  budget?: DecodeBudget;
+}
+
 /** Options of {@link decodeImage}. */
-export interface DecodeOptions {
+export interface DecodeOptions extends DecodeLimits {
   /** Train-time augmentation; needs `rng`. */
   augment?: AugmentConfig;
   /** Source of the augmentation's random choices. */
@@ -79,30 +70,58 @@ export interface RgbImage {
 
 /**
  * Decodes one image to interleaved RGB at the config's size, applying orientation, the resize policy or the
- * given augmentation geometry (crop, flip). Colour jitter and normalisation are not applied here.
- * @throws {@link ImageDecodeError} naming the file when it is corrupt or not an image.
+ * given augmentation geometry (crop, flip). Colour jitter and normalisation are not applied here. The header
+ * is read first: an image over the pixel limit is refused, and the decode waits until its raster
+ * (width × height × channels bytes) fits the decode budget.
+ * @throws {@link ImageDecodeError} naming the file when it is corrupt, not an image, or too large.
  */
 export async function decodeRgb(
   input: string | Buffer,
   cfg: PreprocessConfig,
   aug?: { config: AugmentConfig; rng: Rng },
   name?: string,
+  limits: DecodeLimits = {},
 ): Promise<RgbImage & { params?: AugmentParams }> {
   const file = name ?? (typeof input === 'string' ? input : '<buffer>');
+  const maxPixels = Math.floor(limits.maxPixels ?? maxImagePixels());
   const [h, w] = cfg.size;
   const kernel = cfg.interpolation === 'bicubic' ? 'cubic' : 'linear';
+  // The pixel limit is checked below from the header, with a message that says how to raise it (sharp's own
+  // limitInputPixels would refuse in metadata() already, without the size).
+  let img: Sharp;
+  let meta: Metadata;
   try {
-    let img = sharp(input, { autoOrient: true, failOn: 'error', pages: 1 });
-    const meta = await img.metadata();
-    let W = meta.autoOrient?.width ?? meta.width;
-    let H = meta.autoOrient?.height ?? meta.height;
-    if (!W || !H) throw new Error('the image has no dimensions');
+    img = sharp(input, { autoOrient: true, failOn: 'error', pages: 1, limitInputPixels: false });
+    meta = await img.metadata();
+  } catch (e) {
+    throw new ImageDecodeError(file, headerFailure(e));
+  }
+  let W = meta.autoOrient?.width ?? meta.width;
+  let H = meta.autoOrient?.height ?? meta.height;
+  if (!W || !H) throw new ImageDecodeError(file, new DecodeProblem(`the ${formatName(meta)} header gives no width and height`));
+  if (W * H > maxPixels) {
+    const mp = (n: number) => `${(n / 1e6).toFixed(1)} megapixels`;
+    throw new ImageDecodeError(
+      file,
+      new DecodeProblem(
+        `it is ${W}×${H} pixels (${mp(W * H)}), over the limit of ${mp(maxPixels)} that keeps decoding memory bounded; downscale it, or raise the limit with GRAFT_MAX_IMAGE_PIXELS=${W * H}`,
+      ),
+    );
+  }
+  const release = await (limits.budget ?? sharedDecodeBudget()).acquire(W * H * (meta.channels ?? 3) * (meta.depth === 'ushort' ? 2 : 1));
+  try {
     if (meta.hasAlpha) {
       // Drop alpha before resampling (like PIL's convert('RGB')); libvips would resample premultiplied 8-bit values.
+      // This needs the raster at full size, which is why the budget above counts every pixel.
       const flat = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       W = flat.info.width;
       H = flat.info.height;
-      img = sharp(flat.data, { raw: { width: W, height: H, channels: flat.info.channels } });
+      img = sharp(flat.data, { raw: { width: W, height: H, channels: flat.info.channels }, limitInputPixels: false });
+    } else if ((meta.orientation ?? 1) > 1) {
+      // sharp applies the EXIF orientation after resizing unless an extract is queued; resampling in the stored
+      // orientation and rotating afterwards shifts the result by up to a pixel. A full-frame extract makes it
+      // orient first, like PIL's exif_transpose before resize (a crop or augment extract below replaces it).
+      img.extract({ left: 0, top: 0, width: W, height: H });
     }
     let params: AugmentParams | undefined;
     if (aug) params = sampleAugment(aug.rng, aug.config, W, H);
@@ -120,11 +139,13 @@ export async function decodeRgb(
     if (params?.flip) img.flop();
     const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || info.width !== w || info.height !== h) {
-      throw new Error(`decoder produced ${info.width}x${info.height}x${info.channels}, expected ${w}x${h}x3`);
+      throw new DecodeProblem(`the decoder produced ${info.width}x${info.height}x${info.channels}, expected ${w}x${h}x3 (a bug in graft; please report it)`);
     }
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: w, height: h, params };
   } catch (e) {
-    throw new ImageDecodeError(file, e);
+    throw new ImageDecodeError(file, decodeFailure({ ...meta, width: W, height: H }, e));
+  } finally {
+    release();
   }
 }
 
@@ -183,7 +204,7 @@ export function batchDims(cfg: PreprocessConfig, n: number): number[] {
 export async function decodeImage(input: string | Buffer, cfg: PreprocessConfig, opts: DecodeOptions = {}): Promise<Float32Array> {
   if (opts.augment && !opts.rng) throw new Error('decodeImage: augmentation needs a seeded rng; pass opts.rng (e.g. new Rng(seed)).');
   const aug = opts.augment ? { config: opts.augment, rng: opts.rng! } : undefined;
-  const img = await decodeRgb(input, cfg, aug, opts.name);
+  const img = await decodeRgb(input, cfg, aug, opts.name, { maxPixels: opts.maxPixels, budget: opts.budget });
   const out = opts.out ?? new Float32Array(imageSize(cfg));
   if (img.params?.jitter) {
     const f = Float32Array.from(img.data);
@@ -194,7 +215,7 @@ export async function decodeImage(input: string | Buffer, cfg: PreprocessConfig,
 }
 
 /** Options of {@link decodeBatch}. */
-export interface BatchOptions {
+export interface BatchOptions extends DecodeLimits {
   /** Files decoded at once (default: available CPU cores, at most 16). */
   concurrency?: number;
   /** Train-time augmentation; needs `rng`. */
@@ -236,7 +257,14 @@ export async function decodeBatch(files: readonly string[], cfg: PreprocessConfi
       const i = next++;
       const file = files[i]!;
       try {
-        await decodeImage(file, cfg, { out: data, offset: i * per, augment: opts.augment, rng: opts.augment ? new Rng(seeds[i]!) : undefined });
+        await decodeImage(file, cfg, {
+          out: data,
+          offset: i * per,
+          augment: opts.augment,
+          rng: opts.augment ? new Rng(seeds[i]!) : undefined,
+          maxPixels: opts.maxPixels,
+          budget: opts.budget,
+        });
       } catch (e) {
         if (opts.onError === 'skip' && e instanceof ImageDecodeError) {
           data.fill(0, i * per, (i + 1) * per);

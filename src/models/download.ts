@@ -1,7 +1,7 @@
 /**
  * Crash-safe downloads: the bytes go to `<dest>.<pid>.part` beside the target while their SHA-256 is computed,
  * the size and checksum are verified, and only then is the file renamed into place. Any failure (no network,
- * an HTTP error, a stalled connection, a checksum mismatch) removes the partial file and throws one message
+ * an HTTP error, a stalled connection, more bytes than the size cap, a checksum mismatch) removes the partial file and throws one message
  * saying what failed, where, and what to do.
  */
 import { createHash } from 'node:crypto';
@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { syncDir } from '../util/atomic-write.js';
+import { humanBytes } from '../util/bytes.js';
 import { describeFsError, errorCode } from '../util/fs-errors.js';
 
 /** Options of {@link downloadFile}. */
@@ -17,6 +18,13 @@ export interface DownloadOptions {
   sha256?: string;
   /** Expected size in bytes. */
   size?: number;
+  /**
+   * Stop and fail once more than this many bytes arrive (default: `size` when known, else
+   * {@link DEFAULT_MAX_DOWNLOAD_BYTES}); a server that sends no Content-Length cannot fill the disk.
+   */
+  maxBytes?: number;
+  /** The command that raises the cap, for the error message (default: `graft models fetch <name> --max-size <size>`). */
+  raiseCap?: string;
   /** Called once the size is known (from Content-Length or the file), or with undefined when it is not. */
   onStart?: (total: number | undefined) => void;
   /** Called with the byte count of every chunk received. */
@@ -34,6 +42,9 @@ export interface DownloadResult {
   /** Lower-case hex SHA-256 of the file. */
   sha256: string;
 }
+
+/** Cap on a download whose size is not pinned: 2 GiB (`graft models fetch --max-size` changes it). */
+export const DEFAULT_MAX_DOWNLOAD_BYTES = 2 * 1024 ** 3;
 
 /** An http(s) URL (anything else is read as a local file path or `file:` URL). */
 export function isRemote(source: string): boolean {
@@ -75,6 +86,13 @@ class DownloadError extends Error {
   override name = 'DownloadError';
 }
 
+function capMessage(source: string, cap: number, got: string, pinned: boolean, raise: string): string {
+  const what = `Download of ${source} stopped: ${got}, over the cap of ${humanBytes(cap)} (${cap} bytes)`;
+  return pinned
+    ? `${what}, the size the registry entry pins. The server sends something else or the file changed upstream; nothing was kept. If the file really changed, update the entry's "size" and "sha256", or fetch it with --url and --max-size (${raise}).`
+    : `${what}; nothing was kept. If the file really is that large, raise the cap: ${raise}.`;
+}
+
 /** Removes partial downloads of `dest` left by processes that no longer run. */
 export function removeStaleParts(dest: string): void {
   const dir = path.dirname(dest);
@@ -111,19 +129,30 @@ export async function downloadFile(source: string, dest: string, opts: DownloadO
   removeStaleParts(dest);
   const part = `${dest}.${process.pid}.part`;
   const hash = createHash('sha256');
+  const cap = opts.maxBytes ?? opts.size ?? DEFAULT_MAX_DOWNLOAD_BYTES;
+  const overCap = (got: string) =>
+    new DownloadError(
+      capMessage(source, cap, got, opts.maxBytes === undefined && opts.size !== undefined, opts.raiseCap ?? 'graft models fetch <name> --max-size <size>'),
+    );
   let bytes = 0;
   let fd: number | undefined;
   try {
     fd = fs.openSync(part, 'w', 0o644);
     const sink = (chunk: Uint8Array) => {
+      // refuse the chunk that would pass the cap before writing it: the part file never grows past the cap
+      if (bytes + chunk.length > cap) throw overCap(`more than ${bytes + chunk.length} bytes`);
       hash.update(chunk);
       let done = 0;
       while (done < chunk.length) done += fs.writeSync(fd!, chunk, done, chunk.length - done);
       bytes += chunk.length;
       opts.onData?.(chunk.length);
     };
-    if (isRemote(source)) await fromHttp(source, sink, opts);
-    else await fromFile(source, sink, opts);
+    const announced = (total: number | undefined) => {
+      if (total !== undefined && total > cap) throw overCap(`${total} bytes announced`);
+      opts.onStart?.(total);
+    };
+    if (isRemote(source)) await fromHttp(source, sink, { ...opts, onStart: announced });
+    else await fromFile(source, sink, { ...opts, onStart: announced });
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
@@ -188,7 +217,12 @@ async function fromHttp(url: string, sink: (c: Uint8Array) => void, opts: Downlo
       throw new DownloadError(`Could not download ${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}. ${hint}`);
     }
     const length = Number(res.headers.get('content-length'));
-    opts.onStart?.(Number.isFinite(length) && length > 0 ? length : opts.size);
+    try {
+      opts.onStart?.(Number.isFinite(length) && length > 0 ? length : opts.size);
+    } catch (e) {
+      await res.body?.cancel().catch(() => {});
+      throw e;
+    }
     if (!res.body) throw new DownloadError(`Could not download ${url}: the response has no body.`);
     try {
       for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
@@ -196,6 +230,7 @@ async function fromHttp(url: string, sink: (c: Uint8Array) => void, opts: Downlo
         sink(chunk);
       }
     } catch (e) {
+      if (e instanceof DownloadError) throw e;
       if (ac.signal.aborted) throw new DownloadError(`Download of ${url} stalled (no data for ${idle / 1000} s) and was abandoned. ${fix}`);
       if (errorCode(e) && ['ENOSPC', 'EDQUOT', 'EACCES', 'EPERM', 'EROFS', 'EIO'].includes(errorCode(e)!)) throw e;
       throw new DownloadError(`Download of ${url} broke off: ${networkCause(e)}. Try again. ${fix}`);
@@ -217,6 +252,7 @@ async function fromFile(source: string, sink: (c: Uint8Array) => void, opts: Dow
   try {
     for await (const chunk of fs.createReadStream(file, { highWaterMark: 1 << 20 })) sink(chunk as Buffer);
   } catch (e) {
+    if (e instanceof DownloadError) throw e;
     if (errorCode(e) && ['ENOSPC', 'EDQUOT', 'EROFS'].includes(errorCode(e)!)) throw e;
     throw new DownloadError(describeFsError('read', file, e));
   }

@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { preprocessToJson } from '../data/preprocess.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import { humanBytes } from '../util/bytes.js';
 import { graftVersion } from '../util/version.js';
-import { downloadFile, isRemote } from './download.js';
+import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadFile, isRemote } from './download.js';
 import { entryPreprocess, type ModelEntry } from './registry.js';
 
 /**
@@ -73,6 +74,8 @@ export interface FetchOptions {
   sha256?: string;
   /** Fetch again even when cached. */
   force?: boolean;
+  /** Fail once a download passes this many bytes (default: the entry's pinned size, else 2 GiB). */
+  maxBytes?: number;
   /** Progress: called with the total bytes when known, then with every chunk. */
   onStart?: (total: number | undefined) => void;
   onData?: (bytes: number) => void;
@@ -114,6 +117,8 @@ export async function fetchModel(entry: ModelEntry, opts: FetchOptions = {}): Pr
   const { bytes, sha256 } = await downloadFile(isRemote(source) ? source : path.resolve(source), p.onnx, {
     sha256: expectSha,
     size,
+    maxBytes: opts.maxBytes,
+    raiseCap: raiseCapCommand(entry, opts.maxBytes ?? size ?? DEFAULT_MAX_DOWNLOAD_BYTES, size !== undefined || opts.url ? source : undefined),
     validate,
     onStart: opts.onStart,
     onData: opts.onData,
@@ -155,6 +160,12 @@ async function convertNsfwjs(entry: ModelEntry, p: { onnx: string; sidecar: stri
   side.bytes = bytes;
   atomicWrite(p.sidecar, `${JSON.stringify(side, null, 2)}\n`);
   return { model: entry.name, path: p.onnx, sidecar: p.sidecar, cached: false, source: side.source, bytes };
+}
+
+/** The command that fetches `entry` with twice the cap that stopped it (`url`: pass it with --url). */
+function raiseCapCommand(entry: ModelEntry, cap: number, url: string | undefined): string {
+  const twice = humanBytes(cap * 2).replace(/\.0 | /g, '');
+  return `graft models fetch ${entry.name}${url ? ` --url ${url}` : ''} --max-size ${twice}`;
 }
 
 function noSourceMessage(entry: ModelEntry): string {

@@ -48,6 +48,12 @@ before(async () => {
   }
   fs.mkdirSync(path.join(tmp, 'bad'));
   fs.writeFileSync(path.join(tmp, 'bad', 'corrupt.png'), Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.from('not really a png')]));
+  // a photo-like JPEG cut in half (the header survives, the image data does not)
+  const noise = Buffer.from(Array.from({ length: 64 * 48 * 3 }, (_, i) => (i * 7919) % 251));
+  const jpeg = await sharp(noise, { raw: { width: 64, height: 48, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
+  fs.writeFileSync(path.join(tmp, 'bad', 'half.jpg'), jpeg.subarray(0, jpeg.length >> 1));
   await png(path.join(tmp, 'other', 'red', 'a.png'), COLOURS.red!, 16, 16);
   await png(path.join(tmp, 'other', 'purple', 'a.png'), [150, 20, 160], 16, 16);
   const rows = ['path,label', ...Object.keys(COLOURS).flatMap((c) => [0, 1, 2].map((i) => `data/${c}/${i}.png,${c}`)), 'bad/corrupt.png,red'];
@@ -57,7 +63,7 @@ before(async () => {
 test('graft predict: JSON, table and CSV output with the right colour on top', async () => {
   const [json, table, csv] = await Promise.all([
     graft(['predict', model, 'data', '--format', 'json', '--top-k', '2', '--batch-size', '4']),
-    graft(['predict', model, 'data/red/0.png', 'bad/corrupt.png', 'data/blue']),
+    graft(['predict', model, 'data/red/0.png', 'bad/corrupt.png', 'bad/half.jpg', 'data/blue']),
     graft(['-q', 'predict', model, 'data/green', '-f', 'csv', '-k', '1']),
   ]);
   assert.equal(json.code, 0, json.stderr);
@@ -79,8 +85,11 @@ test('graft predict: JSON, table and CSV output with the right colour on top', a
   assert.match(lines[0]!, /^file\s+top-1\s+p\s+top-2\s+p\s+top-3\s+p$/);
   assert.match(lines[1]!, /^data\/red\/0\.png\s+red\s+0\.9\d+\s+green/);
   assert.match(lines[2]!, /^bad\/corrupt\.png\s+ERROR Cannot decode image/);
-  assert.match(lines[3]!, /^data\/blue\/0\.png\s+blue\s+/);
-  assert.match(table.stdout, /1 of 5 image\(s\) could not be decoded/);
+  assert.match(lines[3]!, /^bad\/half\.jpg\s+ERROR Cannot decode image bad\/half\.jpg: the JPEG is truncated or corrupt \(its header says 64×48 pixels/);
+  assert.match(table.stderr, /warning: Cannot decode image bad\/half\.jpg: the JPEG is truncated or corrupt/);
+  assert.doesNotMatch(table.stdout + table.stderr, /Unknown error|Vips|libpng/i, 'graft words, about each file only');
+  assert.match(lines[4]!, /^data\/blue\/0\.png\s+blue\s+/);
+  assert.match(table.stdout, /2 of 6 image\(s\) could not be decoded/);
 
   assert.equal(csv.code, 0, csv.stderr);
   assert.equal(csv.stderr, '', 'quiet: no progress');

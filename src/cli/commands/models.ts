@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import type { PreprocessConfig } from '../../data/preprocess.js';
 import type { CacheState, FetchResult, ModelEntry } from '../../models/index.js';
-import { humanBytes } from '../../util/bytes.js';
+import { humanBytes, parseBytes } from '../../util/bytes.js';
 import { CliError, emit, note } from '../context.js';
 
 /** One row of `graft models list` (also its `--json` output, as an array). */
@@ -85,10 +85,17 @@ export function register(program: Command): void {
     .option('--url <url|file>', "fetch from here instead of the entry's download: a mirror URL or your own exported .onnx file")
     .option('--sha256 <hex>', 'expected SHA-256 of the file (default: the registry entry’s, when --url is not given)')
     .option('--force', 'fetch again even if the model is cached')
-    .action(async (name: string, opts: { dir?: string; url?: string; sha256?: string; force?: boolean }, cmd: Command) => {
+    .option('--max-size <bytes|MB|GB>', "stop a download that grows past this size (default: the entry's pinned size, else 2GB)")
+    .action(async (name: string, opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxSize?: string }, cmd: Command) => {
       if (opts.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.sha256))
         throw new CliError(`--sha256 must be 64 hexadecimal digits (a SHA-256 digest, e.g. from \`sha256sum file.onnx\`); got "${opts.sha256}".`);
-      const r = await runFetch(name, opts, (m) => note(cmd, m));
+      const maxBytes = opts.maxSize === undefined ? undefined : parseBytes(opts.maxSize);
+      if (opts.maxSize !== undefined && maxBytes === undefined)
+        throw new CliError(
+          `--max-size must be a positive size in bytes or with a unit (KB, MB, GB; 1 MB = 1024² bytes), e.g. 500MB or 4GB; got "${opts.maxSize}".`,
+        );
+      const { maxSize: _, ...rest } = opts;
+      const r = await runFetch(name, { ...rest, maxBytes }, (m) => note(cmd, m));
       note(
         cmd,
         r.cached
@@ -131,7 +138,7 @@ export async function showModel(name: string, dir?: string): Promise<ModelDetail
 /** Fetches `name` into the cache with a progress report (a bar on a terminal, JSON lines otherwise). */
 export async function runFetch(
   name: string,
-  opts: { dir?: string; url?: string; sha256?: string; force?: boolean },
+  opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxBytes?: number },
   log: (m: string) => void = () => {},
 ): Promise<FetchResult> {
   const { loadRegistry, findModel, fetchModel } = await lib();
