@@ -7,7 +7,6 @@
 
 export { adaBN } from './adapt/adabn.js';
 export { type ImageFolderSplit, loadImageFolder } from './api/images.js';
-export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './api/network.js';
 export { backward } from './autodiff/backward.js';
 export { gradCheck } from './autodiff/gradcheck.js';
 export { ImageSource } from './data/image-source.js';
@@ -30,4 +29,5 @@ export { NonFiniteLossError, StepRunner } from './step/runner.js';
 export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
+export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './train/network.js';
 export * as tune from './tune/index.js';

@@ -4,7 +4,7 @@
  * With a frozen backbone (every trainable parameter after the model's `graft.cut`), the backbone runs once
  * over every image and only the head (e.g. a bottleneck MLP) trains on the cached features.
  */
-import { computeFeatures } from '../api/network.js';
+
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
 import { paramNames } from '../nn/params.js';
@@ -14,6 +14,7 @@ import type { BatchSource } from '../step/batches.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
+import { computeFeatures } from '../train/network.js';
 import { adaBN } from './adabn.js';
 import { compileAdaptStep } from './compile.js';
 import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';

@@ -4,13 +4,14 @@
  * smoothed) loss, stop once it exceeds `divergence` × its best, and suggest an LR: the steepest descent of
  * the smoothed loss, or the LR of the minimum divided by 10 when no clear descent exists.
  */
-import { type FitConfig, Network } from '../api/network.js';
+
 import type { Optimizer } from '../optim/optimizer.js';
 import { type BatchSource, batchesPerEpoch } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { NonFiniteLossError } from '../step/runner.js';
 import { Rng } from '../tensor.js';
 import type { Callback } from './callbacks.js';
+import { type FitConfig, Network } from './network.js';
 
 /** Options of {@link lrFind}. */
 export interface LrFindOptions {

@@ -10,13 +10,13 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { Network } from '../../src/api/network.js';
 import { runTraining } from '../../src/cli/commands/train.js';
-import { parseConfig } from '../../src/cli/config.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { saveModel } from '../../src/onnx/io.js';
+import { parseConfig } from '../../src/run/config.js';
+import { Network } from '../../src/train/network.js';
 import '../../src/ops/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-train-final-'));

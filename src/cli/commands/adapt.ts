@@ -91,7 +91,7 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
   // preprocessing: the model's, or MNIST's for the built-in source, or --image-size/--channels for folders
   const { parsePreprocessConfig } = await import('../../data/preprocess.js');
   const { MNIST_ARRAYS_PREPROCESS, loadSource, loadTarget, loadTargetEval } = await import('../../adapt/sources.js');
-  const { Network } = await import('../../api/network.js');
+  const { Network } = await import('../../train/network.js');
   const base = opts.model ? Network.load(opts.model) : undefined;
   if (base && !base.preprocess)
     throw new CliError(

@@ -6,8 +6,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { addConfigFlags, findConfigFile, flagValues, loadConfig } from '../config.js';
+import { findConfigFile, loadConfig } from '../../run/config.js';
 import { emit } from '../context.js';
+import { addConfigFlags, flagValues } from '../flags.js';
 import { commandIo } from './train.js';
 
 /** Registers `graft lr-find`. */
@@ -21,7 +22,7 @@ export function register(program: Command): void {
     const { config: cfg, source } = loadConfig({ file, flags: flagValues(c) });
     if (cfg.run.threads) process.env.GRAFT_THREADS = String(cfg.run.threads);
     const io = commandIo(c);
-    const setup = await import('../setup.js');
+    const setup = await import('../../run/setup.js');
     const { lrFind, lrFindChart, formatLrTable } = await import('../../train/lr-find.js');
     const { renderVegaLite } = await import('../../report/plot.js');
     const { atomicWrite } = await import('../../util/atomic-write.js');

@@ -34,7 +34,7 @@ export interface Classifier {
  */
 export async function loadClassifier(file: string, preprocessFile?: string): Promise<Classifier> {
   const [{ Network }, { parsePreprocessConfig, batchDims }, { createSession }] = await Promise.all([
-    import('../../api/network.js'),
+    import('../../train/network.js'),
     import('../../data/index.js'),
     import('../../runtime/session.js'),
   ]);

@@ -6,8 +6,9 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { addConfigFlags, findConfigFile, flagValues, loadConfig } from '../config.js';
+import { findConfigFile, loadConfig } from '../../run/config.js';
 import { emit } from '../context.js';
+import { addConfigFlags, flagValues } from '../flags.js';
 import { formatSummary, runTraining } from './train.js';
 
 /** The config keys `graft pretrain` takes as flags. */

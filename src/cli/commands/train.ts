@@ -7,12 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { FitConfig, Network } from '../../api/network.js';
+import { findConfigFile, type GraftConfig, loadConfig } from '../../run/config.js';
+import type { SetupIo } from '../../run/setup.js';
 import type { BatchSource } from '../../step/batches.js';
 import type { Callback, EpochMetrics } from '../../train/callbacks.js';
-import { addConfigFlags, findConfigFile, flagValues, type GraftConfig, loadConfig } from '../config.js';
+import type { FitConfig, Network } from '../../train/network.js';
 import { emit, globals, note } from '../context.js';
-import type { SetupIo } from '../setup.js';
+import { addConfigFlags, flagValues } from '../flags.js';
 
 /** Options of {@link runTraining}. */
 export interface RunTrainingOptions {
@@ -98,7 +99,7 @@ function phasesOf(cfg: GraftConfig, pretrain: boolean): Phase[] {
 export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): Promise<TrainSummary> {
   if (cfg.run.threads) process.env.GRAFT_THREADS = String(cfg.run.threads);
   const io = commandIo(opts.cmd);
-  const setup = await import('../setup.js');
+  const setup = await import('../../run/setup.js');
   const { RunDir } = await import('../../train/run-dir.js');
 
   const data = await setup.loadRunData(cfg, io);
@@ -135,7 +136,7 @@ async function trainInRunDir(
   cfg: GraftConfig,
   opts: RunTrainingOptions,
   ctx: {
-    data: Awaited<ReturnType<typeof import('../setup.js').loadRunData>>;
+    data: Awaited<ReturnType<typeof import('../../run/setup.js').loadRunData>>;
     net: Network;
     train: BatchSource;
     val?: BatchSource;
@@ -148,7 +149,7 @@ async function trainInRunDir(
 ): Promise<TrainSummary> {
   const { data, net, train, val, test, rd, early, io, K } = ctx;
   const es = cfg.train.earlyStopping;
-  const setup = await import('../setup.js');
+  const setup = await import('../../run/setup.js');
   const { MetricsLog, PersistentEarlyStopping, AlreadyStopped } = await import('../../train/run-dir.js');
   const { ProgressCallback } = await import('../../train/progress-callback.js');
   const { bufferNames } = await import('../../nn/params.js');

@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Network } from '../api/network.js';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { classWeights } from '../data/split.js';
 import type { Model } from '../ir/model.js';
@@ -16,6 +15,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedule.js';
 import type { BatchSource } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
+import { Network } from '../train/network.js';
 import type { GraftConfig } from './config.js';
 
 /** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */

@@ -28,9 +28,9 @@ import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
 import { StepRunner } from '../step/runner.js';
-import type { Callback } from '../train/callbacks.js';
-import { evaluateSource, type FitResult, fit, type LrSchedule } from '../train/fit.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { Callback } from './callbacks.js';
+import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
 
 /** Options of {@link Network.fit}. */

@@ -10,8 +10,6 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
 
-export { addConfigFlags, FLAGS, type FlagSpec, flagValues } from './flags.js';
-
 const posInt = z.number().int().positive();
 const file = z.string().min(1, 'must not be empty');
 
