@@ -31,6 +31,7 @@ import { StepRunner } from '../step/runner.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
+import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
 
 /** Options of {@link Network.fit}. */
@@ -38,6 +39,8 @@ export interface FitConfig {
   epochs: number;
   batchSize: number;
   optimizer: Optimizer & { readonly lr: number };
+  /** Base learning rate of this fit (default: the optimizer's `lr`). */
+  lr?: number;
   loss?: LossSpec;
   schedule?: LrSchedule;
   val?: BatchSource;
@@ -217,7 +220,7 @@ export class Network {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,
         batchSize: cfg.batchSize,
-        lr: cfg.optimizer.lr,
+        lr: cfg.lr ?? cfg.optimizer.lr,
         schedule: cfg.schedule,
         seed: cfg.seed,
         val: valSrc,
@@ -237,6 +240,30 @@ export class Network {
     } finally {
       await runner.release();
     }
+  }
+
+  /**
+   * fastai's `fine_tune`, the default transfer-learning recipe: the head alone (backbone frozen, on features
+   * computed once) for `freezeEpochs`, then everything unfrozen for `epochs` at half the LR, spread
+   * discriminatively over the stages (lr/100 for the first, lr for the head). With `checkpointDir`, each
+   * phase checkpoints into its own sub-folder, so `resume` continues a killed run where it stopped.
+   *
+   * ```ts
+   * net.freeze().replaceHead(mlp([256], 10));
+   * await net.fineTune(train, { epochs: 5, freezeEpochs: 1, batchSize: 32, optimizer: sgd({ lr: 0.01, momentum: 0.9 }), val });
+   * ```
+   * @returns each phase's name and fit result, in order.
+   */
+  async fineTune(train: BatchSource, cfg: Omit<FitConfig, 'groups'> & { freezeEpochs?: number }): Promise<{ phase: string; result: FitResult }[]> {
+    const phases = phasesOf({ mode: 'fine-tune', epochs: cfg.epochs, freezeEpochs: cfg.freezeEpochs ?? 1, lastStages: 0 });
+    const out: { phase: string; result: FitResult }[] = [];
+    for (const p of phases) {
+      p.setup(this);
+      const dir = cfg.checkpointDir && path.join(cfg.checkpointDir, p.name);
+      const result = await this.fit(train, { ...cfg, epochs: p.epochs, lr: (cfg.lr ?? cfg.optimizer.lr) * p.lrMul, groups: p.groups, checkpointDir: dir });
+      out.push({ phase: p.name, result });
+    }
+    return out;
   }
 
   /**
