@@ -167,6 +167,11 @@ test('--image-size/--channels that cannot apply are an error, not silently ignor
     graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--model', file, '--image-size', '16']),
     /--image-size 16 does not apply: the input is fixed by the preprocessing of --model/,
   );
+  await assert.rejects(
+    graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--model', file, '--width', '8']),
+    /--width sets the width of the SmallCNN built without --model; remove it/,
+  );
+  await assert.rejects(graft(['--source', 'mnist', '--target', 'mnist-style-shift', '--resume']), /--resume needs --out <dir>/);
 });
 
 test("graft adapt's default SmallCNN is --arch small-cnn's (width DEFAULT_ARCH_WIDTH); --width changes it", async () => {
