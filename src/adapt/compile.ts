@@ -126,8 +126,8 @@ export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
         return {
           loss: term.loss,
           metrics: { ...metrics, adapt_loss: term.loss, ...term.metrics },
+          // the method's parameters (discriminator) train with the last group (the head's learning rate), the default
           params: term.params,
-          // the method's parameters (discriminator) train with the last group (the head's learning rate)
           scalarValues: (s) => (lambda ? { [lambda]: grlLambda(Math.min(1, (s - 1) / total)) } : {}),
         };
       },
