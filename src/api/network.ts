@@ -27,7 +27,7 @@ import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/ba
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
-import { StepRunner } from '../step/runner.js';
+import { EvalRunner, StepRunner } from '../step/runner.js';
 import type { Callback } from '../train/callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from '../train/fit.js';
 import { atomicWrite } from '../util/atomic-write.js';
@@ -253,8 +253,7 @@ export class Network {
   /** Mean loss and accuracy on a labelled source (inference mode). */
   async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
     const view = await this.inferenceView(data, batchSize);
-    const step = compileTrainStep({ model: view.model, trainable: [], optimizer: NO_OPT, dropout: false });
-    const runner = await StepRunner.create(step, compileEvalStep(view.model, step));
+    const runner = await EvalRunner.create(compileEvalStep(view.model));
     try {
       return await evaluateSource(runner, view.data, batchSize);
     } finally {
@@ -307,16 +306,6 @@ export class Network {
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }
-
-/** An optimizer that is never run (evaluation-only step graphs). */
-const NO_OPT: Optimizer & { lr: number } = {
-  name: 'none',
-  lr: 0,
-  config: {},
-  emit: () => ({ params: new Map(), state: [] }),
-  scalarInputs: () => [],
-  scalarValues: () => ({}),
-};
 
 /** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
 export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {

@@ -22,13 +22,16 @@ export interface CompiledEval {
   output: string;
 }
 
-/** Builds the eval graph for a forward model and the carried slots of its training step. */
-export function compileEvalStep(forward: Model, step: CompiledStep, loss: LossSpec = { kind: 'cross-entropy' }, output?: string): CompiledEval {
+/**
+ * Builds the eval graph for a forward model and the carried slots of its training step. Without a step
+ * (evaluation only: no optimizer, nothing trains) every parameter stays an initializer of the graph.
+ */
+export function compileEvalStep(forward: Model, step?: CompiledStep, loss: LossSpec = { kind: 'cross-entropy' }, output?: string): CompiledEval {
   const g = forward.graph.clone();
   toInferenceGraph(g);
   const out = output ?? g.outputs[0]!.name;
   const stateInputs: string[] = [];
-  for (const c of step.carried) {
+  for (const c of step?.carried ?? []) {
     if (c.kind === 'optim') continue;
     if (!g.initializers.has(c.input)) continue;
     g.initializers.delete(c.input);
@@ -61,5 +64,13 @@ export function compileEvalStep(forward: Model, step: CompiledStep, loss: LossSp
   ];
   g.prune();
   const model = new Model(g, forward.opset);
-  return { model, dataInput: step.dataInput, targetInput: TARGET_INPUT, stateInputs, lossOutput: lossName, metricOutputs: metrics, output: out };
+  return {
+    model,
+    dataInput: step?.dataInput ?? forward.graph.inputs[0]!.name,
+    targetInput: TARGET_INPUT,
+    stateInputs,
+    lossOutput: lossName,
+    metricOutputs: metrics,
+    output: out,
+  };
 }
