@@ -10,7 +10,7 @@ import { relu } from '../nn/functional.js';
 import { linear } from '../nn/layers.js';
 import { gradReverse, stopGradient } from '../ops/grl.js';
 import { Rng, Tensor } from '../tensor.js';
-import { binaryCrossEntropyWithLogits } from '../train/loss.js';
+import { binaryCrossEntropyWithLogits } from '../step/loss.js';
 import { dims2, entropyRows } from './losses.js';
 
 /** Prefix of the discriminator's parameter names in the step graph. */

@@ -18,8 +18,8 @@ import { findCut } from '../ir/surgery.js';
 import { type CompiledStep, DROPOUT_SEED_INPUT, type StepOptionsBase, TARGET_INPUT } from '../step/compile.js';
 import { emitBackwardAndUpdate } from '../step/update.js';
 import type { Tensor } from '../tensor.js';
-import { softmaxCrossEntropy } from '../train/loss.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { softmaxCrossEntropy } from '../step/loss.js';
+import { toTrainingGraph } from '../step/mode.js';
 import { grlLambda } from './adversarial.js';
 import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 

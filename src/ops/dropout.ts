@@ -1,7 +1,7 @@
 /**
  * Dropout (opset ≥ 12 form: inputs data, ratio?, training_mode?; outputs output, mask?).
  * The gradient rule covers the inference form only (identity). Training-mode dropout is rewritten by
- * `toTrainingGraph` (src/train/mode.ts) into a seeded, reproducible mask built from standard ops.
+ * `toTrainingGraph` (src/step/mode.ts) into a seeded, reproducible mask built from standard ops.
  * Also supplies shape inference for Mod (used by that rewrite) unless another op file defines it.
  */
 
@@ -36,7 +36,7 @@ defineOp('Dropout', {
       throw new Error(
         `${desc(n)}: ${training ? 'training_mode is true' : `training_mode comes from the non-constant value "${n.inputs[2]}"`}, so this Dropout ` +
           'draws a random mask that graft cannot differentiate through. Call toTrainingGraph(graph, opset, { trainBN, dropoutSeed }) ' +
-          'from src/train/mode.ts first: it replaces Dropout with a seeded mask built from standard ops (or with Identity).',
+          'from src/step/mode.ts first: it replaces Dropout with a seeded mask built from standard ops (or with Identity).',
       );
     return [needs[0] ? dy : null, null, null];
   },

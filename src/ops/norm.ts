@@ -1,6 +1,6 @@
 /**
  * Normalization ops: BatchNormalization (eval-mode gradient; training mode is rewritten into standard ops by
- * `toTrainingGraph` in src/train/mode.ts), LayerNormalization (opset 17) and InstanceNormalization.
+ * `toTrainingGraph` in src/step/mode.ts), LayerNormalization (opset 17) and InstanceNormalization.
  */
 
 import type { Emitter } from '../ir/emit.js';
@@ -60,7 +60,7 @@ defineOp('BatchNormalization', {
     if (isTrainingBatchNorm(n, e.opset))
       throw new Error(
         `${desc(n)} is in training mode (it computes batch statistics); graft has no direct gradient rule for that form. ` +
-          'Call toTrainingGraph(graph, opset, { trainBN }) from src/train/mode.ts before differentiating: it rewrites training-mode ' +
+          'Call toTrainingGraph(graph, opset, { trainBN }) from src/step/mode.ts before differentiating: it rewrites training-mode ' +
           'BatchNormalization into standard ops (or freezes it when trainBN returns false).',
       );
     const [x, scale, , mean, variance] = n.inputs as [string, string, string, string, string];

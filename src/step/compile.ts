@@ -10,8 +10,8 @@ import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toTrainingGraph } from './mode.js';
 import { emitBackwardAndUpdate } from './update.js';
 
 /** What the step optimises. */

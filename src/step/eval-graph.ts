@@ -5,8 +5,8 @@
  */
 import { Emitter } from '../ir/emit.js';
 import { Model } from '../ir/model.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toInferenceGraph } from '../train/mode.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toInferenceGraph } from './mode.js';
 import type { CompiledStep, LossSpec } from './compile.js';
 import { TARGET_INPUT } from './compile.js';
 

@@ -5,7 +5,7 @@
  */
 import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
-import { toInferenceGraph } from '../train/mode.js';
+import { toInferenceGraph } from './mode.js';
 
 export interface ExportOptions {
   /** Add a Softmax over the last axis, output as "probabilities" (default true). */

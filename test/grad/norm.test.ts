@@ -7,7 +7,7 @@ import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/tensor.js';
-import { toTrainingGraph } from '../../src/train/mode.js';
+import { toTrainingGraph } from '../../src/step/mode.js';
 import { expectGrad, expectGradStrict, expectShapesMatchOrt } from '../helpers.js';
 
 const OPSET = 17;
