@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
+import { registerStandardOps } from '../src/ops/index.js';
 import { adamw, sgd } from '../src/optim/index.js';
 import { ArraySource } from '../src/step/batches.js';
 import { compileTrainStep } from '../src/step/compile.js';
@@ -13,6 +14,8 @@ import { compileEvalStep } from '../src/step/eval-graph.js';
 import { NonFiniteLossError, StepRunner } from '../src/step/runner.js';
 import { Rng, Tensor } from '../src/tensor.js';
 import { fit } from '../src/train/fit.js';
+
+registerStandardOps();
 
 /** x[N,4] → Gemm(W[3,4]ᵀ, b) → logits [N,3]; optionally a frozen first layer. */
 function linearModel(seed = 1, frozenFirst = false): Model {

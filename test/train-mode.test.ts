@@ -6,8 +6,8 @@ import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
 import { createSession, runHost } from '../src/runtime/session.js';
-import { Tensor } from '../src/tensor.js';
 import { streamId, toInferenceGraph, toTrainingGraph } from '../src/step/mode.js';
+import { Tensor } from '../src/tensor.js';
 import { expectGrad } from './helpers.js';
 
 const OPSET = 17;

@@ -4,10 +4,12 @@ import { backward } from '../src/autodiff/backward.js';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
-import '../src/ops/index.js';
+import { registerStandardOps } from '../src/ops/index.js';
 import { createSession, runHost } from '../src/runtime/session.js';
-import { Rng, Tensor } from '../src/tensor.js';
 import { poolBeforeRelu } from '../src/step/rewrites.js';
+import { Rng, Tensor } from '../src/tensor.js';
+
+registerStandardOps();
 
 const POOL = { kernel_shape: [2, 2], strides: [2, 2] };
 const [N, C, H, W] = [2, 3, 6, 8];

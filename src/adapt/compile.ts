@@ -10,16 +10,17 @@
  * input holds the n source labels only, and the GRL coefficient λ is one of the step's scalar inputs, fed from
  * the host schedule λ(p) = 2/(1 + exp(−10p)) − 1 through `scalarValues`.
  */
-import '../ops/index.js';
+
 import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import { findCut } from '../ir/surgery.js';
+import { registerStandardOps } from '../ops/index.js';
 import { type CompiledStep, DROPOUT_SEED_INPUT, type StepOptionsBase, TARGET_INPUT } from '../step/compile.js';
-import { emitBackwardAndUpdate } from '../step/update.js';
-import type { Tensor } from '../tensor.js';
 import { softmaxCrossEntropy } from '../step/loss.js';
 import { toTrainingGraph } from '../step/mode.js';
+import { emitBackwardAndUpdate } from '../step/update.js';
+import type { Tensor } from '../tensor.js';
 import { grlLambda } from './adversarial.js';
 import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 
@@ -61,6 +62,7 @@ function downstream(g: Graph, from: string[]): Set<string> {
 
 /** Builds the adaptation step graph. Throws naming what is wrong (shapes, names, frozen features). */
 export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
+  registerStandardOps();
   const src = spec.model;
   const opset = src.opset;
   const g: Graph = src.graph.clone();

@@ -2,12 +2,16 @@
  * Dropout (opset ≥ 12 form: inputs data, ratio?, training_mode?; outputs output, mask?).
  * The gradient rule covers the inference form only (identity). Training-mode dropout is rewritten by
  * `toTrainingGraph` (src/step/mode.ts) into a seeded, reproducible mask built from standard ops.
- * Also supplies shape inference for Mod (used by that rewrite) unless another op file defines it.
+ * Also supplies shape inference for Mod (used by that rewrite).
  */
 
 import type { Node, ValueInfo } from '../ir/graph.js';
-import { defineOp, type InferContext, opDef } from './registry.js';
-import { broadcastAll, desc } from './shape-utils.js';
+import { type InferContext, OpFamily } from '../ir/op-registry.js';
+import { broadcastAll, desc } from '../ir/shape-utils.js';
+
+/** The dropout ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const dropoutOps = new OpFamily('dropout');
+const defineOp = dropoutOps.define;
 
 /**
  * Whether a Dropout node drops at run time: `training_mode` input true (a constant), or unknowable
@@ -46,5 +50,5 @@ function broadcastInfer(n: Node, ins: (ValueInfo | undefined)[]) {
   return [{ dtype: ins[0]?.dtype ?? 'int64', shape: broadcastAll(ins, desc(n)) }];
 }
 
-// Integer remainder, used by the dropout rewrite's hash; registered here unless another op file defines it.
-if (!opDef('Mod')) defineOp('Mod', { infer: broadcastInfer });
+// Integer remainder, used by the dropout rewrite's hash.
+defineOp('Mod', { infer: broadcastInfer });

@@ -5,8 +5,12 @@
 
 import type { Emitter } from '../ir/emit.js';
 import { attrFloat, attrInt, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
-import { defineOp, type InferContext, type TypeShape } from './registry.js';
-import { desc, normAxis, requireShape } from './shape-utils.js';
+import { type InferContext, OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { desc, normAxis, requireShape } from '../ir/shape-utils.js';
+
+/** The norm ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const normOps = new OpFamily('norm');
+const defineOp = normOps.define;
 
 /**
  * True when a BatchNormalization node computes batch statistics: `training_mode=1` (BN-14/15), or, for

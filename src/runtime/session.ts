@@ -3,8 +3,8 @@ import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
+import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
-import { GRAFT_DOMAIN, lowerGraftOps } from '../ops/bn-train.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
 
 export { ort };

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { gradCheck, randn } from '../../src/autodiff/gradcheck.js';
-import { defineOp, opDef } from '../../src/ops/registry.js';
-import { sameAsInput } from '../../src/ops/shape-utils.js';
+import { defineOp, opDef } from '../../src/ir/op-registry.js';
+import { sameAsInput } from '../../src/ir/shape-utils.js';
 
 export async function expectGrad(spec: Parameters<typeof gradCheck>[0]) {
   const r = await gradCheck(spec);

@@ -5,10 +5,12 @@ import { gradCheck, randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { type AttrValue, Graph } from '../../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
-import '../../src/ops/index.js';
-import { opDef } from '../../src/ops/registry.js';
+import { opDef } from '../../src/ir/op-registry.js';
+import { registerStandardOps } from '../../src/ops/index.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/tensor.js';
+
+registerStandardOps();
 
 type Attrs = Record<string, AttrValue>;
 

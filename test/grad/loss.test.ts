@@ -5,8 +5,8 @@ import { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
-import { Tensor } from '../../src/tensor.js';
 import { binaryCrossEntropyWithLogits, type CrossEntropyOptions, mseLoss, softmaxCrossEntropy } from '../../src/step/loss.js';
+import { Tensor } from '../../src/tensor.js';
 import { expectGrad, expectGradStrict } from '../helpers.js';
 
 const N = 5;

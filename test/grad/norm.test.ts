@@ -6,8 +6,8 @@ import { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
-import type { Tensor } from '../../src/tensor.js';
 import { toTrainingGraph } from '../../src/step/mode.js';
+import type { Tensor } from '../../src/tensor.js';
 import { expectGrad, expectGradStrict, expectShapesMatchOrt } from '../helpers.js';
 
 const OPSET = 17;

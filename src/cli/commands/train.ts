@@ -99,7 +99,7 @@ export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): P
   const setup = await import('../setup.js');
   const { RunDir, MetricsLog, PersistentEarlyStopping, AlreadyStopped } = await import('../../train/run-dir.js');
   const { ProgressCallback } = await import('../../train/progress-callback.js');
-  const { bufferNames } = await import('../../nn/params.js');
+  const { bufferNames } = await import('../../ir/params.js');
   const { graftVersion } = await import('../../util/version.js');
 
   const data = await setup.loadRunData(cfg, io);
