@@ -82,10 +82,10 @@ export function requireOpDef(node: Node): OpDef {
     );
   const domain = node.domain ? ` in domain "${node.domain}"` : '';
   throw new Error(
-    `node "${node.name}" uses op ${node.op}${domain}, which graft does not know, so it cannot infer the shapes after it or differentiate through it. ` +
-      "Keep that part of the network out of graft's step graph: freeze it and train only the layers after it on cached features " +
-      '(`graft train --mode head`, or Network.freeze() + replaceHead() + fit() in the API), ' +
-      `or file an issue asking graft to support ${node.op}.`,
+    `node "${node.name}" uses op ${node.op}${domain}, which graft does not know, so it cannot infer shapes through it or build a ` +
+      'training or evaluation graph that contains it. ' +
+      `Cut the model before it so that the new head replaces it (\`graft train --cut <value>\`, or replaceHead(head, { cut }) in the API), ` +
+      `re-export the model without ${node.op}, or file an issue asking graft to support ${node.op}.`,
   );
 }
 
