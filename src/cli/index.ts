@@ -6,6 +6,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { registerStandardOps } from '../ops/index.js';
+import { setDefaultThreads } from '../runtime/threads.js';
 import { configureProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import { COMMANDS } from './commands/index.js';
@@ -26,7 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.hook('preAction', (_root, action) => {
     const g = action.optsWithGlobals() as GlobalOptions;
-    if (g.threads) process.env.GRAFT_THREADS = String(g.threads);
+    if (g.threads) setDefaultThreads(g.threads);
     configureProgress({ json: !!g.json, quiet: !!g.quiet });
   });
   for (const c of COMMANDS) c.register(program);
