@@ -23,6 +23,7 @@ import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
@@ -89,6 +90,8 @@ export class Network {
     public model: Model,
     meta: NetworkMeta = {},
   ) {
+    // surgery (findCut, stages, suffixFrom) infers shapes, which needs the op table
+    registerStandardOps();
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
     this.cut = meta.cut ?? model.metadata['graft.cut'];
