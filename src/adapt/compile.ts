@@ -14,6 +14,7 @@
 import type { Graph } from '../ir/graph.js';
 import { findCut } from '../ir/surgery.js';
 import { type CompiledStep, compileTrainStep, type StepOptionsBase, type StepTerm } from '../step/compile.js';
+import { registerStandardOps } from '../ops/index.js';
 import { grlLambda } from './adversarial.js';
 import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 
@@ -55,6 +56,7 @@ function downstream(g: Graph, from: string[]): Set<string> {
 
 /** Builds the adaptation step graph. Throws naming what is wrong (shapes, names, frozen features). */
 export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
+  registerStandardOps();
   const src = spec.model;
   const g = src.graph;
   const where = 'compileAdaptStep: ';

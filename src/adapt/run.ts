@@ -6,8 +6,8 @@
  */
 import { computeFeatures } from '../api/network.js';
 import type { Model } from '../ir/model.js';
+import { paramNames } from '../ir/params.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
-import { paramNames } from '../nn/params.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
 import type { BatchSource } from '../step/batches.js';

@@ -17,10 +17,12 @@ import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
 import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
-import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
+import { paramNames } from '../ir/params.js';
+import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
-import { paramNames } from '../nn/params.js';
+import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
@@ -90,6 +92,8 @@ export class Network {
     public model: Model,
     meta: NetworkMeta = {},
   ) {
+    // surgery (findCut, stages, suffixFrom) infers shapes, which needs the op table
+    registerStandardOps();
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
     this.cut = meta.cut ?? model.metadata['graft.cut'];

@@ -4,14 +4,15 @@
  * optimizer update. Trainable parameters, optimizer state and BN running statistics become graph
  * inputs with matching "<name>.next" outputs that the runner feeds back each step.
  */
-import '../ops/index.js';
+
 import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toTrainingGraph } from './mode.js';
 import { emitBackwardAndUpdate } from './update.js';
 
 /** What the step optimises. */
@@ -125,6 +126,7 @@ export const DROPOUT_SEED_INPUT = 'dropout_seed';
 
 /** Builds the training-step graph. Throws naming the node/op when something cannot be differentiated. */
 export function compileTrainStep(spec: StepSpec): CompiledStep {
+  registerStandardOps();
   const src = spec.model;
   const g: Graph = src.graph.clone();
   const opset = src.opset;

@@ -5,10 +5,11 @@
  */
 import { Emitter } from '../ir/emit.js';
 import { Model } from '../ir/model.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toInferenceGraph } from '../train/mode.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { CompiledStep, LossSpec } from './compile.js';
 import { TARGET_INPUT } from './compile.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toInferenceGraph } from './mode.js';
 
 export interface CompiledEval {
   model: Model;
@@ -27,6 +28,7 @@ export interface CompiledEval {
  * (evaluation only: no optimizer, nothing trains) every parameter stays an initializer of the graph.
  */
 export function compileEvalStep(forward: Model, step?: CompiledStep, loss: LossSpec = { kind: 'cross-entropy' }, output?: string): CompiledEval {
+  registerStandardOps();
   const g = forward.graph.clone();
   toInferenceGraph(g);
   const out = output ?? g.outputs[0]!.name;
