@@ -11,7 +11,7 @@ import { after, test } from 'node:test';
 import { type AdaptResult, adapt, type MethodName, unlabelled } from '../../src/adapt/index.js';
 import { Network } from '../../src/api/network.js';
 import { mlp } from '../../src/nn/index.js';
-import { paramNames } from '../../src/nn/params.js';
+import { paramNames } from '../../src/ir/params.js';
 import { invSchedule } from '../../src/optim/schedule.js';
 import { sgd } from '../../src/optim/sgd.js';
 import { compileTrainStep } from '../../src/step/compile.js';
