@@ -6,13 +6,16 @@
  * Run: node --import tsx bench/conv-grad.ts [--iters 20] [--all]
  * The first row is the reference configuration (N=32, C=K=256, 14×14, 3×3, pad 1); --all adds ResNet/MobileNet shapes.
  */
-import '../src/ops/index.js';
+
 import { Emitter } from '../src/ir/emit.js';
 import { type AttrValue, Graph } from '../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../src/ir/model.js';
-import { opDef } from '../src/ops/registry.js';
+import { opDef } from '../src/ir/op-registry.js';
+import { registerStandardOps } from '../src/ops/index.js';
 import { createSession, ort } from '../src/runtime/session.js';
 import { Rng } from '../src/tensor.js';
+
+registerStandardOps();
 
 interface Config {
   name: string;

@@ -7,8 +7,8 @@ import { backward } from '../src/autodiff/backward.js';
 import { Emitter, reinferShapes } from '../src/ir/emit.js';
 import type { Node } from '../src/ir/graph.js';
 import { Model } from '../src/ir/model.js';
-import { softmaxCrossEntropy } from '../src/train/loss.js';
-import { toTrainingGraph } from '../src/train/mode.js';
+import { softmaxCrossEntropy } from '../src/step/loss.js';
+import { toTrainingGraph } from '../src/step/mode.js';
 
 /** The gradient model and the names of its inputs/outputs. */
 export interface GradModel {

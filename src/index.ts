@@ -4,6 +4,7 @@
  * The library surface: load or build a model, freeze it, graft a new head, fit, evaluate, export.
  * Lower layers (graph IR, autodiff, step compiler) are exported too for those who build on them.
  */
+import { registerStandardOps } from './ops/index.js';
 
 export { adaBN } from './adapt/adabn.js';
 export { type ImageFolderSplit, loadImageFolder } from './api/images.js';
@@ -15,10 +16,10 @@ export * as features from './features/index.js';
 export { Emitter } from './ir/emit.js';
 export { Graph, type Node, type ValueInfo } from './ir/graph.js';
 export { Model } from './ir/model.js';
-export { extractSubgraph, findCut, replaceHead, stages, suffixFrom } from './ir/surgery.js';
+export { extractSubgraph, findCut, stages, suffixFrom } from './ir/surgery.js';
 export * from './nn/index.js';
 export { decodeModel, encodeModel, loadModel, saveModel } from './onnx/io.js';
-export { defineOp, differentiableOps, opDef, registeredOps } from './ops/index.js';
+export { defineOp, differentiableOps, opDef, registeredOps, registerStandardOps } from './ops/index.js';
 export * from './optim/index.js';
 export { ArraySource, type BatchSource } from './step/batches.js';
 export { loadCheckpoint, saveCheckpoint } from './step/checkpoint.js';
@@ -31,3 +32,6 @@ export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbac
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
 export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './train/network.js';
 export * as tune from './tune/index.js';
+
+// the library entry point: graphs built through anything exported here find every standard op
+registerStandardOps();

@@ -4,26 +4,28 @@ import { type GradCheckSpec, gradCheck } from '../src/autodiff/gradcheck.js';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../src/ir/model.js';
+import { defineOp, differentiableOps, opDef } from '../src/ir/op-registry.js';
 import { dtypeToOnnx } from '../src/onnx/tensor-proto.js';
-import '../src/ops/index.js';
-import { defineOp, opDef } from '../src/ops/registry.js';
+import { registerStandardOps } from '../src/ops/index.js';
 import { createSession, runHost } from '../src/runtime/session.js';
 import { Rng, type Tensor } from '../src/tensor.js';
 
-/** Asserts that graft's gradient matches central finite differences. */
-export async function expectGrad(spec: GradCheckSpec): Promise<void> {
-  const r = await gradCheck(spec);
-  assert.ok(r.ok, `gradient mismatch: ${JSON.stringify(r.worst)}`);
-  assert.ok(r.checked > 0);
-}
+registerStandardOps();
+
+/** For {@link expectGrad} on composite graphs (losses, rewrites): every gradient rule is made wrong at once. */
+export const EVERY_RULE = '*';
 
 /**
- * Like {@link expectGrad}, then proves the check can fail: the gradient rules of `ops` are temporarily
- * replaced by ones whose every input gradient is scaled by 1.1, and the same check must now report a mismatch.
+ * Asserts that graft's gradient matches central finite differences, then proves the check can fail: the gradient
+ * rules of `ops` (or of every differentiable op, with {@link EVERY_RULE}) are temporarily replaced by ones whose
+ * every input gradient is scaled by 1.1, and the same check must now report a mismatch. `what` labels messages.
  */
-export async function expectGradStrict(ops: string | string[], spec: GradCheckSpec): Promise<void> {
-  await expectGrad(spec);
-  const names = [ops].flat();
+export async function expectGrad(ops: string | string[], spec: GradCheckSpec, what = ''): Promise<void> {
+  const label = what ? `${what}: ` : '';
+  const r = await gradCheck(spec);
+  assert.ok(r.ok, `${label}gradient mismatch: ${JSON.stringify(r.worst)}`);
+  assert.ok(r.checked > 0, `${label}no coordinate was checked`);
+  const names = ops === EVERY_RULE ? differentiableOps() : [ops].flat();
   const real = names.map((op) => {
     const def = opDef(op);
     assert.ok(def?.grad, `${op} has no gradient rule`);
@@ -38,8 +40,12 @@ export async function expectGradStrict(ops: string | string[], spec: GradCheckSp
     defineOp(op, { ...def, grad: (e, n, dys, needs) => def.grad!(e, n, dys, needs).map((g) => (g ? scale(e, g) : g)) });
   });
   try {
-    const r = await gradCheck(spec);
-    assert.equal(r.ok, false, `a 10% wrong ${names.join('/')} gradient passed the check; the test cannot fail`);
+    const wrong = await gradCheck(spec);
+    assert.equal(
+      wrong.ok,
+      false,
+      `${label}a 10% wrong ${ops === EVERY_RULE ? 'set of rules' : names.join('/')} gradient passed the check; the test cannot fail`,
+    );
   } finally {
     for (const [i, op] of names.entries()) defineOp(op, real[i]!);
   }

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../src/ir/model.js';
-import '../src/ops/index.js';
+import { registerStandardOps } from '../src/ops/index.js';
 import {
   adam,
   adamw,
@@ -21,6 +21,8 @@ import {
 } from '../src/optim/index.js';
 import { createSession, runHost } from '../src/runtime/session.js';
 import { Rng, Tensor } from '../src/tensor.js';
+
+registerStandardOps();
 
 // ---- plain-JS references, written from the pseudo-code in the PyTorch docs (float64) -------------
 

@@ -6,7 +6,7 @@
 import type { Model } from '../ir/model.js';
 import { createSession, ort } from '../runtime/session.js';
 import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { toTrainingGraph } from '../step/mode.js';
 
 export interface AdaBnOptions {
   batchSize?: number;

@@ -3,14 +3,13 @@
  * (DANN, Ganin & Lempitsky 2015), optionally conditioned on the class predictions through the multilinear map
  * f ⊗ softmax(logits) (CDAN, Long et al. 2018) with entropy weights (CDAN+E).
  */
-import '../ops/index.js';
 import type { Emitter } from '../ir/emit.js';
 import { sequential } from '../nn/container.js';
 import { relu } from '../nn/functional.js';
 import { linear } from '../nn/layers.js';
 import { gradReverse, stopGradient } from '../ops/grl.js';
+import { binaryCrossEntropyWithLogits } from '../step/loss.js';
 import { Rng, Tensor } from '../tensor.js';
-import { binaryCrossEntropyWithLogits } from '../train/loss.js';
 import { dims2, entropyRows } from './losses.js';
 
 /** Prefix of the discriminator's parameter names in the step graph. */

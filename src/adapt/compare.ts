@@ -3,6 +3,7 @@
  * (sample standard deviation) per method. AdaBN reuses the source-only run of the same seed when both are
  * compared (it only re-estimates BatchNorm statistics on top of it).
  */
+import path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { type MethodName, type MethodSpec, parseMethod } from './methods.js';
 import { type AdaptOptions, type AdaptResult, adapt, withAdaBN } from './run.js';
@@ -43,7 +44,7 @@ export interface CompareOptions extends Omit<AdaptOptions, 'method' | 'seed' | '
   model: Model | ((seed: number) => Model);
   /** Called after every run (progress, logging). */
   onRun?: (r: AdaptResult) => void;
-  /** Called before every run. */
+  /** Called before every run. (With `checkpointDir`, each (method, seed) run checkpoints into its own sub-folder `<method>-seed<seed>`.) */
   onStart?: (method: MethodName, seed: number) => void;
 }
 
@@ -62,7 +63,11 @@ export async function compareMethods(o: CompareOptions): Promise<{ rows: Compare
       const model = typeof o.model === 'function' ? o.model(seed) : o.model;
       let r: AdaptResult;
       if (spec.name === 'adabn' && sourceOnly && Object.keys(spec).length === 1) r = await withAdaBN(sourceOnly, o);
-      else r = await adapt({ ...o, model, method: spec, seed });
+      else {
+        // each run keeps its own checkpoints: <checkpointDir>/<method>-seed<seed>/
+        const checkpointDir = o.checkpointDir && path.join(o.checkpointDir, `${spec.name}-seed${seed}`);
+        r = await adapt({ ...o, model, method: spec, seed, checkpointDir });
+      }
       if (spec.name === 'source-only' && Object.keys(spec).length === 1 && wantsAdabn) sourceOnly = r;
       const { model: _m, lastModel: _l, ...rest } = r;
       runs.push(rest);

@@ -6,20 +6,15 @@
  * source cross-entropy on the first n rows, the method's adaptation term on the features/logits, the backward
  * pass (through the model and any discriminator) and the optimizer update.
  *
- * The result is a {@link CompiledStep}, so the lead's {@link StepRunner} runs it unchanged: the target labels
- * input holds the n source labels only, and the GRL coefficient λ is one of the step's scalar inputs, fed from
- * the host schedule λ(p) = 2/(1 + exp(−10p)) − 1 through `scalarValues`.
+ * There is one step compiler ({@link compileTrainStep}); adaptation contributes only its term through the
+ * compiler's extension point: the joint batch's rows, the method's loss, its parameters (a discriminator) and its
+ * scalar input (the GRL coefficient λ, fed from the host schedule λ(p) = 2/(1 + exp(−10p)) − 1 through
+ * `scalarValues`). The target labels input holds the n source labels only.
  */
-import '../ops/index.js';
-import { Emitter, reinferShapes } from '../ir/emit.js';
-import type { Graph, Node } from '../ir/graph.js';
-import { Model } from '../ir/model.js';
+import type { Graph } from '../ir/graph.js';
 import { findCut } from '../ir/surgery.js';
-import { type CompiledStep, DROPOUT_SEED_INPUT, type StepOptionsBase, TARGET_INPUT } from '../step/compile.js';
-import { emitBackwardAndUpdate } from '../step/update.js';
-import type { Tensor } from '../tensor.js';
-import { softmaxCrossEntropy } from '../train/loss.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { type CompiledStep, compileTrainStep, type StepOptionsBase, type StepTerm } from '../step/compile.js';
+import { registerStandardOps } from '../ops/index.js';
 import { grlLambda } from './adversarial.js';
 import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 
@@ -61,14 +56,14 @@ function downstream(g: Graph, from: string[]): Set<string> {
 
 /** Builds the adaptation step graph. Throws naming what is wrong (shapes, names, frozen features). */
 export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
+  registerStandardOps();
   const src = spec.model;
-  const opset = src.opset;
-  const g: Graph = src.graph.clone();
+  const g = src.graph;
+  const where = 'compileAdaptStep: ';
   const info = METHOD_INFO[spec.method.name];
   if (!info) throw new Error(`compileAdaptStep: unknown method "${spec.method.name}".`);
   if (g.inputs.length !== 1)
     throw new Error(`compileAdaptStep: the model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); adaptation needs a single-input model.`);
-  const input = g.inputs[0]!;
   const output = g.outputs[0]?.name;
   if (!output) throw new Error('compileAdaptStep: the model has no outputs; nothing to train.');
   const n = spec.sourceBatch;
@@ -76,17 +71,8 @@ export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
   if (!(Number.isInteger(n) && n >= 2) || !(Number.isInteger(m) && (m >= 2 || (m === 0 && !info.targetViews))))
     throw new Error(`compileAdaptStep: batch sizes must be integers ≥ 2 (got source ${n}, target ${m}); batch statistics and covariances need ≥ 2 rows.`);
   const rows = n + info.targetViews * m;
-  const sample = input.shape?.slice(1) ?? [];
-  if (!input.shape || sample.some((d) => typeof d !== 'number'))
-    throw new Error(
-      `compileAdaptStep: the model input "${input.name}" has shape [${input.shape?.map((d) => d ?? '?') ?? '?'}]; every dimension but the batch must be static. Rebuild/export the model with a fixed input size.`,
-    );
-  input.shape = [rows, ...sample];
-  g.valueInfo.delete(input.name); // a stale entry (e.g. the cut of a suffix model) would shadow the new shape
-  reinferShapes(g, opset);
   const features = spec.features ?? findCut(src).value;
   if (!g.has(features)) throw new Error(`compileAdaptStep: feature value "${features}" is not in the model; name a value listed by \`graft inspect\`.`);
-
   const trainable = [...new Set(spec.trainable)];
   for (const p of trainable) {
     const t = g.initializers.get(p);
@@ -100,112 +86,57 @@ export function compileAdaptStep(spec: AdaptStepSpec): CompiledAdaptStep {
       `${spec.method.name} aligns the features "${features}", but nothing trainable comes before them, so the adaptation term could not change anything. ` +
         'Unfreeze the last stages of the backbone, or train a bottleneck head (e.g. mlp([256], classes)) and align its hidden layer.',
     );
-  const trainableSet = new Set(trainable);
-
-  // 1. forward in training mode
-  const trainBN = spec.trainBN ?? ((node: Node) => trainableSet.has(node.inputs[1] ?? ''));
-  const hasDropout = (spec.dropout ?? true) && g.nodes.some((x) => x.op === 'Dropout');
-  if (hasDropout) g.inputs.push({ name: DROPOUT_SEED_INPUT, dtype: 'float32', shape: [] });
-  const { runningStats } = toTrainingGraph(g, opset, { trainBN, dropoutSeed: hasDropout ? DROPOUT_SEED_INPUT : undefined });
-  reinferShapes(g, opset);
-
-  // 2. losses: source cross-entropy + the method's term
-  const e = new Emitter(g, opset, 'adapt/');
   const logitsShape = g.info(output)?.shape;
-  const classes = logitsShape?.at(-1);
-  if (logitsShape?.length !== 2 || typeof classes !== 'number')
+  if (logitsShape?.length !== 2 || typeof logitsShape[1] !== 'number')
     throw new Error(`compileAdaptStep: the model output "${output}" has shape [${logitsShape ?? '?'}]; adaptation needs logits [N, C].`);
-  const fr = e.rank(features);
-  const feats = fr !== undefined && fr > 2 ? e.op('Flatten', [features], { axis: 1 }) : features;
-  const rowsOf = (x: string, a: number, b: number) => e.op('Slice', [x, e.ints([a]), e.ints([b]), e.ints([0])]);
-  const part = (a: number, b: number) => ({ features: rowsOf(feats, a, b), logits: rowsOf(output, a, b) });
-  g.inputs.push({ name: TARGET_INPUT, dtype: 'int64', shape: [n] });
-  const ce = softmaxCrossEntropy(e, rows === n ? output : rowsOf(output, 0, n), TARGET_INPUT, classes);
-  let lambdaInput: string | undefined;
-  const metrics: Record<string, string> = { correct: ce.correct, cls_loss: ce.loss };
-  let loss = ce.loss;
-  const methodParams: string[] = [];
-  if (info.build) {
-    const ctx: MethodContext = {
-      e,
-      n,
-      m,
-      classes,
-      joint: info.targetViews === 1 ? { features: feats, logits: output } : part(0, n + m),
-      source: part(0, n),
-      target: part(n, n + m),
-      strong: info.targetViews === 2 ? part(n + m, n + 2 * m) : undefined,
-      lambda: () => {
-        if (!lambdaInput) {
-          lambdaInput = LAMBDA_INPUT;
-          g.inputs.push({ name: LAMBDA_INPUT, dtype: 'float32', shape: [] });
-        }
-        return lambdaInput;
-      },
-      seed: spec.seed ?? 0,
-    };
-    const term = info.build(ctx, spec.method);
-    loss = e.add(ce.loss, term.loss);
-    metrics.adapt_loss = term.loss;
-    Object.assign(metrics, term.metrics ?? {});
-    methodParams.push(...(term.params ?? []));
-  }
-  const allTrainable = [...trainable, ...methodParams];
-  const inits = new Map<string, Tensor>();
-  for (const p of allTrainable) {
-    const init = g.initializers.get(p)!;
-    inits.set(p, init);
-    g.initializers.delete(p);
-    g.inputs.push({ name: p, dtype: 'float32', shape: [...init.dims] });
-  }
-
-  // 3. backward through the trainable part, clipping, optimizer update, carried state
-  const methodSet = new Set(methodParams);
-  const groupsIn = spec.groups ?? [{}];
-  const upd = emitBackwardAndUpdate(g, opset, loss, allTrainable, inits, runningStats, {
-    optimizer: spec.optimizer,
-    groups: groupsIn,
-    clipNorm: spec.clipNorm,
-    where: 'compileAdaptStep: ',
-    // the method's parameters (discriminator) train with the last group (the head's learning rate)
-    groupOf: (p) => (methodSet.has(p) ? groupsIn.length - 1 : (spec.groupOf?.(p) ?? 0)),
-  });
-  const { carried, lrInputs, scalarInputs, gradNormOutput, differentiated, groups } = upd;
-
-  // 4. outputs
-  g.outputs = [{ name: loss, dtype: 'float32', shape: [] }];
-  for (const v of Object.values(metrics)) if (v !== loss) g.outputs.push({ name: v, dtype: 'float32', shape: [] });
-  if (gradNormOutput) g.outputs.push({ name: gradNormOutput, dtype: 'float32', shape: [] });
-  for (const c of carried) g.outputs.push({ name: c.output, dtype: c.init.dtype, shape: [...c.init.dims] });
-  g.prune();
-  g.topoSort();
-  const model = new Model(g, opset);
-  model.metadata = { 'graft.role': 'adapt-step', 'graft.adapt.method': spec.method.name };
+  const classes = logitsShape[1];
   const total = spec.totalSteps;
-  if (lambdaInput && !(total > 0)) throw new Error(`compileAdaptStep: totalSteps must be > 0 for the GRL schedule (got ${total}).`);
-  return {
-    model,
-    dataInput: input.name,
-    targetInput: TARGET_INPUT,
-    lrInputs,
-    lrScales: groups.map((gr) => gr.lrScale ?? 1),
-    scalarInputs: lambdaInput ? [...scalarInputs, lambdaInput] : scalarInputs,
-    scalarValues: (step) => {
-      const r: Record<string, number> = {};
-      for (const [k, v] of Object.entries(spec.optimizer.scalarValues(step))) r[`opt_${k}`] = v;
-      if (lambdaInput) r[lambdaInput] = grlLambda(Math.min(1, (step - 1) / total));
-      return r;
+
+  const methodParams: string[] = [];
+  const step = compileTrainStep({
+    ...spec,
+    trainable,
+    extension: {
+      rows,
+      labelled: n,
+      where,
+      term: ({ e, output: logits, mainLoss, scalarInput }): StepTerm => {
+        const metrics: Record<string, string> = { cls_loss: mainLoss };
+        if (!info.build) return { metrics };
+        const fr = e.rank(features);
+        const feats = fr !== undefined && fr > 2 ? e.op('Flatten', [features], { axis: 1 }) : features;
+        const rowsOf = (x: string, a: number, b: number) => e.op('Slice', [x, e.ints([a]), e.ints([b]), e.ints([0])]);
+        const part = (a: number, b: number) => ({ features: rowsOf(feats, a, b), logits: rowsOf(logits, a, b) });
+        let lambda: string | undefined;
+        const ctx: MethodContext = {
+          e,
+          n,
+          m,
+          classes,
+          joint: info.targetViews === 1 ? { features: feats, logits } : part(0, n + m),
+          source: part(0, n),
+          target: part(n, n + m),
+          strong: info.targetViews === 2 ? part(n + m, n + 2 * m) : undefined,
+          lambda: () => {
+            lambda ??= scalarInput(LAMBDA_INPUT);
+            return lambda;
+          },
+          seed: spec.seed ?? 0,
+        };
+        const term = info.build(ctx, spec.method);
+        methodParams.push(...(term.params ?? []));
+        return {
+          loss: term.loss,
+          metrics: { ...metrics, adapt_loss: term.loss, ...term.metrics },
+          // the method's parameters (discriminator) train with the last group (the head's learning rate), the default
+          params: term.params,
+          scalarValues: (s) => (lambda ? { [lambda]: grlLambda(Math.min(1, (s - 1) / total)) } : {}),
+        };
+      },
     },
-    dropoutSeedInput: hasDropout ? DROPOUT_SEED_INPUT : undefined,
-    carried,
-    lossOutput: loss,
-    metricOutputs: metrics,
-    gradNormOutput,
-    trainable: allTrainable,
-    differentiatedNodes: differentiated,
-    method: spec.method,
-    batch: { source: n, target: m, targetViews: info.targetViews, rows },
-    methodParams,
-    features,
-  };
+  });
+  if (step.scalarInputs.includes(LAMBDA_INPUT) && !(total > 0))
+    throw new Error(`compileAdaptStep: totalSteps must be > 0 for the GRL schedule (got ${total}).`);
+  step.model.metadata = { 'graft.role': 'adapt-step', 'graft.adapt.method': spec.method.name };
+  return { ...step, method: spec.method, batch: { source: n, target: m, targetViews: info.targetViews, rows }, methodParams, features };
 }

@@ -6,7 +6,6 @@
  *
  * Inputs are 2-D: features [n, d] or logits [n, C] with static sizes (the step graph has fixed batch sizes).
  */
-import '../ops/index.js';
 import type { Emitter } from '../ir/emit.js';
 import { stopGradient } from '../ops/grl.js';
 import { Tensor } from '../tensor.js';

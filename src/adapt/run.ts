@@ -6,8 +6,8 @@
  */
 
 import type { Model } from '../ir/model.js';
+import { paramNames } from '../ir/params.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
-import { paramNames } from '../nn/params.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
 import type { BatchSource } from '../step/batches.js';
@@ -15,12 +15,14 @@ import { compileEvalStep } from '../step/eval-graph.js';
 import { StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { computeFeatures } from '../train/network.js';
+import type { Callback } from '../train/callbacks.js';
+import { fit } from '../train/fit.js';
 import { adaBN } from './adabn.js';
 import { compileAdaptStep } from './compile.js';
 import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';
+import { JointBatchSource } from './joint.js';
 import { METHOD_INFO, type MethodName, type MethodSpec, parseMethod } from './methods.js';
-import { type Scores, type SelectBy, scoreModel } from './select.js';
-import { adaptLoop, type EvalRecord, totalSteps } from './train.js';
+import { CheckpointSelection, type EvalRecord, type Scores, type SelectBy, scoreModel } from './select.js';
 
 /** Options of {@link adapt}. Defaults follow the reference protocol (shared/ref/exp_da_shift.py). */
 export interface AdaptOptions {
@@ -61,7 +63,16 @@ export interface AdaptOptions {
   /** Train the head on cached features when the backbone is frozen (default 'auto'). */
   featureCache?: 'auto' | boolean;
   onStep?: (step: number, total: number, r: { loss: number; metrics: Record<string, number> }) => void;
+  /** Called with each scored checkpoint as soon as it is scored. */
   onEval?: (r: EvalRecord) => void;
+  /** More training callbacks (progress, logs), run by the same `fit` loop as `graft train`'s. */
+  callbacks?: Callback[];
+  /** Folder for last.ckpt (every epoch, and every `checkpointEvery` steps), as `fit`'s; with `resume`, continue from it exactly. */
+  checkpointDir?: string;
+  checkpointEvery?: number;
+  resume?: boolean;
+  /** Stop after this many steps (tests: an interrupted run). */
+  maxSteps?: number;
 }
 
 /** Result of one {@link adapt} run. */
@@ -145,7 +156,8 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
   if (o.featureCache === true && !cached)
     throw new Error('adapt: featureCache: true needs a model with a graft.cut (replaceHead) and only parameters after the cut trainable, and not FixMatch.');
 
-  const total = totalSteps(data.source.length, n, epochs);
+  if (data.source.length < n) throw new Error(`The source has ${data.source.length} samples, fewer than one batch of ${n}; lower the batch size.`);
+  const total = epochs * Math.floor(data.source.length / n);
   const step = compileAdaptStep({
     model: forward,
     features: o.features,
@@ -157,26 +169,40 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
     totalSteps: total,
     seed,
   });
+  // one loop: `fit` over the joint batches [source | target (| strong view)], checkpoints picked by a callback
+  const joint = new JointBatchSource(data.source, info.targetViews ? data.target : undefined, { views: info.targetViews, targetBatch: m, seed });
+  const selection = new CheckpointSelection({
+    forward,
+    data: { sourceVal: data.sourceVal, targetSample: data.targetSample, targetEval: data.targetEval },
+    select,
+    evalEvery: o.evalEvery,
+    labelledRows: n,
+    onStep: o.onStep,
+    onEval: o.onEval,
+  });
   const runner = await StepRunner.create(step, compileEvalStep(forward, step));
-  let loop: Awaited<ReturnType<typeof adaptLoop>>;
+  let steps: number;
+  let lastState: Map<string, Tensor>;
   try {
-    loop = await adaptLoop(runner, step, data.source, info.targetViews ? data.target : undefined, {
+    const r = await fit(runner, joint, {
       epochs,
+      batchSize: n,
+      dropLast: true,
       lr: o.lr ?? 0.01,
       schedule: o.schedule ?? invSchedule(),
       seed,
-      forward,
-      sourceVal: data.sourceVal,
-      targetSample: data.targetSample,
-      targetEval: data.targetEval,
-      select,
-      evalEvery: o.evalEvery,
-      onStep: o.onStep,
-      onEval: o.onEval,
+      callbacks: [joint, selection, ...(o.callbacks ?? [])],
+      checkpointDir: o.checkpointDir,
+      checkpointEvery: o.checkpointEvery,
+      resume: o.resume,
+      maxSteps: o.maxSteps,
     });
+    steps = r.steps;
+    lastState = runner.state(['param', 'bn']);
   } finally {
     await runner.release();
   }
+  const loop = { selected: selection.best!, selectedState: selection.bestState!, last: selection.history.at(-1)!, lastState };
   const fold = (state: Map<string, Tensor>) => {
     const m = o.model.clone();
     for (const [k, v] of state) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
@@ -195,9 +221,9 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
     selectBy: select,
     selected,
     last,
-    history: loop.history,
-    train: loop.train,
-    steps: loop.steps,
+    history: selection.history,
+    train: selection.train(steps),
+    steps,
     seconds: (performance.now() - t0) / 1000,
     featureCache: cached,
   };

@@ -7,6 +7,8 @@ import type { Model } from '../ir/model.js';
 import { createSession, ort } from '../runtime/session.js';
 import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { toInferenceModel } from '../step/export.js';
+import type { Tensor } from '../tensor.js';
+import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
 
 /** Unsupervised (and, when labels are given for evaluation, supervised) scores of one model. */
 export interface Scores {
@@ -117,5 +119,94 @@ export async function scoreModel(model: Model, data: { sourceVal?: BatchSource; 
     return s;
   } finally {
     await session.release();
+  }
+}
+
+/** One scored checkpoint. */
+export interface EvalRecord extends Scores {
+  step: number;
+  epoch: number;
+}
+
+/** Options of {@link CheckpointSelection}. */
+export interface SelectionOptions {
+  /** The forward model the runner's state belongs to (scored with the current state folded in). */
+  forward: Model;
+  data: { sourceVal?: BatchSource; targetSample: BatchSource; targetEval?: BatchSource };
+  select: SelectBy;
+  /** Score every this many steps (default: at the end of each epoch). */
+  evalEvery?: number;
+  /** Labelled rows per step (the source batch), for the mean source accuracy. */
+  labelledRows: number;
+  onStep?: (step: number, total: number, r: { loss: number; metrics: Record<string, number> }) => void;
+  /** Called with each checkpoint's scores as soon as they are computed. */
+  onEval?: (r: EvalRecord) => void;
+}
+
+/**
+ * Checkpoint selection without target labels, as a training callback: every `evalEvery` steps (and at the last
+ * step) the current model is scored ({@link scoreModel}) and the best checkpoint under `select` is kept. The
+ * history, the best checkpoint's weights and the running training-loss sums are checkpoint state, so a resumed
+ * run selects exactly what an uninterrupted one would.
+ */
+export class CheckpointSelection implements Callback {
+  readonly name = 'adapt-selection';
+  history: EvalRecord[] = [];
+  /** The selected checkpoint's record and parameters/BN statistics. */
+  best?: EvalRecord;
+  bestState?: Map<string, Tensor>;
+  private sums: Record<string, number> = {};
+  constructor(private readonly o: SelectionOptions) {}
+
+  async onStepEnd(st: TrainState, r: { loss: number; metrics: Record<string, number> }): Promise<void> {
+    this.sums.loss = (this.sums.loss ?? 0) + r.loss;
+    for (const [k, v] of Object.entries(r.metrics)) this.sums[k] = (this.sums[k] ?? 0) + v;
+    this.o.onStep?.(st.step, st.totalSteps, r);
+    if (st.step % (this.o.evalEvery ?? st.stepsPerEpoch) === 0 || st.step === st.totalSteps) await this.score(st, st.epoch + 1);
+  }
+
+  /** Adds the epoch's latest scores to its metrics (when it was scored at its last step). */
+  onEpochEnd(st: TrainState, m: EpochMetrics): void {
+    const last = this.history.at(-1);
+    if (last?.step !== st.step) return;
+    for (const [k, v] of Object.entries(last)) if (k !== 'step' && k !== 'epoch' && typeof v === 'number') m[k] = v;
+  }
+
+  async onTrainEnd(st: TrainState): Promise<void> {
+    if (st.step > 0 && this.history.at(-1)?.step !== st.step) await this.score(st, st.epoch);
+  }
+
+  /** Mean training losses and metrics over `steps` steps (correct: the source accuracy). */
+  train(steps: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.sums)) out[k] = k === 'correct' ? v / (steps * this.o.labelledRows) : v / steps;
+    return out;
+  }
+
+  private async score(st: TrainState, epoch: number): Promise<void> {
+    const sc = await scoreModel(st.runner.exportForward(this.o.forward), this.o.data);
+    const rec: EvalRecord = { step: st.step, epoch, ...sc };
+    this.history.push(rec);
+    this.o.onEval?.(rec);
+    if (this.o.select === 'last' || !this.best || better(rec, this.best, this.o.select)) {
+      this.best = rec;
+      this.bestState = st.runner.state(['param', 'bn']);
+    }
+  }
+
+  saveState(): unknown {
+    return { history: this.history, best: this.best, sums: this.sums };
+  }
+  loadState(state: unknown): void {
+    const s = state as { history: EvalRecord[]; best?: EvalRecord; sums: Record<string, number> };
+    this.history = s.history;
+    this.best = s.best;
+    this.sums = s.sums;
+  }
+  saveTensors(): Map<string, Tensor> {
+    return this.bestState ?? new Map();
+  }
+  loadTensors(tensors: Map<string, Tensor>): void {
+    this.bestState = tensors;
   }
 }

@@ -87,7 +87,7 @@ function limited<T extends { length: number; subset(idx: ArrayLike<number>): T }
 
 /**
  * The unlabelled target. A folder's images are read recursively (labels from sub-folder names are ignored);
- * a manifest with a label column is refused, since adaptation never trains on target labels.
+ * a manifest's label column, if any, is ignored too (with a warning): adaptation never trains on target labels.
  */
 export async function loadTarget(ref: string, pre: PreprocessConfig, warn: Warn): Promise<UnlabelledSource> {
   if (isBuiltin(ref)) {
@@ -103,9 +103,9 @@ export async function loadTarget(ref: string, pre: PreprocessConfig, warn: Warn)
     const { ManifestDataset } = await import('../data/dataset.js');
     const ds = await ManifestDataset.load(ref, { onWarning: warn });
     if (ds.labels())
-      throw new Error(
-        `--target: the manifest ${ref} has a label column, and unsupervised adaptation never trains on target labels. ` +
-          'Give the target images without labels (a folder, or a manifest with only a path column), and pass the labelled file as --target-eval to evaluate on it.',
+      warn(
+        `--target: the manifest ${ref} has a label column; its labels are ignored (unsupervised adaptation never trains on target labels). ` +
+          'To evaluate on them, pass the same file as --target-eval.',
       );
     const paths = [...ds.paths];
     return unlabelled((await ImageSource.create(paths, new Int32Array(paths.length), { preprocess: pre, onWarning: warn })).source);
@@ -121,7 +121,7 @@ export async function loadTarget(ref: string, pre: PreprocessConfig, warn: Warn)
   return unlabelled((await ImageSource.create(paths, new Int32Array(paths.length), { preprocess: pre, onWarning: warn })).source);
 }
 
-/** Labelled target data for evaluation only: `mnist-style-shift` (the shifted MNIST test set), `mnist`, or a class folder. */
+/** Labelled target data for evaluation only: `mnist-style-shift` (the shifted MNIST test set), `mnist`, a class folder or a labelled manifest. */
 export async function loadTargetEval(ref: string, pre: PreprocessConfig, classes: string[], warn: Warn): Promise<BatchSource> {
   if (isBuiltin(ref)) {
     checkMnistSized(pre, `--target-eval ${ref}`);
@@ -132,11 +132,21 @@ export async function loadTargetEval(ref: string, pre: PreprocessConfig, classes
       throw new Error(`--target-eval ${ref} has the 10 MNIST digit classes, but the source has ${classes.length} classes (${classes.join(', ')}).`);
     return new ArraySource(arraysFor(x, pre, `--target-eval ${ref}`), m.test.y, [1, 28, 28], 10);
   }
-  if (!statOrThrow(ref, '--target-eval', 'a labelled image folder (one sub-folder per class) or mnist-style-shift').isDirectory())
-    throw new Error(`--target-eval: ${ref} is a file; give an image folder with one sub-folder per source class.`);
-  const { ImageFolderDataset } = await import('../data/dataset.js');
+  const isDir = statOrThrow(
+    ref,
+    '--target-eval',
+    'a labelled image folder (one sub-folder per class), a labelled manifest, or mnist-style-shift',
+  ).isDirectory();
+  const { ImageFolderDataset, ManifestDataset } = await import('../data/dataset.js');
   const { ImageSource } = await import('../data/image-source.js');
-  const ds = await ImageFolderDataset.load(ref, { classes, onWarning: warn });
+  let ds: Awaited<ReturnType<typeof ImageFolderDataset.load>> | Awaited<ReturnType<typeof ManifestDataset.load>>;
+  try {
+    ds = isDir ? await ImageFolderDataset.load(ref, { classes, onWarning: warn }) : await ManifestDataset.load(ref, { classes });
+  } catch (e) {
+    throw new Error(`--target-eval: ${(e as Error).message}`);
+  }
+  if (!ds.labels())
+    throw new Error(`--target-eval: the manifest ${ref} has no label column; evaluation needs labels (a "label" column with the source's class names).`);
   const paths = [...ds.paths];
   return (await ImageSource.create(paths, ds.labels()!, { preprocess: pre, numClasses: classes.length, onWarning: warn })).source;
 }

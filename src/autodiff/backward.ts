@@ -3,10 +3,10 @@
  * trainable value and upstream of the loss, so nothing frozen is differentiated.
  * Each op's rule lives beside the op in src/ops/<family>.ts.
  */
-import '../ops/index.js';
 import { Emitter } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
-import { opDef } from '../ops/registry.js';
+import { opDef, requireOpDef } from '../ir/op-registry.js';
+import { registerStandardOps } from '../ops/index.js';
 
 export interface BackwardResult {
   /** Gradient value name for each requested value (absent if the loss does not depend on it). */
@@ -21,6 +21,7 @@ export interface BackwardResult {
  * @throws when an op on the path has no gradient rule (naming the node and op).
  */
 export function backward(graph: Graph, opset: number, loss: string, wrt: string[], seed?: string): BackwardResult {
+  registerStandardOps();
   const e = new Emitter(graph, opset, 'grad/');
   const fwd = [...graph.nodes];
 
@@ -67,8 +68,8 @@ export function backward(graph: Graph, opset: number, loss: string, wrt: string[
   for (const n of onPath) {
     const dys = n.outputs.map((o) => (o ? total(o) : null));
     if (dys.every((d) => d === null)) continue;
-    const def = opDef(n.op);
-    if (!def?.grad)
+    const def = requireOpDef(n);
+    if (!def.grad)
       throw new Error(
         `No gradient rule for op ${n.op} (node "${n.name}") inside the trainable part of the graph. ` +
           `Freeze the layers up to and including this node (train only what comes after it), or file an issue asking for a ${n.op} rule.`,

@@ -7,6 +7,7 @@
 import { Emitter } from '../ir/emit.js';
 import { Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../ir/model.js';
+import { registerStandardOps } from '../ops/index.js';
 import { createSession, runHost } from '../runtime/session.js';
 import { Rng, Tensor } from '../tensor.js';
 import { backward } from './backward.js';
@@ -38,6 +39,7 @@ export interface GradCheckResult {
 
 /** Runs a finite-difference check; see {@link GradCheckSpec}. */
 export async function gradCheck(spec: GradCheckSpec): Promise<GradCheckResult> {
+  registerStandardOps();
   const opset = spec.opset ?? DEFAULT_OPSET;
   const rng = new Rng(spec.seed ?? 7);
   const g = new Graph();

@@ -5,6 +5,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
+import { registerStandardOps } from '../ops/index.js';
+import { setDefaultThreads } from '../runtime/threads.js';
 import { configureProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import { COMMANDS } from './commands/index.js';
@@ -12,6 +14,7 @@ import { formatError, type GlobalOptions, positiveInt } from './context.js';
 
 /** Builds the program with every registered command; exposed for tests and embedding. */
 export function buildProgram(): Command {
+  registerStandardOps();
   const program = new Command('graft')
     .description('Transfer learning for TypeScript: inspect, cut, fine-tune and export ONNX models on onnxruntime-node.')
     .version(graftVersion(), '-V, --version', 'print the graft version')
@@ -24,7 +27,7 @@ export function buildProgram(): Command {
     .exitOverride();
   program.hook('preAction', (_root, action) => {
     const g = action.optsWithGlobals() as GlobalOptions;
-    if (g.threads) process.env.GRAFT_THREADS = String(g.threads);
+    if (g.threads) setDefaultThreads(g.threads);
     configureProgress({ json: !!g.json, quiet: !!g.quiet });
   });
   for (const c of COMMANDS) c.register(program);

@@ -183,8 +183,6 @@ async function mccPhase(
 ): Promise<number> {
   const batch = 64;
   const pick = new Rng(2000 + o.seed).permutation(src.length).subarray(0, Math.min(src.length, steps * batch));
-  const cbs = o.progress?.('adapt (MCC, no target labels)', Math.floor(pick.length / batch)) ?? [];
-  const state = (step: number) => ({ step }) as never;
   const res = await timed(sec, 'mcc', () =>
     adapt({
       model: pre.model,
@@ -194,12 +192,9 @@ async function mccPhase(
       epochs: 1,
       batchSize: batch,
       seed: o.seed,
-      onStep: (step, _total, r) => {
-        for (const c of cbs) void c.onStepEnd?.(state(step), { ...r, lr: 0 });
-      },
+      callbacks: o.progress?.('adapt (MCC, no target labels)', Math.floor(pick.length / batch)),
     }),
   );
-  for (const c of cbs) void c.onTrainEnd?.(state(res.steps));
   return 100 * (await new Network(res.model).evaluate(test, 500)).acc;
 }
 

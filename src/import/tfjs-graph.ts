@@ -7,7 +7,7 @@
 import { Emitter } from '../ir/emit.js';
 import { Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../ir/model.js';
-import '../ops/index.js';
+import { registerStandardOps } from '../ops/index.js';
 import { Tensor } from '../tensor.js';
 import { GRAPH_OPS, type GraphCtx, type GValue, type TfNode } from './graph-ops.js';
 import { renameRecent } from './keras-context.js';
@@ -33,6 +33,7 @@ export interface TfjsGraphSource {
  *   graft cannot express.
  */
 export function importTfjsGraph(src: TfjsGraphSource, opts: ImportOptions = {}): Model {
+  registerStandardOps();
   const where = src.source ?? 'TensorFlow.js graph model';
   const nodes = ((src.modelTopology as { node?: TfNode[] } | null)?.node ?? []) as TfNode[];
   if (nodes.length === 0)

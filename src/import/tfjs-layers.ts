@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Emitter } from '../ir/emit.js';
 import { Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../ir/model.js';
-import '../ops/index.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Tensor } from '../tensor.js';
 import { describeFsError } from '../util/fs-errors.js';
 import { resolveInsideFolder } from '../util/safe-path.js';
@@ -74,6 +74,7 @@ export type TfjsLayersSource =
  *   mis-sized shards.
  */
 export function importTfjsLayers(src: string | TfjsLayersSource, opts: ImportOptions = {}): Model {
+  registerStandardOps();
   const s = typeof src === 'string' ? readModelJson(src) : src;
   const where = s.source ?? 'TensorFlow.js model';
   const top = topModelConfig(s.modelTopology, where);

@@ -4,10 +4,10 @@
  * Opset-dependent forms (axes as attribute or input) are hidden behind helpers.
  */
 
-import { type InferContext, opDef } from '../ops/registry.js';
-import { broadcastReduceAxes, desc } from '../ops/shape-utils.js';
 import { Tensor } from '../tensor.js';
 import type { AttrValue, Dim, Graph, Node, ValueInfo } from './graph.js';
+import { type InferContext, requireOpDef } from './op-registry.js';
+import { broadcastReduceAxes, desc } from './shape-utils.js';
 
 export class Emitter implements InferContext {
   private producers?: Map<string, Node>;
@@ -24,7 +24,7 @@ export class Emitter implements InferContext {
     return this.producers.get(name);
   }
 
-  /** Emits one node with `nOut` outputs and returns their names. Output shapes are inferred when the op is known. */
+  /** Emits one node with `nOut` outputs and returns their names, with their inferred shapes (throws for an op graft does not know). */
   opN(op: string, inputs: string[], attrs: Record<string, AttrValue> = {}, nOut = 1, hint?: string): string[] {
     const base = `${this.prefix}${hint ?? op}`;
     const outputs = Array.from({ length: nOut }, () => this.graph.fresh(base));
@@ -147,10 +147,9 @@ export class Emitter implements InferContext {
   }
 }
 
-/** Infers and records the output types of one node (no-op for ops without a definition). */
+/** Infers and records the output types of one node; throws naming the node and op when graft has no definition of the op. */
 export function inferNode(graph: Graph, node: Node, ctx: InferContext): void {
-  const def = opDef(node.op);
-  if (!def) return;
+  const def = requireOpDef(node);
   const ins = node.inputs.map((i) => (i ? graph.info(i) : undefined));
   const outs = def.infer(node, ins, ctx);
   node.outputs.forEach((o, k) => {
@@ -159,7 +158,7 @@ export function inferNode(graph: Graph, node: Node, ctx: InferContext): void {
   });
 }
 
-/** Runs shape inference over a whole (topologically sorted) graph. Unknown ops leave their outputs untyped. */
+/** Runs shape inference over a whole (topologically sorted) graph; throws at the first op graft does not know. */
 export function inferShapes(graph: Graph, opset: number): void {
   const e = new Emitter(graph, opset);
   for (const n of graph.nodes) inferNode(graph, n, e);

@@ -1,14 +1,14 @@
 /**
- * Graph surgery on models: cut out a feature extractor, find where the classifier starts, graft a
- * new head, and group parameters into stages (for `graft inspect` and "unfreeze the last N stages").
+ * Graph surgery on models: cut out a feature extractor, find where the classifier starts, set or append
+ * outputs, and group parameters into stages (for `graft inspect` and "unfreeze the last N stages").
+ * Grafting a new head (which needs nn/'s modules) is `replaceHead` in src/nn/replace-head.ts.
  * Every function returns a new Model and leaves its argument untouched (weights are shared, not copied).
  */
-import { type Module, setOutput } from '../nn/module.js';
-import { bufferNames, paramNames, paramPaths } from '../nn/params.js';
-import { Rng } from '../tensor.js';
 import { Emitter, inferShapes } from './emit.js';
 import type { Dim, Graph, Node, ValueInfo } from './graph.js';
 import type { Model } from './model.js';
+import { opTableLoaded } from './op-registry.js';
+import { bufferNames, paramNames, paramPaths } from './params.js';
 
 /** Resolves a value name, or a node name (meaning that node's first output), to a value produced in the graph. */
 export function resolveValue(g: Graph, nameOrNode: string, who: string): string {
@@ -20,16 +20,38 @@ export function resolveValue(g: Graph, nameOrNode: string, who: string): string 
   throw new Error(`${who}: the graph has no value or node named "${nameOrNode}". Run \`graft inspect\` to list node and value names.`);
 }
 
+/**
+ * Makes `y` the graph's single output named `outputName` (renaming it, or adding an Identity when
+ * `y` is a graph input or must keep its name). Used by Module.build and by graph surgery.
+ */
+export function setOutput(e: Emitter, y: string, outputName: string, who: string): void {
+  const g = e.graph;
+  let out = y;
+  if (y !== outputName) {
+    if (g.has(outputName)) throw new Error(`${who}: output name "${outputName}" is already used by a value in the graph; choose another outputName.`);
+    const isProduced = g.nodes.some((n) => n.outputs.includes(y));
+    if (!isProduced || g.outputs.some((o) => o.name === y)) {
+      g.addNode('Identity', [y], [outputName], {}, g.fresh(`${outputName}_identity`));
+      const info = g.info(y);
+      if (info) g.valueInfo.set(outputName, { ...info, name: outputName, shape: info.shape ? [...info.shape] : undefined });
+    } else g.rename(y, outputName);
+    out = outputName;
+  }
+  const info = g.info(out);
+  g.outputs = [{ name: out, dtype: info?.dtype ?? 'float32', shape: info?.shape ? [...info.shape] : undefined }];
+}
+
 /** Type and shape of a value, running shape inference on a copy when the model does not record it. */
-function infoOf(model: Model, value: string): ValueInfo {
+export function valueInfoOf(model: Model, value: string): ValueInfo {
   let info = model.graph.info(value);
   if (!info?.shape) {
     const g = model.graph.clone();
     try {
       inferShapes(g, model.opset);
       info = g.info(value) ?? info;
-    } catch {
-      // inference is best effort here; callers cope with an unknown shape
+    } catch (err) {
+      // inference is best effort here (callers cope with an unknown shape), but an unloaded op table is a bug to report
+      if (!opTableLoaded()) throw err;
     }
   }
   return { name: value, dtype: info?.dtype ?? 'float32', shape: info?.shape ? [...info.shape] : undefined };
@@ -49,7 +71,7 @@ export function extractSubgraph(model: Model, outputValue: string, opts: Extract
   const v = resolveValue(model.graph, outputValue, 'extractSubgraph');
   const m = model.clone();
   const g = m.graph;
-  g.outputs = [infoOf(model, v)];
+  g.outputs = [valueInfoOf(model, v)];
   g.prune();
   if (opts.outputName && opts.outputName !== v) setOutput(new Emitter(g, m.opset), v, opts.outputName, 'extractSubgraph');
   else if (g.inputs.some((i) => i.name === v))
@@ -110,58 +132,12 @@ export function findCut(model: Model): Cut {
       `findCut: no Gemm or MatMul classifier feeds the output "${out}", so graft cannot tell where the features end. Name the cut yourself: pass { cut: '<value or node name>' } (e.g. the GlobalAveragePool or Flatten output); \`graft inspect\` lists the nodes.`,
     );
   const value = last.inputs[0]!;
-  return { value, node: last, dims: infoOf(model, value).shape };
+  return { value, node: last, dims: valueInfoOf(model, value).shape };
 }
 
 /** The feature value of a classifier: the input of its final Gemm/MatMul (see {@link findCut}). */
 export function featureValue(model: Model): string {
   return findCut(model).value;
-}
-
-/** Options of {@link replaceHead}. */
-export interface ReplaceHeadOptions {
-  /** Value or node name to cut at (default: {@link findCut}). */
-  cut?: string;
-  /** Seed of the new head's initialization (default 0). */
-  seed?: number;
-  /** Name of the new output (default 'logits'). */
-  outputName?: string;
-  /** state_dict prefix of the head's parameters (default 'head': "head.0.weight", …). */
-  prefix?: string;
-}
-
-/**
- * Removes everything after the cut and emits `head` on the cut value: the result computes
- * `head(features(input))` with the backbone's weights unchanged and the head freshly initialised from `seed`.
- * Records `graft.cut` and `graft.head_params` (JSON list) in the model metadata.
- */
-export function replaceHead(model: Model, head: Module, opts: ReplaceHeadOptions = {}): Model {
-  const cut = opts.cut !== undefined ? resolveValue(model.graph, opts.cut, 'replaceHead') : findCut(model).value;
-  const m = extractSubgraph(model, cut);
-  const g = m.graph;
-  const outputName = opts.outputName ?? 'logits';
-  let x = cut;
-  if (x === outputName && !g.inputs.some((v) => v.name === x)) {
-    // cutting at the old output (e.g. a feature extractor's 'logits'): free the name for the new head
-    x = g.fresh('features');
-    g.rename(cut, x);
-  }
-  const before = new Set(g.initializers.keys());
-  const e = new Emitter(g, m.opset);
-  const prefix = opts.prefix ?? 'head';
-  let y: string;
-  try {
-    y = head.emit(e, x, prefix, new Rng(opts.seed ?? 0));
-  } catch (err) {
-    const dims = infoOf(m, x).shape?.map((d) => d ?? '?');
-    throw new Error(
-      `replaceHead: the new head does not fit the features at "${cut}" (shape ${dims ? `[${dims.join(', ')}]` : 'unknown'}): ${(err as Error).message}`,
-    );
-  }
-  setOutput(e, y, outputName, 'replaceHead');
-  m.metadata['graft.cut'] = x;
-  m.metadata['graft.head_params'] = JSON.stringify(paramNames(m).filter((p) => !before.has(p)));
-  return m;
 }
 
 /** Options of {@link appendOps}. */
@@ -270,7 +246,7 @@ export function stages(model: Model): Stage[] {
 export function suffixFrom(model: Model, cut: string, opts: { inputName?: string } = {}): Model {
   const m = model.clone();
   const g = m.graph;
-  const info = infoOf(model, cut);
+  const info = valueInfoOf(model, cut);
   g.nodes = g.nodes.filter((n) => !n.outputs.includes(cut));
   g.inputs = [{ name: cut, dtype: info.dtype, shape: info.shape }];
   g.prune();

@@ -8,7 +8,8 @@
  * ```
  */
 
-export { featureValue, findCut } from '../ir/surgery.js';
+export { bufferNames, paramCount, paramNames, paramPaths } from '../ir/params.js';
+export { featureValue, findCut, setOutput } from '../ir/surgery.js';
 export { type MlpOptions, mlp } from './arch/mlp.js';
 export { BasicBlock, ResNet, type ResNetOptions, resnet18, resnet34 } from './arch/resnet.js';
 export { type LeNetOptions, lenet, lenet5, type SmallCnnOptions, smallCNN } from './arch/small.js';
@@ -43,5 +44,5 @@ export {
   type LinearOptions,
   linear,
 } from './layers.js';
-export { addParam, type BuildOptions, join, Module, scoped, setOutput } from './module.js';
-export { bufferNames, paramCount, paramNames, paramPaths } from './params.js';
+export { addParam, type BuildOptions, join, Module, scoped } from './module.js';
+export { type ReplaceHeadOptions, replaceHead } from './replace-head.js';

@@ -2,10 +2,11 @@
  * The module abstraction of graft's PyTorch-like builder: a module emits its forward computation as
  * standard ONNX ops into an {@link Emitter}, naming its parameters like PyTorch's state_dict keys.
  */
-import '../ops/index.js';
 import { Emitter } from '../ir/emit.js';
 import { type Dim, Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../ir/model.js';
+import { setOutput } from '../ir/surgery.js';
+import { registerStandardOps } from '../ops/index.js';
 import { Rng, type Tensor } from '../tensor.js';
 
 /** Options for {@link Module.build}. */
@@ -103,6 +104,7 @@ export abstract class Module {
     const inputName = opts.inputName ?? 'input';
     const outputName = opts.outputName ?? 'logits';
     if (inputName === outputName) throw new Error(`${this.kind}.build: inputName and outputName are both "${inputName}"; give them different names.`);
+    registerStandardOps();
     const g = new Graph();
     g.name = opts.name ?? this.kind;
     g.inputs.push({ name: inputName, dtype: 'float32', shape: [...inputShape] });
@@ -113,25 +115,4 @@ export abstract class Module {
     m.metadata['graft.builder'] = this.kind;
     return m;
   }
-}
-
-/**
- * Makes `y` the graph's single output named `outputName` (renaming it, or adding an Identity when
- * `y` is a graph input or must keep its name). Used by build and by graph surgery.
- */
-export function setOutput(e: Emitter, y: string, outputName: string, who: string): void {
-  const g = e.graph;
-  let out = y;
-  if (y !== outputName) {
-    if (g.has(outputName)) throw new Error(`${who}: output name "${outputName}" is already used by a value in the graph; choose another outputName.`);
-    const isProduced = g.nodes.some((n) => n.outputs.includes(y));
-    if (!isProduced || g.outputs.some((o) => o.name === y)) {
-      g.addNode('Identity', [y], [outputName], {}, g.fresh(`${outputName}_identity`));
-      const info = g.info(y);
-      if (info) g.valueInfo.set(outputName, { ...info, name: outputName, shape: info.shape ? [...info.shape] : undefined });
-    } else g.rename(y, outputName);
-    out = outputName;
-  }
-  const info = g.info(out);
-  g.outputs = [{ name: out, dtype: info?.dtype ?? 'float32', shape: info?.shape ? [...info.shape] : undefined }];
 }

@@ -5,9 +5,13 @@
  */
 import type { Emitter } from '../ir/emit.js';
 import { attrFloat, attrString, type Node } from '../ir/graph.js';
+import { OpFamily } from '../ir/op-registry.js';
+import { desc, sameAsInput } from '../ir/shape-utils.js';
 import { dtypeToOnnx } from '../onnx/tensor-proto.js';
-import { defineOp } from './registry.js';
-import { desc, sameAsInput } from './shape-utils.js';
+
+/** The activations ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const activationOps = new OpFamily('activations');
+const defineOp = activationOps.define;
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 const INV_SQRT_2 = Math.SQRT1_2;

@@ -1,8 +1,12 @@
 /** Broadcasting arithmetic: Add, Sub, Mul, Div, Neg, Sum, Pow, Sqrt, Exp, Log, Abs, Reciprocal, and comparisons. */
 
 import type { Node, ValueInfo } from '../ir/graph.js';
-import { defineOp, type TypeShape } from './registry.js';
-import { broadcastAll, sameAsInput } from './shape-utils.js';
+import { OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { broadcastAll, sameAsInput } from '../ir/shape-utils.js';
+
+/** The arith ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const arithOps = new OpFamily('arith');
+const defineOp = arithOps.define;
 
 function broadcastInfer(n: Node, ins: (ValueInfo | undefined)[]): TypeShape[] {
   return [{ dtype: ins[0]?.dtype ?? ins[1]?.dtype ?? 'float32', shape: broadcastAll(ins, `node "${n.name}" (${n.op})`) }];
@@ -77,6 +81,8 @@ defineOp('Pow', {
 });
 
 for (const op of ['Sign', 'Floor', 'Ceil', 'Round']) defineOp(op, { infer: sameAsInput() });
+// elementwise functions graft can run and infer through (e.g. in a frozen backbone) but has no gradient rule for
+for (const op of ['Sin', 'Cos', 'Tan', 'Asin', 'Acos', 'Atan', 'Sinh', 'Cosh', 'Asinh', 'Acosh', 'Atanh']) defineOp(op, { infer: sameAsInput() });
 for (const op of ['Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Xor']) defineOp(op, { infer: boolInfer });
 defineOp('Not', { infer: (_n, ins) => [{ dtype: 'bool', shape: ins[0]?.shape }] });
 

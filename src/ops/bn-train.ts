@@ -2,7 +2,7 @@
  * BatchNormTrain (domain "graft"): training-mode batch normalization as one node while graft
  * differentiates, so its backward is the lean closed form (two reductions and three passes for dx) instead
  * of what the generic rules make of the decomposed ops (≈20 passes). Before a model is serialized,
- * {@link lowerGraftOps} expands it into standard ONNX ops, so no custom op ever reaches a runtime.
+ * lowerGraftOps (src/ir/op-registry.ts) expands it into standard ONNX ops, so no custom op ever reaches a runtime.
  *
  * Inputs: X (N, C, ...), scale [C], bias [C]. Attribute: epsilon.
  * Outputs: Y, batch mean and biased variance (shape [1, C, 1, ...]), the centred input X − mean, invstd.
@@ -10,12 +10,14 @@
  */
 import { type Emitter, inferNode } from '../ir/emit.js';
 import { attrFloat, type Node } from '../ir/graph.js';
+import { GRAFT_DOMAIN, OpFamily } from '../ir/op-registry.js';
+import { desc } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
 import { channelBroadcast, nonChannelAxes } from './norm.js';
-import { defineOp } from './registry.js';
-import { desc } from './shape-utils.js';
 
-export const GRAFT_DOMAIN = 'graft';
+/** The bn-train ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const bnTrainOps = new OpFamily('bn-train');
+const defineOp = bnTrainOps.define;
 
 defineOp('BatchNormTrain', {
   infer: (_n, ins) => {
@@ -52,6 +54,7 @@ defineOp('BatchNormTrain', {
     if (needs[2]) out[2] = e.squeeze(dbetaK, axes);
     return out;
   },
+  lower: (e, n) => lowerBatchNormTrain(e, n),
 });
 
 /** scale·x + bias per channel (scale, bias shaped [1, C, 1, ...]) in one pass: BatchNormalization with mean 0, var 1, epsilon 0. */
@@ -133,26 +136,4 @@ function meanOfSquares(e: Emitter, v: string, r: number, n: Node): string {
   const total = e.reduceSum(rows, [0], true); // [1, C, 1]
   const stat = e.op('Reshape', [total, e.ints([1, -1, ...Array(r - 2).fill(1)])]);
   return e.div(stat, perChannelCount(e, n, r));
-}
-
-/** Lowerings of other graft-domain ops (e.g. GradReverse in grl.ts), registered by the op's own file. */
-const lowerings = new Map<string, (e: Emitter, n: Node) => void>();
-
-/** Registers how `lowerGraftOps` expands the graft-domain op `op` into standard ops writing the node's output names. */
-export function registerGraftLowering(op: string, lower: (e: Emitter, n: Node) => void): void {
-  lowerings.set(op, lower);
-}
-
-/** Replaces every graft-domain node by standard ONNX ops (call before serializing a graph graft built). */
-export function lowerGraftOps(e: Emitter): void {
-  const g = e.graph;
-  const custom = g.nodes.filter((n) => n.domain === GRAFT_DOMAIN);
-  if (!custom.length) return;
-  g.nodes = g.nodes.filter((n) => n.domain !== GRAFT_DOMAIN);
-  for (const n of custom) {
-    if (n.op === 'BatchNormTrain') lowerBatchNormTrain(e, n);
-    else if (lowerings.has(n.op)) lowerings.get(n.op)!(e, n);
-    else throw new Error(`Internal error: no lowering for graft op ${n.op} (node "${n.name}").`);
-  }
-  g.topoSort();
 }

@@ -17,9 +17,13 @@
 
 import type { Emitter } from '../ir/emit.js';
 import { attrInt, attrInts, attrString, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
+import { OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { desc, requireShape, staticDims } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
-import { defineOp, type TypeShape } from './registry.js';
-import { desc, requireShape, staticDims } from './shape-utils.js';
+
+/** The conv ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const convOps = new OpFamily('conv');
+const defineOp = convOps.define;
 
 /** Explicit per-axis geometry of a sliding-window op (Conv, ConvTranspose, pooling). */
 export interface WindowAxis {

@@ -8,13 +8,17 @@
  * - `StopGradient(x)`: identity forward, no gradient (PyTorch's `.detach()`); its output is not
  *   differentiable, so the autodiff driver never walks through it.
  *
- * Both exist only while graft differentiates: {@link lowerGraftOps} (src/ops/bn-train.ts) turns them into
- * `Identity` before a model is serialized, through the lowering registered here.
+ * Both exist only while graft differentiates: lowerGraftOps (src/ir/op-registry.ts) turns them into
+ * `Identity` before a model is serialized, through the `lower` of their op definitions.
  */
 import { type Emitter, inferNode } from '../ir/emit.js';
-import { GRAFT_DOMAIN, registerGraftLowering } from './bn-train.js';
-import { defineOp } from './registry.js';
-import { desc, sameAsInput } from './shape-utils.js';
+import type { Node } from '../ir/graph.js';
+import { GRAFT_DOMAIN, OpFamily } from '../ir/op-registry.js';
+import { desc, sameAsInput } from '../ir/shape-utils.js';
+
+/** The grl ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const grlOps = new OpFamily('grl');
+const defineOp = grlOps.define;
 
 defineOp('GradReverse', {
   infer: sameAsInput(),
@@ -23,11 +27,13 @@ defineOp('GradReverse', {
     if (!lambda) throw new Error(`${desc(n)}: GradReverse needs a second input λ (a float32 scalar). Build it with gradReverse(e, x, lambda).`);
     return [needs[0] ? e.mul(dy!, e.neg(lambda)) : null, null];
   },
+  lower: lowerToIdentity,
 });
 
 defineOp('StopGradient', {
   infer: sameAsInput(),
   nonDifferentiableOutputs: [0],
+  lower: lowerToIdentity,
 });
 
 function emitGraft(e: Emitter, op: string, inputs: string[]): string {
@@ -56,7 +62,7 @@ export function stopGradient(e: Emitter, x: string): string {
   return emitGraft(e, 'StopGradient', [x]);
 }
 
-for (const op of ['GradReverse', 'StopGradient'])
-  registerGraftLowering(op, (e, n) => {
-    e.graph.addNode('Identity', [n.inputs[0]!], [n.outputs[0]!], {}, e.graph.fresh(`${n.name}/Identity`));
-  });
+/** Both are the identity once nothing is differentiated any more. */
+function lowerToIdentity(e: Emitter, n: Node): void {
+  e.graph.addNode('Identity', [n.inputs[0]!], [n.outputs[0]!], {}, e.graph.fresh(`${n.name}/Identity`));
+}

@@ -1,8 +1,12 @@
 /** Gemm and MatMul, with gradients as Gemm/MatMul using transpose flags instead of explicit Transpose where possible. */
 
 import { attrFloat, attrInt, type Dim } from '../ir/graph.js';
-import { defineOp } from './registry.js';
-import { broadcastShapes, desc } from './shape-utils.js';
+import { OpFamily } from '../ir/op-registry.js';
+import { broadcastShapes, desc } from '../ir/shape-utils.js';
+
+/** The matmul ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const matmulOps = new OpFamily('matmul');
+const defineOp = matmulOps.define;
 
 defineOp('Gemm', {
   infer: (n, ins) => {

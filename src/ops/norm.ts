@@ -1,12 +1,16 @@
 /**
  * Normalization ops: BatchNormalization (eval-mode gradient; training mode is rewritten into standard ops by
- * `toTrainingGraph` in src/train/mode.ts), LayerNormalization (opset 17) and InstanceNormalization.
+ * `toTrainingGraph` in src/step/mode.ts), LayerNormalization (opset 17) and InstanceNormalization.
  */
 
 import type { Emitter } from '../ir/emit.js';
 import { attrFloat, attrInt, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
-import { defineOp, type InferContext, type TypeShape } from './registry.js';
-import { desc, normAxis, requireShape } from './shape-utils.js';
+import { type InferContext, OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { desc, normAxis, requireShape } from '../ir/shape-utils.js';
+
+/** The norm ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const normOps = new OpFamily('norm');
+const defineOp = normOps.define;
 
 /**
  * True when a BatchNormalization node computes batch statistics: `training_mode=1` (BN-14/15), or, for
@@ -60,7 +64,7 @@ defineOp('BatchNormalization', {
     if (isTrainingBatchNorm(n, e.opset))
       throw new Error(
         `${desc(n)} is in training mode (it computes batch statistics); graft has no direct gradient rule for that form. ` +
-          'Call toTrainingGraph(graph, opset, { trainBN }) from src/train/mode.ts before differentiating: it rewrites training-mode ' +
+          'Call toTrainingGraph(graph, opset, { trainBN }) from src/step/mode.ts before differentiating: it rewrites training-mode ' +
           'BatchNormalization into standard ops (or freezes it when trainBN returns false).',
       );
     const [x, scale, , mean, variance] = n.inputs as [string, string, string, string, string];

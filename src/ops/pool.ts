@@ -13,10 +13,14 @@
 
 import { type Emitter, inferNode } from '../ir/emit.js';
 import { attrInt, attrInts, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
+import { OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { desc, requireShape, staticDims } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
 import { annotate, windowAxis } from './conv.js';
-import { defineOp, type TypeShape } from './registry.js';
-import { desc, requireShape, staticDims } from './shape-utils.js';
+
+/** The pool ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const poolOps = new OpFamily('pool');
+const defineOp = poolOps.define;
 
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 const prod = (xs: number[]) => xs.reduce((a, b) => a * b, 1);

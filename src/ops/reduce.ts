@@ -2,8 +2,12 @@
 
 import type { Emitter } from '../ir/emit.js';
 import { attrInt, attrInts, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
-import { defineOp, type InferContext, type OpDef } from './registry.js';
-import { normAxis } from './shape-utils.js';
+import { type InferContext, type OpDef, OpFamily } from '../ir/op-registry.js';
+import { normAxis } from '../ir/shape-utils.js';
+
+/** The reduce ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const reduceOps = new OpFamily('reduce');
+const defineOp = reduceOps.define;
 
 /** The normalized reduction axes of a Reduce* node (all axes when none are given). */
 export function reduceAxes(n: Node, rank: number, ctx: InferContext): number[] {

@@ -1,10 +1,14 @@
 /** Shape-only ops: Reshape, Flatten, Shape, Constant, Identity, Cast, Unsqueeze, Squeeze, Transpose. */
 
 import { attrInt, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
+import { OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { desc, normAxis, sameAsInput } from '../ir/shape-utils.js';
 import { dtypeFromOnnx, dtypeToOnnx } from '../onnx/tensor-proto.js';
 import { Tensor } from '../tensor.js';
-import { defineOp, type TypeShape } from './registry.js';
-import { desc, normAxis, sameAsInput } from './shape-utils.js';
+
+/** The shape-ops ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const shapeOps = new OpFamily('shape-ops');
+const defineOp = shapeOps.define;
 
 defineOp('Identity', { infer: sameAsInput(), grad: (_e, _n, [dy]) => [dy] });
 
@@ -80,7 +84,7 @@ defineOp('Flatten', {
   grad: (e, n, [dy]) => [e.reshapeLike(dy!, n.inputs[0]!)],
 });
 
-function axesInput(n: import('../ir/graph.js').Node, ctx: import('./registry.js').InferContext): number[] | undefined {
+function axesInput(n: import('../ir/graph.js').Node, ctx: import('../ir/op-registry.js').InferContext): number[] | undefined {
   if (n.inputs[1]) return ctx.constant(n.inputs[1])?.toNumbers();
   return Array.isArray(n.attrs.axes) ? (n.attrs.axes as number[]) : undefined;
 }

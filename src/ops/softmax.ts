@@ -3,8 +3,12 @@
 import type { Emitter } from '../ir/emit.js';
 import type { Node } from '../ir/graph.js';
 import { attrInt } from '../ir/graph.js';
-import { defineOp } from './registry.js';
-import { normAxis, sameAsInput } from './shape-utils.js';
+import { OpFamily } from '../ir/op-registry.js';
+import { normAxis, sameAsInput } from '../ir/shape-utils.js';
+
+/** The softmax ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const softmaxOps = new OpFamily('softmax');
+const defineOp = softmaxOps.define;
 
 function axisOf(e: Emitter, n: Node): number {
   return normAxis(attrInt(n, 'axis', -1), e.rank(n.inputs[0]!) ?? 2);

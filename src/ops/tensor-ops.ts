@@ -5,9 +5,13 @@
  */
 import type { Emitter } from '../ir/emit.js';
 import { attrInt, attrString, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
+import { type InferContext, OpFamily } from '../ir/op-registry.js';
+import { desc, normAxis, requireShape, sameAsInput, staticDims } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
-import { defineOp, type InferContext } from './registry.js';
-import { desc, normAxis, requireShape, sameAsInput, staticDims } from './shape-utils.js';
+
+/** The tensor-ops ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
+export const tensorOps = new OpFamily('tensor-ops');
+const defineOp = tensorOps.define;
 
 /** "Until the end" for Slice ends: large, yet exactly representable as int64 from a JS number. */
 const TO_END = Number.MAX_SAFE_INTEGER;
@@ -388,6 +392,23 @@ defineOp('OneHot', {
     const axis = normAxis(attrInt(n, 'axis', -1), q.length + 1);
     return [{ dtype, shape: [...q.slice(0, axis), depth, ...q.slice(axis)] }];
   },
+});
+
+// the k largest (or smallest) values along an axis and their indices; no gradient rule (used under StopGradient)
+defineOp('TopK', {
+  infer: (n, ins, ctx) => {
+    const s = ins[0]?.shape;
+    const dtype = ins[0]?.dtype ?? 'float32';
+    if (!s) return [{ dtype }, { dtype: 'int64' }];
+    const axis = normAxis(attrInt(n, 'axis', -1), s.length);
+    const k = constInts(ctx, n.inputs[1])?.[0] ?? null;
+    const shape = s.map((d, i) => (i === axis ? k : d));
+    return [
+      { dtype, shape },
+      { dtype: 'int64', shape: [...shape] },
+    ];
+  },
+  nonDifferentiableOutputs: [1],
 });
 
 for (const op of ['ArgMax', 'ArgMin'])

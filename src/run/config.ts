@@ -45,6 +45,9 @@ const headSchema = z.strictObject({
 /** Built-in architectures (`resnet18-style` is an alias of `resnet18`). */
 export const ARCHS = ['small-cnn', 'resnet18', 'resnet18-style', 'lenet5'] as const;
 
+/** Width of the CLI's built-in networks when none is given (`--width`; `graft train --arch`, `graft pretrain` and `graft adapt`). */
+export const DEFAULT_ARCH_WIDTH = 16;
+
 const modelSchema = z.strictObject({
   /** ONNX backbone file (its preprocessing comes from the sidecar .json or the model metadata). */
   backbone: file.optional(),

@@ -16,7 +16,7 @@ import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedul
 import type { BatchSource } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { Network } from '../train/network.js';
-import type { GraftConfig } from './config.js';
+import { DEFAULT_ARCH_WIDTH, type GraftConfig } from './config.js';
 
 /** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
 export type LabelledData =
@@ -132,12 +132,11 @@ async function buildArch(cfg: GraftConfig, pre: PreprocessConfig, classes: numbe
   if (arch === 'small-cnn') {
     if (h !== w || h % 4)
       throw new Error(`model.preprocess.size: small-cnn needs a square input whose side is a multiple of 4, got ${h}x${w}; use e.g. --image-size 28 or 32.`);
-    const c1 = width ?? 16;
-    mod = nn.smallCNN({ c1, c2: 2 * c1, feat: 4 * c1, inChannels: c, imageSize: h, classes });
+    mod = nn.smallCNN({ width: width ?? DEFAULT_ARCH_WIDTH, inChannels: c, imageSize: h, classes });
   } else if (arch === 'lenet5') {
     if (h !== 28 || w !== 28) throw new Error(`model.preprocess.size: lenet5 takes 28x28 input, got ${h}x${w}; use --image-size 28 or another arch.`);
     mod = nn.lenet5({ inChannels: c, classes });
-  } else mod = nn.resnet18({ width: width ?? 16, inChannels: c, classes });
+  } else mod = nn.resnet18({ width: width ?? DEFAULT_ARCH_WIDTH, inChannels: c, classes });
   return mod.build({ inputShape: ['N', c, h, w], seed: cfg.run.seed });
 }
 

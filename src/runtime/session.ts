@@ -1,13 +1,14 @@
 /** onnxruntime-node sessions for graft models, and conversion between host Tensors and ort.Tensors. */
-import os from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
+import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
-import { GRAFT_DOMAIN, lowerGraftOps } from '../ops/bn-train.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
+import { defaultThreads } from './threads.js';
 
+export { defaultThreads, setDefaultThreads } from './threads.js';
 export { ort };
 
 /**
@@ -21,7 +22,7 @@ export const ORT_LOG_LEVEL = ORT_LOG_SEVERITY === 4 ? 'fatal' : 'warning';
 ort.env.logLevel = ORT_LOG_LEVEL;
 
 export interface SessionOptions {
-  /** Intra-op threads; default: all cores. */
+  /** Intra-op threads; default: {@link defaultThreads} (the process default, else env GRAFT_THREADS, else all cores). */
   threads?: number;
   /** Graph optimization level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
@@ -57,11 +58,6 @@ export function lowered(model: Model): Model {
   const m = model.clone();
   lowerGraftOps(new Emitter(m.graph, m.opset, 'lower/'));
   return m;
-}
-
-export function defaultThreads(): number {
-  const env = Number(process.env.GRAFT_THREADS);
-  return env > 0 ? env : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
 }
 
 const ORT_TYPES: Partial<Record<DType, ort.Tensor.Type>> = {

@@ -13,6 +13,11 @@ export interface BatchSource {
   readonly sampleShape: readonly number[];
   /** Number of classes (for classification). */
   readonly numClasses?: number;
+  /**
+   * Rows of `x` a batch of `size` samples fills (default `size`). A joint batch source (domain adaptation) appends
+   * unlabelled rows after the `size` labelled ones; `y` always holds `size` labels.
+   */
+  batchRows?(size: number): number;
   /** Writes samples `indices` into `x` (row-major, batch first) and their labels into `y`. */
   fill(indices: ArrayLike<number>, x: Float32Array, y: BigInt64Array, ctx: { epoch: number; seed: number }): void | Promise<void>;
 }
@@ -65,11 +70,15 @@ export function epochOrder(n: number, seed: number, epoch: number, shuffle = tru
 /** Reusable batch buffers, one pair per batch size. */
 export class BatchBuffers {
   private pool = new Map<number, { x: Tensor; y: Tensor }>();
-  constructor(private readonly sampleShape: readonly number[]) {}
+  /** `rows`: rows of x for a batch of `size` labels (a joint source's {@link BatchSource.batchRows}). */
+  constructor(
+    private readonly sampleShape: readonly number[],
+    private readonly rows: (size: number) => number = (size) => size,
+  ) {}
   get(size: number): { x: Tensor; y: Tensor } {
     let b = this.pool.get(size);
     if (!b) {
-      const dims = [size, ...this.sampleShape];
+      const dims = [this.rows(size), ...this.sampleShape];
       b = { x: Tensor.f32(dims), y: new Tensor('int64', [size], new BigInt64Array(size)) };
       this.pool.set(size, b);
     }

@@ -4,14 +4,15 @@
  * optimizer update. Trainable parameters, optimizer state and BN running statistics become graph
  * inputs with matching "<name>.next" outputs that the runner feeds back each step.
  */
-import '../ops/index.js';
+
 import { Emitter, reinferShapes } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toTrainingGraph } from '../train/mode.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toTrainingGraph } from './mode.js';
 import { emitBackwardAndUpdate } from './update.js';
 
 /** What the step optimises. */
@@ -49,6 +50,45 @@ export interface StepSpec extends StepOptionsBase {
   output?: string;
   /** Number of classes for cross-entropy (default: the output's last dim). */
   numClasses?: number;
+  /** An extra loss term (e.g. a domain-adaptation method) and the joint batch it reads; see {@link StepExtension}. */
+  extension?: StepExtension;
+}
+
+/** What the compiler hands an extension: the training-mode graph after the forward pass and the main loss. */
+export interface StepExtensionContext {
+  e: Emitter;
+  /** The trained model output over all rows of the batch. */
+  output: string;
+  /** The main loss (over the labelled rows). */
+  mainLoss: string;
+  /** Declares (once) a float32 scalar input of the step and returns its name; feed it through {@link StepTerm.scalarValues}. */
+  scalarInput(name: string): string;
+}
+
+/** An extension's contribution to the step graph. */
+export interface StepTerm {
+  /** A scalar added to the main loss (none: the extension only splits the batch and reports metrics). */
+  loss?: string;
+  /** Extra scalar metric outputs. */
+  metrics?: Record<string, string>;
+  /** Initializers the term added (a discriminator): trained with group `paramGroup` (default: the last group), never exported. */
+  params?: string[];
+  paramGroup?: number;
+  /** Values of the declared scalar inputs for a 1-based step number. */
+  scalarValues?: (step: number) => Record<string, number>;
+}
+
+/**
+ * The compiler's extension point: the data input holds `rows` rows per step (a joint batch, e.g. [source | target]),
+ * the first `labelled` of which have labels and enter the main loss; `term` adds the extension's loss.
+ */
+export interface StepExtension {
+  rows: number;
+  /** Labelled rows at the start of the batch (default: all). */
+  labelled?: number;
+  term(ctx: StepExtensionContext): StepTerm;
+  /** Prefix of error messages (e.g. 'compileAdaptStep: '). */
+  where?: string;
 }
 
 /** A state value carried from step to step (param, optimizer state or BN running stat). */
@@ -86,23 +126,28 @@ export const DROPOUT_SEED_INPUT = 'dropout_seed';
 
 /** Builds the training-step graph. Throws naming the node/op when something cannot be differentiated. */
 export function compileTrainStep(spec: StepSpec): CompiledStep {
+  registerStandardOps();
   const src = spec.model;
   const g: Graph = src.graph.clone();
   const opset = src.opset;
+  const ext = spec.extension;
+  const where = ext?.where ?? '';
   if (g.inputs.length !== 1)
     throw new Error(
-      `The model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); graft trains single-input models. Extract a single-input subgraph first.`,
+      `${where}The model has ${g.inputs.length} inputs (${g.inputs.map((v) => v.name)}); graft trains single-input models. Extract a single-input subgraph first.`,
     );
   const dataInput = g.inputs[0]!.name;
   const output = spec.output ?? g.outputs[0]?.name;
-  if (!output) throw new Error('The model has no outputs; nothing to train.');
+  if (!output) throw new Error(`${where}The model has no outputs; nothing to train.`);
   const trainable = [...new Set(spec.trainable)];
   for (const p of trainable) {
     const t = g.initializers.get(p);
-    if (!t) throw new Error(`Trainable parameter "${p}" is not an initializer of the model. Check the name (see \`graft inspect\`).`);
-    if (t.dtype !== 'float32') throw new Error(`Trainable parameter "${p}" has dtype ${t.dtype}; only float32 parameters can be trained.`);
+    if (!t) throw new Error(`${where}Trainable parameter "${p}" is not an initializer of the model. Check the name (see \`graft inspect\`).`);
+    if (t.dtype !== 'float32') throw new Error(`${where}Trainable parameter "${p}" has dtype ${t.dtype}; only float32 parameters can be trained.`);
   }
   const trainableSet = new Set(trainable);
+  const labelled = ext ? (ext.labelled ?? ext.rows) : undefined;
+  if (ext) fixBatchRows(g, opset, ext.rows, where);
 
   // 1. Forward in training mode.
   const trainBN = spec.trainBN ?? ((n: Node) => trainableSet.has(n.inputs[1] ?? ''));
@@ -121,18 +166,21 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
   }
   const e = new Emitter(g, opset, 'step/');
 
-  // 3. Loss.
+  // 3. Loss (over the labelled rows of a joint batch).
   const lossSpec = spec.loss ?? { kind: 'cross-entropy' };
   const outShape = g.info(output)?.shape;
   let loss: string;
   const metrics: Record<string, string> = {};
+  const lossOutput = labelled !== undefined && labelled !== ext!.rows ? e.op('Slice', [output, e.ints([0]), e.ints([labelled]), e.ints([0])]) : output;
   if (lossSpec.kind === 'cross-entropy') {
-    g.inputs.push({ name: TARGET_INPUT, dtype: 'int64', shape: [outShape?.[0] ?? 'N'] });
+    g.inputs.push({ name: TARGET_INPUT, dtype: 'int64', shape: [labelled ?? outShape?.[0] ?? 'N'] });
     const classes = spec.numClasses ?? (typeof outShape?.at(-1) === 'number' ? (outShape.at(-1) as number) : undefined);
-    if (!classes) throw new Error(`Cannot tell the number of classes from output "${output}" (shape [${outShape}]). Pass numClasses.`);
-    const r = softmaxCrossEntropy(e, output, TARGET_INPUT, classes, { classWeights: lossSpec.classWeights, labelSmoothing: lossSpec.labelSmoothing });
+    if (!classes) throw new Error(`${where}Cannot tell the number of classes from output "${output}" (shape [${outShape}]). Pass numClasses.`);
+    const r = softmaxCrossEntropy(e, lossOutput, TARGET_INPUT, classes, { classWeights: lossSpec.classWeights, labelSmoothing: lossSpec.labelSmoothing });
     loss = r.loss;
     metrics.correct = r.correct;
+  } else if (ext) {
+    throw new Error(`${where}a step extension needs the cross-entropy loss (labelled rows), not ${lossSpec.kind}.`);
   } else if (lossSpec.kind === 'mse') {
     g.inputs.push({ name: TARGET_INPUT, dtype: 'float32', shape: outShape });
     loss = mseLoss(e, output, TARGET_INPUT).loss;
@@ -147,15 +195,47 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
     Object.assign(metrics, r.metrics ?? {});
   }
 
-  // 4–5. Backward (trainable part only), clipping, optimizer update, carried state.
+  // 3b. The extension's term, parameters and scalar inputs.
+  const scalarExtra: string[] = [];
+  const term = ext?.term({
+    e,
+    output,
+    mainLoss: loss,
+    scalarInput: (name) => {
+      if (!scalarExtra.includes(name)) {
+        scalarExtra.push(name);
+        g.inputs.push({ name, dtype: 'float32', shape: [] });
+      }
+      return name;
+    },
+  });
+  if (term?.loss) loss = e.add(loss, term.loss);
+  Object.assign(metrics, term?.metrics ?? {});
+  const termParams = term?.params ?? [];
+  const allTrainable = [...trainable, ...termParams];
   const inits = new Map(trainable.map((p) => [p, src.graph.initializers.get(p)!]));
-  const upd = emitBackwardAndUpdate(g, opset, loss, trainable, inits, runningStats, spec);
+  for (const p of termParams) {
+    const init = g.initializers.get(p);
+    if (!init) throw new Error(`${where}the step extension names parameter "${p}", which it did not add as an initializer.`);
+    inits.set(p, init);
+    g.initializers.delete(p);
+    g.inputs.push({ name: p, dtype: 'float32', shape: [...init.dims] });
+  }
+
+  // 4–5. Backward (trainable part only), clipping, optimizer update, carried state.
+  const termSet = new Set(termParams);
+  const groupCount = (spec.groups ?? [{}]).length;
+  const upd = emitBackwardAndUpdate(g, opset, loss, allTrainable, inits, runningStats, {
+    ...spec,
+    where,
+    groupOf: termParams.length ? (p) => (termSet.has(p) ? (term!.paramGroup ?? groupCount - 1) : (spec.groupOf?.(p) ?? 0)) : spec.groupOf,
+  });
   const { lrInputs, scalarInputs, gradNormOutput, differentiated, groups } = upd;
   carried.push(...upd.carried);
 
   // 6. Outputs: loss, metrics, carried values.
   g.outputs = [{ name: loss, dtype: 'float32', shape: [] }];
-  for (const m of Object.values(metrics)) g.outputs.push({ name: m, dtype: 'float32', shape: [] });
+  for (const m of Object.values(metrics)) if (!g.outputs.some((o) => o.name === m)) g.outputs.push({ name: m, dtype: 'float32', shape: [] });
   if (gradNormOutput) g.outputs.push({ name: gradNormOutput, dtype: 'float32', shape: [] });
   for (const c of carried) g.outputs.push({ name: c.output, dtype: c.init.dtype, shape: [...c.init.dims] });
   g.prune();
@@ -168,10 +248,11 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
     targetInput: TARGET_INPUT,
     lrInputs,
     lrScales: groups.map((gr) => gr.lrScale ?? 1),
-    scalarInputs,
+    scalarInputs: [...scalarInputs, ...scalarExtra],
     scalarValues: (step) => {
       const r: Record<string, number> = {};
       for (const [k, v] of Object.entries(spec.optimizer.scalarValues(step))) r[`opt_${k}`] = v;
+      if (term?.scalarValues) Object.assign(r, term.scalarValues(step));
       return r;
     },
     dropoutSeedInput: hasDropout ? DROPOUT_SEED_INPUT : undefined,
@@ -179,7 +260,20 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
     lossOutput: loss,
     metricOutputs: metrics,
     gradNormOutput,
-    trainable,
+    trainable: allTrainable,
     differentiatedNodes: differentiated,
   };
+}
+
+/** Gives the data input a static batch of `rows` (a joint batch); every other dimension must already be static. */
+function fixBatchRows(g: Graph, opset: number, rows: number, where: string): void {
+  const input = g.inputs[0]!;
+  const sample = input.shape?.slice(1) ?? [];
+  if (!input.shape || sample.some((d) => typeof d !== 'number'))
+    throw new Error(
+      `${where}the model input "${input.name}" has shape [${input.shape?.map((d) => d ?? '?') ?? '?'}]; every dimension but the batch must be static. Rebuild/export the model with a fixed input size.`,
+    );
+  input.shape = [rows, ...sample];
+  g.valueInfo.delete(input.name); // a stale entry (e.g. the cut of a suffix model) would shadow the new shape
+  reinferShapes(g, opset);
 }

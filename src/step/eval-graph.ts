@@ -5,10 +5,11 @@
  */
 import { Emitter } from '../ir/emit.js';
 import { Model } from '../ir/model.js';
-import { mseLoss, softmaxCrossEntropy } from '../train/loss.js';
-import { toInferenceGraph } from '../train/mode.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { CompiledStep, LossSpec } from './compile.js';
 import { TARGET_INPUT } from './compile.js';
+import { mseLoss, softmaxCrossEntropy } from './loss.js';
+import { toInferenceGraph } from './mode.js';
 
 export interface CompiledEval {
   model: Model;
@@ -22,13 +23,17 @@ export interface CompiledEval {
   output: string;
 }
 
-/** Builds the eval graph for a forward model and the carried slots of its training step. */
-export function compileEvalStep(forward: Model, step: CompiledStep, loss: LossSpec = { kind: 'cross-entropy' }, output?: string): CompiledEval {
+/**
+ * Builds the eval graph for a forward model and the carried slots of its training step. Without a step
+ * (evaluation only: no optimizer, nothing trains) every parameter stays an initializer of the graph.
+ */
+export function compileEvalStep(forward: Model, step?: CompiledStep, loss: LossSpec = { kind: 'cross-entropy' }, output?: string): CompiledEval {
+  registerStandardOps();
   const g = forward.graph.clone();
   toInferenceGraph(g);
   const out = output ?? g.outputs[0]!.name;
   const stateInputs: string[] = [];
-  for (const c of step.carried) {
+  for (const c of step?.carried ?? []) {
     if (c.kind === 'optim') continue;
     if (!g.initializers.has(c.input)) continue;
     g.initializers.delete(c.input);
@@ -61,5 +66,13 @@ export function compileEvalStep(forward: Model, step: CompiledStep, loss: LossSp
   ];
   g.prune();
   const model = new Model(g, forward.opset);
-  return { model, dataInput: step.dataInput, targetInput: TARGET_INPUT, stateInputs, lossOutput: lossName, metricOutputs: metrics, output: out };
+  return {
+    model,
+    dataInput: step?.dataInput ?? forward.graph.inputs[0]!.name,
+    targetInput: TARGET_INPUT,
+    stateInputs,
+    lossOutput: lossName,
+    metricOutputs: metrics,
+    output: out,
+  };
 }

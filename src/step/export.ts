@@ -5,7 +5,8 @@
  */
 import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
-import { toInferenceGraph } from '../train/mode.js';
+import { registerStandardOps } from '../ops/index.js';
+import { toInferenceGraph } from './mode.js';
 
 export interface ExportOptions {
   /** Add a Softmax over the last axis, output as "probabilities" (default true). */
@@ -18,6 +19,7 @@ export interface ExportOptions {
 
 /** Builds the inference model from a forward model whose initializers already hold the trained values. */
 export function toInferenceModel(trained: Model, opts: ExportOptions = {}): Model {
+  registerStandardOps();
   const m = trained.clone();
   const g = m.graph;
   toInferenceGraph(g);

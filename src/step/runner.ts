@@ -121,16 +121,11 @@ export class StepRunner {
   }
 
   /** Evaluates one batch in inference mode with the current state. */
-  async evaluate(batch: BatchFeed): Promise<{ loss: number; metrics: Record<string, number>; output: ort.Tensor }> {
+  async evaluate(batch: BatchFeed): Promise<EvalResult> {
     if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
-    const ev = this.evalSpec;
-    checkFeed(ev.model.graph.inputs, ev.dataInput, batch.x.dims, 'evaluation');
-    const feeds: Record<string, ort.Tensor> = { [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y) };
-    for (const slot of this.slots) if (ev.stateInputs.includes(slot.spec.input)) feeds[slot.spec.input] = slot.cur;
-    const out = await this.evalSession.run(feeds);
-    const metrics: Record<string, number> = {};
-    for (const [k, v] of Object.entries(ev.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
-    return { loss: (out[ev.lossOutput]!.data as Float32Array)[0]!, metrics, output: out[ev.output]! };
+    const state: Record<string, ort.Tensor> = {};
+    for (const slot of this.slots) if (this.evalSpec.stateInputs.includes(slot.spec.input)) state[slot.spec.input] = slot.cur;
+    return runEval(this.evalSession, this.evalSpec, batch, state);
   }
 
   /** Current values of all carried state (copies), keyed by input name. */
@@ -164,6 +159,47 @@ export class StepRunner {
   async release(): Promise<void> {
     await this.session.release();
     await this.evalSession?.release();
+  }
+}
+
+/** What evaluating one batch gives. */
+export interface EvalResult {
+  loss: number;
+  metrics: Record<string, number>;
+  output: ort.Tensor;
+}
+
+/** Anything that evaluates batches in inference mode (a {@link StepRunner} during training, an {@link EvalRunner} otherwise). */
+export interface BatchEvaluator {
+  evaluate(batch: BatchFeed): Promise<EvalResult>;
+}
+
+async function runEval(session: ort.InferenceSession, ev: CompiledEval, batch: BatchFeed, state: Record<string, ort.Tensor>): Promise<EvalResult> {
+  checkFeed(ev.model.graph.inputs, ev.dataInput, batch.x.dims, 'evaluation');
+  const out = await session.run({ [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y), ...state });
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(ev.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
+  return { loss: (out[ev.lossOutput]!.data as Float32Array)[0]!, metrics, output: out[ev.output]! };
+}
+
+/** Evaluation only: runs an eval graph compiled without a training step (`compileEvalStep(model)`), so no optimizer or step graph is built. */
+export class EvalRunner implements BatchEvaluator {
+  private constructor(
+    private readonly ev: CompiledEval,
+    private readonly session: ort.InferenceSession,
+  ) {}
+  static async create(ev: CompiledEval, opts: SessionOptions = {}): Promise<EvalRunner> {
+    if (ev.stateInputs.length)
+      throw new Error(
+        `EvalRunner: the eval graph reads training state (${ev.stateInputs.slice(0, 3).join(', ')}…); use StepRunner.create for a training step's eval graph.`,
+      );
+    return new EvalRunner(ev, await createSession(ev.model, opts));
+  }
+  evaluate(batch: BatchFeed): Promise<EvalResult> {
+    return runEval(this.session, this.ev, batch, {});
+  }
+  async release(): Promise<void> {
+    await this.session.release();
   }
 }
 

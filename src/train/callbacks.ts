@@ -3,6 +3,7 @@
  * metric logs) live here instead of as flags threaded through the loop (fastai's lesson).
  */
 import type { StepRunner } from '../step/runner.js';
+import type { Tensor } from '../tensor.js';
 
 /** Metrics of one epoch: train_loss, train_acc, val_loss, val_acc, lr, ... */
 export type EpochMetrics = Record<string, number>;
@@ -32,6 +33,9 @@ export interface Callback {
   /** State to store in checkpoints, and to restore on resume. */
   saveState?(): unknown;
   loadState?(state: unknown): void;
+  /** Tensors to store in checkpoints beside the runner's state (e.g. a selected model's weights), restored on resume. */
+  saveTensors?(): Map<string, Tensor>;
+  loadTensors?(tensors: Map<string, Tensor>): void;
 }
 
 /** Which direction is better for a metric name. */

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../step/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
-import { NonFiniteLossError, type StepRunner } from '../step/runner.js';
+import { type BatchEvaluator, NonFiniteLossError, type StepRunner } from '../step/runner.js';
+import type { Tensor } from '../tensor.js';
 import type { Callback, EpochMetrics, TrainState } from './callbacks.js';
 
 /** LR multiplier as a function of (step, totalSteps); step is 0-based. */
@@ -45,7 +46,7 @@ export interface FitResult {
 }
 
 /** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */
-export async function evaluateSource(runner: StepRunner, src: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
+export async function evaluateSource(runner: BatchEvaluator, src: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
   const bufs = new BatchBuffers(src.sampleShape);
   let loss = 0;
   let correct = 0;
@@ -92,7 +93,7 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       throw new Error(
         `${lastFile} was written by a run with ${m.totalSteps} total steps, this run has ${totalSteps}. Resume with the same epochs, batch size and data, or start a new run.`,
       );
-    runner.load(ck.tensors, m.step);
+    runner.load(splitCallbackTensors(ck.tensors, callbacks), m.step);
     st.step = m.step;
     st.epoch = m.epoch;
     st.history = m.history;
@@ -108,12 +109,12 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     for (const cb of callbacks) if (cb.saveState) cbs[cb.name] = cb.saveState();
     saveCheckpoint(file, {
       meta: { step: st.step, epoch, batch, history: st.history, best, callbacks: cbs, totalSteps, seed, partial: batch ? acc : undefined, stopped: st.stop },
-      tensors: runner.state(),
+      tensors: withCallbackTensors(runner.state(), callbacks),
     });
   };
 
   for (const cb of callbacks) await cb.onTrainBegin?.(st);
-  const bufs = new BatchBuffers(train.sampleShape);
+  const bufs = new BatchBuffers(train.sampleShape, train.batchRows?.bind(train));
   let stoppedEarly = st.stop && st.epoch < opts.epochs;
   outer: for (; st.epoch < opts.epochs && !(st.stop && startBatch === 0); st.epoch++) {
     if (startBatch === 0) acc = { lossSum: 0, correct: 0, seen: 0 };
@@ -170,4 +171,24 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
   }
   for (const cb of callbacks) await cb.onTrainEnd?.(st);
   return { history: st.history, steps: st.step, stoppedEarly, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Checkpoint names of callbacks' tensors: "callback:<name>:<key>" (no runner state name has this form). */
+const cbKey = (cb: Callback, k: string) => `callback:${cb.name}:${k}`;
+
+/** The runner's state plus every callback's tensors, for one checkpoint. */
+function withCallbackTensors(state: Map<string, Tensor>, callbacks: Callback[]): Map<string, Tensor> {
+  for (const cb of callbacks) for (const [k, v] of cb.saveTensors?.() ?? []) state.set(cbKey(cb, k), v);
+  return state;
+}
+
+/** Hands each callback its tensors from a checkpoint and returns the rest (the runner's state). */
+function splitCallbackTensors(tensors: Map<string, Tensor>, callbacks: Callback[]): Map<string, Tensor> {
+  const rest = new Map([...tensors].filter(([k]) => !k.startsWith('callback:')));
+  for (const cb of callbacks) {
+    const prefix = cbKey(cb, '');
+    const own = new Map([...tensors].filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+    if (own.size) cb.loadTensors?.(own);
+  }
+  return rest;
 }

@@ -17,17 +17,19 @@ import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
 import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
-import { extractSubgraph, findCut, replaceHead as replaceHeadOp, stages, suffixFrom } from '../ir/surgery.js';
+import { paramNames } from '../ir/params.js';
+import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
-import { paramNames } from '../nn/params.js';
+import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
+import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
-import { StepRunner } from '../step/runner.js';
+import { EvalRunner, StepRunner } from '../step/runner.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
@@ -93,6 +95,8 @@ export class Network {
     public model: Model,
     meta: NetworkMeta = {},
   ) {
+    // surgery (findCut, stages, suffixFrom) infers shapes, which needs the op table
+    registerStandardOps();
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
     this.cut = meta.cut ?? model.metadata['graft.cut'];
@@ -280,8 +284,7 @@ export class Network {
   /** Mean loss and accuracy on a labelled source (inference mode). */
   async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
     const view = await this.inferenceView(data, batchSize);
-    const step = compileTrainStep({ model: view.model, trainable: [], optimizer: NO_OPT, dropout: false });
-    const runner = await StepRunner.create(step, compileEvalStep(view.model, step));
+    const runner = await EvalRunner.create(compileEvalStep(view.model));
     try {
       return await evaluateSource(runner, view.data, batchSize);
     } finally {
@@ -334,16 +337,6 @@ export class Network {
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }
-
-/** An optimizer that is never run (evaluation-only step graphs). */
-const NO_OPT: Optimizer & { lr: number } = {
-  name: 'none',
-  lr: 0,
-  config: {},
-  emit: () => ({ params: new Map(), state: [] }),
-  scalarInputs: () => [],
-  scalarValues: () => ({}),
-};
 
 /** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
 export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {

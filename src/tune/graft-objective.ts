@@ -13,8 +13,9 @@
 
 import { Graph } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
-import { replaceHead, suffixFrom } from '../ir/surgery.js';
+import { suffixFrom } from '../ir/surgery.js';
 import { mlp } from '../nn/index.js';
+import { replaceHead } from '../nn/replace-head.js';
 import type { BatchSource } from '../step/batches.js';
 import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
 import { Network } from '../train/network.js';

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adapt, compileAdaptStep, LAMBDA_INPUT, parseMethod, snd, unlabelled, unlabelledArrays } from '../../src/adapt/index.js';
+import { paramNames } from '../../src/ir/params.js';
 import { mlp } from '../../src/nn/index.js';
-import { paramNames } from '../../src/nn/params.js';
 import { sgd } from '../../src/optim/sgd.js';
 import { ArraySource } from '../../src/step/batches.js';
 import { Network } from '../../src/train/network.js';

@@ -1,13 +1,16 @@
 /** `graft adapt` in-process (commander program with the adapt command): a tiny folder run and the bad-input errors. */
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
+import { DEFAULT_ARCH_WIDTH } from '../../src/run/config.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { mlp } from '../../src/nn/index.js';
-import { saveModel } from '../../src/onnx/io.js';
+import { loadModel, saveModel } from '../../src/onnx/io.js';
+import { GRAFT_BIN, runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -98,13 +101,150 @@ test('AdaBN on a model without BatchNorm is a clear error', async () => {
   );
 });
 
-test('target labels given to the training path are refused', async () => {
-  await assert.rejects(
-    graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'labelled.csv'), ...common]),
-    /--target: the manifest .*labelled\.csv has a label column, and unsupervised adaptation never trains on target labels.*--target-eval/,
-  );
+test('an unknown method is a clear error', async () => {
   await assert.rejects(
     graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), ...common, '--method', 'mmd']),
     /unknown adaptation method "mmd"/,
   );
+});
+
+/** Runs `graft adapt …` in this process without --quiet; returns what it wrote to stderr. */
+async function graftLoud(args: string[]): Promise<string> {
+  let err = '';
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    err += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    await buildProgram().parseAsync(['node', 'graft', 'adapt', ...args]);
+  } finally {
+    process.stderr.write = write;
+  }
+  return err;
+}
+
+test('a labelled manifest: as --target its labels are ignored (a warning says so), as --target-eval it is evaluated', async () => {
+  const lines = ['path,label'];
+  for (const k of ['dark', 'light']) for (let i = 0; i < 6; i++) lines.push(`${path.join(tmp, 'tgt-eval', k, `${k}-${i}.png`)},${k}`);
+  const manifest = path.join(tmp, 'tgt-eval.csv');
+  fs.writeFileSync(manifest, `${lines.join('\n')}\n`);
+  const out = path.join(tmp, 'manifest-run');
+  const err = await graftLoud(['--source', path.join(tmp, 'src'), '--target', manifest, '--target-eval', manifest, ...common, '--method', 'mcc', '--out', out]);
+  assert.match(err, /warning: --target: the manifest .*tgt-eval\.csv has a label column; its labels are ignored/);
+  const doc = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  assert.ok(doc.runs[0].selected.target_acc >= 0 && doc.runs[0].selected.target_acc <= 1, 'target accuracy from the --target-eval manifest');
+  // a manifest without labels cannot be evaluated on
+  const bare = path.join(tmp, 'bare.csv');
+  fs.writeFileSync(bare, `path\n${path.join(tmp, 'tgt-eval', 'dark', 'dark-0.png')}\n`);
+  await assert.rejects(
+    graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--target-eval', bare, ...common]),
+    /--target-eval: the manifest .*bare\.csv has no label column/,
+  );
+});
+
+test('--seeds with one method writes one model per seed', async () => {
+  const out = path.join(tmp, 'seeds');
+  await graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), ...common, '--method', 'coral', '--seeds', '0,1', '--out', out]);
+  for (const f of ['model-seed0.onnx', 'model-seed0.json', 'model-seed1.onnx', 'model-seed1.json']) assert.ok(fs.existsSync(path.join(out, f)), f);
+  assert.ok(!fs.existsSync(path.join(out, 'model.onnx')));
+  const w = (f: string) => loadModel(path.join(out, f)).graph.initializers.get('head.weight')!.data;
+  assert.notDeepEqual(w('model-seed0.onnx'), w('model-seed1.onnx'), 'each seed its own model');
+  assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8')).models, ['model-seed0.onnx', 'model-seed1.onnx']);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'model-seed1.json'), 'utf8')).adapt.seed, 1);
+});
+
+test('--image-size/--channels that cannot apply are an error, not silently ignored', async () => {
+  await assert.rejects(
+    graft(['--source', 'mnist', '--target', 'mnist-style-shift', '--image-size', '32']),
+    /--image-size 32 does not apply: the input is fixed by --source mnist \(28×28 grayscale\)/,
+  );
+  await assert.rejects(graft(['--source', 'mnist', '--target', 'mnist-style-shift', '--channels', '3']), /--channels 3 does not apply/);
+  const file = path.join(tmp, 'eight.onnx');
+  saveModel(mlp([4], 2).build({ inputShape: ['N', 64] as never, seed: 0 }), file);
+  fs.writeFileSync(path.join(tmp, 'eight.json'), JSON.stringify({ preprocess: { size: [8, 8], channels: 1, resize: 'stretch' } }));
+  await assert.rejects(
+    graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--model', file, '--image-size', '16']),
+    /--image-size 16 does not apply: the input is fixed by the preprocessing of --model/,
+  );
+  await assert.rejects(
+    graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--model', file, '--width', '8']),
+    /--width sets the width of the SmallCNN built without --model; remove it/,
+  );
+  await assert.rejects(graft(['--source', 'mnist', '--target', 'mnist-style-shift', '--resume']), /--resume needs --out <dir>/);
+});
+
+test("graft adapt's default SmallCNN is --arch small-cnn's (width DEFAULT_ARCH_WIDTH); --width changes it", async () => {
+  const conv = (dir: string) => loadModel(path.join(dir, 'model.onnx')).graph.initializers.get('backbone.0.weight')!.dims;
+  const a = path.join(tmp, 'width-default');
+  await graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), ...common, '--method', 'source-only', '--out', a]);
+  assert.equal(conv(a)[0], DEFAULT_ARCH_WIDTH);
+  assert.equal(DEFAULT_ARCH_WIDTH, 16);
+  const b = path.join(tmp, 'width-4');
+  await graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), ...common, '--method', 'source-only', '--width', '4', '--out', b]);
+  assert.equal(conv(b)[0], 4);
+});
+
+test('progress shows the classification and adaptation losses apart, and each checkpoint is reported as it is scored', async () => {
+  const r = await runGraft(['adapt', '--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), ...common, '--epochs', '3', '--method', 'mcc'], tmp);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stderr.split('\n');
+  const progress = lines.filter((l) => l.startsWith('{"event":"progress"')).map((l) => JSON.parse(l));
+  assert.ok(progress.length > 0 && progress.every((p) => typeof p.cls_loss === 'number' && typeof p.adapt_loss === 'number'), r.stderr);
+  for (const p of progress) assert.ok(Math.abs(p.loss - (p.cls_loss + p.adapt_loss)) < 1e-3, JSON.stringify(p));
+  const scored = lines.map((l, i) => [l, i] as const).filter(([l]) => /\[seed 0\] mcc: checkpoint at step \d+ \(epoch \d\): SND/.test(l));
+  assert.equal(scored.length, 3, 'one line per epoch');
+  const final = lines.findIndex((l) => l.includes('"final":true'));
+  assert.ok(scored[0]![1] < final, 'the first checkpoint is reported before training ends');
+});
+
+test('graft adapt --out killed with SIGKILL and --resume equals an uninterrupted run; the run folder guards its flags', async () => {
+  const args = (out: string) => [
+    '-q',
+    'adapt',
+    '--source',
+    path.join(tmp, 'src'),
+    '--target',
+    path.join(tmp, 'tgt'),
+    ...common,
+    '--epochs',
+    '40',
+    '--method',
+    'dann',
+    '--checkpoint-every',
+    '5',
+    '--eval-every',
+    '6',
+    '--out',
+    out,
+  ];
+  const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '' };
+  const full = path.join(tmp, 'kill-full');
+  const a = spawnSync(process.execPath, [GRAFT_BIN, ...args(full)], { env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(a.status, 0, a.stderr);
+  const killedDir = path.join(tmp, 'kill-run');
+  const ck = path.join(killedDir, 'checkpoints', 'dann-seed0', 'last.ckpt');
+  const child = spawn(process.execPath, [GRAFT_BIN, ...args(killedDir)], { env, stdio: 'ignore' });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  let killed = false;
+  const t0 = Date.now();
+  while (Date.now() - t0 < 120_000 && child.exitCode === null) {
+    if (fs.existsSync(ck)) {
+      killed = child.kill('SIGKILL');
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await exited;
+  assert.ok(killed && !fs.existsSync(path.join(killedDir, 'model.onnx')), 'killed before the end');
+  // a new run into the same folder is refused; resuming with other flags too
+  const again = spawnSync(process.execPath, [GRAFT_BIN, ...args(killedDir)], { env, encoding: 'utf8', timeout: 120_000 });
+  assert.match(again.stderr, /--out .*kill-run already holds a graft adapt run\. Continue it with --resume, replace it with --overwrite/);
+  const other = spawnSync(process.execPath, [GRAFT_BIN, ...args(killedDir), '--resume', '--lr', '0.02'], { env, encoding: 'utf8', timeout: 120_000 });
+  assert.match(other.stderr, /Cannot resume .*kill-run: it was run with other --lr\./);
+  const b = spawnSync(process.execPath, [GRAFT_BIN, ...args(killedDir), '--resume'], { env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(b.status, 0, b.stderr);
+  assert.ok(fs.readFileSync(path.join(killedDir, 'model.onnx')).equals(fs.readFileSync(path.join(full, 'model.onnx'))), 'model.onnx byte-identical');
+  const runs = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'results.json'), 'utf8')).runs.map(({ seconds: _s, ...r }: Record<string, unknown>) => r);
+  assert.deepEqual(runs(killedDir), runs(full));
 });

@@ -8,7 +8,7 @@ import { Graph } from '../../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
-import { expectGrad } from '../helpers.js';
+import { EVERY_RULE, expectGrad } from '../helpers.js';
 
 /** Runs a scalar loss built on the given inputs and returns its value. */
 async function value(inputs: Record<string, Tensor>, build: (e: Emitter) => string): Promise<number> {
@@ -29,7 +29,7 @@ const d2 = (a: number[], b: number[]) => a.reduce((s, v, k) => s + (v - b[k]!) *
 test('Deep CORAL: gradient wrt source and target features; value = mean((μs−μt)²) + mean((Cs−Ct)²)', async () => {
   const fs = randn([6, 3], 1);
   const ft = randn([5, 3], 2, { lo: -1, hi: 2 });
-  await expectGrad({ inputs: { fs, ft }, wrt: ['fs', 'ft'], build: (e) => coralLoss(e, 'fs', 'ft') });
+  await expectGrad(EVERY_RULE, { inputs: { fs, ft }, wrt: ['fs', 'ft'], build: (e) => coralLoss(e, 'fs', 'ft') });
   const stats = (t: Tensor) => {
     const r = rowsOf(t);
     const d = r[0]!.length;
@@ -49,7 +49,7 @@ test('Deep CORAL: gradient wrt source and target features; value = mean((μs−�
 
 test('DAN multi-kernel MMD: gradient wrt the joint features (fixed bandwidth); heuristics match a host computation', async () => {
   const all = randn([9, 3], 3);
-  await expectGrad({ inputs: { all }, wrt: ['all'], build: (e) => mmdLoss(e, 'all', 4, { bandwidth: 3, multipliers: [0.5, 1, 2] }) });
+  await expectGrad(EVERY_RULE, { inputs: { all }, wrt: ['all'], build: (e) => mmdLoss(e, 'all', 4, { bandwidth: 3, multipliers: [0.5, 1, 2] }) });
   const r = rowsOf(all);
   const n = 4;
   const m = 5;
@@ -83,7 +83,7 @@ test('DAN multi-kernel MMD: gradient wrt the joint features (fixed bandwidth); h
 });
 
 test('MCC: gradient wrt the target logits (entropy weights differentiated, as the reference)', async () => {
-  await expectGrad({ inputs: { logits: randn([6, 4], 4, { lo: -2, hi: 2 }) }, wrt: ['logits'], build: (e) => mccLoss(e, 'logits', 2.5) });
+  await expectGrad(EVERY_RULE, { inputs: { logits: randn([6, 4], 4, { lo: -2, hi: 2 }) }, wrt: ['logits'], build: (e) => mccLoss(e, 'logits', 2.5) });
   // one-hot-like confident, balanced predictions have almost no class confusion
   const sharp = Tensor.f32([4, 4]);
   for (let i = 0; i < 4; i++) (sharp.data as Float32Array)[i * 4 + i] = 40;
@@ -92,7 +92,7 @@ test('MCC: gradient wrt the target logits (entropy weights differentiated, as th
 
 test('pseudo-label loss: gradient wrt the student logits only; mask and labels from the teacher', async () => {
   const teacher = randn([6, 3], 5, { lo: -3, hi: 3 });
-  await expectGrad({
+  await expectGrad(EVERY_RULE, {
     inputs: { student: randn([6, 3], 6), teacher },
     wrt: ['student'],
     build: (e) => pseudoLabelLoss(e, 'student', 'teacher', 0.5).loss,
@@ -111,7 +111,7 @@ test('DANN and CDAN(+E) discriminator losses: gradient wrt the features (λ = �
     [true, false],
     [true, true],
   ] as const) {
-    await expectGrad({
+    await expectGrad(EVERY_RULE, {
       inputs: { feats, logits, lam },
       wrt: ['feats'],
       build: (e) => domainAdversarialLoss(e, 'feats', 3, { lambda: 'lam', hidden: 5, seed: 3, conditional, entropyWeight, logits: 'logits' }).loss,

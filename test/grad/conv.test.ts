@@ -1,27 +1,24 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { backward } from '../../src/autodiff/backward.js';
-import { gradCheck, randn } from '../../src/autodiff/gradcheck.js';
+import { randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { type AttrValue, Graph } from '../../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
-import '../../src/ops/index.js';
-import { opDef } from '../../src/ops/registry.js';
+import { opDef } from '../../src/ir/op-registry.js';
+import { registerStandardOps } from '../../src/ops/index.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/tensor.js';
+import { expectGrad } from '../helpers.js';
+
+registerStandardOps();
 
 type Attrs = Record<string, AttrValue>;
-
-async function expectGrad(spec: Parameters<typeof gradCheck>[0], what: string) {
-  const r = await gradCheck(spec);
-  assert.ok(r.ok, `${what}: gradient mismatch ${JSON.stringify(r.worst)}`);
-  assert.ok(r.checked > 0);
-}
 
 /** Checks dX, dW and (when `bias`) dB of one Conv configuration. */
 async function checkConv(what: string, x: number[], w: number[], attrs: Attrs, bias = true) {
   const inputs = { x: randn(x, 1), w: randn(w, 2), ...(bias ? { b: randn([w[0]!], 3) } : {}) };
-  await expectGrad({ inputs, wrt: Object.keys(inputs), samples: 32, build: (e) => e.op('Conv', Object.keys(inputs), attrs) }, what);
+  await expectGrad('Conv', { inputs, wrt: Object.keys(inputs), samples: 32, build: (e) => e.op('Conv', Object.keys(inputs), attrs) }, what);
 }
 
 test('Conv 2-D: plain, strided (even and odd sizes), padded, dilated, no bias', async () => {
@@ -81,7 +78,7 @@ test('Conv 1-D and 3-D', async () => {
 /** Checks dX, dW, dB of one ConvTranspose configuration. */
 async function checkConvT(what: string, x: number[], w: number[], attrs: Attrs) {
   const inputs = { x: randn(x, 4), w: randn(w, 5), b: randn([w[1]! * Number(attrs.group ?? 1)], 6) };
-  await expectGrad({ inputs, wrt: ['x', 'w', 'b'], samples: 32, build: (e) => e.op('ConvTranspose', ['x', 'w', 'b'], attrs) }, what);
+  await expectGrad('ConvTranspose', { inputs, wrt: ['x', 'w', 'b'], samples: 32, build: (e) => e.op('ConvTranspose', ['x', 'w', 'b'], attrs) }, what);
 }
 
 test('ConvTranspose: strided, padded, output_padding, grouped, output_shape, auto_pad', async () => {

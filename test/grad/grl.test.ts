@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { backward } from '../../src/autodiff/backward.js';
-import { randn } from '../../src/autodiff/gradcheck.js';
+import { gradCheck, randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
 import { gradReverse, stopGradient } from '../../src/ops/grl.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import { Tensor } from '../../src/tensor.js';
-import { expectGrad, expectGradStrict } from '../helpers.js';
+import { EVERY_RULE, expectGrad } from '../helpers.js';
 
 /**
  * A gradient reversal layer's backward is not the derivative of its forward (identity) by design, so the
@@ -29,9 +29,11 @@ function mirrored(lambda: number) {
 }
 
 test('GradReverse: backward is −λ·dy (finite differences of the mirrored forward), λ read at run time', async () => {
-  await expectGradStrict('GradReverse', mirrored(0.7));
-  await expectGrad(mirrored(2.5));
-  await expectGrad(mirrored(0));
+  await expectGrad('GradReverse', mirrored(0.7));
+  await expectGrad(EVERY_RULE, mirrored(2.5));
+  // λ = 0: the whole gradient is zero, which stays zero when a rule is scaled, so this one is not checked strictly
+  const zero = await gradCheck(mirrored(0));
+  assert.ok(zero.ok && zero.checked > 0, `λ = 0: ${JSON.stringify(zero.worst)}`);
 });
 
 test('GradReverse flips the sign of the gradient; StopGradient cuts it; both run as Identity', async () => {

@@ -5,10 +5,13 @@ import { gradCheck, randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { type AttrValue, Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
-import '../../src/ops/index.js';
-import { defineOp, opDef } from '../../src/ops/registry.js';
+import { defineOp, opDef } from '../../src/ir/op-registry.js';
+import { registerStandardOps } from '../../src/ops/index.js';
 import { createSession, runHost } from '../../src/runtime/session.js';
 import { Rng, Tensor } from '../../src/tensor.js';
+import { expectGrad } from '../helpers.js';
+
+registerStandardOps();
 
 type Attrs = Record<string, AttrValue>;
 
@@ -22,8 +25,7 @@ function distinct(dims: number[], seed: number): Tensor {
 }
 
 async function checkPool(what: string, op: string, x: number[], attrs: Attrs, opset?: number) {
-  const r = await gradCheck({ inputs: { x: distinct(x, 1) }, wrt: ['x'], eps: 1e-2, samples: 48, opset, build: (e) => e.op(op, ['x'], attrs) });
-  assert.ok(r.ok, `${what}: gradient mismatch ${JSON.stringify(r.worst)}`);
+  await expectGrad(op, { inputs: { x: distinct(x, 1) }, wrt: ['x'], eps: 1e-2, samples: 48, opset, build: (e) => e.op(op, ['x'], attrs) }, what);
 }
 
 const stem = { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] };
@@ -147,20 +149,20 @@ test('inferred pooling shapes match onnxruntime', async () => {
 });
 
 test('MaxPool after Relu (tiling windows, MaxUnpool route): matches finite differences; ties go to the first argmax', async () => {
-  const { expectGradStrict } = await import('../helpers.js');
   const { randn } = await import('../../src/autodiff/gradcheck.js');
   // spread values so no window ties except at Relu's zero floor
-  await expectGradStrict('MaxPool', {
+  await expectGrad('MaxPool', {
     inputs: { x: randn([2, 3, 4, 6], 11, { awayFromZero: 0.05 }) },
     wrt: ['x'],
     build: (e) => e.op('MaxPool', [e.op('Relu', ['x'])], { kernel_shape: [2, 2], strides: [2, 2] }),
     eps: 1e-3,
   });
-  // windows that are all zeros after Relu (ties at the floor) give zero gradient, not NaN
-  const { expectGrad } = await import('../helpers.js');
-  await expectGrad({
+  // windows that are all zeros after Relu (ties at the floor) give zero gradient, not NaN; a zero gradient stays zero
+  // when a rule is scaled, so this one cannot be checked in strict mode
+  const r = await gradCheck({
     inputs: { x: randn([1, 2, 4, 4], 5, { lo: -2, hi: -0.5 }) },
     wrt: ['x'],
     build: (e) => e.mul(e.op('MaxPool', [e.op('Relu', ['x'])], { kernel_shape: [2, 2], strides: [2, 2] }), e.scalar(3)),
   });
+  assert.ok(r.ok && r.checked > 0, `zero-gradient windows: ${JSON.stringify(r.worst)}`);
 });

@@ -20,7 +20,7 @@ export function register(program: Command): void {
   addConfigFlags(cmd).action(async (_opts: unknown, c: Command) => {
     const file = findConfigFile(c.opts().config as string | undefined);
     const { config: cfg, source } = loadConfig({ file, flags: flagValues(c) });
-    if (cfg.run.threads) process.env.GRAFT_THREADS = String(cfg.run.threads);
+    if (cfg.run.threads) (await import('../../runtime/threads.js')).setDefaultThreads(cfg.run.threads);
     const io = commandIo(c);
     const setup = await import('../../run/setup.js');
     const { lrFind, lrFindChart, formatLrTable } = await import('../../train/lr-find.js');

@@ -152,7 +152,7 @@ async function trainInRunDir(
   const setup = await import('../../run/setup.js');
   const { MetricsLog, PersistentEarlyStopping, AlreadyStopped } = await import('../../train/run-dir.js');
   const { ProgressCallback } = await import('../../train/progress-callback.js');
-  const { bufferNames } = await import('../../nn/params.js');
+  const { bufferNames } = await import('../../ir/params.js');
   const { graftVersion } = await import('../../util/version.js');
   const phases = phasesOf(cfg, !!opts.pretrain);
   if (cfg.run.resume) {

@@ -7,7 +7,9 @@ import { batchNorm1d, batchNorm2d, conv2d, linear } from '../layers.js';
 export interface SmallCnnOptions {
   /** Number of classes (default 10). */
   classes?: number;
-  /** Channels of the first conv (default 32). */
+  /** Width: c1 = width, c2 = 2·width, feat = 4·width (explicit c1/c2/feat win). Default 32, the PyTorch reference's. */
+  width?: number;
+  /** Channels of the first conv (default `width`). */
   c1?: number;
   /** Channels of the second conv (default 64). */
   c2?: number;
@@ -30,7 +32,8 @@ export interface SmallCnnOptions {
  * as `Sequential({ backbone, head })`: parameters "backbone.0.weight" … "backbone.10.running_var", "head.weight".
  */
 export function smallCNN(opts: SmallCnnOptions = {}): Sequential {
-  const { classes = 10, c1 = 32, c2 = 64, feat = 128, inChannels = 1, imageSize = 28 } = opts;
+  const w = opts.width ?? 32;
+  const { classes = 10, c1 = w, c2 = 2 * w, feat = 4 * w, inChannels = 1, imageSize = 28 } = opts;
   if (imageSize % 4) throw new Error(`smallCNN: imageSize ${imageSize} is not a multiple of 4 (two 2×2 max-pools); use e.g. 28 or 32.`);
   const s = imageSize / 4;
   const backbone = sequential(

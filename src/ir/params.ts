@@ -1,6 +1,6 @@
 /** Which initializers of a model are trainable parameters, which are buffers, and their module paths. */
-import type { Graph, Node } from '../ir/graph.js';
-import type { Model } from '../ir/model.js';
+import type { Graph, Node } from './graph.js';
+import type { Model } from './model.js';
 
 /** Input slots that hold constants or statistics, never trainable weights. */
 const NON_PARAM_SLOTS: Record<string, number[]> = {

@@ -2,7 +2,6 @@
  * Loss functions built from standard ONNX ops with an {@link Emitter}, so their gradients come from the
  * existing op rules. Semantics follow PyTorch (`F.cross_entropy`, `F.mse_loss`, `F.binary_cross_entropy_with_logits`).
  */
-import '../ops/index.js';
 import type { Emitter } from '../ir/emit.js';
 import { Tensor } from '../tensor.js';
 

@@ -1,6 +1,6 @@
 /** Small helpers shared by shape inference and gradient rules. */
-import type { Dim, Node, ValueInfo } from '../ir/graph.js';
-import type { TypeShape } from './registry.js';
+import type { Dim, Node, ValueInfo } from './graph.js';
+import type { TypeShape } from './op-registry.js';
 
 /** NumPy-style broadcast of two shapes, with symbolic dims. */
 export function broadcastShapes(a: Dim[], b: Dim[], where: string): Dim[] {

@@ -6,10 +6,11 @@
  * updates with PyTorch semantics), Dropout becomes a seeded, bit-reproducible mask.
  * `toInferenceGraph` removes Dropout and puts every BatchNormalization in eval mode, for export.
  */
-import '../ops/index.js';
+
 import { Emitter, inferNode, inferShapes } from '../ir/emit.js';
 import { type AttrValue, attrFloat, attrInt, type Graph, type Node } from '../ir/graph.js';
 import { emitBatchNormTrain } from '../ops/bn-train.js';
+import { registerStandardOps } from '../ops/index.js';
 import { nonChannelAxes } from '../ops/norm.js';
 import { Tensor } from '../tensor.js';
 import { foldPadIntoConv, poolBeforeRelu } from './rewrites.js';
@@ -52,6 +53,7 @@ const MULTS = [1103515245, 22695477, 134775813];
  * @throws when an input shape is unknown, a ratio is out of range, or a frozen BN's stat outputs are consumed.
  */
 export function toTrainingGraph(graph: Graph, opset: number, opts: TrainingGraphOptions): { runningStats: RunningStat[] } {
+  registerStandardOps();
   poolBeforeRelu(graph);
   foldPadIntoConv(graph, opset);
   const targets = graph.nodes.filter((n) => n.op === 'BatchNormalization' || n.op === 'Dropout');
@@ -79,6 +81,7 @@ export function toTrainingGraph(graph: Graph, opset: number, opts: TrainingGraph
  * @throws when a BatchNormalization's running-stat outputs are consumed by other nodes.
  */
 export function toInferenceGraph(graph: Graph): { dropoutsRemoved: number; batchNorms: number } {
+  registerStandardOps();
   let dropoutsRemoved = 0;
   let batchNorms = 0;
   const graphOutputs = new Set(graph.outputs.map((o) => o.name));

@@ -9,6 +9,7 @@
 import { Emitter } from '../ir/emit.js';
 import { attrInts, attrString, type Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET } from '../ir/model.js';
+import { registerStandardOps } from '../ops/index.js';
 import { padAmounts, padAxes } from '../ops/tensor-ops.js';
 
 /**
@@ -47,6 +48,7 @@ export function poolBeforeRelu(graph: Graph): number {
  * cannot fuse it itself, since the dW of the Conv also reads the padded tensor. Returns the number of Pads folded.
  */
 export function foldPadIntoConv(graph: Graph, opset = DEFAULT_OPSET): number {
+  registerStandardOps();
   const ctx = new Emitter(graph, opset);
   const consumers = graph.consumers();
   const outputs = new Set(graph.outputs.map((v) => v.name));
