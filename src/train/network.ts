@@ -109,6 +109,7 @@ export class Network {
    * sidecar or the model's metadata_props.
    */
   static load(file: string): Network {
+    registerStandardOps(); // the sidecar check below infers shapes (findCut) before the constructor runs
     const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
     const sidecar = readSidecar(file, model);
