@@ -227,8 +227,8 @@ export async function makeSource(
 
 /** The optimizer of `train.optimizer`, with its LR multiplied by `lrMul`. */
 export function makeOptimizer(o: GraftConfig['train']['optimizer'], lrMul = 1): Optimizer & { readonly lr: number } {
-  if (o.name === 'sgd') return sgd({ lr: (o.lr ?? 0.01) * lrMul, momentum: o.momentum ?? 0.9, nesterov: o.nesterov, weightDecay: o.weightDecay });
-  return (o.name === 'adam' ? adam : adamw)({ lr: (o.lr ?? 1e-3) * lrMul, weightDecay: o.weightDecay });
+  if (o.name === 'sgd') return sgd({ lr: o.lr * lrMul, momentum: o.momentum ?? 0.9, nesterov: o.nesterov, weightDecay: o.weightDecay });
+  return (o.name === 'adam' ? adam : adamw)({ lr: o.lr * lrMul, weightDecay: o.weightDecay });
 }
 
 /** The LR schedule of `train.schedule` (undefined for a constant LR without warmup). */

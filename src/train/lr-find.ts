@@ -65,8 +65,6 @@ export interface LrFindResult {
   seconds: number;
 }
 
-const STOP = Symbol('lr-find stop');
-
 /** A seeded subset of a source (keeps its `augment`, so Network.fit picks the same training path). */
 class SubsetSource implements BatchSource {
   readonly augment: unknown;
@@ -123,7 +121,7 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
   let stop: LrFindResult['stop'] = 'completed';
   const cb: Callback = {
     name: 'lr-find',
-    onStepEnd(_s, r) {
+    onStepEnd(s, r) {
       const i = points.length;
       avg = beta * avg + (1 - beta) * r.loss;
       const smoothed = avg / (1 - beta ** (i + 1));
@@ -131,15 +129,10 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
       points.push(p);
       opts.onStep?.(p);
       if (smoothed < best) best = smoothed;
-      if (!Number.isFinite(smoothed)) {
-        stop = 'non-finite';
-        throw STOP;
-      }
-      if (i > 0 && smoothed > divergence * best) {
-        stop = 'diverged';
-        throw STOP;
-      }
-      if (i + 1 >= steps) throw STOP;
+      if (!Number.isFinite(smoothed)) stop = 'non-finite';
+      else if (i > 0 && smoothed > divergence * best) stop = 'diverged';
+      // the loop's own mid-epoch cancel ends the test
+      if (stop !== 'completed' || i + 1 >= steps) s.abort = true;
     },
   };
   try {
@@ -156,7 +149,7 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
     });
   } catch (e) {
     if (e instanceof NonFiniteLossError) stop = 'non-finite';
-    else if (e !== STOP) throw e;
+    else throw e;
   }
   if (points.length < 2)
     throw new Error(`The LR range test stopped after ${points.length} step(s) (${stop}); lower startLr (now ${startLr}) or check the data for NaN/Inf.`);

@@ -30,6 +30,7 @@ import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
+import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
@@ -129,6 +130,13 @@ export class Network {
     }
     if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
+  }
+
+  /** Sets the model's parameters and BN statistics from trained state (checkpoint tensors); other names are ignored. */
+  loadState(tensors: Iterable<[string, Tensor]>): this {
+    const init = this.model.graph.initializers;
+    for (const [k, v] of tensors) if (init.has(k)) init.set(k, v);
+    return this;
   }
 
   /** All parameter names (trainable or not). */

@@ -85,7 +85,7 @@ export function baseSettings(cfg: GraftConfig, io: PrepareIo, spaceHasUnfreeze: 
   const { kind, warmup, ...rest } = t.schedule;
   return {
     optimizer: o.name,
-    lr: o.lr ?? (o.name === 'sgd' ? 0.01 : 1e-3),
+    lr: o.lr,
     weightDecay: o.weightDecay ?? 0,
     momentum: o.momentum ?? 0.9,
     nesterov: o.nesterov,

@@ -9,10 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { DEFAULT_ARCH_WIDTH } from '../../run/config.js';
 import { atomicWrite } from '../../util/atomic-write.js';
 import { toJsonLine } from '../../util/jsonl.js';
 import { createProgress } from '../../util/progress.js';
-import { DEFAULT_ARCH_WIDTH } from '../../run/config.js';
 import { CliError, emit, globals, note } from '../context.js';
 
 interface AdaptCliOptions {
