@@ -24,7 +24,7 @@ import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
 import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
-import { createSession, ort } from '../runtime/session.js';
+import { createSession, ort, runChecked } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
@@ -36,6 +36,10 @@ import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
 import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
+
+/** How predict's and feature extraction's feed checks are worded (runtime/feeds.ts). */
+const PREDICT_FEEDS = { what: 'Network.predict' };
+const FEATURE_FEEDS = { what: 'feature extraction' };
 
 /** Options of {@link Network.fit}. */
 export interface FitConfig {
@@ -310,7 +314,7 @@ export class Network {
     let classes = 0;
     const bufs = new BatchBuffers(data.sampleShape);
     for await (const b of batches(data, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-      const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+      const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, PREDICT_FEEDS);
       const p = r.probabilities!;
       classes = p.dims[1]!;
       out.push((p.data as Float32Array).slice());
@@ -357,7 +361,7 @@ export async function computeFeatures(backbone: Model, src: BatchSource, batchSi
   const labels = new Int32Array(src.length);
   let row = 0;
   for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-    const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+    const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, FEATURE_FEEDS);
     const f = r[s.outputNames[0]!]!;
     if (!feats) {
       dims = f.dims.slice(1) as number[];
