@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
+import { TRAIN_MODES } from '../train/recipes.js';
 
 const posInt = z.number().int().positive();
 const file = z.string().min(1, 'must not be empty');
@@ -102,7 +103,7 @@ const earlyStoppingSchema = z.preprocess(
 
 const trainSchema = z.strictObject({
   /** head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune: fastai's recipe. */
-  mode: z.enum(['head', 'last-stages', 'full', 'fine-tune']).default('fine-tune'),
+  mode: z.enum(TRAIN_MODES).default('fine-tune'),
   epochs: posInt.default(10),
   /** fine-tune: epochs of the frozen-backbone phase before unfreezing (0 skips it). */
   freezeEpochs: z.number().int().min(0).default(1),
