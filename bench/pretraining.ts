@@ -27,7 +27,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { adaBN } from '../src/adapt/adabn.js';
-import { Network } from '../src/api/network.js';
+import { Network } from '../src/train/network.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/idx.js';
 import type { PreprocessConfig } from '../src/data/preprocess.js';
 import { bilinearResize } from '../src/data/shift.js';

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Network } from '../src/api/network.js';
+import { Network } from '../src/train/network.js';
 import { linear, mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
 import { lowered } from '../src/runtime/session.js';

@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Network } from '../src/api/network.js';
+import { Network } from '../src/train/network.js';
 import { sgd } from '../src/optim/index.js';
 import { createSession, runHost } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';

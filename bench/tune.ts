@@ -16,7 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { computeFeatures, Network } from '../src/api/network.js';
+import { computeFeatures, Network } from '../src/train/network.js';
 import { loadMnist } from '../src/data/idx.js';
 import { styleShift } from '../src/data/shift.js';
 import { kPerClass } from '../src/data/split.js';

@@ -1,14 +1,14 @@
 /**
  * graft — transfer learning for TypeScript on onnxruntime-node.
  *
- * The library surface: load or build a model, freeze it, graft a new head, fit, evaluate, export.
+ * The library surface: load or build a model, freeze it, graft a new head, fit or fineTune, evaluate, export;
+ * or run a whole configured training (`runTraining` / `startRun`, the run layer every surface drives).
  * Lower layers (graph IR, autodiff, step compiler) are exported too for those who build on them.
  */
 import { registerStandardOps } from './ops/index.js';
 
 export { adaBN } from './adapt/adabn.js';
 export { type ImageFolderSplit, loadImageFolder } from './api/images.js';
-export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './api/network.js';
 export { backward } from './autodiff/backward.js';
 export { gradCheck } from './autodiff/gradcheck.js';
 export { ImageSource } from './data/image-source.js';
@@ -22,6 +22,10 @@ export * from './nn/index.js';
 export { decodeModel, encodeModel, loadModel, saveModel } from './onnx/io.js';
 export { defineOp, differentiableOps, opDef, registeredOps, registerStandardOps } from './ops/index.js';
 export * from './optim/index.js';
+export { configSchema, defaultRunName, findConfigFile, type GraftConfig, loadConfig, parseConfig } from './run/config.js';
+export { RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './run/events.js';
+export { type RunLrFindOptions, runLrFind } from './run/lr-find.js';
+export { type RunHandle, type RunTrainingOptions, runFolder, runTraining, startRun } from './run/train.js';
 export { ArraySource, type BatchSource } from './step/batches.js';
 export { loadCheckpoint, saveCheckpoint } from './step/checkpoint.js';
 export { type CompiledStep, compileTrainStep, type LossSpec, type StepSpec } from './step/compile.js';
@@ -29,8 +33,10 @@ export { compileEvalStep } from './step/eval-graph.js';
 export { toInferenceModel } from './step/export.js';
 export { NonFiniteLossError, StepRunner } from './step/runner.js';
 export { Rng, Tensor } from './tensor.js';
-export { type Callback, EarlyStopping, type EpochMetrics } from './train/callbacks.js';
+export { type Callback, EarlyStopping, type EpochMetrics, type TrainState } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
+export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './train/network.js';
+export { type Phase, phasesOf, TRAIN_MODES, type TrainMode } from './train/recipes.js';
 export * as tune from './tune/index.js';
 
 // the library entry point: graphs built through anything exported here find every standard op

@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { Network } from '../src/api/network.js';
 import { batchNorm2d, conv2d, flatten, globalAvgPool, linear, mlp, relu, sequential } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
 import { ArraySource } from '../src/step/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../src/step/checkpoint.js';
 import { Rng, Tensor } from '../src/tensor.js';
+import { Network } from '../src/train/network.js';
 
 /** Two classes of 8×8 one-channel images: class 1 has a bright top half. */
 function images(n: number, seed: number): ArraySource {

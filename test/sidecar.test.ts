@@ -9,8 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { Network } from '../src/api/network.js';
 import { saveModel } from '../src/onnx/io.js';
+import { Network } from '../src/train/network.js';
 import { runGraft } from './cli-run.js';
 import { buildModel } from './onnx/helpers.js';
 

@@ -138,7 +138,10 @@ test('mismatched feed shapes give a clear error', async () => {
   const step = compileTrainStep({ model, trainable: ['fc.weight', 'fc.bias'], optimizer: sgd({ lr: 0.1 }) });
   const runner = await StepRunner.create(step);
   const y = new Tensor('int64', [2], new BigInt64Array(2));
-  await assert.rejects(runner.train({ x: Tensor.f32([2, 5]), y }, [0.1]), /input of shape \[2, 5\], but the model expects \[N, 4\]/);
+  await assert.rejects(
+    runner.train({ x: Tensor.f32([2, 5]), y }, [0.1]),
+    /Model input "input" was fed shape \[2, 5\] by the training step, but the model expects \[N, 4\]/,
+  );
 });
 
 test('kill mid-run then resume ends with the same weights and metrics as an uninterrupted run', async () => {

@@ -4,7 +4,7 @@
  * mean/var become the plain average over batches of each batch's mean and unbiased variance.
  */
 import type { Model } from '../ir/model.js';
-import { createSession, ort } from '../runtime/session.js';
+import { createSession, ort, runChecked } from '../runtime/session.js';
 import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { toTrainingGraph } from '../step/mode.js';
 
@@ -35,7 +35,7 @@ export async function adaBN(model: Model, target: BatchSource, opts: AdaBnOption
   for await (const b of batches(src, bufs, { batchSize: opts.batchSize ?? 128, seed: 0, epoch: 0, shuffle: false })) {
     if (b.size < 2) continue; // batch statistics of one sample are undefined
     const feeds: Record<string, ort.Tensor> = { [session.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) };
-    const out = await session.run(feeds);
+    const out = await runChecked(session, feeds, undefined, { what: 'AdaBN' });
     runningStats.forEach((s, i) => {
       const v = out[s.output]!.data as Float32Array;
       const acc = sums[i]!;

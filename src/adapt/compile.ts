@@ -13,8 +13,8 @@
  */
 import type { Graph } from '../ir/graph.js';
 import { findCut } from '../ir/surgery.js';
-import { type CompiledStep, compileTrainStep, type StepOptionsBase, type StepTerm } from '../step/compile.js';
 import { registerStandardOps } from '../ops/index.js';
+import { type CompiledStep, compileTrainStep, type StepOptionsBase, type StepTerm } from '../step/compile.js';
 import { grlLambda } from './adversarial.js';
 import { METHOD_INFO, type MethodContext, type MethodSpec } from './methods.js';
 

@@ -4,10 +4,11 @@
  * With a frozen backbone (every trainable parameter after the model's `graft.cut`), the backbone runs once
  * over every image and only the head (e.g. a bottleneck MLP) trains on the cached features.
  */
-import { computeFeatures } from '../api/network.js';
+
 import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
+import { DEFAULT_LR } from '../optim/defaults.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
 import type { BatchSource } from '../step/batches.js';
@@ -16,6 +17,7 @@ import { StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import type { Callback } from '../train/callbacks.js';
 import { fit } from '../train/fit.js';
+import { computeFeatures } from '../train/network.js';
 import { adaBN } from './adabn.js';
 import { compileAdaptStep } from './compile.js';
 import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';
@@ -157,11 +159,12 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
 
   if (data.source.length < n) throw new Error(`The source has ${data.source.length} samples, fewer than one batch of ${n}; lower the batch size.`);
   const total = epochs * Math.floor(data.source.length / n);
+  const optimizer = sgd({ lr: o.lr ?? DEFAULT_LR.sgd, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
   const step = compileAdaptStep({
     model: forward,
     features: o.features,
     trainable: trainable.filter((p) => forward.graph.initializers.has(p)),
-    optimizer: sgd({ lr: o.lr ?? 0.01, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 }),
+    optimizer,
     method: spec,
     sourceBatch: n,
     targetBatch: m,
@@ -187,7 +190,7 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
       epochs,
       batchSize: n,
       dropLast: true,
-      lr: o.lr ?? 0.01,
+      lr: optimizer.lr,
       schedule: o.schedule ?? invSchedule(),
       seed,
       callbacks: [joint, selection, ...(o.callbacks ?? [])],

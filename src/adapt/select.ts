@@ -4,7 +4,7 @@
  * target data for evaluation only, also the target accuracy (never used to select).
  */
 import type { Model } from '../ir/model.js';
-import { createSession, ort } from '../runtime/session.js';
+import { createSession, ort, runChecked } from '../runtime/session.js';
 import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { toInferenceModel } from '../step/export.js';
 import type { Tensor } from '../tensor.js';
@@ -84,7 +84,9 @@ async function run(session: ort.InferenceSession, src: BatchSource, labelled: bo
   let c = 0;
   let hit = 0;
   for await (const b of batches(src, bufs, { batchSize: 500, seed: 0, epoch: 0, shuffle: false })) {
-    const out = await session.run({ [session.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+    const out = await runChecked(session, { [session.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, {
+      what: 'adaptation scoring',
+    });
     const p = out.probabilities!;
     c = p.dims[1]!;
     const d = p.data as Float32Array;

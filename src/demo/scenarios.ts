@@ -8,7 +8,6 @@
 import { adaBN } from '../adapt/adabn.js';
 import { unlabelledArrays } from '../adapt/data.js';
 import { adapt } from '../adapt/run.js';
-import { Network } from '../api/network.js';
 import { type IdxDataset, loadMnist } from '../data/idx.js';
 import { styleShift } from '../data/shift.js';
 import { kPerClass } from '../data/split.js';
@@ -19,6 +18,7 @@ import { invSchedule } from '../optim/schedule.js';
 import { ArraySource } from '../step/batches.js';
 import { Rng } from '../tensor.js';
 import type { Callback } from '../train/callbacks.js';
+import { Network } from '../train/network.js';
 
 export interface ScenarioOptions {
   seed: number;

@@ -8,8 +8,10 @@
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import type * as ort from 'onnxruntime-node';
+import { checkFeeds, describeInputs, type FeedCheckOptions, type InputSpec } from '../runtime/feeds.js';
 import { withOomAdvice } from '../runtime/ort-errors.js';
-import { ORT_LOG_LEVEL, ORT_LOG_SEVERITY } from '../runtime/session.js';
+import { ORT_LOG_LEVEL, ortSessionOptions } from '../runtime/session.js';
 
 /** Options of {@link InferenceWorker}. */
 export interface InferenceWorkerOptions {
@@ -17,7 +19,7 @@ export interface InferenceWorkerOptions {
   threads: number;
   /** Name used in error messages (e.g. "feature extractor"). */
   label?: string;
-  /** Let idle onnxruntime threads spin-wait (default false: leave the cores to work running beside it). */
+  /** Let idle onnxruntime threads spin-wait (default: as every graft session, see `SessionOptions.spinning`). */
   spinning?: boolean;
 }
 
@@ -29,6 +31,17 @@ export interface WorkerRunResult {
   output: Float32Array;
   /** Its dims as onnxruntime reported them. */
   dims: number[];
+}
+
+interface WorkerMessage {
+  id: number;
+  ready?: boolean;
+  error?: string;
+  inputs?: string[];
+  meta?: ort.InferenceSession.ValueMetadata[];
+  buffer?: ArrayBuffer;
+  data?: Float32Array;
+  dims?: number[];
 }
 
 interface Pending {
@@ -44,7 +57,8 @@ ort.env.logLevel = workerData.logLevel;
 const msgOf = (e) => (e && e.message) || String(e);
 let session;
 const ready = ort.InferenceSession.create(workerData.model, workerData.options).then(
-  (s) => { session = s; parentPort.postMessage({ id: 0, ready: true, inputs: s.inputNames, outputs: s.outputNames }); },
+  (s) => { session = s; const meta = (s.inputMetadata || []).map((m) => ({ name: m.name, isTensor: m.isTensor, type: m.type, shape: m.isTensor ? [...m.shape] : [] }));
+    parentPort.postMessage({ id: 0, ready: true, inputs: s.inputNames, outputs: s.outputNames, meta }); },
   (e) => { parentPort.postMessage({ id: 0, error: msgOf(e) }); },
 );
 let chain = ready;
@@ -75,6 +89,9 @@ export class InferenceWorker {
   private nextId = 1;
   private failure: Error | undefined;
   private closed = false;
+  /** The session's inputs, known once it is ready; each batch is checked against them before it is posted. */
+  private inputs: readonly InputSpec[] = [];
+  private readonly check: FeedCheckOptions;
   /** Resolves when the session is created; rejects with onnxruntime's reason when it cannot be. */
   readonly ready: Promise<void>;
 
@@ -85,14 +102,10 @@ export class InferenceWorker {
   constructor(model: Uint8Array, opts: InferenceWorkerOptions) {
     const label = opts.label ?? 'model';
     const ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
-    const options = {
-      intraOpNumThreads: opts.threads,
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: 'all',
-      logSeverityLevel: ORT_LOG_SEVERITY,
-      ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
-    };
+    // the session itself is created in the worker (a plain CommonJS script, which cannot import graft's
+    // TypeScript), from the options graft's one session factory builds
+    const options = ortSessionOptions({ threads: opts.threads, spinning: opts.spinning });
+    this.check = { what: `the ${label} worker` };
     this.worker = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], workerData: { ortPath, model, options, logLevel: ORT_LOG_LEVEL } });
     let readyResolve!: () => void;
     let readyReject!: (e: Error) => void;
@@ -101,7 +114,7 @@ export class InferenceWorker {
       readyReject = rej;
     });
     this.ready.catch(() => {}); // observed through run(); avoid an unhandled rejection when nobody runs
-    this.worker.on('message', (m: { id: number; ready?: boolean; error?: string; buffer?: ArrayBuffer; data?: Float32Array; dims?: number[] }) => {
+    this.worker.on('message', (m: WorkerMessage) => {
       if (m.id === 0) {
         if (m.error) {
           const err = new Error(
@@ -110,7 +123,10 @@ export class InferenceWorker {
           err.name = 'ModelLoadError';
           this.fail(err);
           readyReject(this.failure!);
-        } else readyResolve();
+        } else {
+          this.inputs = describeInputs(m.inputs ?? [], m.meta);
+          readyResolve();
+        }
         return;
       }
       const p = this.pending.get(m.id);
@@ -148,6 +164,7 @@ export class InferenceWorker {
     if (this.closed) throw new Error('InferenceWorker.run: the worker is closed; create a new one.');
     if (input.byteOffset !== 0 || input.byteLength !== input.buffer.byteLength)
       throw new Error('InferenceWorker.run: the input must span its whole ArrayBuffer (it is transferred); allocate it with new Float32Array(n).');
+    checkFeeds(this.inputs, { [this.inputs[0]?.name ?? '']: { type: 'float32', dims } }, this.check);
     const length = dims.reduce((a, b) => a * b, 1);
     const id = this.nextId++;
     return new Promise<WorkerRunResult>((resolve, reject) => {

@@ -2,14 +2,16 @@
  * Adam and AdamW emitted as ONNX ops with the semantics of `torch.optim.Adam` / `torch.optim.AdamW`.
  * Bias corrections are host-computed scalar inputs, so the graph carries no step counter.
  */
+
 import type { Emitter } from '../ir/emit.js';
 import { Tensor } from '../tensor.js';
+import { DEFAULT_LR } from './defaults.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot, UpdateResult } from './optimizer.js';
 import { checkNonNegative, checkSlots, checkStep, declareState, forgetStateTypes, groupWeightDecay, scalarName } from './sgd.js';
 
 /** Options of {@link adam} and {@link adamw}. Defaults match PyTorch. */
 export interface AdamOptions {
-  /** Base learning rate the runner scales by each group's `lrScale` and the schedule. Default 1e-3. */
+  /** Base learning rate the runner scales by each group's `lrScale` and the schedule. Default 1e-3 ({@link DEFAULT_LR}). */
   lr?: number;
   /** Decay rates (β1, β2) of the first and second moment estimates, each in [0, 1). Default [0.9, 0.999]. */
   betas?: [number, number];
@@ -50,7 +52,7 @@ export function adamw(opts: AdamOptions = {}): Optimizer & { readonly lr: number
 
 function makeAdam(name: 'adam' | 'adamw', decoupled: boolean, opts: AdamOptions, defaultWd: number): Optimizer & { readonly lr: number } {
   const where = `${name}()`;
-  const lr = opts.lr ?? 1e-3;
+  const lr = opts.lr ?? DEFAULT_LR[name];
   const betas = opts.betas ?? [0.9, 0.999];
   const eps = opts.eps ?? 1e-8;
   const weightDecay = opts.weightDecay ?? defaultWd;

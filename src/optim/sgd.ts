@@ -2,13 +2,15 @@
  * Stochastic gradient descent with optional momentum, dampening, Nesterov and L2 weight decay,
  * emitted as ONNX ops with exactly the semantics of `torch.optim.SGD`.
  */
+
 import type { Emitter } from '../ir/emit.js';
 import { Tensor } from '../tensor.js';
+import { DEFAULT_LR } from './defaults.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot, UpdateResult } from './optimizer.js';
 
 /** Options of {@link sgd}. Defaults match `torch.optim.SGD`. */
 export interface SgdOptions {
-  /** Base learning rate the runner scales by each group's `lrScale` and the schedule. Default 1e-3. */
+  /** Base learning rate the runner scales by each group's `lrScale` and the schedule. Default 0.01 ({@link DEFAULT_LR}). */
   lr?: number;
   /** Momentum factor μ (0 disables the momentum buffer). Default 0. */
   momentum?: number;
@@ -38,7 +40,7 @@ export const SGD_GRAD_SCALE = 'sgd_grad_scale';
  * input shaped like `init`, and outputs the updated params and `StateSlot.output`s.
  */
 export function sgd(opts: SgdOptions = {}): Optimizer & { readonly lr: number } {
-  const lr = opts.lr ?? 1e-3;
+  const lr = opts.lr ?? DEFAULT_LR.sgd;
   const momentum = opts.momentum ?? 0;
   const dampening = opts.dampening ?? 0;
   const nesterov = opts.nesterov ?? false;

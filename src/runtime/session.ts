@@ -5,9 +5,11 @@ import type { Model } from '../ir/model.js';
 import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
+import { runChecked } from './feeds.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultThreads } from './threads.js';
 
+export { type FeedCheckOptions, FeedError, runChecked } from './feeds.js';
 export { defaultThreads, setDefaultThreads } from './threads.js';
 export { ort };
 
@@ -26,24 +28,39 @@ export interface SessionOptions {
   threads?: number;
   /** Graph optimization level (default 'all'). */
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
-  /** Write an onnxruntime profile (Chrome trace JSON) with this file prefix; also set by env GRAFT_ORT_PROFILE. */
+  /** Write an onnxruntime profile (Chrome trace JSON) with this file prefix; default: env GRAFT_ORT_PROFILE. */
   profile?: string;
+  /** Let idle intra-op threads spin-wait; default: true unless env GRAFT_ORT_SPIN=0 (better on a machine shared with other work). */
+  spinning?: boolean;
 }
 
-/** Creates an onnxruntime session from an in-memory model. */
+/**
+ * onnxruntime's session options for graft's {@link SessionOptions}: the one place they are built (also for the
+ * feature-extraction worker, which creates its session in a worker thread from this plain object), and the one
+ * place the environment defaults (GRAFT_ORT_PROFILE, GRAFT_ORT_SPIN) are read.
+ */
+export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+  const profile = opts.profile ?? process.env.GRAFT_ORT_PROFILE;
+  const spinning = opts.spinning ?? process.env.GRAFT_ORT_SPIN !== '0';
+  return {
+    intraOpNumThreads: opts.threads ?? defaultThreads(),
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: opts.optimization ?? 'all',
+    logSeverityLevel: ORT_LOG_SEVERITY,
+    ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
+    ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
+  };
+}
+
+/**
+ * Creates an onnxruntime session from an in-memory model: graft's one session factory. Run it with
+ * {@link runChecked} (./feeds.ts), which names a missing or mis-shaped feed before onnxruntime sees it.
+ */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : encodeModel(lowered(model));
   try {
-    return await ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: opts.threads ?? defaultThreads(),
-      interOpNumThreads: 1,
-      executionMode: 'sequential',
-      graphOptimizationLevel: opts.optimization ?? 'all',
-      logSeverityLevel: ORT_LOG_SEVERITY,
-      ...((opts.profile ?? process.env.GRAFT_ORT_PROFILE) ? { enableProfiling: true, profileFilePrefix: opts.profile ?? process.env.GRAFT_ORT_PROFILE } : {}),
-      // GRAFT_ORT_SPIN=0 stops idle intra-op threads from spinning: better on a machine shared with other work
-      ...(process.env.GRAFT_ORT_SPIN === '0' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
-    });
+    return await ort.InferenceSession.create(bytes, ortSessionOptions(opts));
   } catch (e) {
     if (isOrtOutOfMemory((e as Error).message)) throw withOomAdvice(e);
     throw new Error(
@@ -86,16 +103,11 @@ export function fromOrt(t: ort.Tensor): Tensor {
   return new Tensor(dtype, [...t.dims], t.data as TypedArray);
 }
 
-/** Runs a session on host tensors and returns host tensors. */
+/** Runs a session on host tensors and returns host tensors; feeds are checked as by {@link runChecked}. */
 export async function runHost(session: ort.InferenceSession, feeds: Record<string, Tensor>, outputs?: string[]): Promise<Record<string, Tensor>> {
   const f: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(feeds)) f[k] = toOrt(v);
-  let r: ort.InferenceSession.ReturnType;
-  try {
-    r = outputs ? await session.run(f, outputs) : await session.run(f);
-  } catch (e) {
-    throw withOomAdvice(e);
-  }
+  const r = await runChecked(session, f, outputs);
   const out: Record<string, Tensor> = {};
   for (const [k, v] of Object.entries(r)) out[k] = fromOrt(v);
   return out;

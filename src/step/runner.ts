@@ -4,9 +4,8 @@
  * between two buffers (outputs are written into the idle buffer, then swapped), so a step makes
  * no JS-array round trip and allocates no new parameter memory.
  */
-import type { ValueInfo } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
-import { createSession, ort, type SessionOptions } from '../runtime/session.js';
+import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
@@ -40,6 +39,10 @@ export interface BatchFeed {
   x: Tensor | ort.Tensor;
   y: Tensor | ort.Tensor;
 }
+
+/** How the step's and the eval's feed checks are worded (constants: a checked run allocates nothing). */
+const TRAIN_FEEDS: FeedCheckOptions = { what: 'the training step' };
+const EVAL_FEEDS: FeedCheckOptions = { what: 'the evaluation' };
 
 function asOrt(t: Tensor | ort.Tensor): ort.Tensor {
   if (!(t instanceof Tensor)) return t;
@@ -81,8 +84,6 @@ export class StepRunner {
   async train(batch: BatchFeed, lr: number[], seed = 0): Promise<StepResult> {
     const s = this.step;
     const stepNo = this.stepCount + 1;
-    checkFeed(this.step.model.graph.inputs, s.dataInput, batch.x.dims, 'training step');
-    checkFeed(this.step.model.graph.inputs, s.targetInput, batch.y.dims, 'training step');
     const feeds: Record<string, ort.Tensor> = { [s.dataInput]: asOrt(batch.x), [s.targetInput]: asOrt(batch.y) };
     s.lrInputs.forEach((name, i) => {
       if (this.inputNames.has(name)) feeds[name] = scalar(lr[i] ?? lr[0]!);
@@ -96,7 +97,7 @@ export class StepRunner {
       feeds[slot.spec.input] = slot.cur;
       fetches[slot.spec.output] = slot.next;
     }
-    const out = await this.session.run(feeds, fetches as never);
+    const out = await runChecked(this.session, feeds, fetches, TRAIN_FEEDS);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
     for (const slot of this.slots) {
@@ -175,8 +176,7 @@ export interface BatchEvaluator {
 }
 
 async function runEval(session: ort.InferenceSession, ev: CompiledEval, batch: BatchFeed, state: Record<string, ort.Tensor>): Promise<EvalResult> {
-  checkFeed(ev.model.graph.inputs, ev.dataInput, batch.x.dims, 'evaluation');
-  const out = await session.run({ [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y), ...state });
+  const out = await runChecked(session, { [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y), ...state }, undefined, EVAL_FEEDS);
   const metrics: Record<string, number> = {};
   for (const [k, v] of Object.entries(ev.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
   return { loss: (out[ev.lossOutput]!.data as Float32Array)[0]!, metrics, output: out[ev.output]! };
@@ -205,27 +205,4 @@ export class EvalRunner implements BatchEvaluator {
 
 function scalar(v: number): ort.Tensor {
   return new ort.Tensor('float32', Float32Array.of(v), []);
-}
-
-/** Checks a feed's dims against the graph input's declared shape (static dims must match, symbolic ones must agree). */
-export function checkFeed(inputs: ValueInfo[], name: string, dims: readonly number[], what: string): void {
-  const info = inputs.find((v) => v.name === name);
-  if (!info?.shape) return;
-  const bound = new Map<string, number>();
-  const ok =
-    info.shape.length === dims.length &&
-    info.shape.every((d, i) => {
-      if (typeof d === 'number') return d === dims[i];
-      if (typeof d === 'string') {
-        const b = bound.get(d);
-        if (b !== undefined && b !== dims[i]) return false;
-        bound.set(d, dims[i]!);
-      }
-      return true;
-    });
-  if (!ok)
-    throw new Error(
-      `The ${what} got ${name} of shape [${dims.join(', ')}], but the model expects [${info.shape.map((d) => d ?? '?').join(', ')}]. ` +
-        'Check the preprocessing (image size, channels) or the model input.',
-    );
 }

@@ -18,6 +18,11 @@ export interface TrainState {
   stepsPerEpoch: number;
   /** Set to true by a callback to stop after the current epoch. */
   stop: boolean;
+  /**
+   * Set to true by a callback to stop at once, after the current step: the loop checkpoints its position
+   * (with a checkpoint folder) and returns with `cancelled`, so `resume` continues exactly there.
+   */
+  abort?: boolean;
   /** Metrics history, one entry per finished epoch. */
   history: EpochMetrics[];
   seed: number;
@@ -29,6 +34,8 @@ export interface Callback {
   onTrainBegin?(s: TrainState): void | Promise<void>;
   onStepEnd?(s: TrainState, r: { loss: number; metrics: Record<string, number>; lr: number }): void | Promise<void>;
   onEpochEnd?(s: TrainState, m: EpochMetrics): void | Promise<void>;
+  /** A checkpoint file was written (last.ckpt mid-epoch or at an epoch end, best.ckpt). */
+  onCheckpoint?(s: TrainState, file: string): void | Promise<void>;
   onTrainEnd?(s: TrainState): void | Promise<void>;
   /** State to store in checkpoints, and to restore on resume. */
   saveState?(): unknown;

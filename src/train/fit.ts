@@ -9,7 +9,7 @@ import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../ste
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
 import { type BatchEvaluator, NonFiniteLossError, type StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
-import type { Callback, EpochMetrics, TrainState } from './callbacks.js';
+import { type Callback, type EpochMetrics, metricMode, type TrainState } from './callbacks.js';
 
 /** LR multiplier as a function of (step, totalSteps); step is 0-based. */
 export type LrSchedule = (step: number, total: number) => number;
@@ -34,7 +34,10 @@ export interface FitOptions {
   resume?: boolean;
   /** Stop after this many steps in total (used by tests to simulate an interrupted run). */
   maxSteps?: number;
-  /** Metric that decides best.ckpt (default val_acc when val is given, else train_loss). */
+  /**
+   * Metric that decides best.ckpt, in the direction {@link metricMode} gives it (default val_loss when val is
+   * given, else train_loss: the same default and rule as {@link EarlyStopping}, so both agree on the best epoch).
+   */
   monitor?: string;
 }
 
@@ -42,6 +45,8 @@ export interface FitResult {
   history: EpochMetrics[];
   steps: number;
   stoppedEarly: boolean;
+  /** True when a callback aborted the run mid-epoch (see TrainState.abort); its position is in last.ckpt. */
+  cancelled?: boolean;
   seconds: number;
 }
 
@@ -66,8 +71,8 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
   const stepsPerEpoch = batchesPerEpoch(train.length, opts.batchSize, dropLast);
   const totalSteps = stepsPerEpoch * opts.epochs;
   const callbacks = opts.callbacks ?? [];
-  const monitor = opts.monitor ?? (opts.val ? 'val_acc' : 'train_loss');
-  const better = (a: number, b: number) => (/loss/.test(monitor) ? a < b : a > b);
+  const monitor = opts.monitor ?? (opts.val ? 'val_loss' : 'train_loss');
+  const better = (a: number, b: number) => (metricMode(monitor) === 'min' ? a < b : a > b);
   const st: TrainState = { runner, epoch: 0, step: 0, totalSteps, epochs: opts.epochs, stepsPerEpoch, stop: false, history: [], seed };
   let startBatch = 0;
   let best = Number.NaN;
@@ -104,13 +109,14 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     for (const cb of callbacks) if (cb.loadState && m.callbacks?.[cb.name] !== undefined) cb.loadState(m.callbacks[cb.name]);
   }
 
-  const writeCheckpoint = (file: string, epoch: number, batch: number) => {
+  const writeCheckpoint = async (file: string, epoch: number, batch: number) => {
     const cbs: Record<string, unknown> = {};
     for (const cb of callbacks) if (cb.saveState) cbs[cb.name] = cb.saveState();
     saveCheckpoint(file, {
       meta: { step: st.step, epoch, batch, history: st.history, best, callbacks: cbs, totalSteps, seed, partial: batch ? acc : undefined, stopped: st.stop },
       tensors: withCallbackTensors(runner.state(), callbacks),
     });
+    for (const cb of callbacks) await cb.onCheckpoint?.(st, file);
   };
 
   for (const cb of callbacks) await cb.onTrainBegin?.(st);
@@ -140,8 +146,12 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       acc.correct += r.metrics.correct ?? 0;
       acc.seen += b.size;
       for (const cb of callbacks) await cb.onStepEnd?.(st, { loss: r.loss, metrics: r.metrics, lr: lrs[lrs.length - 1]! });
+      if (st.abort) {
+        if (lastFile) await writeCheckpoint(lastFile, st.epoch, b.index + 1);
+        return { history: st.history, steps: st.step, stoppedEarly: false, cancelled: true, seconds: (performance.now() - t0) / 1000 };
+      }
       if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && b.index + 1 < stepsPerEpoch)
-        writeCheckpoint(lastFile, st.epoch, b.index + 1);
+        await writeCheckpoint(lastFile, st.epoch, b.index + 1);
     }
     startBatch = 0;
     const m: EpochMetrics = { epoch: st.epoch + 1, step: st.step };
@@ -160,8 +170,8 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     const improved = mv !== undefined && (Number.isNaN(best) || better(mv, best));
     if (improved) best = mv!;
     if (lastFile) {
-      writeCheckpoint(lastFile, st.epoch + 1, 0);
-      if (improved && bestFile) writeCheckpoint(bestFile, st.epoch + 1, 0);
+      await writeCheckpoint(lastFile, st.epoch + 1, 0);
+      if (improved && bestFile) await writeCheckpoint(bestFile, st.epoch + 1, 0);
     }
     if (st.stop) {
       stoppedEarly = st.epoch + 1 < opts.epochs;

@@ -4,13 +4,14 @@
  * smoothed) loss, stop once it exceeds `divergence` × its best, and suggest an LR: the steepest descent of
  * the smoothed loss, or the LR of the minimum divided by 10 when no clear descent exists.
  */
-import { type FitConfig, Network } from '../api/network.js';
+
 import type { Optimizer } from '../optim/optimizer.js';
 import { type BatchSource, batchesPerEpoch } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { NonFiniteLossError } from '../step/runner.js';
 import { Rng } from '../tensor.js';
 import type { Callback } from './callbacks.js';
+import { type FitConfig, Network } from './network.js';
 
 /** Options of {@link lrFind}. */
 export interface LrFindOptions {
@@ -63,8 +64,6 @@ export interface LrFindResult {
   suggestion: LrSuggestion;
   seconds: number;
 }
-
-const STOP = Symbol('lr-find stop');
 
 /** A seeded subset of a source (keeps its `augment`, so Network.fit picks the same training path). */
 class SubsetSource implements BatchSource {
@@ -122,7 +121,7 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
   let stop: LrFindResult['stop'] = 'completed';
   const cb: Callback = {
     name: 'lr-find',
-    onStepEnd(_s, r) {
+    onStepEnd(s, r) {
       const i = points.length;
       avg = beta * avg + (1 - beta) * r.loss;
       const smoothed = avg / (1 - beta ** (i + 1));
@@ -130,15 +129,10 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
       points.push(p);
       opts.onStep?.(p);
       if (smoothed < best) best = smoothed;
-      if (!Number.isFinite(smoothed)) {
-        stop = 'non-finite';
-        throw STOP;
-      }
-      if (i > 0 && smoothed > divergence * best) {
-        stop = 'diverged';
-        throw STOP;
-      }
-      if (i + 1 >= steps) throw STOP;
+      if (!Number.isFinite(smoothed)) stop = 'non-finite';
+      else if (i > 0 && smoothed > divergence * best) stop = 'diverged';
+      // the loop's own mid-epoch cancel ends the test
+      if (stop !== 'completed' || i + 1 >= steps) s.abort = true;
     },
   };
   try {
@@ -155,7 +149,7 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
     });
   } catch (e) {
     if (e instanceof NonFiniteLossError) stop = 'non-finite';
-    else if (e !== STOP) throw e;
+    else throw e;
   }
   if (points.length < 2)
     throw new Error(`The LR range test stopped after ${points.length} step(s) (${stop}); lower startLr (now ${startLr}) or check the data for NaN/Inf.`);

@@ -17,7 +17,7 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import { readConfigFile } from '../cli/config.js';
+import { readConfigFile } from '../run/config.js';
 import { metricMode } from '../train/callbacks.js';
 import { formatIssues, type SearchSpace, spaceSchema } from './space.js';
 import type { Direction } from './types.js';

@@ -10,7 +10,7 @@
  *
  * Parameters the space does not set come from the base graft config ({@link TrialSettings}).
  */
-import { Network } from '../api/network.js';
+
 import { Graph } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import { suffixFrom } from '../ir/surgery.js';
@@ -18,6 +18,7 @@ import { mlp } from '../nn/index.js';
 import { replaceHead } from '../nn/replace-head.js';
 import type { BatchSource } from '../step/batches.js';
 import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
+import { Network } from '../train/network.js';
 import { readFeatureSet } from './features-file.js';
 import { type Objective, type TrialContext, TrialPruned } from './objective.js';
 import type { Params } from './space.js';
@@ -160,7 +161,7 @@ export function headModel(dims: number, classes: number, s: TrialSettings): Mode
 
 /** Fit settings shared by both kinds of trial. */
 export async function fitConfig(s: TrialSettings, val: BatchSource, cb: Callback) {
-  const setup = await import('../cli/setup.js');
+  const setup = await import('../run/setup.js');
   return {
     epochs: s.epochs,
     batchSize: s.batchSize,

@@ -6,11 +6,11 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Network } from '../api/network.js';
-import { type GraftConfig, loadConfig, parseConfig } from '../cli/config.js';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { mlp } from '../nn/index.js';
+import { type GraftConfig, loadConfig, parseConfig } from '../run/config.js';
 import type { BatchSource } from '../step/batches.js';
+import { Network } from '../train/network.js';
 import type { TuneConfig } from './config.js';
 import { writeFeatureSet } from './features-file.js';
 import { type GraftObjectiveOptions, GraftTrials, KNOWN_PARAMS, PARAM_CHECKS, type TrialSettings, trialSettings } from './graft-objective.js';
@@ -35,14 +35,14 @@ export interface FullSetup {
   val: BatchSource;
   test?: BatchSource;
   /** The labelled data before decoding (feature extraction of image files goes through the cache). */
-  data: Awaited<ReturnType<typeof import('../cli/setup.js').loadRunData>>;
+  data: Awaited<ReturnType<typeof import('../run/setup.js').loadRunData>>;
 }
 
 const stderrIo: PrepareIo = { note: () => {}, warn: (m) => process.stderr.write(`warning: ${m}\n`) };
 
 /** Loads the data (train / val / test) and the backbone of a validated graft config. */
 export async function loadFullSetup(config: unknown, source: string, io: PrepareIo = stderrIo): Promise<FullSetup> {
-  const setup = await import('../cli/setup.js');
+  const setup = await import('../run/setup.js');
   const cfg = parseConfig(config, source);
   const data = await setup.loadRunData(cfg, io);
   if (!data.val)
@@ -85,7 +85,7 @@ export function baseSettings(cfg: GraftConfig, io: PrepareIo, spaceHasUnfreeze: 
   const { kind, warmup, ...rest } = t.schedule;
   return {
     optimizer: o.name,
-    lr: o.lr ?? (o.name === 'sgd' ? 0.01 : 1e-3),
+    lr: o.lr,
     weightDecay: o.weightDecay ?? 0,
     momentum: o.momentum ?? 0.9,
     nesterov: o.nesterov,
@@ -217,7 +217,7 @@ async function backboneFeatures(st: FullSetup, d: FullSetup['data']['train'], sr
     });
     return { x: r.features, labels: Int32Array.from(r.indices, (i) => d.labels[i]!), dims: r.dims };
   }
-  const { computeFeatures } = await import('../api/network.js');
+  const { computeFeatures } = await import('../train/network.js');
   const f = await computeFeatures(backbone, src);
   return { x: f.x, labels: Int32Array.from(f.y), dims: f.sampleShape.reduce((a, b) => a * b, 1) };
 }

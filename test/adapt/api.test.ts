@@ -2,11 +2,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adapt, compileAdaptStep, LAMBDA_INPUT, parseMethod, snd, unlabelled, unlabelledArrays } from '../../src/adapt/index.js';
-import { Network } from '../../src/api/network.js';
 import { paramNames } from '../../src/ir/params.js';
 import { mlp } from '../../src/nn/index.js';
 import { sgd } from '../../src/optim/sgd.js';
 import { ArraySource } from '../../src/step/batches.js';
+import { Network } from '../../src/train/network.js';
 import { blobs } from './toy.js';
 
 const source = blobs(256, 1, 0);

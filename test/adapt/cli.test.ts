@@ -6,10 +6,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { DEFAULT_ARCH_WIDTH } from '../../src/cli/config.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { mlp } from '../../src/nn/index.js';
 import { loadModel, saveModel } from '../../src/onnx/io.js';
+import { DEFAULT_ARCH_WIDTH } from '../../src/run/config.js';
 import { GRAFT_BIN, runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-'));

@@ -9,15 +9,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { type AdaptResult, adapt, type MethodName, unlabelled } from '../../src/adapt/index.js';
-import { Network } from '../../src/api/network.js';
-import { mlp } from '../../src/nn/index.js';
 import { paramNames } from '../../src/ir/params.js';
+import { mlp } from '../../src/nn/index.js';
 import { invSchedule } from '../../src/optim/schedule.js';
 import { sgd } from '../../src/optim/sgd.js';
 import { compileTrainStep } from '../../src/step/compile.js';
 import { compileEvalStep } from '../../src/step/eval-graph.js';
 import { EvalRunner, StepRunner } from '../../src/step/runner.js';
 import { evaluateSource, fit } from '../../src/train/fit.js';
+import { Network } from '../../src/train/network.js';
 import { blobs } from './toy.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-loop-'));

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
-import { addConfigFlags, FLAGS, flagValues, type GraftConfig, getPath, loadConfig, parseConfig } from '../../src/cli/config.js';
+import { addConfigFlags, FLAGS, flagValues } from '../../src/cli/flags.js';
+import { type GraftConfig, getPath, loadConfig, parseConfig } from '../../src/run/config.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-config-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));

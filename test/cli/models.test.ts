@@ -12,8 +12,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { Network } from '../../src/api/network.js';
 import { encodeModel } from '../../src/onnx/io.js';
+import { Network } from '../../src/train/network.js';
 import { runGraft } from '../cli-run.js';
 import { buildModel } from '../onnx/helpers.js';
 

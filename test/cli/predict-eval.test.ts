@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { Network } from '../../src/api/network.js';
 import { parsePreprocessConfig } from '../../src/data/preprocess.js';
 import { flatten, globalAvgPool, linear, sequential } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor.js';
+import { Network } from '../../src/train/network.js';
 import { type CliRun, runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-pe-'));

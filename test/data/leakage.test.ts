@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
-import { parseConfig } from '../../src/cli/config.js';
-import { loadRunData } from '../../src/cli/setup.js';
 import { ManifestDataset } from '../../src/data/dataset.js';
 import { findSplitLeaks, leakWarning } from '../../src/data/leakage.js';
+import { parseConfig } from '../../src/run/config.js';
+import { loadRunData } from '../../src/run/setup.js';
 
 const tmp = await mkdtemp(join(tmpdir(), 'graft-leak-'));
 after(() => rm(tmp, { recursive: true, force: true }));

@@ -9,12 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Network } from '../../src/api/network.js';
 import { runImport } from '../../src/cli/commands/import.js';
 import { importTfjsLayers, loadAnyModel } from '../../src/import/index.js';
 import { mlp } from '../../src/nn/index.js';
 import { sgd } from '../../src/optim/index.js';
 import { ArraySource } from '../../src/step/batches.js';
+import { Network } from '../../src/train/network.js';
 import { type Artifacts, loadFromMemory, maxAbsDiff, quantize, randomData, randomizeWeights, runImported, saveToMemory, tf, writeModelDir } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-import-'));

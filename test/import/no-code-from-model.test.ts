@@ -13,9 +13,9 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import vm from 'node:vm';
 import sharp from 'sharp';
-import { Network } from '../../src/api/network.js';
 import { loadAnyModel, NSFWJS_MODELS, type NsfwjsModelName, nsfwjsModelDir, unwrapModuleObject } from '../../src/import/index.js';
 import { JsLiteralError, parseJsLiteral } from '../../src/import/js-literal.js';
+import { Network } from '../../src/train/network.js';
 import { runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-no-code-'));

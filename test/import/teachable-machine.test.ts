@@ -15,9 +15,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { Network } from '../../src/api/network.js';
 import { loadModel } from '../../src/onnx/io.js';
 import { Rng } from '../../src/tensor.js';
+import { Network } from '../../src/train/network.js';
 import { type CliRun, runGraft } from '../cli-run.js';
 import { maxAbsDiff, randomData, runImported, tf } from './helpers.js';
 

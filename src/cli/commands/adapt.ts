@@ -9,10 +9,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { DEFAULT_ARCH_WIDTH } from '../../run/config.js';
 import { atomicWrite } from '../../util/atomic-write.js';
 import { toJsonLine } from '../../util/jsonl.js';
 import { createProgress } from '../../util/progress.js';
-import { DEFAULT_ARCH_WIDTH } from '../config.js';
 import { CliError, emit, globals, note } from '../context.js';
 
 interface AdaptCliOptions {
@@ -114,7 +114,7 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
   // preprocessing: the model's, or MNIST's for the built-in source, or --image-size/--channels for folders
   const { parsePreprocessConfig } = await import('../../data/preprocess.js');
   const { MNIST_ARRAYS_PREPROCESS, loadSource, loadTarget, loadTargetEval } = await import('../../adapt/sources.js');
-  const { Network } = await import('../../api/network.js');
+  const { Network } = await import('../../train/network.js');
   const base = opts.model ? Network.load(opts.model) : undefined;
   if (base && !base.preprocess)
     throw new CliError(

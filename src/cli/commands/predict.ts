@@ -34,7 +34,7 @@ export interface Classifier {
  */
 export async function loadClassifier(file: string, preprocessFile?: string): Promise<Classifier> {
   const [{ Network }, { parsePreprocessConfig, batchDims }, { createSession }] = await Promise.all([
-    import('../../api/network.js'),
+    import('../../train/network.js'),
     import('../../data/index.js'),
     import('../../runtime/session.js'),
   ]);
@@ -112,7 +112,7 @@ export interface ClassifyOptions {
  */
 export async function classifyFiles(clf: Classifier, files: readonly string[], opts: ClassifyOptions = {}): Promise<Classified> {
   const { decodeBatch, imageSize, batchDims } = await import('../../data/index.js');
-  const { ort } = await import('../../runtime/session.js');
+  const { ort, runChecked } = await import('../../runtime/session.js');
   const bs = clf.fixedBatch ?? Math.max(1, opts.batchSize ?? 32);
   const per = imageSize(clf.preprocess);
   const bufs = [new Float32Array(bs * per), new Float32Array(bs * per)];
@@ -137,7 +137,9 @@ export async function classifyFiles(clf: Classifier, files: readonly string[], o
     }
     const rows = clf.fixedBatch ?? n;
     const x = rows === n ? cur.data : padded(cur.data, rows * per);
-    const r = await clf.session.run({ [clf.input]: new ort.Tensor('float32', x, batchDims(clf.preprocess, rows)) }, [clf.output]);
+    const r = await runChecked(clf.session, { [clf.input]: new ort.Tensor('float32', x, batchDims(clf.preprocess, rows)) }, [clf.output], {
+      what: `graft's image batches for ${clf.file}`,
+    });
     const t = r[clf.output]!;
     const k = Number(t.dims.at(-1));
     if (t.dims.length !== 2 || t.dims[0] !== rows)

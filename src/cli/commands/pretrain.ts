@@ -6,9 +6,12 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { addConfigFlags, findConfigFile, flagValues, loadConfig } from '../config.js';
+import { findConfigFile, loadConfig } from '../../run/config.js';
+import { runTraining } from '../../run/train.js';
 import { emit } from '../context.js';
-import { formatSummary, runTraining } from './train.js';
+import { addConfigFlags, flagValues } from '../flags.js';
+import { printRunEvents } from '../run-events.js';
+import { formatSummary } from './train.js';
 
 /** The config keys `graft pretrain` takes as flags. */
 export const PRETRAIN_KEYS = [
@@ -69,7 +72,7 @@ export function register(program: Command): void {
     const dataName = config.data.train === 'mnist' ? 'mnist' : path.basename(config.data.train ?? config.data.manifest ?? 'data').replace(/\.\w+$/, '');
     const name = `pretrain-${arch}-${dataName}`;
     if (!config.run.export) config.run.export = path.resolve(`${arch}-${dataName}.onnx`);
-    const summary = await runTraining(config, { source, cmd: c, pretrain: true, defaultName: name });
+    const summary = await runTraining(config, { source, pretrain: true, defaultName: name, onEvent: printRunEvents(c) });
     emit(c, summary, () => [
       ...formatSummary(summary),
       `  backbone   ${summary.export} (use it with: graft train --backbone ${path.relative(process.cwd(), summary.export!)} --data <folder>)`,

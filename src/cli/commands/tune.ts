@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { CliError, emit, globals, note, positiveInt } from '../context.js';
-import { commandIo } from './train.js';
+import { commandIo } from '../run-events.js';
 
 interface TuneFlags {
   config?: string;

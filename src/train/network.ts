@@ -24,22 +24,30 @@ import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
 import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
-import { createSession, ort } from '../runtime/session.js';
+import { createSession, ort, runChecked } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
-import type { Callback } from '../train/callbacks.js';
-import { evaluateSource, type FitResult, fit, type LrSchedule } from '../train/fit.js';
+import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { Callback } from './callbacks.js';
+import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
+import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
+
+/** How predict's and feature extraction's feed checks are worded (runtime/feeds.ts). */
+const PREDICT_FEEDS = { what: 'Network.predict' };
+const FEATURE_FEEDS = { what: 'feature extraction' };
 
 /** Options of {@link Network.fit}. */
 export interface FitConfig {
   epochs: number;
   batchSize: number;
   optimizer: Optimizer & { readonly lr: number };
+  /** Base learning rate of this fit (default: the optimizer's `lr`). */
+  lr?: number;
   loss?: LossSpec;
   schedule?: LrSchedule;
   val?: BatchSource;
@@ -106,6 +114,7 @@ export class Network {
    * sidecar or the model's metadata_props.
    */
   static load(file: string): Network {
+    registerStandardOps(); // the sidecar check below infers shapes (findCut) before the constructor runs
     const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
     const sidecar = readSidecar(file, model);
@@ -125,6 +134,13 @@ export class Network {
     }
     if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
+  }
+
+  /** Sets the model's parameters and BN statistics from trained state (checkpoint tensors); other names are ignored. */
+  loadState(tensors: Iterable<[string, Tensor]>): this {
+    const init = this.model.graph.initializers;
+    for (const [k, v] of tensors) if (init.has(k)) init.set(k, v);
+    return this;
   }
 
   /** All parameter names (trainable or not). */
@@ -221,7 +237,7 @@ export class Network {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,
         batchSize: cfg.batchSize,
-        lr: cfg.optimizer.lr,
+        lr: cfg.lr ?? cfg.optimizer.lr,
         schedule: cfg.schedule,
         seed: cfg.seed,
         val: valSrc,
@@ -241,6 +257,30 @@ export class Network {
     } finally {
       await runner.release();
     }
+  }
+
+  /**
+   * fastai's `fine_tune`, the default transfer-learning recipe: the head alone (backbone frozen, on features
+   * computed once) for `freezeEpochs`, then everything unfrozen for `epochs` at half the LR, spread
+   * discriminatively over the stages (lr/100 for the first, lr for the head). With `checkpointDir`, each
+   * phase checkpoints into its own sub-folder, so `resume` continues a killed run where it stopped.
+   *
+   * ```ts
+   * net.freeze().replaceHead(mlp([256], 10));
+   * await net.fineTune(train, { epochs: 5, freezeEpochs: 1, batchSize: 32, optimizer: sgd({ lr: 0.01, momentum: 0.9 }), val });
+   * ```
+   * @returns each phase's name and fit result, in order.
+   */
+  async fineTune(train: BatchSource, cfg: Omit<FitConfig, 'groups'> & { freezeEpochs?: number }): Promise<{ phase: string; result: FitResult }[]> {
+    const phases = phasesOf({ mode: 'fine-tune', epochs: cfg.epochs, freezeEpochs: cfg.freezeEpochs ?? 1, lastStages: 0 });
+    const out: { phase: string; result: FitResult }[] = [];
+    for (const p of phases) {
+      p.setup(this);
+      const dir = cfg.checkpointDir && path.join(cfg.checkpointDir, p.name);
+      const result = await this.fit(train, { ...cfg, epochs: p.epochs, lr: (cfg.lr ?? cfg.optimizer.lr) * p.lrMul, groups: p.groups, checkpointDir: dir });
+      out.push({ phase: p.name, result });
+    }
+    return out;
   }
 
   /**
@@ -274,7 +314,7 @@ export class Network {
     let classes = 0;
     const bufs = new BatchBuffers(data.sampleShape);
     for await (const b of batches(data, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-      const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+      const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, PREDICT_FEEDS);
       const p = r.probabilities!;
       classes = p.dims[1]!;
       out.push((p.data as Float32Array).slice());
@@ -321,7 +361,7 @@ export async function computeFeatures(backbone: Model, src: BatchSource, batchSi
   const labels = new Int32Array(src.length);
   let row = 0;
   for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-    const r = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) });
+    const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, FEATURE_FEEDS);
     const f = r[s.outputNames[0]!]!;
     if (!feats) {
       dims = f.dims.slice(1) as number[];

@@ -8,15 +8,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { Command } from 'commander';
 import sharp from 'sharp';
-import { Network } from '../../src/api/network.js';
-import { runTraining } from '../../src/cli/commands/train.js';
-import { parseConfig } from '../../src/cli/config.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { saveModel } from '../../src/onnx/io.js';
+import { parseConfig } from '../../src/run/config.js';
+import { runTraining } from '../../src/run/train.js';
+import { Network } from '../../src/train/network.js';
 import '../../src/ops/index.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-train-final-'));
@@ -38,8 +37,6 @@ async function makeImages(root: string, perClass: number, colours: Record<string
     }
   }
 }
-
-const cmd = () => new Command().option('-q, --quiet').option('--json').parse(['node', 'graft', '-q']);
 
 function config(raw: Record<string, unknown>) {
   return parseConfig({
@@ -65,7 +62,7 @@ test('graft train writes model.onnx before the final evaluation, which runs at t
     throw new Error('injected: the final evaluation ran out of memory');
   };
   try {
-    await assert.rejects(runTraining(cfg, { source: 'test', cmd: cmd(), defaultName: 'x' }), /injected/);
+    await assert.rejects(runTraining(cfg, { source: 'test', defaultName: 'x' }), /injected/);
   } finally {
     Network.prototype.evaluate = evaluate;
   }
@@ -74,7 +71,7 @@ test('graft train writes model.onnx before the final evaluation, which runs at t
   assert.ok(!fs.existsSync(path.join(tmp, 'runs', '.order.lock')), 'the run folder is unlocked after the failure');
 
   // without the injected failure the run completes and model.json gets the final metrics
-  const done = await runTraining({ ...cfg, run: { ...cfg.run, name: 'order2' } }, { source: 'test', cmd: cmd(), defaultName: 'x' });
+  const done = await runTraining({ ...cfg, run: { ...cfg.run, name: 'order2' } }, { source: 'test', defaultName: 'x' });
   assert.ok(Number.isFinite(done.metrics.val?.loss) && Number.isFinite(done.metrics.val?.acc));
   const side = JSON.parse(fs.readFileSync(done.model.replace(/\.onnx$/, '.json'), 'utf8'));
   assert.deepEqual(side.metrics.val, done.metrics.val);
@@ -107,7 +104,7 @@ test('a run whose training is finite but whose validation outputs are NaN fails 
     run: { name: 'nan-val' },
   });
   await assert.rejects(
-    runTraining(cfg, { source: 'test', cmd: cmd(), defaultName: 'x' }),
+    runTraining(cfg, { source: 'test', defaultName: 'x' }),
     /^Error: The trained model's final metrics are not finite \(val loss NaN, val acc [^)]*\): its outputs are NaN or infinite, so model\.onnx was not kept\. No checkpoint of this run has finite metrics; lower the learning rate \(--lr\) or clip gradients \(--clip-norm\) and start again with --overwrite\.$/,
   );
   const run = path.join(tmp, 'runs', 'nan-val');

@@ -9,8 +9,8 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
-
-export { addConfigFlags, FLAGS, type FlagSpec, flagValues } from './flags.js';
+import { DEFAULT_LR } from '../optim/defaults.js';
+import { TRAIN_MODES } from '../train/recipes.js';
 
 const posInt = z.number().int().positive();
 const file = z.string().min(1, 'must not be empty');
@@ -66,7 +66,7 @@ const modelSchema = z.strictObject({
 
 const optimizerSchema = z.strictObject({
   name: z.enum(['sgd', 'adam', 'adamw']).default('sgd'),
-  /** Base learning rate (default 0.01 for sgd, 0.001 for adam/adamw). */
+  /** Base learning rate (default {@link DEFAULT_LR}: 0.01 for sgd, 0.001 for adam/adamw; filled in by the schema). */
   lr: z.number().positive().optional(),
   /** SGD momentum (default 0.9). */
   momentum: z.number().min(0).lt(1).optional(),
@@ -103,14 +103,14 @@ const earlyStoppingSchema = z.preprocess(
 
 const trainSchema = z.strictObject({
   /** head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune: fastai's recipe. */
-  mode: z.enum(['head', 'last-stages', 'full', 'fine-tune']).default('fine-tune'),
+  mode: z.enum(TRAIN_MODES).default('fine-tune'),
   epochs: posInt.default(10),
   /** fine-tune: epochs of the frozen-backbone phase before unfreezing (0 skips it). */
   freezeEpochs: z.number().int().min(0).default(1),
   /** last-stages: how many trailing stages (the head counts as one) are trained. */
   lastStages: posInt.default(2),
   batchSize: posInt.default(32),
-  optimizer: optimizerSchema.prefault({}),
+  optimizer: optimizerSchema.prefault({}).transform((o) => ({ ...o, lr: o.lr ?? DEFAULT_LR[o.name] })),
   schedule: scheduleSchema.prefault({}),
   labelSmoothing: z.number().min(0).lt(1).default(0),
   clipNorm: z.number().positive().optional(),
@@ -237,6 +237,11 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   return undefined;
 }
 
+/** The run name a config file implies when run.name is not set: its base name (graft.yaml → graft), else "train". */
+export function defaultRunName(file: string | undefined): string {
+  return file ? path.basename(file).replace(/\.(ya?ml|json)$/i, '') : 'train';
+}
+
 /** Options of {@link loadConfig}. */
 export interface LoadConfigOptions {
   /** Config file (already resolved), if any. */
@@ -326,16 +331,16 @@ function knownKeys(at: string[]): string[] {
 }
 
 interface ZodLike {
-  _zod: { def: { type: string; innerType?: ZodLike; out?: ZodLike; shape?: Record<string, ZodLike> } };
+  _zod: { def: { type: string; innerType?: ZodLike; in?: ZodLike; out?: ZodLike; shape?: Record<string, ZodLike> } };
 }
 
-function unwrap(s: ZodLike | undefined): ZodLike | undefined {
-  for (let i = 0; s && i < 8; i++) {
-    const d = s._zod.def;
-    if (d.type === 'object') return s;
-    s = d.innerType ?? d.out;
-  }
-  return s;
+function unwrap(s: ZodLike | undefined, depth = 0): ZodLike | undefined {
+  if (!s || depth > 8) return undefined;
+  const d = s._zod.def;
+  if (d.type === 'object') return s;
+  // a pipe: z.preprocess has its object on the out side, .transform on the in side
+  if (d.type === 'pipe') return unwrap(d.out, depth + 1) ?? unwrap(d.in, depth + 1);
+  return unwrap(d.innerType, depth + 1);
 }
 
 /** The known key closest to `k` (edit distance ≤ 2 or a case-insensitive match), if any. */

@@ -6,7 +6,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Network } from '../api/network.js';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { classWeights } from '../data/split.js';
 import type { Model } from '../ir/model.js';
@@ -16,6 +15,7 @@ import type { Optimizer } from '../optim/optimizer.js';
 import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedule.js';
 import type { BatchSource } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
+import { Network } from '../train/network.js';
 import { DEFAULT_ARCH_WIDTH, type GraftConfig } from './config.js';
 
 /** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
@@ -227,8 +227,8 @@ export async function makeSource(
 
 /** The optimizer of `train.optimizer`, with its LR multiplied by `lrMul`. */
 export function makeOptimizer(o: GraftConfig['train']['optimizer'], lrMul = 1): Optimizer & { readonly lr: number } {
-  if (o.name === 'sgd') return sgd({ lr: (o.lr ?? 0.01) * lrMul, momentum: o.momentum ?? 0.9, nesterov: o.nesterov, weightDecay: o.weightDecay });
-  return (o.name === 'adam' ? adam : adamw)({ lr: (o.lr ?? 1e-3) * lrMul, weightDecay: o.weightDecay });
+  if (o.name === 'sgd') return sgd({ lr: o.lr * lrMul, momentum: o.momentum ?? 0.9, nesterov: o.nesterov, weightDecay: o.weightDecay });
+  return (o.name === 'adam' ? adam : adamw)({ lr: o.lr * lrMul, weightDecay: o.weightDecay });
 }
 
 /** The LR schedule of `train.schedule` (undefined for a constant LR without warmup). */

@@ -1,0 +1,91 @@
+/**
+ * The events of a run: what every surface (the CLI's bars and notes, a UI's live curves, a server's status,
+ * a worker's log) receives while the run layer trains. They are plain JSON-serialisable objects, so they can
+ * cross a process or an HTTP stream unchanged.
+ */
+import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
+
+/** What a finished training run reports (also the `graft train --json` output). */
+export interface TrainSummary {
+  run: string;
+  model: string;
+  export?: string;
+  classes: string[];
+  samples: { train: number; val: number; test: number };
+  phases: { name: string; epochs: number; stoppedEarly: boolean; resumed: boolean }[];
+  /** Final metrics of the saved model. */
+  metrics: { val?: { loss: number; acc: number }; test?: { loss: number; acc: number } };
+  /** Every epoch's metrics, with its phase. */
+  history: Record<string, number | string>[];
+}
+
+/** One event of a run. */
+export type RunEvent =
+  /** Something the user should know (data summary, resumed epochs, the feature cache in use). */
+  | { type: 'note'; message: string }
+  /** Something that may be wrong but does not stop the run (corrupt files skipped, leakage between splits). */
+  | { type: 'warning'; message: string }
+  /** The run folder is locked and the data and network are ready. */
+  | { type: 'start'; run: string; classes: string[]; samples: TrainSummary['samples']; phases: string[] }
+  /** A training phase begins (or is restored whole from its checkpoint when `resumed`). */
+  | { type: 'phase'; phase: string; index: number; count: number; epochs: number; resumed: boolean }
+  /** One optimizer step: `batch` of `batches` in epoch `epoch` (1-based) of `epochs`. */
+  | { type: 'step'; phase: string; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number }
+  /** An epoch ended, with its metrics (train_loss, train_acc, val_loss, val_acc, …). */
+  | { type: 'epoch'; phase: string; metrics: EpochMetrics }
+  /** A checkpoint file was written. */
+  | { type: 'checkpoint'; phase: string; file: string }
+  /** The run ended: the model is written and evaluated. */
+  | { type: 'finished'; summary: TrainSummary }
+  /** The run was cancelled (after a checkpoint of its position, so `resume` continues it). */
+  | { type: 'cancelled'; run: string }
+  /** The run failed with this one-line message. */
+  | { type: 'failed'; error: string };
+
+/** Receives a run's events. */
+export type RunListener = (event: RunEvent) => void;
+
+/** Raised by a run stopped through its AbortSignal; its last checkpoint holds the position, so `resume` continues it. */
+export class RunCancelled extends Error {
+  override name = 'RunCancelled';
+  constructor(readonly run: string) {
+    super(`The run ${run} was cancelled; its last checkpoint holds its position. Continue it with resume (graft train --resume).`);
+  }
+}
+
+/**
+ * The training loop's callback that turns steps and epochs into run events, and stops the loop at the next
+ * step once `signal` is aborted (the loop checkpoints its position first, so the run can be resumed).
+ */
+export class EventCallback implements Callback {
+  readonly name = 'events';
+  constructor(
+    private readonly phase: string,
+    private readonly emit: RunListener,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  onStepEnd(s: TrainState, r: { loss: number; lr: number }): void {
+    const batch = s.step - s.epoch * s.stepsPerEpoch;
+    this.emit({
+      type: 'step',
+      phase: this.phase,
+      epoch: s.epoch + 1,
+      epochs: s.epochs,
+      batch,
+      batches: s.stepsPerEpoch,
+      step: s.step,
+      loss: r.loss,
+      lr: r.lr,
+    });
+    if (this.signal?.aborted) s.abort = true;
+  }
+
+  onEpochEnd(_s: TrainState, m: EpochMetrics): void {
+    this.emit({ type: 'epoch', phase: this.phase, metrics: m });
+  }
+
+  onCheckpoint(_s: TrainState, file: string): void {
+    this.emit({ type: 'checkpoint', phase: this.phase, file });
+  }
+}

@@ -1,0 +1,242 @@
+/**
+ * A training run, the one every surface drives: `graft train`, `graft pretrain`, a UI or a server start it from
+ * a validated config, receive its {@link RunEvent}s, cancel it with an AbortSignal and continue it with
+ * `run.resume`. It loads and splits the data, builds the network, locks the run folder, trains the recipe's
+ * phases with early stopping and atomic checkpoints, writes model.onnx + model.json first and then evaluates.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { bufferNames } from '../ir/params.js';
+import { argmaxRows } from '../report/metrics.js';
+import { setDefaultThreads } from '../runtime/threads.js';
+import type { BatchSource } from '../step/batches.js';
+import type { Callback, EpochMetrics } from '../train/callbacks.js';
+import type { FitConfig, Network } from '../train/network.js';
+import { phasesOf } from '../train/recipes.js';
+import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
+import { graftVersion } from '../util/version.js';
+import type { GraftConfig } from './config.js';
+import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
+import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
+
+/** Options of {@link runTraining}. */
+export interface RunTrainingOptions {
+  /** Where the config came from (a file name, or "command-line options"), for messages. */
+  source: string;
+  /** `graft pretrain`: train the built-in architecture's own classifier from scratch, no head replacement. */
+  pretrain?: boolean;
+  /** Run name when run.name is not set (default "train"). */
+  defaultName?: string;
+  /** Receives every event of the run. */
+  onEvent?: RunListener;
+  /** Cancels the run at the next step; its position is checkpointed and the run rejects with {@link RunCancelled}. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs a whole training job from a validated config and returns its summary.
+ * @throws with a one-line, actionable message on bad input (data, model, config, run folder);
+ *   {@link RunCancelled} when `signal` was aborted.
+ */
+export async function runTraining(cfg: GraftConfig, opts: RunTrainingOptions): Promise<TrainSummary> {
+  const emit = opts.onEvent ?? (() => {});
+  try {
+    const summary = await trainRun(cfg, opts, emit);
+    emit({ type: 'finished', summary });
+    return summary;
+  } catch (e) {
+    if (e instanceof RunCancelled) emit({ type: 'cancelled', run: e.run });
+    else emit({ type: 'failed', error: (e as Error).message });
+    throw e;
+  }
+}
+
+/** The run folder a config trains into. */
+export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
+  return path.join(cfg.run.dir, cfg.run.name ?? defaultName);
+}
+
+async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
+  if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
+  const io = { warn: (message: string) => emit({ type: 'warning', message }) };
+  const data = await loadRunData(cfg, io);
+  const mnist = data.train.kind === 'arrays';
+  const { net, preprocess } = await buildNetwork(cfg, data.classes, { pretrain: opts.pretrain, mnist, source: opts.source });
+  const K = data.classes.length;
+  const srcOpts = { strict: cfg.run.strict, io };
+  const train = await makeSource(data.train, preprocess, K, { ...srcOpts, augment: cfg.train.augment });
+  const val = data.val ? await makeSource(data.val, preprocess, K, srcOpts) : undefined;
+  const test = data.test ? await makeSource(data.test, preprocess, K, srcOpts) : undefined;
+  const es = cfg.train.earlyStopping;
+  if ((es.enabled ?? !!val) && es.monitor.startsWith('val_') && !val)
+    throw new Error(
+      `train.earlyStopping monitors ${es.monitor} but there is no validation data. Set data.valSplit > 0 or data.val, monitor train_loss, or disable early stopping (--no-early-stopping).`,
+    );
+  const rd = RunDir.open(runFolder(cfg, opts.defaultName), {
+    resume: cfg.run.resume,
+    overwrite: cfg.run.overwrite,
+    config: cfg as unknown as Record<string, unknown>,
+    onNote: io.warn,
+  });
+  try {
+    return await trainInRunDir(cfg, opts, emit, { data, net, train, val, test, rd });
+  } finally {
+    rd.release();
+  }
+}
+
+/** The part of a run that happens while its folder is locked. */
+async function trainInRunDir(
+  cfg: GraftConfig,
+  opts: RunTrainingOptions,
+  emit: RunListener,
+  ctx: { data: RunData; net: Network; train: BatchSource; val?: BatchSource; test?: BatchSource; rd: RunDir },
+): Promise<TrainSummary> {
+  const { data, net, train, val, test, rd } = ctx;
+  const K = data.classes.length;
+  const es = cfg.train.earlyStopping;
+  const early = es.enabled ?? !!val;
+  const note = (message: string) => emit({ type: 'note', message });
+  const phases = phasesOf(cfg.train, !!opts.pretrain);
+  if (cfg.run.resume) {
+    const completed = Object.fromEntries(phases.map((p) => [p.name, rd.completedEpochs(p.name)]));
+    if (Object.values(completed).some((n) => n > 0))
+      note(`resuming ${rd.root} (${phases.map((p) => `${p.name}: ${completed[p.name]} epoch(s) done`).join(', ')})`);
+    rd.truncateMetrics(completed);
+  }
+  const samples = { train: train.length, val: val?.length ?? 0, test: test?.length ?? 0 };
+  emit({ type: 'start', run: rd.root, classes: data.classes, samples, phases: phases.map((p) => p.name) });
+  note(
+    `${rd.root}: ${K} classes, ${train.length} train / ${samples.val} val${test ? ` / ${test.length} test` : ''} samples; ` +
+      `${cfg.model.backbone ?? cfg.model.arch}, mode ${opts.pretrain ? 'pretrain' : cfg.train.mode}`,
+  );
+
+  const loss = makeLoss(cfg, data.train.labels, K);
+  const schedule = makeLrSchedule(cfg.train.schedule);
+  const history: TrainSummary['history'] = [];
+  const phaseInfo: TrainSummary['phases'] = [];
+  for (const [index, p] of phases.entries()) {
+    p.setup(net);
+    const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
+    emit({ type: 'phase', phase: p.name, index, count: phases.length, epochs: p.epochs, resumed: !!done });
+    if (done) {
+      net.loadState(done.tensors);
+      history.push(...done.history.map((m) => ({ phase: p.name, ...m })));
+      phaseInfo.push({ name: p.name, epochs: done.history.length, stoppedEarly: done.stoppedEarly, resumed: true });
+      continue;
+    }
+    const dir = rd.phaseDir(p.name);
+    // one monitor and one direction rule: best.ckpt and early stopping agree on the best epoch
+    const monitor = early ? es.monitor : undefined;
+    const callbacks: Callback[] = [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)];
+    if (early)
+      callbacks.push(
+        new PersistentEarlyStopping(
+          { monitor: es.monitor, patience: es.patience, minDelta: es.minDelta, restoreBest: es.restoreBest },
+          path.join(dir, 'early-best.ckpt'),
+        ),
+      );
+    if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
+    const fitCfg: FitConfig = {
+      epochs: p.epochs,
+      batchSize: cfg.train.batchSize,
+      optimizer: makeOptimizer(cfg.train.optimizer, p.lrMul),
+      loss,
+      schedule,
+      val,
+      callbacks,
+      seed: cfg.run.seed,
+      clipNorm: cfg.train.clipNorm,
+      freezeBNStats: cfg.train.freezeBNStats,
+      groups: p.groups,
+      checkpointDir: dir,
+      checkpointEvery: cfg.run.checkpointEvery,
+      resume: cfg.run.resume,
+      monitor,
+    };
+    let r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number; cancelled?: boolean };
+    try {
+      r = await net.fit(train, fitCfg);
+    } catch (e) {
+      if (!(e instanceof AlreadyStopped)) throw e;
+      // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
+      const st = rd.stoppedPhase(p.name, es.restoreBest);
+      net.loadState(st.tensors);
+      r = { ...st, stoppedEarly: st.history.length < p.epochs };
+    }
+    if (r.cancelled) throw new RunCancelled(rd.root);
+    rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
+    history.push(...r.history.map((m) => ({ phase: p.name, ...m })));
+    phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false });
+  }
+
+  // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
+  const modelFile = path.join(rd.root, 'model.onnx');
+  const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo };
+  net.save(modelFile, extra);
+  // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
+  const bs = cfg.train.batchSize;
+  const metrics: TrainSummary['metrics'] = {};
+  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs));
+  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs));
+  const bad = Object.entries(metrics).filter(([, m]) => !Number.isFinite(m.loss) || !Number.isFinite(m.acc));
+  if (bad.length) {
+    for (const f of [modelFile, modelFile.replace(/\.onnx$/, '.json')]) fs.rmSync(f, { force: true });
+    const what = bad.map(([k, m]) => `${k} loss ${m.loss}, ${k} acc ${m.acc}`).join('; ');
+    throw new Error(
+      `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so model.onnx was not kept. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
+    );
+  }
+  if (val && data.val?.kind === 'files') {
+    const { probabilities } = await net.predict(val, bs);
+    const pred = argmaxRows({ probabilities, classes: K });
+    const { paths, labels } = val as unknown as { paths: readonly string[]; labels: Int32Array };
+    const rows = paths.map((p, i) => {
+      const pr = Array.from(probabilities.subarray(i * K, (i + 1) * K));
+      return { path: p, label: data.classes[labels[i]!], pred: data.classes[pred[i]!], probabilities: pr };
+    });
+    rd.writeJsonl('predictions.jsonl', rows);
+  }
+  const full = { ...extra, metrics: { ...metrics, history } };
+  net.writeSidecar(modelFile, full);
+  if (cfg.run.export) net.save(cfg.run.export, full);
+  return { run: rd.root, model: modelFile, export: cfg.run.export, classes: data.classes, samples, phases: phaseInfo, metrics, history };
+}
+
+function pickLossAcc(r: { loss: number; acc: number }): { loss: number; acc: number } {
+  return { loss: r.loss, acc: r.acc };
+}
+
+/** A started run: its events, a way to cancel it, and its result. */
+export interface RunHandle {
+  /** Adds a listener for the run's events (events before it was added are not replayed). */
+  on(listener: RunListener): () => void;
+  /** Stops the run at its next step, after checkpointing its position; `done` then rejects with {@link RunCancelled}. */
+  cancel(): void;
+  /** The run's summary, or its error. */
+  readonly done: Promise<TrainSummary>;
+}
+
+/**
+ * Starts a training run in the background (the same run as {@link runTraining}) and returns at once, so a UI or a
+ * server can stream its events and cancel it. Resume a cancelled or killed run by starting it again with
+ * `run.resume: true`.
+ */
+export function startRun(cfg: GraftConfig, opts: Omit<RunTrainingOptions, 'signal' | 'onEvent'>): RunHandle {
+  const listeners = new Set<RunListener>();
+  const abort = new AbortController();
+  const onEvent = (e: RunEvent) => {
+    for (const l of listeners) l(e);
+  };
+  // started on the next tick, so listeners added right after startRun see every event
+  const done = Promise.resolve().then(() => runTraining(cfg, { ...opts, onEvent, signal: abort.signal }));
+  done.catch(() => {}); // the caller sees the error through `done`; no unhandled rejection meanwhile
+  return {
+    on(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    cancel: () => abort.abort(),
+    done,
+  };
+}
