@@ -9,6 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { IMAGENET_MEAN, IMAGENET_STD, type PreprocessConfig, type PreprocessConfigInput, parsePreprocessConfig, preprocessSchema } from '../data/preprocess.js';
 import { NSFWJS_MODELS, type NsfwjsModelName } from '../import/nsfwjs.js';
+import { editDistance } from '../util/edit-distance.js';
 import { describeFsError } from '../util/fs-errors.js';
 
 /** Where an entry's weights come from. `onnx`: a plain ONNX file (custom entries). */
@@ -311,17 +312,6 @@ export function findModel(name: string, registry: readonly ModelEntry[] = loadRe
     `Unknown model "${name}".${near.length ? ` Did you mean ${near.map((e) => e.name).join(', ')}?` : ''} Known models: ${registry.map((e) => e.name).join(', ')}. ` +
       'List them with `graft models`, or add your own entry in a JSON file named by GRAFT_REGISTRY (see docs/cli/models.md).',
   );
-}
-
-/** Levenshtein distance (for "did you mean" suggestions). */
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 /** An entry's preprocessing, validated with every default filled in. */

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
 import { TRAIN_MODES } from '../train/recipes.js';
+import { editDistance } from '../util/edit-distance.js';
 
 const posInt = z.number().int().positive();
 const file = z.string().min(1, 'must not be empty');
@@ -355,18 +356,4 @@ function closest(k: string, known: string[]): string | undefined {
     }
   }
   return best;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const t = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = t;
-    }
-  }
-  return row[b.length]!;
 }

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Model } from '../ir/model.js';
 import { findCut } from '../ir/surgery.js';
+import { editDistance } from '../util/edit-distance.js';
 import { describeFsError } from '../util/fs-errors.js';
 import { resolveInsideFolder } from '../util/safe-path.js';
 
@@ -86,22 +87,11 @@ function cutCandidates(model: Model, wrong: string): string[] {
   }
   const closest = names
     .filter((n) => n !== suggested)
-    .map((n) => ({ n, d: distance(n, wrong) }))
+    .map((n) => ({ n, d: editDistance(n, wrong) }))
     .sort((a, b) => a.d - b.d)
     .slice(0, suggested ? 4 : 5)
     .map((x) => `"${x.n}"`);
   return suggested ? [`"${suggested}" (the suggested cut)`, ...closest] : closest;
-}
-
-/** Levenshtein distance (names are short; a few thousand values at most). */
-function distance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return prev[b.length]!;
 }
 
 function describe(v: unknown): string {
