@@ -10,33 +10,26 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { loadModel } from '../../src/onnx/io.js';
+import { writeColourImages } from '../image-fixtures.js';
 
 const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-resume-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_THREADS: '2' };
 
-async function makeImages(root: string, perClass: number): Promise<void> {
-  const colours: [string, number[]][] = [
-    ['red', [220, 40, 40]],
-    ['green', [40, 200, 60]],
-    ['blue', [40, 60, 220]],
-  ];
-  let s = 11;
-  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (const [c, rgb] of colours) {
-    fs.mkdirSync(path.join(root, c), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Buffer.alloc(20 * 20 * 3);
-      for (let p = 0; p < px.length; p++) px[p] = Math.max(0, Math.min(255, rgb[p % 3]! + (rnd() - 0.5) * 120));
-      await sharp(px, { raw: { width: 20, height: 20, channels: 3 } })
-        .png()
-        .toFile(path.join(root, c, `${i}.png`));
-    }
-  }
-}
+const makeImages = (root: string, perClass: number) =>
+  writeColourImages(root, {
+    colours: [
+      ['red', [220, 40, 40]],
+      ['green', [40, 200, 60]],
+      ['blue', [40, 60, 220]],
+    ],
+    perClass,
+    size: 20,
+    seed: 11,
+    noise: 120,
+  });
 
 const args = (name: string) => [
   '-q',

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
+import { writeColourImages } from '../image-fixtures.js';
 
 const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-run-safety-'));
@@ -18,24 +18,17 @@ const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTI
 const data = path.join(tmp, 'data');
 const runs = path.join(tmp, 'runs');
 
-async function makeImages(root: string, perClass: number): Promise<void> {
-  const colours: [string, number[]][] = [
-    ['red', [220, 40, 40]],
-    ['blue', [40, 60, 220]],
-  ];
-  let s = 3;
-  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (const [c, rgb] of colours) {
-    fs.mkdirSync(path.join(root, c), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Buffer.alloc(16 * 16 * 3);
-      for (let p = 0; p < px.length; p++) px[p] = Math.max(0, Math.min(255, rgb[p % 3]! + (rnd() - 0.5) * 120));
-      await sharp(px, { raw: { width: 16, height: 16, channels: 3 } })
-        .png()
-        .toFile(path.join(root, c, `${i}.png`));
-    }
-  }
-}
+const makeImages = (root: string, perClass: number) =>
+  writeColourImages(root, {
+    colours: [
+      ['red', [220, 40, 40]],
+      ['blue', [40, 60, 220]],
+    ],
+    perClass,
+    size: 16,
+    seed: 3,
+    noise: 120,
+  });
 
 const args = (name: string, epochs: number) => [
   '-q',

@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import sharp from 'sharp';
 import { conv2d, flatten, globalAvgPool, linear, mlp, relu, sequential } from '../../src/nn/index.js';
 import { sgd } from '../../src/optim/sgd.js';
 import { parseConfig } from '../../src/run/config.js';
@@ -17,28 +16,22 @@ import { runTraining, startRun } from '../../src/run/train.js';
 import { ArraySource } from '../../src/step/batches.js';
 import { Rng } from '../../src/tensor.js';
 import { Network } from '../../src/train/network.js';
+import { writeColourImages } from '../image-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-run-api-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function makeImages(root: string, perClass: number): Promise<void> {
-  const colours: [string, number[]][] = [
-    ['red', [220, 40, 40]],
-    ['green', [40, 200, 60]],
-  ];
-  let s = 5;
-  const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
-  for (const [c, rgb] of colours) {
-    fs.mkdirSync(path.join(root, c), { recursive: true });
-    for (let i = 0; i < perClass; i++) {
-      const px = Buffer.alloc(12 * 12 * 3);
-      for (let p = 0; p < px.length; p++) px[p] = Math.max(0, Math.min(255, rgb[p % 3]! + (rnd() - 0.5) * 160));
-      await sharp(px, { raw: { width: 12, height: 12, channels: 3 } })
-        .png()
-        .toFile(path.join(root, c, `${i}.png`));
-    }
-  }
-}
+const makeImages = (root: string, perClass: number) =>
+  writeColourImages(root, {
+    colours: [
+      ['red', [220, 40, 40]],
+      ['green', [40, 200, 60]],
+    ],
+    perClass,
+    size: 12,
+    seed: 5,
+    noise: 160,
+  });
 
 const config = (name: string, extra: { resume?: boolean } = {}) =>
   parseConfig({
