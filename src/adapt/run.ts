@@ -5,7 +5,7 @@
  * over every image and only the head (e.g. a bottleneck MLP) trains on the cached features.
  */
 
-import type { Model } from '../ir/model.js';
+import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
 import { invSchedule } from '../optim/schedule.js';
@@ -203,11 +203,7 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
     await runner.release();
   }
   const loop = { selected: selection.best!, selectedState: selection.bestState!, last: selection.history.at(-1)!, lastState };
-  const fold = (state: Map<string, Tensor>) => {
-    const m = o.model.clone();
-    for (const [k, v] of state) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-    return m;
-  };
+  const fold = (state: Map<string, Tensor>) => withInitializers(o.model, state);
   // the selected checkpoint's parameters and BN statistics, folded into the full model
   const model = fold(loop.selectedState);
   const lastModel = loop.selected.step === loop.last.step ? model : fold(loop.lastState);

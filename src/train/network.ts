@@ -16,7 +16,7 @@ import path from 'node:path';
 import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
 import { loadAnyModel } from '../import/index.js';
-import type { Model } from '../ir/model.js';
+import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
@@ -237,9 +237,7 @@ export class Network {
         monitor: cfg.monitor,
       });
       // fold trained values back into the full model
-      const m = this.model.clone();
-      for (const [k, v] of runner.state(['param', 'bn'])) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-      this.model = m;
+      this.model = withInitializers(this.model, runner.state(['param', 'bn']));
       this.lastFit = r;
       return r;
     } finally {

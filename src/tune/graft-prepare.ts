@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PreprocessConfig } from '../data/preprocess.js';
+import { withInitializers } from '../ir/model.js';
 import { mlp } from '../nn/index.js';
 import { type GraftConfig, loadConfig, parseConfig } from '../run/config.js';
 import type { BatchSource } from '../step/batches.js';
@@ -239,9 +240,7 @@ export async function trainForExport(
   const st = prep.setup ?? (await loadFullSetup(prep.options.config, prep.options.source ?? 'graft config', io));
   if (r.head) {
     net = networkFor(st, trialSettings(prep.options.base, params));
-    const m = net.model.clone();
-    for (const [k, v] of r.head.model.graph.initializers) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-    net.model = m;
+    net.model = withInitializers(net.model, r.head.model.graph.initializers);
   }
   const pick = (e: { loss: number; acc: number }) => ({ loss: e.loss, acc: e.acc });
   const metrics = { val: pick(await net!.evaluate(st.val)), test: st.test ? pick(await net!.evaluate(st.test)) : undefined };
