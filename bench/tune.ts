@@ -16,17 +16,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { computeFeatures, Network } from '../src/train/network.js';
 import { loadMnist } from '../src/data/idx.js';
 import { styleShift } from '../src/data/shift.js';
 import { kPerClass } from '../src/data/split.js';
+import { readStoredFeatures, type StoredFeatures, sourceFeatures } from '../src/features/backbone.js';
 import { extractSubgraph, findCut } from '../src/ir/surgery.js';
 import { smallCNN } from '../src/nn/index.js';
 import { loadModel, saveModel } from '../src/onnx/io.js';
 import { sgd } from '../src/optim/index.js';
 import { invSchedule } from '../src/optim/schedule.js';
 import { ArraySource } from '../src/step/batches.js';
-import { readFeatureSet, writeFeatureSet } from '../src/tune/features-file.js';
+import { Network } from '../src/train/network.js';
 import { type GraftObjectiveOptions, GraftTrials, type TrialSettings } from '../src/tune/graft-objective.js';
 import { WorkerPool } from '../src/tune/pool.js';
 import { AshaPruner, NoPruner } from '../src/tune/pruners.js';
@@ -70,8 +70,9 @@ if (!fs.existsSync(preFile)) {
   log({ phase: 'pretrain', seconds: (performance.now() - t0) / 1000 });
 }
 const pre = loadModel(preFile);
-const featDir = path.join(out, 'features');
-if (!fs.existsSync(path.join(featDir, 'test.json'))) {
+// the features of the few-shot train, val and test sets, through graft's feature store (computed once)
+const featFile = path.join(out, 'features.json');
+if (!fs.existsSync(featFile)) {
   const t0 = performance.now();
   const backbone = extractSubgraph(pre, findCut(pre).value);
   const tgtTrain = styleShift(mnist.train.x, { seed: 123 });
@@ -88,14 +89,14 @@ if (!fs.existsSync(path.join(featDir, 'test.json'))) {
   );
   const all = new ArraySource(tgtTrain, mnist.train.y, [1, 28, 28], 10);
   const test = new ArraySource(styleShift(mnist.test.x, { seed: 456 }), mnist.test.y, [1, 28, 28], 10);
+  const stored: Record<string, StoredFeatures> = {};
   for (const [name, src] of [
     ['train', all.subset(few)],
     ['val', all.subset(val)],
     ['test', test],
-  ] as const) {
-    const f = await computeFeatures(backbone, src);
-    writeFeatureSet(featDir, name, f.x, Int32Array.from(f.y), f.sampleShape[0]!, 10);
-  }
+  ] as const)
+    stored[name] = (await sourceFeatures(backbone, src, { share: true, cacheDir: path.join(out, 'cache') })).stored!;
+  fs.writeFileSync(featFile, JSON.stringify(stored));
   log({ phase: 'features', seconds: (performance.now() - t0) / 1000, train: few.length, val: val.length, test: test.length });
 }
 
@@ -117,7 +118,8 @@ const base: TrialSettings = {
   warmup: 0,
   seed: 0,
 };
-const options: GraftObjectiveOptions = { base, metric: 'val_acc', features: featDir };
+const feats = JSON.parse(fs.readFileSync(featFile, 'utf8')) as Record<'train' | 'val' | 'test', StoredFeatures>;
+const options: GraftObjectiveOptions = { base, metric: 'val_acc', features: { train: feats.train, val: feats.val } };
 const module = fileURLToPath(new URL('../src/tune/graft-objective.ts', import.meta.url));
 const space = parseSpace({
   lr: { type: 'log-uniform', low: 1e-3, high: 1, grid: [0.003, 0.01, 0.03, 0.1, 0.3] },
@@ -171,7 +173,7 @@ for (const seed of values.seeds!.split(',').map(Number)) {
 
 // 3. test accuracy of the chosen configurations (retrained in this process)
 const trials = new GraftTrials(options);
-const test = readFeatureSet(featDir, 'test');
+const test = readStoredFeatures(feats.test);
 async function testAcc(params: Params): Promise<{ val: number; test: number }> {
   const r = await trials.run(params);
   return { val: r.value, test: (await r.head!.evaluate(test)).acc };

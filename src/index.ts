@@ -13,6 +13,7 @@ export { backward } from './autodiff/backward.js';
 export { gradCheck } from './autodiff/gradcheck.js';
 export { ImageSource } from './data/image-source.js';
 export * from './data/index.js';
+export { computeFeatures } from './features/backbone.js';
 export * as features from './features/index.js';
 export { Emitter } from './ir/emit.js';
 export { Graph, type Node, type ValueInfo } from './ir/graph.js';
@@ -35,7 +36,7 @@ export { NonFiniteLossError, StepRunner } from './step/runner.js';
 export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics, type TrainState } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
-export { computeFeatures, type FitConfig, Network, type NetworkMeta } from './train/network.js';
+export { type FitConfig, Network, type NetworkMeta } from './train/network.js';
 export { type Phase, phasesOf, TRAIN_MODES, type TrainMode } from './train/recipes.js';
 export * as tune from './tune/index.js';
 

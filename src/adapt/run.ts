@@ -5,9 +5,9 @@
  * over every image and only the head (e.g. a bottleneck MLP) trains on the cached features.
  */
 
-import type { Model } from '../ir/model.js';
+import { computeFeatures, headOnlySplit } from '../features/backbone.js';
+import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
-import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
@@ -17,7 +17,6 @@ import { StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import type { Callback } from '../train/callbacks.js';
 import { fit } from '../train/fit.js';
-import { computeFeatures } from '../train/network.js';
 import { adaBN } from './adabn.js';
 import { compileAdaptStep } from './compile.js';
 import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';
@@ -138,21 +137,20 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
   let forward = o.model;
   let data = { source: o.source, target, sourceVal: o.sourceVal, targetEval: o.targetEval, targetSample: targetSample as BatchSource };
   let cached = false;
-  if (cut && (o.featureCache ?? 'auto') !== false && info.targetViews !== 2 && o.model.graph.has(cut)) {
-    const head = suffixFrom(o.model, cut);
-    if (trainable.every((p) => head.graph.initializers.has(p))) {
-      const backbone = extractSubgraph(o.model, cut);
-      const f = (s: BatchSource) => computeFeatures(backbone, s);
-      data = {
-        source: await f(o.source),
-        target: unlabelled(await f(target)),
-        sourceVal: o.sourceVal && (await f(o.sourceVal)),
-        targetEval: o.targetEval && (await f(o.targetEval)),
-        targetSample: await f(targetSample),
-      };
-      forward = head;
-      cached = true;
-    }
+  // FixMatch's two augmented target views need the images: no features computed once
+  const split = (o.featureCache ?? 'auto') !== false ? headOnlySplit({ model: o.model, cut, trainable, augmented: info.targetViews === 2 }) : undefined;
+  if (split) {
+    const backbone = split.backbone();
+    const f = (s: BatchSource) => computeFeatures(backbone, s);
+    data = {
+      source: await f(o.source),
+      target: unlabelled(await f(target)),
+      sourceVal: o.sourceVal && (await f(o.sourceVal)),
+      targetEval: o.targetEval && (await f(o.targetEval)),
+      targetSample: await f(targetSample),
+    };
+    forward = split.head;
+    cached = true;
   }
   if (o.featureCache === true && !cached)
     throw new Error('adapt: featureCache: true needs a model with a graft.cut (replaceHead) and only parameters after the cut trainable, and not FixMatch.');
@@ -205,11 +203,7 @@ export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
     await runner.release();
   }
   const loop = { selected: selection.best!, selectedState: selection.bestState!, last: selection.history.at(-1)!, lastState };
-  const fold = (state: Map<string, Tensor>) => {
-    const m = o.model.clone();
-    for (const [k, v] of state) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-    return m;
-  };
+  const fold = (state: Map<string, Tensor>) => withInitializers(o.model, state);
   // the selected checkpoint's parameters and BN statistics, folded into the full model
   const model = fold(loop.selectedState);
   const lastModel = loop.selected.step === loop.last.step ? model : fold(loop.lastState);

@@ -69,20 +69,16 @@ export async function loadSource(
   if (!statOrThrow(ref, '--source', 'an image folder with one sub-folder per class, or mnist').isDirectory())
     throw new Error(`--source: ${ref} is a file; give an image folder with one sub-folder per class, or mnist.`);
   const { ImageFolderDataset } = await import('../data/dataset.js');
-  const { stratifiedSplit } = await import('../data/split.js');
+  const { splitTrainVal } = await import('../data/split.js');
   const { ImageSource } = await import('../data/image-source.js');
   const ds = await ImageFolderDataset.load(ref, { onWarning: opts.warn });
   const labels = ds.labels()!;
   const paths = [...ds.paths];
   const { source: all } = await ImageSource.create(paths, labels, { preprocess: pre, numClasses: ds.classes.length, onWarning: opts.warn });
-  if (!(opts.valSplit > 0)) return { train: limited(all, opts.limit), classes: [...ds.classes] };
-  const s = stratifiedSplit(all.labels, { val: opts.valSplit, seed: opts.seed, classes: ds.classes });
-  return { train: limited(all.subset(s.train), opts.limit), val: all.subset(s.val), classes: [...ds.classes] };
-}
-
-/** The first `limit` samples of an image source (all when unset). */
-function limited<T extends { length: number; subset(idx: ArrayLike<number>): T }>(src: T, limit?: number): T {
-  return limit && limit < src.length ? src.subset(Int32Array.from({ length: limit }, (_, i) => i)) : src;
+  // graft adapt keeps its own limit rule (the first n training images) so its runs give the same numbers as before
+  const s = splitTrainVal(all.labels, { val: opts.valSplit, seed: opts.seed, limit: opts.limit, limitBy: 'first-train', classes: ds.classes });
+  const train = s.train.length === all.length ? all : all.subset(s.train);
+  return { train, val: s.val.length ? all.subset(s.val) : undefined, classes: [...ds.classes] };
 }
 
 /**

@@ -3,7 +3,7 @@ import type { AugmentConfig } from '../data/augment.js';
 import { ImageFolderDataset } from '../data/dataset.js';
 import { ImageSource } from '../data/image-source.js';
 import type { PreprocessConfig } from '../data/preprocess.js';
-import { stratifiedSplit } from '../data/split.js';
+import { splitTrainVal } from '../data/split.js';
 
 export interface ImageFolderSplit {
   train: ImageSource;
@@ -12,17 +12,18 @@ export interface ImageFolderSplit {
 }
 
 /**
- * Loads `dir/<class>/*` images and splits them (stratified, seeded; 15% validation by default).
+ * Loads `dir/<class>/*` images and splits them with graft's one splitter (`splitTrainVal`: stratified, seeded;
+ * 15% validation by default; `limit` keeps a stratified seeded subset of about that many images).
  * Corrupt images are dropped with a warning naming each file (or an error with `strict`).
  */
 export async function loadImageFolder(
   dir: string,
   preprocess: PreprocessConfig,
-  opts: { val?: number; seed?: number; augment?: AugmentConfig; strict?: boolean } = {},
+  opts: { val?: number; seed?: number; limit?: number; augment?: AugmentConfig; strict?: boolean } = {},
 ): Promise<ImageFolderSplit> {
   const ds = await ImageFolderDataset.load(dir);
   const labels = ds.labels()!;
-  const split = stratifiedSplit(labels, { val: opts.val ?? 0.15, seed: opts.seed ?? 0, classes: ds.classes });
+  const split = splitTrainVal(labels, { val: opts.val, seed: opts.seed, limit: opts.limit, classes: ds.classes });
   const make = async (idx: Int32Array, augment?: AugmentConfig) =>
     (
       await ImageSource.create(

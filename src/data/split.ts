@@ -90,6 +90,59 @@ export function stratifiedSplit(labels: ArrayLike<number>, opts: SplitOptions = 
   return { train: sorted(train), val: sorted(vals), test: sorted(tests) };
 }
 
+/** The validation fraction held out of each class when none is given: the graft config's `data.valSplit` default. */
+export const DEFAULT_VAL_FRACTION = 0.15;
+
+/** Options of {@link splitTrainVal}. */
+export interface TrainValOptions {
+  /** Fraction of each class held out for validation (default {@link DEFAULT_VAL_FRACTION}; 0 for none). */
+  val?: number;
+  /** Seed of the limit and of the split (default 0). */
+  seed?: number;
+  /** Use at most about this many items (all when unset or not smaller than the data). */
+  limit?: number;
+  /**
+   * How `limit` picks items. 'stratified' (default): a seeded stratified subset of all items (each class keeps
+   * its share), taken before the validation split, so `limit` counts train + validation items.
+   * 'first-train': the first `limit` training items after the split, validation untouched: what
+   * `graft adapt --source-samples` always did, kept so its runs give the same numbers at the same seed.
+   */
+  limitBy?: 'stratified' | 'first-train';
+  /** Class names for error messages (index = label). */
+  classes?: readonly string[];
+}
+
+/**
+ * The one image-folder splitter of graft (the library's `loadImageFolder`, `graft train`/`tune`'s data setup,
+ * `graft adapt`'s source): optionally limits the items, then holds out a stratified, seeded validation part
+ * (see {@link stratifiedSplit}). Same labels and options ⇒ same split.
+ * @returns item indices of each side, each sorted ascending.
+ * @throws on a limit that is not a positive integer, or as {@link stratifiedSplit} does.
+ */
+export function splitTrainVal(labels: ArrayLike<number>, opts: TrainValOptions = {}): { train: Int32Array; val: Int32Array } {
+  const val = opts.val ?? DEFAULT_VAL_FRACTION;
+  const seed = opts.seed ?? 0;
+  const { limit, classes } = opts;
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1))
+    throw new Error(`splitTrainVal: the limit must be a positive integer, got ${limit} (data.limit / --limit / --source-samples).`);
+  const n = labels.length;
+  let pool: Int32Array = Int32Array.from({ length: n }, (_, i) => i);
+  const stratifiedLimit = limit !== undefined && limit < n && opts.limitBy !== 'first-train';
+  if (stratifiedLimit) pool = stratifiedSplit(labels, { val: 1 - limit / n, seed, classes }).train;
+  let train = pool;
+  let held: Int32Array = new Int32Array(0);
+  if (val > 0) {
+    const s = stratifiedSplit(
+      Int32Array.from(pool, (i) => labels[i]!),
+      { val, seed, classes },
+    );
+    train = Int32Array.from(s.train, (k) => pool[k]!);
+    held = Int32Array.from(s.val, (k) => pool[k]!);
+  }
+  if (limit !== undefined && opts.limitBy === 'first-train' && limit < train.length) train = train.slice(0, limit);
+  return { train, val: held };
+}
+
 /** Options of {@link kPerClass}. */
 export interface KPerClassOptions {
   /** Take all items of classes with fewer than k instead of throwing (default false). */

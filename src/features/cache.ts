@@ -34,6 +34,8 @@ export interface CachedResult extends ExtractResult {
   misses: number;
   /** The store folder used. */
   store: string;
+  /** The store key (content hash) of each row, parallel to `indices`. */
+  keys: string[];
 }
 
 /** The folder holding feature stores: `<cacheDir | $GRAFT_CACHE_DIR | ./.graft-cache>/features`, absolute. */
@@ -57,9 +59,10 @@ export function sha256(data: Uint8Array | string): string {
 
 /**
  * The store key: sha256 over the format version, the model bytes' hash, the cut (output value name) and the
- * canonical preprocessing JSON. Any change to one of them selects a different store.
+ * canonical preprocessing JSON (for in-memory arrays, which are fed as they are: `{ arrays: inputShape }`).
+ * Any change to one of them selects a different store.
  */
-export function featureStoreKey(modelBytes: Uint8Array, cut: string, cfg: PreprocessConfig): string {
+export function featureStoreKey(modelBytes: Uint8Array, cut: string, cfg: PreprocessConfig | { arrays: number[] }): string {
   return sha256(`graft-features/${STORE_FORMAT}\n${sha256(modelBytes)}\n${cut}\n${canonicalJson(cfg)}`);
 }
 
@@ -148,7 +151,7 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
           safely(() => {
             if (!writer) {
               writer = store.writer(rows.dims);
-              writeMeta(dir, opts.model, cut, cfg);
+              writeStoreMeta(dir, opts.model, cut, cfg);
             }
             writer.add(
               Array.from(rows.indices, (k) => hashes[missItems[k]!]!),
@@ -196,11 +199,11 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
     indices[row++] = i;
   }
   store.readRows(hitHashes, hitDest, features);
-  return { features, dims, indices, failed, hits, misses: n - hits, store: dir };
+  return { features, dims, indices, failed, hits, misses: n - hits, store: dir, keys: Array.from(indices, (i) => hashes[i]!) };
 }
 
 /** Writes `meta.json` (for people and tools; readers do not need it) once per store. */
-function writeMeta(dir: string, model: Model, cut: string, cfg: PreprocessConfig): void {
+export function writeStoreMeta(dir: string, model: Model, cut: string, cfg: PreprocessConfig | { arrays: number[] }): void {
   const file = path.join(dir, 'meta.json');
   if (fs.existsSync(file)) return;
   const ensureIgnored = path.join(path.dirname(path.dirname(dir)), '.gitignore');

@@ -1,6 +1,32 @@
-/** The feature cache of the transfer-learning pipeline: pipelined extraction and a content-addressed on-disk cache. */
+/**
+ * The feature path of the transfer-learning pipeline: the head-only decision and features of a source
+ * (backbone.ts), pipelined extraction and a content-addressed on-disk cache.
+ */
 
-export { type CachedOptions, type CachedResult, cachedFeatures, canonicalJson, featureCacheDir, featureStoreKey, hashFile, sha256 } from './cache.js';
+export {
+  computeFeatures,
+  type FeatureOptions,
+  type HeadOnlyJob,
+  type HeadOnlySplit,
+  headOnlySplit,
+  isAugmented,
+  readStoredFeatures,
+  type SourceFeatures,
+  type StoredFeatures,
+  sourceFeatures,
+} from './backbone.js';
+
+export {
+  type CachedOptions,
+  type CachedResult,
+  cachedFeatures,
+  canonicalJson,
+  featureCacheDir,
+  featureStoreKey,
+  hashFile,
+  sha256,
+  writeStoreMeta,
+} from './cache.js';
 export {
   type Decoder,
   type ExtractOptions,

@@ -1,3 +1,4 @@
+import type { Tensor } from '../tensor.js';
 import { Graph } from './graph.js';
 
 /** Opset graft emits when it builds a model from scratch. Imported models keep their own (13–21). */
@@ -28,4 +29,16 @@ export class Model {
     m.irVersion = this.irVersion;
     return m;
   }
+}
+
+/**
+ * A copy of `model` with trained values folded back into its initializers: each `[name, tensor]` of `values`
+ * whose name is an initializer of the model replaces it; other names (optimizer state, values of another
+ * part of the network) are ignored. The one "fold trained state into the model" step of training, adaptation,
+ * tuning and resuming.
+ */
+export function withInitializers(model: Model, values: Iterable<readonly [string, Tensor]>): Model {
+  const m = model.clone();
+  for (const [k, v] of values) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
+  return m;
 }

@@ -83,22 +83,15 @@ async function loadSet(
  * @throws naming the key and path for missing/unreadable folders, empty or single classes, unknown labels.
  */
 export async function loadRunData(cfg: GraftConfig, io: SetupIo): Promise<RunData> {
-  const { stratifiedSplit } = await import('../data/split.js');
+  const { splitTrainVal } = await import('../data/split.js');
   const d = cfg.data;
   const trainRef = (d.train ?? d.manifest)!;
   const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train', d.allowOutside);
-  let train = all;
-  if (d.limit && d.limit < all.labels.length) {
-    const s = stratifiedSplit(all.labels, { val: 1 - d.limit / all.labels.length, seed: cfg.run.seed, classes });
-    train = pick(all, s.train, all.where);
-  }
+  const split = splitTrainVal(all.labels, { val: d.val ? 0 : d.valSplit, seed: cfg.run.seed, limit: d.limit || undefined, classes });
+  const train = split.train.length === all.labels.length ? all : pick(all, split.train, all.where);
   let val: LabelledData | undefined;
   if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test', d.allowOutside)).data;
-  else if (d.valSplit > 0) {
-    const s = stratifiedSplit(train.labels, { val: d.valSplit, seed: cfg.run.seed, classes });
-    val = pick(train, s.val, `${train.where} (val split)`);
-    train = pick(train, s.train, train.where);
-  }
+  else if (split.val.length) val = pick(all, split.val, `${all.where} (val split)`);
   const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test', d.allowOutside)).data : undefined;
   await warnLeaks({ train, val, test }, io);
   return { classes, train, val, test };

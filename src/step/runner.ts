@@ -4,7 +4,8 @@
  * between two buffers (outputs are written into the idle buffer, then swapped), so a step makes
  * no JS-array round trip and allocates no new parameter memory.
  */
-import type { Model } from '../ir/model.js';
+import type { ValueInfo } from '../ir/graph.js';
+import { type Model, withInitializers } from '../ir/model.js';
 import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
@@ -152,9 +153,7 @@ export class StepRunner {
 
   /** The forward model with the current trained parameters and BN statistics folded back into initializers. */
   exportForward(forward: Model): Model {
-    const m = forward.clone();
-    for (const [k, v] of this.state(['param', 'bn'])) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-    return m;
+    return withInitializers(forward, this.state(['param', 'bn']));
   }
 
   async release(): Promise<void> {

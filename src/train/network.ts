@@ -13,19 +13,19 @@
  * otherwise it compiles one training-step graph for the trainable part and runs it in onnxruntime.
  */
 import path from 'node:path';
-import { ImageSource } from '../data/image-source.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
+import { computeFeatures, type HeadOnlySplit, headOnlySplit, isAugmented } from '../features/backbone.js';
 import { loadAnyModel } from '../import/index.js';
-import type { Model } from '../ir/model.js';
+import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
-import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
+import { findCut, stages } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
 import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
-import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { type ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
@@ -39,7 +39,6 @@ import { readSidecar, sidecarPath } from './sidecar.js';
 
 /** How predict's and feature extraction's feed checks are worded (runtime/feeds.ts). */
 const PREDICT_FEEDS = { what: 'Network.predict' };
-const FEATURE_FEEDS = { what: 'feature extraction' };
 
 /** Options of {@link Network.fit}. */
 export interface FitConfig {
@@ -181,39 +180,34 @@ export class Network {
     return JSON.parse(this.model.metadata['graft.head_params'] ?? '[]') as string[];
   }
 
-  /** True when every trainable parameter lies after the cut (the backbone is frozen). */
+  /** True when every trainable parameter lies after the cut (the backbone is frozen): see `headOnlySplit`. */
   headOnly(): boolean {
-    if (!this.cut || this.trainable.size === 0) return false;
-    try {
-      const head = suffixFrom(this.model, this.cut);
-      return (
-        [...this.trainable].every((p) => head.graph.initializers.has(p)) &&
-        !this.parameters.some((p) => !head.graph.initializers.has(p) && this.trainable.has(p))
-      );
-    } catch {
-      return false;
-    }
+    return this.headOnlySplit() !== undefined;
+  }
+
+  private headOnlySplit(data?: BatchSource): HeadOnlySplit | undefined {
+    return headOnlySplit({ model: this.model, cut: this.cut, trainable: this.trainable, augmented: data !== undefined && isAugmented(data) });
   }
 
   /** Trains the trainable parameters. Returns the epoch history. */
   async fit(train: BatchSource, cfg: FitConfig): Promise<FitResult> {
     if (this.trainable.size === 0) throw new Error('Nothing to train: every parameter is frozen. Call unfreeze() or replaceHead() first.');
-    const useCache = (cfg.featureCache ?? 'auto') !== false && this.headOnly() && !(train as { augment?: unknown }).augment;
-    if (cfg.featureCache === true && !useCache)
+    const split = (cfg.featureCache ?? 'auto') !== false ? this.headOnlySplit(train) : undefined;
+    if (cfg.featureCache === true && !split)
       throw new Error('featureCache: true needs a frozen backbone (only parameters after the cut trainable) and no augmentation.');
     let model = this.model;
     let trainSrc = train;
     let valSrc = cfg.val;
     this.cachedFeatures = new WeakMap();
-    if (useCache) {
-      const backbone = extractSubgraph(this.model, this.cut!);
+    if (split) {
+      const backbone = split.backbone();
       trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256);
       if (cfg.val) {
         const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256);
         this.cachedFeatures.set(cfg.val, feats);
         valSrc = feats;
       }
-      model = suffixFrom(this.model, this.cut!);
+      model = split.head;
     }
     const trainable = [...this.trainable].filter((p) => model.graph.initializers.has(p));
     let groups: ParamGroup[] | undefined;
@@ -249,9 +243,7 @@ export class Network {
         monitor: cfg.monitor,
       });
       // fold trained values back into the full model
-      const m = this.model.clone();
-      for (const [k, v] of runner.state(['param', 'bn'])) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-      this.model = m;
+      this.model = withInitializers(this.model, runner.state(['param', 'bn']));
       this.lastFit = r;
       return r;
     } finally {
@@ -289,9 +281,10 @@ export class Network {
    * which needs far less memory than the whole network; else the whole model on the data.
    */
   private async inferenceView(data: BatchSource, batchSize: number): Promise<{ model: Model; data: BatchSource }> {
-    if (!this.cut || !this.headOnly() || (data as { augment?: unknown }).augment) return { model: this.model, data };
-    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(extractSubgraph(this.model, this.cut), data, batchSize));
-    return { model: suffixFrom(this.model, this.cut), data: feats };
+    const split = this.headOnlySplit(data);
+    if (!split) return { model: this.model, data };
+    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(split.backbone(), data, batchSize));
+    return { model: split.head, data: feats };
   }
 
   /** Mean loss and accuracy on a labelled source (inference mode). */
@@ -349,41 +342,4 @@ export class Network {
     const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
-}
-
-/** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
-export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {
-  if (src instanceof ImageSource && !src.augment) return cachedImageFeatures(backbone, src);
-  const s = await createSession(backbone);
-  const bufs = new BatchBuffers(src.sampleShape);
-  let feats: Float32Array | undefined;
-  let dims: number[] = [];
-  const labels = new Int32Array(src.length);
-  let row = 0;
-  for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-    const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, FEATURE_FEEDS);
-    const f = r[s.outputNames[0]!]!;
-    if (!feats) {
-      dims = f.dims.slice(1) as number[];
-      feats = new Float32Array(src.length * dims.reduce((a, c) => a * c, 1));
-    }
-    const per = f.size / b.size;
-    feats.set(f.data as Float32Array, row * per);
-    const y = b.y.data as BigInt64Array;
-    for (let i = 0; i < b.size; i++) labels[row + i] = Number(y[i]);
-    row += b.size;
-  }
-  await s.release();
-  return new ArraySource(feats ?? new Float32Array(0), labels, dims, src.numClasses);
-}
-
-/**
- * Features of an image source through the on-disk feature cache (keyed by model, cut, preprocessing and file
- * content): a second run, or a hyper-parameter trial, decodes no image again.
- */
-async function cachedImageFeatures(backbone: Model, src: ImageSource): Promise<ArraySource> {
-  const { cachedFeatures } = await import('../features/cache.js');
-  const r = await cachedFeatures({ model: backbone, preprocess: src.preprocess, items: src.paths.map((p) => ({ path: p })), strict: true });
-  const labels = Int32Array.from(r.indices, (i) => src.labels[i]!);
-  return new ArraySource(r.features, labels, [r.dims], src.numClasses);
 }

@@ -4,13 +4,14 @@
  * it early.
  *
  * - Head-only trials (`unfreeze` 0, no augmentation) train only the new head on features the study process
- *   computed once (see graft-prepare.ts): no backbone runs in the workers at all.
+ *   computed once into the feature store (see graft-prepare.ts): no backbone runs in the workers at all.
  * - Trials that unfreeze backbone stages load the data and the backbone from the graft config (once per
  *   worker process) and fine-tune through the whole trainable part.
  *
  * Parameters the space does not set come from the base graft config ({@link TrialSettings}).
  */
 
+import { readStoredFeatures, type StoredFeatures } from '../features/backbone.js';
 import { Graph } from '../ir/graph.js';
 import { Model } from '../ir/model.js';
 import { suffixFrom } from '../ir/surgery.js';
@@ -19,7 +20,6 @@ import { replaceHead } from '../nn/replace-head.js';
 import type { BatchSource } from '../step/batches.js';
 import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
 import { Network } from '../train/network.js';
-import { readFeatureSet } from './features-file.js';
 import { type Objective, type TrialContext, TrialPruned } from './objective.js';
 import type { Params } from './space.js';
 
@@ -120,8 +120,8 @@ export interface GraftObjectiveOptions {
   base: TrialSettings;
   /** Metric to report and return (e.g. val_acc). */
   metric: string;
-  /** Folder of the prepared feature sets `train` and `val` (head-only trials). */
-  features?: string;
+  /** Where the study process stored the train and val features in the feature cache (head-only trials). */
+  features?: { train: StoredFeatures; val: StoredFeatures };
   /** The validated graft config (JSON) and its source, for trials that unfreeze the backbone. */
   config?: unknown;
   source?: string;
@@ -213,8 +213,8 @@ export class GraftTrials {
     let history: EpochMetrics[];
     if (this.usesFeatures(s)) {
       if (!this.feats) {
-        const train = readFeatureSet(this.o.features!, 'train');
-        const val = readFeatureSet(this.o.features!, 'val');
+        const train = readStoredFeatures(this.o.features!.train);
+        const val = readStoredFeatures(this.o.features!.val);
         this.feats = { train, val, dims: train.sampleShape[0]!, classes: train.numClasses! };
       }
       head = new Network(headModel(this.feats.dims, this.feats.classes, s));

@@ -7,12 +7,13 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PreprocessConfig } from '../data/preprocess.js';
+import { headOnlySplit, sourceFeatures } from '../features/backbone.js';
+import { withInitializers } from '../ir/model.js';
 import { mlp } from '../nn/index.js';
 import { type GraftConfig, loadConfig, parseConfig } from '../run/config.js';
 import type { BatchSource } from '../step/batches.js';
 import { Network } from '../train/network.js';
 import type { TuneConfig } from './config.js';
-import { writeFeatureSet } from './features-file.js';
 import { type GraftObjectiveOptions, GraftTrials, KNOWN_PARAMS, PARAM_CHECKS, type TrialSettings, trialSettings } from './graft-objective.js';
 import type { ObjectiveSpec } from './objective.js';
 import { gridValues, type JsonValue, type SearchSpace } from './space.js';
@@ -165,11 +166,13 @@ export function graftObjectiveModule(): string {
 
 /**
  * Prepares the built-in objective for a study: validates the space, and when some trials train only the
- * head, computes the backbone features of the train and val sets once into `<studyDir>/features/`.
+ * head (`headOnlySplit` of the head-only trial's network), computes the backbone features of the train and
+ * val sets once into the feature store (graft's feature cache), where the workers read them by key.
+ * (`_studyDir` is unused since the features left the study folder; kept for the callers.)
  */
 export async function prepareGraftObjective(
   tune: TuneConfig,
-  studyDir: string,
+  _studyDir: string,
   io: PrepareIo,
 ): Promise<{ spec: ObjectiveSpec; options: GraftObjectiveOptions; headOnly: boolean; setup?: FullSetup }> {
   checkGraftSpace(tune.space);
@@ -178,21 +181,19 @@ export async function prepareGraftObjective(
   if ('schedule' in tune.space && possibleValues(tune.space, 'schedule').includes('step') && !base.scheduleOptions?.stepSize)
     throw new Error(`space.schedule offers 'step', which needs train.schedule.stepSize in the graft config ${source}; add it or drop 'step'.`);
   const unfreezes = 'unfreeze' in tune.space ? possibleValues(tune.space, 'unfreeze') : [base.unfreeze];
-  const headTrials = unfreezes.includes(0) && !cfg.train.augment;
   const options: GraftObjectiveOptions = { base, metric: tune.study.metric, config: cfg, source };
   let setup: FullSetup | undefined;
-  if (headTrials) {
-    setup = await loadFullSetup(cfg, source, io);
-    const dir = path.join(studyDir, 'features');
+  if (unfreezes.includes(0)) setup = await loadFullSetup(cfg, source, io);
+  const headNet = setup && networkFor(setup, { ...base, unfreeze: 0 });
+  const split = headNet && headOnlySplit({ model: headNet.model, cut: setup!.cut, trainable: headNet.trainable, augmented: !!cfg.train.augment });
+  if (setup && split) {
     const t0 = performance.now();
-    for (const [name, d, src] of [
-      ['train', setup.data.train, setup.train],
-      ['val', setup.data.val!, setup.val],
-    ] as const) {
-      const { x, labels, dims } = await backboneFeatures(setup, d, src, io);
-      writeFeatureSet(dir, name, x, labels, dims, setup.classes.length);
-    }
-    options.features = dir;
+    const backbone = split.backbone();
+    const shared = async (src: BatchSource) => ({
+      ...(await sourceFeatures(backbone, src, { share: true, strict: setup.cfg.run.strict, onWarning: io.warn })).stored!,
+      numClasses: setup.classes.length,
+    });
+    options.features = { train: await shared(setup.train), val: await shared(setup.val) };
     io.note(
       `features of ${setup.train.length} train / ${setup.val.length} val samples computed once in ${((performance.now() - t0) / 1000).toFixed(1)} s; head-only trials train on them`,
     );
@@ -200,26 +201,6 @@ export async function prepareGraftObjective(
   // a check that the settings resolve (e.g. hiddenSize without a base head) before any worker starts
   trialSettings(base, {});
   return { spec: { module: graftObjectiveModule(), options }, options, headOnly: !unfreezes.some((u) => u !== 0), setup };
-}
-
-/** Backbone features of one labelled set: image files through the on-disk feature cache, arrays directly. */
-async function backboneFeatures(st: FullSetup, d: FullSetup['data']['train'], src: BatchSource, io: PrepareIo) {
-  const { extractSubgraph } = await import('../ir/surgery.js');
-  const backbone = extractSubgraph(st.base.model, st.cut);
-  if (d.kind === 'files') {
-    const { cachedFeatures } = await import('../features/index.js');
-    const r = await cachedFeatures({
-      model: backbone,
-      preprocess: st.preprocess,
-      items: d.paths.map((p) => ({ path: p })),
-      strict: st.cfg.run.strict,
-      onWarning: io.warn,
-    });
-    return { x: r.features, labels: Int32Array.from(r.indices, (i) => d.labels[i]!), dims: r.dims };
-  }
-  const { computeFeatures } = await import('../train/network.js');
-  const f = await computeFeatures(backbone, src);
-  return { x: f.x, labels: Int32Array.from(f.y), dims: f.sampleShape.reduce((a, b) => a * b, 1) };
 }
 
 /**
@@ -239,9 +220,7 @@ export async function trainForExport(
   const st = prep.setup ?? (await loadFullSetup(prep.options.config, prep.options.source ?? 'graft config', io));
   if (r.head) {
     net = networkFor(st, trialSettings(prep.options.base, params));
-    const m = net.model.clone();
-    for (const [k, v] of r.head.model.graph.initializers) if (m.graph.initializers.has(k)) m.graph.initializers.set(k, v);
-    net.model = m;
+    net.model = withInitializers(net.model, r.head.model.graph.initializers);
   }
   const pick = (e: { loss: number; acc: number }) => ({ loss: e.loss, acc: e.acc });
   const metrics = { val: pick(await net!.evaluate(st.val)), test: st.test ? pick(await net!.evaluate(st.test)) : undefined };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classHistogram, classWeights, kPerClass, stratifiedSplit } from '../../src/data/split.js';
+import { classHistogram, classWeights, DEFAULT_VAL_FRACTION, kPerClass, splitTrainVal, stratifiedSplit } from '../../src/data/split.js';
 
 const labelsOf = (counts: number[]) => {
   const out: number[] = [];
@@ -78,4 +78,37 @@ test('class weights match sklearn balanced (n / (K * count)), mean 1 over items'
   assert.equal(w4.length, 4);
   assert.equal(w4[3], 0);
   assert.throws(() => classWeights([0, 5], 3), /outside numClasses=3/);
+});
+
+test('splitTrainVal: the one splitter — 0.15 held out by default, a stratified seeded limit before the split', () => {
+  const labels = Int32Array.from({ length: 200 }, (_, i) => (i < 140 ? 0 : 1)); // 70% / 30%
+  const d = splitTrainVal(labels, { seed: 4 });
+  assert.equal(DEFAULT_VAL_FRACTION, 0.15);
+  assert.deepEqual(d, (({ train, val }) => ({ train, val }))(stratifiedSplit(labels, { val: 0.15, seed: 4 })));
+  assert.equal(d.val.length, 30);
+
+  const l = splitTrainVal(labels, { seed: 4, limit: 100 });
+  const used = [...l.train, ...l.val];
+  assert.equal(used.length, 100, 'the limit counts train + validation items');
+  assert.equal(new Set(used).size, 100);
+  assert.equal(used.filter((i) => labels[i] === 1).length, 30, 'each class keeps its share');
+  assert.equal(l.val.length, 11 + 5, 'round(70 · 0.15) + round(30 · 0.15) held out of the limited items');
+  assert.ok(
+    used.some((i) => i >= 70 && i < 140),
+    'a seeded sample, not the first items',
+  );
+  assert.deepEqual(splitTrainVal(labels, { seed: 4, limit: 100 }), l, 'same seed, same split');
+  assert.notDeepEqual(splitTrainVal(labels, { seed: 5, limit: 100 }).train, l.train);
+  assert.deepEqual([...splitTrainVal(labels, { val: 0, limit: 10 }).val], []);
+});
+
+test("splitTrainVal limitBy 'first-train': the first n training items after the split (graft adapt's --source-samples)", () => {
+  const labels = Int32Array.from({ length: 60 }, (_, i) => i % 3);
+  const full = splitTrainVal(labels, { val: 0.1, seed: 2 });
+  const first = splitTrainVal(labels, { val: 0.1, seed: 2, limit: 7, limitBy: 'first-train' });
+  assert.deepEqual(first.val, full.val, 'validation untouched');
+  assert.deepEqual(first.train, full.train.slice(0, 7));
+  assert.deepEqual([...splitTrainVal(labels, { val: 0, limit: 4, limitBy: 'first-train' }).train], [0, 1, 2, 3]);
+  assert.throws(() => splitTrainVal(labels, { limit: 0 }), /limit must be a positive integer, got 0/);
+  assert.throws(() => splitTrainVal(labels, { limit: 2.5 }), /limit must be a positive integer/);
 });

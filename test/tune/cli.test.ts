@@ -14,6 +14,8 @@ import { runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-tune-cli-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// head-only trials' features go to graft's feature cache: keep it out of the repository
+process.env.GRAFT_CACHE_DIR = path.join(tmp, 'cache');
 
 /** A one-trial study on a small MNIST subset, named `name`, written to `file`. */
 function writeStudyConfig(file: string, name: string): void {

@@ -15,6 +15,8 @@ import { runTune } from '../../src/tune/run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-tune-graft-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+// the prepared features go to graft's feature cache (workers inherit the variable)
+process.env.GRAFT_CACHE_DIR = path.join(tmp, 'cache');
 
 test('graft objective: cached-feature and unfrozen trials in workers, then export of the best', async () => {
   const cfg = parseTuneConfig(
@@ -51,7 +53,9 @@ test('graft objective: cached-feature and unfrozen trials in workers, then expor
     notes.some((n) => /features of \d+ train \/ \d+ val samples computed once/.test(n)),
     notes.join('\n'),
   );
-  assert.ok(fs.existsSync(path.join(tmp, 'mnist', 'features', 'train.f32')));
+  assert.ok(!fs.existsSync(path.join(tmp, 'mnist', 'features')), 'no feature files of its own in the study folder');
+  const stores = fs.readdirSync(path.join(tmp, 'cache', 'features'));
+  assert.equal(stores.length, 1, 'train and val MNIST features in one store of the feature cache');
 
   // retrain the best head-only trial: grafted onto the backbone, it scores exactly what the trial scored
   const head = r.trials.filter((t) => t.params.unfreeze === 0).sort((a, b) => b.value! - a.value!)[0]!;
