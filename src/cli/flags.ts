@@ -13,6 +13,8 @@ export interface FlagSpec {
   help: string;
   /** How the argument is parsed (default: string; booleans take no argument). */
   type?: 'number' | 'int' | 'list' | 'bool';
+  /** A valid value, shown when a 'list' flag gets a bad one (default 256,256). */
+  example?: string;
   /** Maps the flag's value to the config value (e.g. --no-early-stopping → false). */
   value?: (v: unknown) => unknown;
 }
@@ -94,7 +96,7 @@ export const ADAPT_FLAGS: FlagSpec[] = [
     help: 'comma-separated methods to compare in one table (overrides --method)',
     value: (v) => String(v).split(','),
   },
-  { flags: '--seeds <list>', key: 'adapt.seeds', type: 'list', help: 'comma-separated seeds (default: --seed or 0)' },
+  { flags: '--seeds <list>', key: 'adapt.seeds', type: 'list', example: '0,1,2', help: 'comma-separated seeds (default: --seed or 0)' },
   {
     flags: '--model <file.onnx>',
     key: 'model.backbone',
@@ -155,7 +157,7 @@ function parseArg(spec: FlagSpec): ((v: string) => unknown) | undefined {
     return (v) =>
       v.split(',').map((s) => {
         const n = Number(s);
-        if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} needs comma-separated integers like 256,256, got "${v}".`);
+        if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} needs comma-separated integers (e.g. ${spec.example ?? '256,256'}), got "${v}".`);
         return n;
       });
   return undefined;
