@@ -13,6 +13,8 @@ export interface FlagSpec {
   help: string;
   /** How the argument is parsed (default: string; booleans take no argument). */
   type?: 'number' | 'int' | 'list' | 'bool';
+  /** A valid value, shown when a 'list' flag gets a bad one (default 256,256). */
+  example?: string;
   /** Maps the flag's value to the config value (e.g. --no-early-stopping → false). */
   value?: (v: unknown) => unknown;
 }
@@ -74,6 +76,71 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--plot <file.png>', key: 'lrFind.plot', help: 'lr-find: where to write the plot (default runs/<name>/lr-find.png)' },
 ];
 
+/**
+ * Every flag of `graft adapt`. The labelled source is data.train, the network model.*, the optimizer train.*,
+ * what only adaptation has the adapt section; the defaults that differ from graft train's are
+ * {@link ADAPT_DEFAULTS} (src/cli/commands/adapt.ts).
+ */
+export const ADAPT_FLAGS: FlagSpec[] = [
+  { flags: '--source <data>', key: 'data.train', help: 'labelled source: an image folder (one sub-folder per class) or mnist' },
+  { flags: '--target <data>', key: 'adapt.target', help: 'unlabelled target: a folder of images (any layout), or mnist-style-shift / mnist' },
+  {
+    flags: '--target-eval <data>',
+    key: 'adapt.targetEval',
+    help: 'labelled target data, evaluated only (never trained on): a class folder or mnist-style-shift',
+  },
+  { flags: '--method <name>', key: 'adapt.method', help: 'source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc (default), self-training, fixmatch' },
+  {
+    flags: '--compare <list>',
+    key: 'adapt.compare',
+    help: 'comma-separated methods to compare in one table (overrides --method)',
+    value: (v) => String(v).split(','),
+  },
+  { flags: '--seeds <list>', key: 'adapt.seeds', type: 'list', example: '0,1,2', help: 'comma-separated seeds (default: --seed or 0)' },
+  {
+    flags: '--model <file.onnx>',
+    key: 'model.backbone',
+    help: 'start from this model (its sidecar gives the preprocessing); default: a SmallCNN trained from scratch with the source',
+  },
+  {
+    flags: '--freeze-backbone',
+    key: 'adapt.freezeBackbone',
+    type: 'bool',
+    help: 'with --model: freeze the backbone and train a new bottleneck head on cached features',
+  },
+  { flags: '--unfreeze-last <k>', key: 'adapt.unfreezeLast', type: 'int', help: 'with --model: train only the last k stages (see graft inspect) and the head' },
+  { flags: '--bottleneck <n>', key: 'adapt.bottleneck', type: 'int', help: 'hidden width of the bottleneck head (with --freeze-backbone; default 256)' },
+  { flags: '--epochs <n>', key: 'train.epochs', type: 'int', help: 'epochs over the source (default 2)' },
+  { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'source images per step, and as many target images (default 64)' },
+  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'SGD learning rate (default 0.01, annealed (1+10p)^-0.75)' },
+  { flags: '--momentum <x>', key: 'train.optimizer.momentum', type: 'number', help: 'SGD momentum (default 0.9)' },
+  { flags: '--weight-decay <x>', key: 'train.optimizer.weightDecay', type: 'number', help: 'weight decay (default 5e-4)' },
+  {
+    flags: '--select <criterion>',
+    key: 'adapt.select',
+    help: 'how the checkpoint is picked without target labels: snd (default), entropy, source-val or last',
+  },
+  { flags: '--eval-every <steps>', key: 'adapt.evalEvery', type: 'int', help: 'score a checkpoint every n steps (default: each epoch)' },
+  { flags: '--val-split <f>', key: 'data.valSplit', type: 'number', help: 'fraction of a source folder held out for source validation (default 0.1)' },
+  { flags: '--source-samples <n>', key: 'data.limit', type: 'int', help: 'train on only the first n source images (a quick run)' },
+  { flags: '--image-size <n>', key: 'model.preprocess.size', type: 'int', help: 'input size for image folders without --model (default 32)' },
+  { flags: '--channels <n>', key: 'model.preprocess.channels', type: 'int', help: 'input channels for image folders without --model, 1 or 3 (default 3)' },
+  {
+    flags: '--width <n>',
+    key: 'model.width',
+    type: 'int',
+    help: 'without --model: width of the SmallCNN (conv n, conv 2n, 4n features), as graft train --arch small-cnn',
+  },
+  {
+    flags: '--out <dir>',
+    key: 'adapt.out',
+    help: 'run folder: config.json, checkpoints/, results.json, report.md and (one method) model.onnx, or model-seed<k>.onnx per seed',
+  },
+  { flags: '--resume', key: 'run.resume', type: 'bool', help: 'continue the run in --out exactly where it stopped (same flags)' },
+  { flags: '--overwrite', key: 'run.overwrite', type: 'bool', help: 'replace the run already in --out' },
+  { flags: '--checkpoint-every <steps>', key: 'run.checkpointEvery', type: 'int', help: 'with --out: also checkpoint every n steps (default: each epoch)' },
+];
+
 /** Global options (declared on the root program) and their config keys. */
 const GLOBAL_KEYS: Record<string, string> = { seed: 'run.seed', threads: 'run.threads' };
 
@@ -90,16 +157,16 @@ function parseArg(spec: FlagSpec): ((v: string) => unknown) | undefined {
     return (v) =>
       v.split(',').map((s) => {
         const n = Number(s);
-        if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} needs comma-separated integers like 256,256, got "${v}".`);
+        if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} needs comma-separated integers (e.g. ${spec.example ?? '256,256'}), got "${v}".`);
         return n;
       });
   return undefined;
 }
 
-/** Adds config flags to a command (all of {@link FLAGS}, or those whose key is in `keys`) plus --config. */
-export function addConfigFlags(cmd: Command, keys?: readonly string[]): Command {
+/** Adds config flags to a command (all of `specs`, or those whose key is in `keys`) plus --config. */
+export function addConfigFlags(cmd: Command, keys?: readonly string[], specs: readonly FlagSpec[] = FLAGS): Command {
   cmd.option('-c, --config <file>', 'graft.yaml / graft.json (default: ./graft.yaml, ./graft.yml or ./graft.json if present)');
-  for (const spec of FLAGS) {
+  for (const spec of specs) {
     if (keys && !keys.includes(spec.key)) continue;
     const o = new Option(spec.flags, `${spec.help} [${spec.key}]`);
     const p = parseArg(spec);
@@ -110,10 +177,10 @@ export function addConfigFlags(cmd: Command, keys?: readonly string[]): Command 
 }
 
 /** Config values given on the command line, keyed by config key, from a command's parsed options. */
-export function flagValues(cmd: Command, keys?: readonly string[]): Record<string, { value: unknown; flag: string }> {
+export function flagValues(cmd: Command, keys?: readonly string[], specs: readonly FlagSpec[] = FLAGS): Record<string, { value: unknown; flag: string }> {
   const opts = cmd.optsWithGlobals() as Record<string, unknown>;
   const out: Record<string, { value: unknown; flag: string }> = {};
-  for (const spec of FLAGS) {
+  for (const spec of specs) {
     if (keys && !keys.includes(spec.key)) continue;
     const o = cmd.options.find((x) => x.flags === spec.flags);
     if (!o) continue;

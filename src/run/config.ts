@@ -155,6 +155,39 @@ const lrFindSchema = z
   })
   .refine((o) => o.endLr > o.startLr, { message: 'endLr must be larger than startLr', path: ['endLr'] });
 
+/** Checkpoint criteria of `graft adapt` (how a checkpoint is picked without target labels). */
+export const ADAPT_SELECT = ['snd', 'entropy', 'source-val', 'last'] as const;
+
+/**
+ * `graft adapt`: unsupervised domain adaptation. The labelled source is `data.train` (split by `data.valSplit`,
+ * cut by `data.limit`), the network `model.*`, the optimizer `train.*`, the seed and resume `run.*`; this section
+ * holds what only adaptation has.
+ */
+const adaptSchema = z.strictObject({
+  /** Unlabelled target: a folder of images (any layout), a manifest (labels ignored), 'mnist-style-shift' or 'mnist'. */
+  target: file.optional(),
+  /** Labelled target data, evaluated only (never trained on): a class folder, a labelled manifest or 'mnist-style-shift'. */
+  targetEval: file.optional(),
+  /** source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc, self-training or fixmatch. */
+  method: z.string().min(1).default('mcc'),
+  /** Methods compared in one table (overrides `method`). */
+  compare: z.array(z.string().min(1)).min(1).optional(),
+  /** Seeds of the comparison (default: [run.seed]). */
+  seeds: z.array(z.number().int().min(0)).min(1).optional(),
+  /** How the checkpoint is picked without target labels. */
+  select: z.enum(ADAPT_SELECT).default('snd'),
+  /** Score a checkpoint every n steps (default: each epoch). */
+  evalEvery: posInt.optional(),
+  /** Hidden width of the bottleneck head trained with `freezeBackbone`. */
+  bottleneck: posInt.default(256),
+  /** With model.backbone: freeze it and train a bottleneck head on cached features. */
+  freezeBackbone: z.boolean().default(false),
+  /** With model.backbone: train only its last k stages and the head. */
+  unfreezeLast: posInt.optional(),
+  /** Run folder (config.json, checkpoints/, results.json, report.md, model.onnx); default run.dir/run.name when run.name is set. */
+  out: file.optional(),
+});
+
 /** The zod schema of a whole graft config. */
 export const configSchema = z
   .strictObject({
@@ -163,10 +196,12 @@ export const configSchema = z
     train: trainSchema.prefault({}),
     run: runSchema.prefault({}),
     lrFind: lrFindSchema.prefault({}),
+    adapt: adaptSchema.prefault({}),
   })
   .superRefine((c, ctx) => {
     const issue = (p: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: p, message });
-    if (!c.data.train && !c.data.manifest) issue(['data', 'train'], "required: an image folder, a manifest (.csv/.jsonl) or 'mnist' (flag --data)");
+    if (!c.data.train && !c.data.manifest)
+      issue(['data', 'train'], "required: an image folder, a manifest (.csv/.jsonl) or 'mnist' (flag --data; graft adapt: --source)");
     if (c.data.train && c.data.manifest) issue(['data', 'manifest'], 'give data.train or data.manifest, not both');
     if (!c.model.backbone && !c.model.arch) issue(['model', 'backbone'], 'required: an ONNX backbone file (--backbone) or a built-in model.arch (--arch)');
     if (c.model.backbone && c.model.arch) issue(['model', 'arch'], 'give model.backbone or model.arch, not both');
@@ -182,7 +217,25 @@ export const configSchema = z
 export type GraftConfig = z.output<typeof configSchema>;
 
 /** Keys whose values are paths: resolved against the config file's folder. */
-const PATH_KEYS = ['data.train', 'data.manifest', 'data.val', 'data.test', 'model.backbone', 'run.dir', 'run.export', 'lrFind.plot'];
+const PATH_KEYS = [
+  'data.train',
+  'data.manifest',
+  'data.val',
+  'data.test',
+  'model.backbone',
+  'run.dir',
+  'run.export',
+  'lrFind.plot',
+  'adapt.target',
+  'adapt.targetEval',
+  'adapt.out',
+];
+
+/** Data names that are built in, not paths (never resolved against a folder). */
+const BUILTIN_DATA = ['mnist', 'mnist-style-shift'];
+
+/** A path value resolved against `base`, unless it names built-in data. */
+const resolveData = (base: string, v: string) => (BUILTIN_DATA.includes(v) ? v : path.resolve(base, v));
 
 /** Sets `obj.a.b.c = value` for key 'a.b.c', creating objects on the way. */
 export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
@@ -268,7 +321,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): { config: GraftConfig;
   const cwd = opts.cwd ?? process.cwd();
   const flagOf = new Map<string, string>();
   for (const [k, { value, flag }] of Object.entries(opts.flags ?? {})) {
-    setPath(raw, k, PATH_KEYS.includes(k) && typeof value === 'string' && value !== 'mnist' ? path.resolve(cwd, value) : value);
+    setPath(raw, k, PATH_KEYS.includes(k) && typeof value === 'string' ? resolveData(cwd, value) : value);
     flagOf.set(k, flag);
   }
   const source = opts.file ?? 'command-line options';
@@ -317,7 +370,7 @@ function merge(into: Record<string, unknown>, from: Record<string, unknown>): vo
 function resolvePaths(raw: Record<string, unknown>, base: string): void {
   for (const k of PATH_KEYS) {
     const v = getPath(raw, k);
-    if (typeof v === 'string' && v !== 'mnist') setPath(raw, k, path.resolve(base, v));
+    if (typeof v === 'string') setPath(raw, k, resolveData(base, v));
   }
 }
 

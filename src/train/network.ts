@@ -32,6 +32,7 @@ import { toInferenceModel } from '../step/export.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import { graftVersion } from '../util/version.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
 import { phasesOf } from './recipes.js';
@@ -339,7 +340,7 @@ export class Network {
   /** Writes (or rewrites) only the JSON sidecar of `file` (.onnx), as {@link save} does. */
   writeSidecar(file: string, extra: Record<string, unknown> = {}): void {
     const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
-    const meta = { graft: '0.1.0', labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
+    const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }

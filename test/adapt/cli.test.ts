@@ -133,7 +133,24 @@ test('a labelled manifest: as --target its labels are ignored (a warning says so
   const err = await graftLoud(['--source', path.join(tmp, 'src'), '--target', manifest, '--target-eval', manifest, ...common, '--method', 'mcc', '--out', out]);
   assert.match(err, /warning: --target: the manifest .*tgt-eval\.csv has a label column; its labels are ignored/);
   const doc = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
-  assert.ok(doc.runs[0].selected.target_acc >= 0 && doc.runs[0].selected.target_acc <= 1, 'target accuracy from the --target-eval manifest');
+  // the manifest lists the 12 images of the tgt-eval class folder: evaluating either gives the same accuracy
+  const acc = doc.runs[0].selected.target_acc;
+  assert.ok(Number.isInteger(Math.round(acc * 12 * 1e9) / 1e9), `an accuracy over the manifest's 12 images, got ${acc}`);
+  const folderRun = path.join(tmp, 'manifest-run-folder-eval');
+  await graft([
+    '--source',
+    path.join(tmp, 'src'),
+    '--target',
+    manifest,
+    '--target-eval',
+    path.join(tmp, 'tgt-eval'),
+    ...common,
+    '--method',
+    'mcc',
+    '--out',
+    folderRun,
+  ]);
+  assert.equal(acc, JSON.parse(fs.readFileSync(path.join(folderRun, 'results.json'), 'utf8')).runs[0].selected.target_acc);
   // a manifest without labels cannot be evaluated on
   const bare = path.join(tmp, 'bare.csv');
   fs.writeFileSync(bare, `path\n${path.join(tmp, 'tgt-eval', 'dark', 'dark-0.png')}\n`);
@@ -247,4 +264,43 @@ test('graft adapt --out killed with SIGKILL and --resume equals an uninterrupted
   assert.ok(fs.readFileSync(path.join(killedDir, 'model.onnx')).equals(fs.readFileSync(path.join(full, 'model.onnx'))), 'model.onnx byte-identical');
   const runs = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'results.json'), 'utf8')).runs.map(({ seconds: _s, ...r }: Record<string, unknown>) => r);
   assert.deepEqual(runs(killedDir), runs(full));
+});
+
+test('graft adapt --config gives exactly the results and model of the same flags; flags override the file', async () => {
+  const flagsRun = path.join(tmp, 'cfg-flags');
+  const tgt = path.join(tmp, 'tgt');
+  const tgtEval = path.join(tmp, 'tgt-eval');
+  await graft(['--source', path.join(tmp, 'src'), '--target', tgt, '--target-eval', tgtEval, ...common, '--method', 'dann', '--seed', '3', '--out', flagsRun]);
+  // the same run from a config file (paths relative to the file), with a learning rate that --lr overrides
+  const file = path.join(tmp, 'adapt.yaml');
+  fs.writeFileSync(
+    file,
+    [
+      'data: { train: src, valSplit: 0.25 }',
+      'model: { preprocess: { size: 8, channels: 1 } }',
+      'train: { epochs: 1, batchSize: 4, optimizer: { lr: 0.5 } }',
+      'run: { seed: 3 }',
+      'adapt: { target: tgt, targetEval: tgt-eval, method: dann, out: cfg-file }',
+      '',
+    ].join('\n'),
+  );
+  await graft(['--config', file, '--lr', '0.01']);
+  const fileRun = path.join(tmp, 'cfg-file');
+  const runs = (d: string) => JSON.parse(fs.readFileSync(path.join(d, 'results.json'), 'utf8')).runs.map(({ seconds: _s, ...r }: Record<string, unknown>) => r);
+  assert.deepEqual(runs(fileRun), runs(flagsRun));
+  assert.equal(runs(fileRun)[0].seed, 3);
+  assert.ok(fs.readFileSync(path.join(fileRun, 'model.onnx')).equals(fs.readFileSync(path.join(flagsRun, 'model.onnx'))), 'model.onnx byte-identical');
+});
+
+test('graft adapt --config: an unknown adapt key gets "did you mean", a key graft adapt does not read is an error', async () => {
+  const file = path.join(tmp, 'typo.yaml');
+  fs.writeFileSync(file, 'data: { train: src }\nadapt: { target: tgt, metod: dann }\n');
+  await assert.rejects(graft(['--config', file]), /adapt\.metod: unknown key \(did you mean "method"\?\); valid keys under adapt: target, targetEval, method/);
+  const foreign = path.join(tmp, 'foreign.yaml');
+  fs.writeFileSync(foreign, 'data: { train: src, test: tgt-eval }\ntrain: { labelSmoothing: 0.1 }\nadapt: { target: tgt }\n');
+  await assert.rejects(
+    graft(['--config', foreign]),
+    /data\.test, train\.labelSmoothing in .*foreign\.yaml do not apply to graft adapt .*Remove it, or give graft adapt its own file with --config/,
+  );
+  await assert.rejects(graft(['--source', path.join(tmp, 'src')]), /graft adapt needs the unlabelled target: --target <data> \(adapt\.target in the config\)/);
 });

@@ -97,7 +97,10 @@ test('graft train (head mode) writes a model whose fresh onnxruntime session rep
   assert.deepEqual(meta.labels, ['blue', 'green', 'red']);
   assert.equal(meta.config.train.mode, 'head');
   assert.equal(meta.metrics.history.length, 30);
-  assert.ok(meta.version);
+  // the sidecar records the graft that wrote it: package.json's version, not just any value
+  const pkg = JSON.parse(fs.readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8'));
+  assert.equal(meta.version, pkg.version);
+  assert.equal(meta.graft, pkg.version);
 
   // reload the exported model in a fresh session and compare with the run's stored predictions
   const rows = fs

@@ -9,173 +9,199 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_ARCH_WIDTH } from '../../run/config.js';
+import { DEFAULT_ARCH_WIDTH, findConfigFile, type GraftConfig, getPath, loadConfig, readConfigFile } from '../../run/config.js';
 import { atomicWrite } from '../../util/atomic-write.js';
 import { toJsonLine } from '../../util/jsonl.js';
 import { createProgress } from '../../util/progress.js';
 import { CliError, emit, globals, note } from '../context.js';
+import { ADAPT_FLAGS, addConfigFlags, flagValues } from '../flags.js';
 
-interface AdaptCliOptions {
-  source: string;
-  target: string;
-  targetEval?: string;
-  method: string;
-  compare?: string;
-  seeds?: string;
-  model?: string;
-  freezeBackbone?: boolean;
-  unfreezeLast?: string;
-  bottleneck: string;
-  epochs: string;
-  batchSize: string;
-  lr: string;
-  select: string;
-  evalEvery?: string;
-  valSplit: string;
-  sourceSamples?: string;
-  imageSize: string;
-  channels: string;
-  width: string;
-  out?: string;
-  resume?: boolean;
-  overwrite?: boolean;
-  checkpointEvery?: string;
-}
+/**
+ * graft adapt's defaults where they differ from graft train's (the reference protocol, shared/ref/exp_da_shift.py):
+ * applied before the config file, as graft pretrain's.
+ */
+export const ADAPT_DEFAULTS: Record<string, unknown> = {
+  'data.valSplit': 0.1,
+  'train.epochs': 2,
+  'train.batchSize': 64,
+  'train.optimizer.weightDecay': 5e-4,
+  'train.schedule.kind': 'inv',
+};
 
-const num = (v: string, flag: string, ok: (x: number) => boolean, want: string) => {
+/** The config keys graft adapt reads (with every key of the adapt section); any other key in the file is an error. */
+const ADAPT_KEYS = [
+  ...new Set([
+    ...ADAPT_FLAGS.map((f) => f.key),
+    'model.arch',
+    'train.optimizer.name',
+    'train.schedule',
+    'run.seed',
+    'run.name',
+    'run.dir',
+    'run.threads',
+    'adapt',
+  ]),
+];
+
+const num = (v: unknown, flag: string, ok: (x: number) => boolean, want: string) => {
   const x = Number(v);
-  if (!Number.isFinite(x) || !ok(x)) throw new CliError(`${flag} must be ${want} (got ${v}).`);
+  if (typeof v !== 'number' || !Number.isFinite(x) || !ok(x)) throw new CliError(`${flag} must be ${want} (got ${JSON.stringify(v)}).`);
   return x;
 };
 
 /** Registers `graft adapt`. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('adapt')
     .description('unsupervised domain adaptation: labelled source + unlabelled target → a model for the target (DANN, CDAN, MCC, CORAL, DAN, …)')
-    .requiredOption('--source <data>', 'labelled source: an image folder (one sub-folder per class) or mnist')
-    .requiredOption('--target <data>', 'unlabelled target: a folder of images (any layout), or mnist-style-shift / mnist')
-    .option('--target-eval <data>', 'labelled target data, evaluated only (never trained on): a class folder or mnist-style-shift')
-    .option('--method <name>', 'source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc, self-training, fixmatch', 'mcc')
-    .option('--compare <list>', 'comma-separated methods to compare in one table (overrides --method)')
-    .option('--seeds <list>', 'comma-separated seeds (default: --seed or 0)')
-    .option('--model <file.onnx>', 'start from this model (its sidecar gives the preprocessing); default: a SmallCNN trained from scratch with the source')
-    .option('--freeze-backbone', 'with --model: freeze the backbone and train a new bottleneck head on cached features')
-    .option('--unfreeze-last <k>', 'with --model: train only the last k stages (see graft inspect) and the head')
-    .option('--bottleneck <n>', 'hidden width of the bottleneck head (with --freeze-backbone)', '256')
-    .option('--epochs <n>', 'epochs over the source', '2')
-    .option('--batch-size <n>', 'source images per step (and as many target images)', '64')
-    .option('--lr <x>', 'SGD learning rate (momentum 0.9, wd 5e-4, annealed (1+10p)^-0.75)', '0.01')
-    .option('--select <criterion>', 'how the checkpoint is picked without target labels: snd, entropy, source-val or last', 'snd')
-    .option('--eval-every <steps>', 'score a checkpoint every n steps (default: each epoch)')
-    .option('--val-split <f>', 'fraction of a source folder held out for source validation', '0.1')
-    .option('--source-samples <n>', 'train on only the first n source images (a quick run)')
-    .option('--image-size <n>', 'input size for image folders without --model', '32')
-    .option('--channels <n>', 'input channels for image folders without --model (1 or 3)', '3')
-    .option('--width <n>', 'without --model: width of the SmallCNN (conv n, conv 2n, 4n features), as graft train --arch small-cnn', String(DEFAULT_ARCH_WIDTH))
-    .option('--out <dir>', 'run folder: config.json, checkpoints/, results.json, report.md and (one method) model.onnx, or model-seed<k>.onnx per seed')
-    .option('--resume', 'continue the run in --out exactly where it stopped (same flags)')
-    .option('--overwrite', 'replace the run already in --out')
-    .option('--checkpoint-every <steps>', 'with --out: also checkpoint every n steps (default: each epoch)')
-    .action(async (opts: AdaptCliOptions, cmd: Command) => runAdapt(opts, cmd));
+    .addHelpText('after', '\nEvery flag has a config key (shown in brackets); flags override graft.yaml. See docs/cli/adapt.md and docs/config.md.');
+  addConfigFlags(cmd, undefined, ADAPT_FLAGS).action(async (_opts: unknown, c: Command) => runAdapt(c));
 }
 
-async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
+/** The leaf keys of a raw config object ('a.b.c'; arrays are leaves). */
+function leafKeys(o: Record<string, unknown>, prefix = ''): string[] {
+  return Object.entries(o).flatMap(([k, v]) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? leafKeys(v as Record<string, unknown>, `${prefix}${k}.`) : [`${prefix}${k}`],
+  );
+}
+
+/** graft adapt's config: its defaults, then the file, then the flags; keys graft adapt does not read are an error. */
+export function loadAdaptConfig(cmd: Command): { config: GraftConfig; out?: string; given: (key: string) => boolean } {
+  const file = findConfigFile(cmd.opts().config as string | undefined);
+  const flags = flagValues(cmd, undefined, ADAPT_FLAGS);
+  const fromFile = file ? readConfigFile(file) : {};
+  // without model.backbone (--model), graft adapt trains its SmallCNN from scratch
+  const backbone = flags['model.backbone'] ?? getPath(fromFile, 'model.backbone');
+  const defaults = backbone ? ADAPT_DEFAULTS : { ...ADAPT_DEFAULTS, 'model.arch': 'small-cnn' };
+  const { config, raw, source } = loadConfig({ file, flags, defaults });
+  const foreign = leafKeys(raw).filter((k) => !ADAPT_KEYS.some((a) => k === a || k.startsWith(`${a}.`)));
+  if (foreign.length)
+    throw new CliError(
+      `${foreign.join(', ')} in ${source} ${foreign.length > 1 ? 'do' : 'does'} not apply to graft adapt (it reads data.train, data.valSplit, data.limit, model.backbone/arch/width/preprocess.size/channels, ` +
+        'train.epochs/batchSize/optimizer/schedule, run.seed/name/dir/resume/overwrite/checkpointEvery and the adapt section). ' +
+        'Remove it, or give graft adapt its own file with --config; docs/cli/adapt.md lists every key.',
+    );
+  const given = (key: string) => getPath(raw, key) !== undefined && !(key in ADAPT_DEFAULTS);
+  const out = config.adapt.out ?? (config.run.name ? path.join(config.run.dir, config.run.name) : undefined);
+  return { config, out, given };
+}
+
+async function runAdapt(cmd: Command): Promise<void> {
   const g = globals(cmd);
   const lib = await import('../../adapt/index.js');
-  const methods = (opts.compare ?? opts.method).split(',').map((m) => lib.parseMethod(m, opts.compare ? '--compare' : '--method'));
-  const seeds = opts.seeds
-    ? opts.seeds.split(',').map((s) => num(s, '--seeds', (x) => Number.isInteger(x) && x >= 0, 'a list of integers ≥ 0'))
-    : [g.seed ?? 0];
-  const epochs = num(opts.epochs, '--epochs', (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
-  const batchSize = num(opts.batchSize, '--batch-size', (x) => Number.isInteger(x) && x >= 2, 'an integer ≥ 2');
-  const lr = num(opts.lr, '--lr', (x) => x > 0, 'a positive number');
-  const valSplit = num(opts.valSplit, '--val-split', (x) => x >= 0 && x < 1, 'a fraction in [0, 1)');
-  const bottleneck = num(opts.bottleneck, '--bottleneck', (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
-  const evalEvery = opts.evalEvery ? num(opts.evalEvery, '--eval-every', (x) => Number.isInteger(x) && x >= 1, 'a positive integer') : undefined;
-  if (!['snd', 'entropy', 'source-val', 'last'].includes(opts.select))
-    throw new CliError(`--select must be snd, entropy, source-val or last (got ${opts.select}).`);
-  if ((opts.freezeBackbone || opts.unfreezeLast) && !opts.model)
-    throw new CliError(`${opts.freezeBackbone ? '--freeze-backbone' : '--unfreeze-last'} needs --model <file.onnx> (a pretrained model to freeze).`);
-  if (opts.freezeBackbone && opts.unfreezeLast) throw new CliError('--freeze-backbone and --unfreeze-last exclude each other; pick one.');
-  const lastStages = opts.unfreezeLast ? num(opts.unfreezeLast, '--unfreeze-last', (x) => Number.isInteger(x) && x >= 1, 'a positive integer') : undefined;
+  const { config, out, given } = loadAdaptConfig(cmd);
+  const { data, model, train, run, adapt: a } = config;
+  const sourceRef = data.train;
+  if (!sourceRef || data.manifest)
+    throw new CliError('graft adapt needs a labelled source folder or mnist: --source <data> (data.train in the config); data.manifest is not read.');
+  if (!a.target) throw new CliError('graft adapt needs the unlabelled target: --target <data> (adapt.target in the config).');
+  if (model.arch && model.arch !== 'small-cnn')
+    throw new CliError(
+      `graft adapt builds only the small-cnn without --model (model.arch is ${model.arch}); pretrain that network with graft pretrain and pass it as --model.`,
+    );
+  if (train.optimizer.name !== 'sgd')
+    throw new CliError(`graft adapt trains with SGD (train.optimizer.name is ${train.optimizer.name}); remove train.optimizer.name or set it to sgd.`);
+  const methods = (a.compare ?? [a.method]).map((m) => lib.parseMethod(m, a.compare ? '--compare' : '--method'));
+  const seeds = a.seeds ?? [run.seed];
+  const { epochs, batchSize } = train;
+  const { lr, momentum, weightDecay } = train.optimizer;
+  const valSplit = data.valSplit;
+  const { bottleneck, evalEvery, select } = a;
+  if (batchSize < 2) throw new CliError(`--batch-size (train.batchSize) must be an integer ≥ 2 for graft adapt (got ${batchSize}).`);
+  if ((a.freezeBackbone || a.unfreezeLast) && !model.backbone)
+    throw new CliError(`${a.freezeBackbone ? '--freeze-backbone' : '--unfreeze-last'} needs --model <file.onnx> (a pretrained model to freeze).`);
+  if (a.freezeBackbone && a.unfreezeLast) throw new CliError('--freeze-backbone and --unfreeze-last exclude each other; pick one.');
+  const lastStages = a.unfreezeLast;
   const warn = (m: string) => note(cmd, `warning: ${m}`);
-  const width = num(opts.width, '--width', (x) => Number.isInteger(x) && x >= 1, 'a positive integer');
-  const checkpointEvery = opts.checkpointEvery
-    ? num(opts.checkpointEvery, '--checkpoint-every', (x) => Number.isInteger(x) && x >= 1, 'a positive integer')
-    : undefined;
-  if ((opts.resume || opts.overwrite || checkpointEvery) && !opts.out)
-    throw new CliError(`${opts.resume ? '--resume' : opts.overwrite ? '--overwrite' : '--checkpoint-every'} needs --out <dir> (the run folder).`);
-  if (opts.resume && opts.overwrite) throw new CliError('--resume and --overwrite exclude each other; pick one.');
-  const given = (key: string) => cmd.getOptionValueSource(key) === 'cli';
-  if (opts.model && given('width'))
+  const width = model.width ?? DEFAULT_ARCH_WIDTH;
+  const checkpointEvery = run.checkpointEvery;
+  if ((run.resume || run.overwrite || checkpointEvery) && !out)
+    throw new CliError(
+      `${run.resume ? '--resume' : run.overwrite ? '--overwrite' : '--checkpoint-every'} needs --out <dir> (the run folder; or run.name in the config).`,
+    );
+  if (run.resume && run.overwrite) throw new CliError('--resume and --overwrite exclude each other; pick one.');
+  if (model.backbone && given('model.width'))
     throw new CliError('--width sets the width of the SmallCNN built without --model; remove it (the network comes from --model).');
+  const { makeLrSchedule } = await import('../../run/setup.js');
+  const schedule = makeLrSchedule(train.schedule) ?? (() => 1);
 
   // preprocessing: the model's, or MNIST's for the built-in source, or --image-size/--channels for folders
   const { parsePreprocessConfig } = await import('../../data/preprocess.js');
   const { MNIST_ARRAYS_PREPROCESS, loadSource, loadTarget, loadTargetEval } = await import('../../adapt/sources.js');
   const { Network } = await import('../../train/network.js');
-  const base = opts.model ? Network.load(opts.model) : undefined;
+  const base = model.backbone ? Network.load(model.backbone) : undefined;
   if (base && !base.preprocess)
     throw new CliError(
-      `--model ${opts.model} has no preprocessing config (no .json sidecar or graft.preprocess metadata); export it with graft train, or add the sidecar.`,
+      `--model ${model.backbone} has no preprocessing config (no .json sidecar or graft.preprocess metadata); export it with graft train, or add the sidecar.`,
     );
-  const size = num(opts.imageSize, '--image-size', (x) => Number.isInteger(x) && x >= 4 && x % 4 === 0, 'a multiple of 4 (≥ 4)');
-  const channels = num(opts.channels, '--channels', (x) => x === 1 || x === 3, '1 or 3');
+  const extra = Object.keys(model.preprocess ?? {}).filter((k) => k !== 'size' && k !== 'channels');
+  if (extra.length)
+    throw new CliError(
+      `model.preprocess.${extra[0]} does not apply to graft adapt: only model.preprocess.size and channels (--image-size, --channels) do; remove it.`,
+    );
+  const sizeOf = (v: unknown) => (Array.isArray(v) && v.length === 2 && v[0] === v[1] ? v[0] : v);
+  const size = num(
+    sizeOf(model.preprocess?.size ?? 32),
+    '--image-size (model.preprocess.size)',
+    (x) => Number.isInteger(x) && x >= 4 && x % 4 === 0,
+    'a multiple of 4 (≥ 4)',
+  );
+  const channels = num(model.preprocess?.channels ?? 3, '--channels (model.preprocess.channels)', (x) => x === 1 || x === 3, '1 or 3');
   // --image-size/--channels decode image folders without --model; elsewhere they would be silently ignored
   const fixed = base?.preprocess
-    ? { size: base.preprocess.size?.[0], channels: base.preprocess.channels, from: `the preprocessing of --model ${opts.model}` }
-    : opts.source === 'mnist'
+    ? { size: base.preprocess.size?.[0], channels: base.preprocess.channels, from: `the preprocessing of --model ${model.backbone}` }
+    : sourceRef === 'mnist'
       ? { size: 28, channels: 1, from: '--source mnist (28×28 grayscale)' }
       : undefined;
   for (const [flag, key, value] of [
-    ['--image-size', 'imageSize', size],
+    ['--image-size', 'size', size],
     ['--channels', 'channels', channels],
   ] as const)
-    if (fixed && given(key) && value !== fixed[key === 'imageSize' ? 'size' : 'channels'])
+    if (fixed && given(`model.preprocess.${key}`) && value !== fixed[key])
       throw new CliError(
         `${flag} ${value} does not apply: the input is fixed by ${fixed.from}. ${flag} only sets how image folders are decoded without --model; remove it.`,
       );
   const pre = parsePreprocessConfig(
-    base?.preprocess ?? (opts.source === 'mnist' ? MNIST_ARRAYS_PREPROCESS : { size: [size, size], channels, resize: 'stretch', mean: [0.5], std: [0.5] }),
-    opts.model ? `the preprocessing of ${opts.model}` : 'the adapt preprocessing',
+    base?.preprocess ?? (sourceRef === 'mnist' ? MNIST_ARRAYS_PREPROCESS : { size: [size, size], channels, resize: 'stretch', mean: [0.5], std: [0.5] }),
+    model.backbone ? `the preprocessing of ${model.backbone}` : 'the adapt preprocessing',
   );
-  const limit = opts.sourceSamples ? num(opts.sourceSamples, '--source-samples', (x) => Number.isInteger(x) && x >= 2, 'an integer ≥ 2') : undefined;
-  if (opts.out) {
-    // the flags that change the numbers; resuming needs the same ones
-    const keys = [
-      'source',
-      'target',
-      'targetEval',
-      'method',
-      'compare',
-      'seeds',
-      'model',
-      'freezeBackbone',
-      'unfreezeLast',
-      'bottleneck',
-      'epochs',
-      'batchSize',
-      'lr',
-      'select',
-      'evalEvery',
-      'valSplit',
-      'sourceSamples',
-      'imageSize',
-      'channels',
-      'width',
-    ] as const;
-    const config: Record<string, unknown> = { seed: opts.seeds ? undefined : (g.seed ?? 0) };
-    for (const k of keys) config[k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)] = opts[k];
-    openRunFolder(opts.out, config, opts);
+  const limit = data.limit;
+  if (limit !== undefined && limit < 2) throw new CliError(`--source-samples (data.limit) must be an integer ≥ 2 (got ${limit}).`);
+  if (out) {
+    // what changes the numbers, by flag name; resuming needs the same values
+    const runConfig: Record<string, unknown> = {
+      source: sourceRef,
+      target: a.target,
+      'target-eval': a.targetEval,
+      methods,
+      seeds,
+      model: model.backbone,
+      'freeze-backbone': a.freezeBackbone,
+      'unfreeze-last': lastStages,
+      bottleneck,
+      epochs,
+      'batch-size': batchSize,
+      lr,
+      momentum,
+      'weight-decay': weightDecay,
+      schedule: train.schedule,
+      select,
+      'eval-every': evalEvery,
+      'val-split': valSplit,
+      'source-samples': limit,
+      'image-size': size,
+      channels,
+      width,
+    };
+    openRunFolder(out, runConfig, run);
   }
-  const src = await loadSource(opts.source, pre, { valSplit, seed: seeds[0]!, warn, limit });
-  const target = await loadTarget(opts.target, pre, warn);
-  const targetEval = opts.targetEval ? await loadTargetEval(opts.targetEval, pre, src.classes, warn) : undefined;
-  lib.checkDomains(src.train, target, { source: `source (${opts.source})`, target: `target (${opts.target})` });
+  const src = await loadSource(sourceRef, pre, { valSplit, seed: seeds[0]!, warn, limit });
+  const target = await loadTarget(a.target, pre, warn);
+  const targetEval = a.targetEval ? await loadTargetEval(a.targetEval, pre, src.classes, warn) : undefined;
+  lib.checkDomains(src.train, target, { source: `source (${sourceRef})`, target: `target (${a.target})` });
   note(
     cmd,
-    `source ${opts.source}: ${src.train.length} labelled images (${src.val?.length ?? 0} held out), ${src.classes.length} classes; target ${opts.target}: ${target.length} unlabelled images`,
+    `source ${sourceRef}: ${src.train.length} labelled images (${src.val?.length ?? 0} held out), ${src.classes.length} classes; target ${a.target}: ${target.length} unlabelled images`,
   );
 
   const { smallCNN, mlp, linear } = await import('../../nn/index.js');
@@ -185,7 +211,7 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
       return smallCNN({ width, classes, inChannels: pre.channels, imageSize: pre.size[0] }).build({ inputShape: ['N', pre.channels, ...pre.size], seed });
     const net = new Network(base.model.clone(), { preprocess: base.preprocess, cut: base.cut });
     const out = net.model.graph.info(net.model.graph.outputs[0]!.name)?.shape?.at(-1);
-    if (opts.freezeBackbone) net.freeze().replaceHead(mlp([bottleneck], classes), { seed });
+    if (a.freezeBackbone) net.freeze().replaceHead(mlp([bottleneck], classes), { seed });
     else if (out !== classes) net.replaceHead(linear(null, classes), { seed });
     if (lastStages) net.freeze().unfreeze({ lastStages });
     trainableOf.set(net.model, [...net.trainable]);
@@ -201,11 +227,11 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
   let current = '';
   const modelFiles: string[] = [];
   const saveModel = (r: Awaited<ReturnType<typeof lib.adapt>>) => {
-    if (!opts.out || methods.length !== 1) return;
+    if (!out || methods.length !== 1) return;
     // one method: one model per seed (model.onnx when there is one seed)
     const file = seeds.length === 1 ? 'model.onnx' : `model-seed${r.seed}.onnx`;
     const net = new Network(r.model, { preprocess: pre, labels: src.classes });
-    net.save(path.join(opts.out, file), { adapt: { method: r.method, seed: r.seed, selected: r.selected } });
+    net.save(path.join(out, file), { adapt: { method: r.method, seed: r.seed, selected: r.selected } });
     modelFiles.push(file);
   };
   // compareMethods reuses each seed's source-only run for AdaBN (it only re-estimates BatchNorm statistics)
@@ -221,11 +247,14 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
     epochs,
     batchSize,
     lr,
-    select: opts.select as never,
+    momentum,
+    weightDecay,
+    schedule,
+    select,
     evalEvery,
-    checkpointDir: opts.out && path.join(opts.out, 'checkpoints'),
+    checkpointDir: out && path.join(out, 'checkpoints'),
     checkpointEvery,
-    resume: opts.resume,
+    resume: run.resume,
     onStart: (method, seed) => {
       label = `${method} (seed ${seed})`;
       current = `[seed ${seed}] ${method}`;
@@ -258,24 +287,24 @@ async function runAdapt(opts: AdaptCliOptions, cmd: Command): Promise<void> {
     },
   });
   const rows = lib.summarize(runs);
-  const table = lib.formatCompareTable(rows, opts.select);
+  const table = lib.formatCompareTable(rows, select);
   const doc = {
-    source: opts.source,
-    target: opts.target,
-    targetEval: opts.targetEval,
+    source: sourceRef,
+    target: a.target,
+    targetEval: a.targetEval,
     methods,
     seeds,
-    selectBy: opts.select,
+    selectBy: select,
     rows,
     runs,
     models: modelFiles,
     total_seconds: (performance.now() - t0) / 1000,
   };
-  if (opts.out) {
-    atomicWrite(path.join(opts.out, 'results.json'), `${JSON.stringify(doc, null, 2)}\n`);
-    atomicWrite(path.join(opts.out, 'report.md'), `# graft adapt: ${opts.source} → ${opts.target}\n\n${table.join('\n')}\n`);
+  if (out) {
+    atomicWrite(path.join(out, 'results.json'), `${JSON.stringify(doc, null, 2)}\n`);
+    atomicWrite(path.join(out, 'report.md'), `# graft adapt: ${sourceRef} → ${a.target}\n\n${table.join('\n')}\n`);
   }
-  emit(cmd, doc, () => [...table, ...(opts.out ? ['', `wrote ${[`${opts.out}/results.json`, 'report.md', ...modelFiles].join(', ')}`] : [])]);
+  emit(cmd, doc, () => [...table, ...(out ? ['', `wrote ${[`${out}/results.json`, 'report.md', ...modelFiles].join(', ')}`] : [])]);
 }
 
 /** Opens `--out` as a run folder: a new run needs a folder without a run (or --overwrite); --resume needs the same flags. */
