@@ -137,9 +137,8 @@ export class Network {
   }
 
   /** Sets the model's parameters and BN statistics from trained state (checkpoint tensors); other names are ignored. */
-  loadState(tensors: Iterable<[string, Tensor]>): this {
-    const init = this.model.graph.initializers;
-    for (const [k, v] of tensors) if (init.has(k)) init.set(k, v);
+  loadState(tensors: Iterable<readonly [string, Tensor]>): this {
+    this.model = withInitializers(this.model, tensors);
     return this;
   }
 
