@@ -17,3 +17,5 @@ export {
   timmExportCommand,
   torchvisionExportCommand,
 } from './registry.js';
+export { isModelName } from './name.js';
+export { type ResolveModelOptions, resolveModelRef } from './resolve.js';

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
+import { isModelName } from '../models/name.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
 import { TRAIN_MODES } from '../train/recipes.js';
 
@@ -183,6 +184,11 @@ export type GraftConfig = z.output<typeof configSchema>;
 /** Keys whose values are paths: resolved against the config file's folder. */
 const PATH_KEYS = ['data.train', 'data.manifest', 'data.val', 'data.test', 'model.backbone', 'run.dir', 'run.export', 'lrFind.plot'];
 
+/** Whether the value of a path key is resolved against `base`: not `mnist`, and not a model registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`). */
+function isPathValue(key: string, value: unknown, base: string): value is string {
+  return typeof value === 'string' && value !== 'mnist' && !(key === 'model.backbone' && isModelName(value, base));
+}
+
 /** Sets `obj.a.b.c = value` for key 'a.b.c', creating objects on the way. */
 export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
   const parts = key.split('.');
@@ -267,7 +273,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): { config: GraftConfig;
   const cwd = opts.cwd ?? process.cwd();
   const flagOf = new Map<string, string>();
   for (const [k, { value, flag }] of Object.entries(opts.flags ?? {})) {
-    setPath(raw, k, PATH_KEYS.includes(k) && typeof value === 'string' && value !== 'mnist' ? path.resolve(cwd, value) : value);
+    setPath(raw, k, PATH_KEYS.includes(k) && isPathValue(k, value, cwd) ? path.resolve(cwd, value) : value);
     flagOf.set(k, flag);
   }
   const source = opts.file ?? 'command-line options';
@@ -316,7 +322,7 @@ function merge(into: Record<string, unknown>, from: Record<string, unknown>): vo
 function resolvePaths(raw: Record<string, unknown>, base: string): void {
   for (const k of PATH_KEYS) {
     const v = getPath(raw, k);
-    if (typeof v === 'string' && v !== 'mnist') setPath(raw, k, path.resolve(base, v));
+    if (isPathValue(k, v, base)) setPath(raw, k, path.resolve(base, v));
   }
 }
 

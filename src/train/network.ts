@@ -18,6 +18,10 @@ import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess
 import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
+import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
+import { isModelName } from '../models/name.js';
+import { findModel, loadRegistry } from '../models/registry.js';
+import type { ResolveModelOptions } from '../models/resolve.js';
 import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
@@ -113,8 +117,9 @@ export class Network {
    * or `nsfwjs:MobileNetV2` / `nsfwjs:InceptionV3`. Labels and preprocessing come from a `<name>.json`
    * sidecar or the model's metadata_props.
    */
-  static load(file: string): Network {
+  static load(ref: string): Network {
     registerStandardOps(); // the sidecar check below infers shapes (findCut) before the constructor runs
+    const file = cachedModelFile(ref);
     const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
     const sidecar = readSidecar(file, model);
@@ -134,6 +139,15 @@ export class Network {
     }
     if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
+  }
+
+  /**
+   * Like {@link Network.load}, and a registry name not yet in the model cache (`mobilenetv2`) is fetched into it
+   * first (one `onNote` line says so; offline, the error names the mirror setting GRAFT_MODEL_MIRROR).
+   */
+  static async fetch(ref: string, opts: ResolveModelOptions = {}): Promise<Network> {
+    const { resolveModelRef } = await import('../models/resolve.js');
+    return Network.load(await resolveModelRef(ref, opts));
   }
 
   /** Sets the model's parameters and BN statistics from trained state (checkpoint tensors); other names are ignored. */
@@ -386,4 +400,19 @@ async function cachedImageFeatures(backbone: Model, src: ImageSource): Promise<A
   const r = await cachedFeatures({ model: backbone, preprocess: src.preprocess, items: src.paths.map((p) => ({ path: p })), strict: true });
   const labels = Int32Array.from(r.indices, (i) => src.labels[i]!);
   return new ArraySource(r.features, labels, [r.dims], src.numClasses);
+}
+
+/**
+ * The file behind a model reference for the synchronous {@link Network.load}: a path or `nsfwjs:` name as it is;
+ * another registry name as its cached file.
+ * @throws when the named model is not in the cache yet, naming the async call and the command that fetch it.
+ */
+function cachedModelFile(ref: string): string {
+  if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
+  const entry = findModel(ref, loadRegistry());
+  const dir = modelsDir();
+  if (cacheState(entry, dir) === 'cached') return cachePaths(entry, dir).onnx;
+  throw new Error(
+    `${entry.name} is a registry model that is not in the model cache (${dir}) yet. Fetch it with \`await Network.fetch('${ref}')\` or \`graft models fetch ${entry.name}\`, then Network.load('${ref}') finds it.`,
+  );
 }
