@@ -18,11 +18,11 @@ import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess
 import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
+import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
 import { isModelName } from '../models/name.js';
 import { findModel, loadRegistry } from '../models/registry.js';
 import type { ResolveModelOptions } from '../models/resolve.js';
-import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
