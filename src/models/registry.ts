@@ -161,7 +161,7 @@ const ZOO_RAW = 'https://github.com/onnx/models/raw/main/validated/vision/classi
 /**
  * An ONNX Model Zoo classifier, downloaded directly (no Python). Size and SHA-256 are the `oid` and `size` of the
  * Git LFS pointer file in github.com/onnx/models (they agree with its ONNX_HUB_MANIFEST.json). The zoo's files
- * use opsets 7–12: `graft models fetch` downloads and verifies them, then names the opset if graft cannot read it.
+ * use opsets 7–12, which graft reads as 13 (onnx/upgrade.ts).
  */
 function zooEntry(
   name: string,
