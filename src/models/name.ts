@@ -17,3 +17,8 @@ export function isModelName(ref: string, cwd = process.cwd()): boolean {
     return true;
   }
 }
+
+/** The message for a reference that is neither a file nor a registry name: what was looked for, and the registry's own error. */
+export function notFileNorModel(ref: string, registryError: unknown, cwd = process.cwd()): Error {
+  return new Error(`No file ${path.resolve(cwd, ref)}, and not a registry model: ${(registryError as Error).message}`);
+}

@@ -4,7 +4,7 @@
  */
 import { createProgress } from '../util/progress.js';
 import { fetchModel } from './fetch.js';
-import { isModelName } from './name.js';
+import { isModelName, notFileNorModel } from './name.js';
 import { findModel, loadRegistry } from './registry.js';
 
 /** Options of {@link resolveModelRef}. */
@@ -29,7 +29,12 @@ export interface ResolveModelOptions {
  */
 export async function resolveModelRef(ref: string, opts: ResolveModelOptions = {}): Promise<string> {
   if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
-  const entry = findModel(ref, loadRegistry());
+  let entry: ReturnType<typeof findModel>;
+  try {
+    entry = findModel(ref, loadRegistry());
+  } catch (e) {
+    throw notFileNorModel(ref, e);
+  }
   let bar: ReturnType<typeof createProgress> | undefined;
   let pending = 0;
   try {

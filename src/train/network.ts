@@ -20,7 +20,7 @@ import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
 import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
-import { isModelName } from '../models/name.js';
+import { isModelName, notFileNorModel } from '../models/name.js';
 import { findModel, loadRegistry } from '../models/registry.js';
 import type { ResolveModelOptions } from '../models/resolve.js';
 import type { Module } from '../nn/module.js';
@@ -409,7 +409,12 @@ async function cachedImageFeatures(backbone: Model, src: ImageSource): Promise<A
  */
 function cachedModelFile(ref: string): string {
   if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
-  const entry = findModel(ref, loadRegistry());
+  let entry: ReturnType<typeof findModel>;
+  try {
+    entry = findModel(ref, loadRegistry());
+  } catch (e) {
+    throw notFileNorModel(ref, e);
+  }
   const dir = modelsDir();
   if (cacheState(entry, dir) === 'cached') return cachePaths(entry, dir).onnx;
   throw new Error(
