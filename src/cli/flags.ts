@@ -29,7 +29,11 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--class-weights <w>', key: 'data.classWeights', help: "'balanced' or 'none'" },
   { flags: '--limit <n>', key: 'data.limit', type: 'int', help: 'use at most n training images (seeded, stratified)' },
   { flags: '--allow-outside', key: 'data.allowOutside', type: 'bool', help: "accept manifest paths that lead outside the manifest's folder" },
-  { flags: '--backbone <model.onnx>', key: 'model.backbone', help: 'ONNX backbone (preprocessing from its sidecar .json or metadata)' },
+  {
+    flags: '--backbone <model.onnx|name>',
+    key: 'model.backbone',
+    help: 'ONNX backbone file, or a registry name (graft models) fetched into the cache on first use, e.g. mobilenetv2 or nsfwjs:MobileNetV2',
+  },
   { flags: '--arch <name>', key: 'model.arch', help: 'built-in architecture: small-cnn, resnet18 (alias resnet18-style) or lenet5' },
   { flags: '--width <n>', key: 'model.width', type: 'int', help: 'width of the built-in architecture' },
   { flags: '--cut <value>', key: 'model.cut', help: 'where the backbone features end (default: automatic)' },

@@ -10,7 +10,7 @@ import { preprocessToJson } from '../data/preprocess.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { humanBytes } from '../util/bytes.js';
 import { graftVersion } from '../util/version.js';
-import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadFile, isRemote } from './download.js';
+import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadFile, isRemote, MIRROR_ENV, mirrorUrl } from './download.js';
 import { entryPreprocess, type ModelEntry } from './registry.js';
 
 /**
@@ -76,11 +76,18 @@ export interface FetchOptions {
   force?: boolean;
   /** Fail once a download passes this many bytes (default: the entry's pinned size, else 2 GiB). */
   maxBytes?: number;
-  /** Progress: called with the total bytes when known, then with every chunk. */
-  onStart?: (total: number | undefined) => void;
+  /**
+   * A URL prefix that replaces the origin of the entry's download URL, for sites without internet access
+   * (default: the `GRAFT_MODEL_MIRROR` environment variable). Not applied to `url`.
+   */
+  mirror?: string;
+  /** Progress: called with the total bytes when known (and the bytes resumed from an interrupted download), then with every chunk. */
+  onStart?: (total: number | undefined, resumed: number) => void;
   onData?: (bytes: number) => void;
   /** Informational messages (e.g. "converting nsfwjs MobileNetV2"). */
   log?: (message: string) => void;
+  /** Warnings (e.g. an op graft does not know, after the feature cut it may not matter). */
+  warn?: (message: string) => void;
 }
 
 /** What {@link fetchModel} did. */
@@ -110,19 +117,30 @@ export async function fetchModel(entry: ModelEntry, opts: FetchOptions = {}): Pr
     return { model: entry.name, path: p.onnx, sidecar: p.sidecar, cached: true, source: side.source, bytes: fs.statSync(p.onnx).size, sha256: side.sha256 };
   }
   if (entry.nsfwjs && !opts.url) return convertNsfwjs(entry, p, opts);
-  const source = opts.url ?? entry.download?.url;
+  const mirror = opts.url ? undefined : (opts.mirror ?? process.env[MIRROR_ENV]);
+  const source = opts.url ?? (entry.download ? mirrorUrl(entry.download.url, mirror) : undefined);
   if (!source) throw new Error(noSourceMessage(entry));
   const size = opts.url ? undefined : entry.download?.size;
   const validate = expectSha ? undefined : onnxHeaderProblem;
-  const { bytes, sha256 } = await downloadFile(isRemote(source) ? source : path.resolve(source), p.onnx, {
-    sha256: expectSha,
-    size,
-    maxBytes: opts.maxBytes,
-    raiseCap: raiseCapCommand(entry, opts.maxBytes ?? size ?? DEFAULT_MAX_DOWNLOAD_BYTES, size !== undefined || opts.url ? source : undefined),
-    validate,
-    onStart: opts.onStart,
-    onData: opts.onData,
-  });
+  let got: { bytes: number; sha256: string };
+  try {
+    got = await downloadFile(isRemote(source) ? source : path.resolve(source), p.onnx, {
+      sha256: expectSha,
+      size,
+      maxBytes: opts.maxBytes,
+      raiseCap: raiseCapCommand(entry, opts.maxBytes ?? size ?? DEFAULT_MAX_DOWNLOAD_BYTES, size !== undefined || opts.url ? source : undefined),
+      validate,
+      onStart: opts.onStart,
+      onData: opts.onData,
+    });
+  } catch (e) {
+    // offline: say how to use a mirror (only for the entry's own URL; --url is already explicit)
+    const msg = (e as Error).message;
+    if (!opts.url && !mirror && isRemote(source) && /Could not download|broke off|stalled/.test(msg) && !/HTTP \d/.test(msg))
+      throw new Error(`${msg} On a site without internet access, set ${MIRROR_ENV}=<url-prefix> (or pass --mirror) to fetch ${entry.name} from a local copy.`);
+    throw e;
+  }
+  const { bytes, sha256 } = got;
   const side: CachedSidecar = {
     graft: graftVersion(),
     model: entry.name,
@@ -133,7 +151,33 @@ export async function fetchModel(entry: ModelEntry, opts: FetchOptions = {}): Pr
     preprocess: preprocessToJson(entryPreprocess(entry)),
   };
   atomicWrite(p.sidecar, `${JSON.stringify(side, null, 2)}\n`);
+  await checkUsable(entry, p.onnx, opts);
   return { model: entry.name, path: p.onnx, sidecar: p.sidecar, cached: false, source: side.source, bytes, sha256 };
+}
+
+/**
+ * Loads a fetched model and infers its shapes, so that an opset graft does not read, or an op it does not know,
+ * is named now rather than at the first training step. An unreadable opset fails the fetch (the verified file
+ * stays in the cache); an unknown op is a warning, since a feature cut before it (`--cut`) may leave it out.
+ */
+async function checkUsable(entry: ModelEntry, file: string, opts: FetchOptions): Promise<void> {
+  const [{ loadModel }, { inferShapes }, { registerStandardOps }] = await Promise.all([
+    import('../onnx/io.js'),
+    import('../ir/emit.js'),
+    import('../ops/index.js'),
+  ]);
+  registerStandardOps();
+  let model: ReturnType<typeof loadModel>;
+  try {
+    model = loadModel(file);
+  } catch (e) {
+    throw new Error(`${entry.name} was fetched and verified (${file}), but graft cannot load it: ${(e as Error).message}`);
+  }
+  try {
+    inferShapes(model.graph.clone(), model.opset);
+  } catch (e) {
+    opts.warn?.(`${entry.name}: ${(e as Error).message}`);
+  }
 }
 
 /** Converts a bundled nsfwjs model with graft's importer; the sidecar is written first, the .onnx (atomically) last. */
@@ -173,7 +217,8 @@ function noSourceMessage(entry: ModelEntry): string {
   if (entry.export)
     return (
       `${entry.name} has no download: its ONNX weights are exported from PyTorch. Run (needs torch${entry.family === 'timm' ? ' and timm' : ', torchvision'}): ` +
-      `${entry.export} — then put the file in the cache with \`graft models fetch ${entry.name} --url ${exportedFile(entry) ?? stem}\`.`
+      `${entry.export} — then put the file in the cache with \`graft models fetch ${entry.name} --url ${exportedFile(entry) ?? stem}\`. ` +
+      'Without Python, fetch an ONNX Model Zoo backbone directly: graft models fetch mobilenetv2 (or resnet18-v1, resnet50-v1, efficientnet-lite4).'
     );
   return `${entry.name} names no ONNX file to download. Pass one with --url <url|file>, or add "download": {"url", "sha256", "size"} to its registry entry.`;
 }

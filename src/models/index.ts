@@ -1,6 +1,7 @@
 /** The model registry (`graft models`): known architectures, their preprocessing, and fetching their ONNX weights into a cache. */
 export { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
 export { type CachedSidecar, type CacheState, cachePaths, cacheState, type FetchOptions, type FetchResult, fetchModel, modelsDir } from './fetch.js';
+export { isModelName } from './name.js';
 export {
   BUILTIN_MODELS,
   entryPreprocess,
@@ -17,3 +18,4 @@ export {
   timmExportCommand,
   torchvisionExportCommand,
 } from './registry.js';
+export { type ResolveModelOptions, resolveModelRef } from './resolve.js';

@@ -156,8 +156,100 @@ function nsfwjsEntry(name: NsfwjsModelName, o: { description: string; size: numb
   };
 }
 
+/** Where the ONNX Model Zoo's files are served (Git LFS, through GitHub's raw redirect). */
+const ZOO_RAW = 'https://github.com/onnx/models/raw/main/validated/vision/classification';
+
+/**
+ * An ONNX Model Zoo classifier, downloaded directly (no Python). Size and SHA-256 are the `oid` and `size` of the
+ * Git LFS pointer file in github.com/onnx/models (they agree with its ONNX_HUB_MANIFEST.json). The zoo's files
+ * use opsets 7–12, which graft reads as 13 (onnx/upgrade.ts).
+ */
+function zooEntry(
+  name: string,
+  o: {
+    file: string;
+    description: string;
+    sha256: string;
+    size: number;
+    opset: number;
+    features: number;
+    preprocess: PreprocessConfigInput;
+    cut: string;
+    notes?: string[];
+  },
+): ModelEntry {
+  return {
+    name,
+    aliases: [`onnx-zoo:${name}`],
+    family: 'onnx',
+    description: o.description,
+    dataset: 'ImageNet-1k',
+    classes: 1000,
+    features: o.features,
+    preprocess: o.preprocess,
+    download: { url: `${ZOO_RAW}/${o.file}`, sha256: o.sha256, size: o.size },
+    links: [{ title: 'ONNX Model Zoo', url: `https://github.com/onnx/models/tree/main/validated/vision/classification/${o.file.split('/')[0]}` }],
+    notes: [`ONNX opset ${o.opset}. Feature cut: ${o.cut}.`, ...(o.notes ?? [])],
+    license: 'Apache-2.0 (ONNX Model Zoo)',
+  };
+}
+
+/** ImageNet mean/std, shorter side to 256 then a 224 centre crop (0.875), NCHW: the zoo's imagenet_preprocess.py. */
+const ZOO_IMAGENET: PreprocessConfigInput = { size: 224, resize: 'crop', cropFraction: 0.875, ...IMAGENET, interpolation: 'bilinear' };
+
 /** The entries graft ships with. */
 export const BUILTIN_MODELS: readonly ModelEntry[] = [
+  zooEntry('mobilenetv2', {
+    file: 'mobilenet/model/mobilenetv2-12.onnx',
+    description: 'MobileNetV2 1.0 (ONNX Model Zoo, MXNet Gluon), downloaded directly',
+    sha256: 'c0c3f76d93fa3fd6580652a45618618a220fced18babf65774ed169de0432ad5',
+    size: 13_964_571,
+    opset: 12,
+    features: 1280,
+    preprocess: ZOO_IMAGENET,
+    cut: 'the GlobalAveragePool output before the classifier (1280)',
+  }),
+  zooEntry('resnet18-v1', {
+    file: 'resnet/model/resnet18-v1-7.onnx',
+    description: 'ResNet-18 v1 (ONNX Model Zoo, MXNet Gluon), downloaded directly',
+    sha256: '4e8f8653e7a2222b3904cc3fe8e304cd8b339ce1d05fd24688162f86fb6df52c',
+    size: 46_820_737,
+    opset: 7,
+    features: 512,
+    preprocess: ZOO_IMAGENET,
+    cut: 'the Flatten after the global pool, before the Gemm resnetv15_dense0 (512)',
+  }),
+  zooEntry('resnet50-v1', {
+    file: 'resnet/model/resnet50-v1-7.onnx',
+    description: 'ResNet-50 v1 (ONNX Model Zoo, MXNet Gluon), downloaded directly',
+    sha256: 'af16a04a6ec48ac494065d4439fe9dea590d337b9ca6dc328160ccf04a217b9c',
+    size: 102_583_340,
+    opset: 7,
+    features: 2048,
+    preprocess: ZOO_IMAGENET,
+    cut: 'the Flatten after the global pool, before the Gemm resnetv17_dense0 (2048)',
+  }),
+  zooEntry('efficientnet-lite4', {
+    file: 'efficientnet-lite4/model/efficientnet-lite4-11.onnx',
+    description: 'EfficientNet-Lite4 (ONNX Model Zoo, converted from TensorFlow), downloaded directly',
+    sha256: 'd111689907c06eea7c82e4833ddef758da6453b9d4cf60b7e99ca05c7cbd9c12',
+    size: 51_946_641,
+    opset: 11,
+    features: 1280,
+    // the zoo README: aspect-preserving resize to 224/0.875, centre crop 224, (pixel - 127) / 128, NHWC, RGB
+    preprocess: {
+      size: 224,
+      resize: 'crop',
+      cropFraction: 0.875,
+      mean: [127, 127, 127],
+      std: [128, 128, 128],
+      scale: 1,
+      layout: 'NHWC',
+      interpolation: 'bilinear',
+    },
+    cut: 'the pooled features before the final MatMul/Softmax (1280)',
+    notes: ['Input images:0 is [1, 224, 224, 3]: the batch axis is fixed to 1 in the file and the output is Softmax probabilities.'],
+  }),
   torchvisionEntry('resnet18', {
     description: 'ResNet-18, the seed example backbone',
     weights: 'IMAGENET1K_V1',

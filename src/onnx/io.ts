@@ -11,6 +11,7 @@ import { describeFsError } from '../util/fs-errors.js';
 import { graftVersion } from '../util/version.js';
 import { graphFromProto, graphToProto } from './proto-graph.js';
 import { type ExternalDataOptions, type ExternalSink, num, onnx } from './tensor-proto.js';
+import { MIN_UPGRADE_OPSET, UPGRADE_TARGET_OPSET, upgradeToOpset13 } from './upgrade.js';
 import { validateModel } from './validate.js';
 
 /** ModelProto header fields that the Model class does not hold; kept per loaded model so a re-save preserves them. */
@@ -61,11 +62,13 @@ function modelFromProto(proto: InstanceType<typeof onnx.ModelProto>, opts: Exter
     throw new Error(
       `${where} declares no default-domain (ai.onnx) opset; the file is truncated or malformed. Re-download it or re-export it with opset ${MIN_OPSET}–${MAX_OPSET}.`,
     );
-  if (opset < MIN_OPSET || opset > MAX_OPSET)
+  if (opset < MIN_UPGRADE_OPSET || opset > MAX_OPSET)
     throw new Error(
-      `${where} uses opset ${opset}; graft supports opsets ${MIN_OPSET}–${MAX_OPSET}. Re-export with e.g. torch.onnx.export(..., opset_version=17) or convert it with onnx.version_converter.`,
+      `${where} uses opset ${opset}; graft supports opsets ${MIN_OPSET}–${MAX_OPSET} (and reads ${MIN_UPGRADE_OPSET}–${MIN_OPSET - 1} as ${UPGRADE_TARGET_OPSET}). Re-export with e.g. torch.onnx.export(..., opset_version=17) or convert it with onnx.version_converter.`,
     );
-  const model = new Model(graphFromProto(proto.graph, opts), opset);
+  const graph = graphFromProto(proto.graph, opts);
+  if (opset < MIN_OPSET) upgradeToOpset13(graph, opset, where); // the ONNX Model Zoo's opsets 7–12
+  const model = new Model(graph, Math.max(opset, UPGRADE_TARGET_OPSET));
   model.otherOpsets = others;
   model.irVersion = num(proto.irVersion) || 8;
   model.producer = proto.producerName || '';

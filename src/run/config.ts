@@ -9,6 +9,7 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
+import { isModelName } from '../models/name.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
 import { TRAIN_MODES } from '../train/recipes.js';
 import { editDistance } from '../util/edit-distance.js';
@@ -235,7 +236,12 @@ const PATH_KEYS = [
 const BUILTIN_DATA = ['mnist', 'mnist-style-shift'];
 
 /** A path value resolved against `base`, unless it names built-in data. */
-const resolveData = (base: string, v: string) => (BUILTIN_DATA.includes(v) ? v : path.resolve(base, v));
+
+/** Whether the value of a path key is resolved against `base`: not `mnist`, and not a model registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`). */
+/** Whether a config value is a path to resolve: not a built-in data set (mnist…), not a registry model name. */
+function isPathValue(key: string, value: unknown, base: string): value is string {
+  return typeof value === 'string' && !BUILTIN_DATA.includes(value) && !(key === 'model.backbone' && isModelName(value, base));
+}
 
 /** Sets `obj.a.b.c = value` for key 'a.b.c', creating objects on the way. */
 export function setPath(obj: Record<string, unknown>, key: string, value: unknown): void {
@@ -321,7 +327,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): { config: GraftConfig;
   const cwd = opts.cwd ?? process.cwd();
   const flagOf = new Map<string, string>();
   for (const [k, { value, flag }] of Object.entries(opts.flags ?? {})) {
-    setPath(raw, k, PATH_KEYS.includes(k) && typeof value === 'string' ? resolveData(cwd, value) : value);
+    setPath(raw, k, PATH_KEYS.includes(k) && isPathValue(k, value, cwd) ? path.resolve(cwd, value) : value);
     flagOf.set(k, flag);
   }
   const source = opts.file ?? 'command-line options';
@@ -370,7 +376,7 @@ function merge(into: Record<string, unknown>, from: Record<string, unknown>): vo
 function resolvePaths(raw: Record<string, unknown>, base: string): void {
   for (const k of PATH_KEYS) {
     const v = getPath(raw, k);
-    if (typeof v === 'string') setPath(raw, k, resolveData(base, v));
+    if (isPathValue(k, v, base)) setPath(raw, k, path.resolve(base, v));
   }
 }
 

@@ -31,7 +31,12 @@ export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promi
   const io = { warn: (message: string) => emit({ type: 'warning', message }) };
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
   const data = await loadRunData({ ...cfg, data: { ...cfg.data, valSplit: 0, val: undefined, test: undefined } }, io);
-  const { net, preprocess } = await buildNetwork(cfg, data.classes, { mnist: data.train.kind === 'arrays', source: opts.source });
+  const { net, preprocess } = await buildNetwork(cfg, data.classes, {
+    mnist: data.train.kind === 'arrays',
+    source: opts.source,
+    onNote: (message) => emit({ type: 'note', message }),
+    onWarning: io.warn,
+  });
   const K = data.classes.length;
   const train = await makeSource(data.train, preprocess, K, { strict: cfg.run.strict, io, augment: cfg.train.augment });
   // the test runs in the configured recipe's first phase: the head alone, except in full / last-stages modes

@@ -141,7 +141,7 @@ async function buildArch(cfg: GraftConfig, pre: PreprocessConfig, classes: numbe
 export async function buildNetwork(
   cfg: GraftConfig,
   classes: string[],
-  opts: { pretrain?: boolean; mnist?: boolean; source: string },
+  opts: { pretrain?: boolean; mnist?: boolean; source: string; onNote?: (message: string) => void; onWarning?: (message: string) => void },
 ): Promise<{ net: Network; preprocess: PreprocessConfig }> {
   const { parsePreprocessConfig } = await import('../data/preprocess.js');
   const { findCut } = await import('../ir/surgery.js');
@@ -150,7 +150,9 @@ export async function buildNetwork(
   let preprocess: PreprocessConfig;
   const parse = (json: unknown) => parsePreprocessConfig(json, `model.preprocess (from ${opts.source} and the backbone)`);
   if (cfg.model.backbone) {
-    net = Network.load(cfg.model.backbone);
+    // a registry name (mobilenetv2) is fetched into the model cache on first use; a path is used as it is
+    const { resolveModelRef } = await import('../models/resolve.js');
+    net = Network.load(await resolveModelRef(cfg.model.backbone, { onNote: opts.onNote, onWarning: opts.onWarning }));
     if (!net.preprocess && override.size === undefined)
       throw new Error(
         `The backbone ${cfg.model.backbone} has no preprocessing config (no ${path.basename(cfg.model.backbone, '.onnx')}.json sidecar, no graft.preprocess metadata). ` +

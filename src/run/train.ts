@@ -61,7 +61,13 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
   const io = { warn: (message: string) => emit({ type: 'warning', message }) };
   const data = await loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
-  const { net, preprocess } = await buildNetwork(cfg, data.classes, { pretrain: opts.pretrain, mnist, source: opts.source });
+  const { net, preprocess } = await buildNetwork(cfg, data.classes, {
+    pretrain: opts.pretrain,
+    mnist,
+    source: opts.source,
+    onNote: (message) => emit({ type: 'note', message }),
+    onWarning: io.warn,
+  });
   const K = data.classes.length;
   const srcOpts = { strict: cfg.run.strict, io };
   const train = await makeSource(data.train, preprocess, K, { ...srcOpts, augment: cfg.train.augment });

@@ -19,6 +19,10 @@ import { loadAnyModel } from '../import/index.js';
 import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { findCut, stages } from '../ir/surgery.js';
+import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
+import { isModelName, notFileNorModel } from '../models/name.js';
+import { findModel, loadRegistry } from '../models/registry.js';
+import type { ResolveModelOptions } from '../models/resolve.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
@@ -113,8 +117,9 @@ export class Network {
    * or `nsfwjs:MobileNetV2` / `nsfwjs:InceptionV3`. Labels and preprocessing come from a `<name>.json`
    * sidecar or the model's metadata_props.
    */
-  static load(file: string): Network {
+  static load(ref: string): Network {
     registerStandardOps(); // the sidecar check below infers shapes (findCut) before the constructor runs
+    const file = cachedModelFile(ref);
     const model = loadAnyModel(file);
     const meta: NetworkMeta = {};
     const sidecar = readSidecar(file, model);
@@ -134,6 +139,15 @@ export class Network {
     }
     if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
+  }
+
+  /**
+   * Like {@link Network.load}, and a registry name not yet in the model cache (`mobilenetv2`) is fetched into it
+   * first (one `onNote` line says so; offline, the error names the mirror setting GRAFT_MODEL_MIRROR).
+   */
+  static async fetch(ref: string, opts: ResolveModelOptions = {}): Promise<Network> {
+    const { resolveModelRef } = await import('../models/resolve.js');
+    return Network.load(await resolveModelRef(ref, opts));
   }
 
   /** Sets the model's parameters and BN statistics from trained state (checkpoint tensors); other names are ignored. */
@@ -342,4 +356,24 @@ export class Network {
     const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
+}
+
+/**
+ * The file behind a model reference for the synchronous {@link Network.load}: a path or `nsfwjs:` name as it is;
+ * another registry name as its cached file.
+ * @throws when the named model is not in the cache yet, naming the async call and the command that fetch it.
+ */
+function cachedModelFile(ref: string): string {
+  if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
+  let entry: ReturnType<typeof findModel>;
+  try {
+    entry = findModel(ref, loadRegistry());
+  } catch (e) {
+    throw notFileNorModel(ref, e);
+  }
+  const dir = modelsDir();
+  if (cacheState(entry, dir) === 'cached') return cachePaths(entry, dir).onnx;
+  throw new Error(
+    `${entry.name} is a registry model that is not in the model cache (${dir}) yet. Fetch it with \`await Network.fetch('${ref}')\` or \`graft models fetch ${entry.name}\`, then Network.load('${ref}') finds it.`,
+  );
 }

@@ -213,13 +213,20 @@ test('graft models fetch downloads, verifies and caches; errors leave nothing be
   oneError(badsum, /Checksum mismatch for http:\/\/127\.0\.0\.1:\d+\/tiny\.onnx: SHA-256 [0-9a-f]{64}, expected 0{64}\. .*it was deleted/);
   oneError(missing, /Could not download http:\/\/127\.0\.0\.1:\d+\/moved\.onnx: HTTP 404 Not Found\. The file is not there .*--url/);
   oneError(html, /login\.onnx is not usable: it is an HTML page, not an ONNX model/);
-  oneError(stall, /Download of http:\/\/127\.0\.0\.1:\d+\/stall\.onnx stalled \(no data for 0\.3 s\) and was abandoned\./);
+  oneError(
+    stall,
+    /Download of http:\/\/127\.0\.0\.1:\d+\/stall\.onnx stalled \(no data for 0\.3 s\) and was abandoned\..*kept in .*tiny-stall\.onnx\.part; the next fetch resumes/,
+  );
   oneError(
     noSource,
     /mobilenet_v2 has no download: its ONNX weights are exported from PyTorch\. Run .*TrainingMode\.PRESERVE.*graft models fetch mobilenet_v2 --url mobilenet_v2\.onnx/,
   );
   oneError(badFlag, /--sha256 must be 64 hexadecimal digits/);
-  assert.deepEqual(cached(), ['resnet18.json', 'resnet18.onnx', 'tiny.json', 'tiny.onnx'], 'no partial or rejected file is left in the cache');
+  assert.deepEqual(
+    cached(),
+    ['resnet18.json', 'resnet18.onnx', 'tiny-stall.onnx.part', 'tiny-stall.onnx.part.json', 'tiny.json', 'tiny.onnx'],
+    'no rejected file is left in the cache; only the stalled transfer keeps its .part for a resume',
+  );
 });
 
 test('graft models fetch works offline for cached models; --force without a network is one clear error and keeps the cached copy', async () => {
@@ -241,7 +248,7 @@ test('graft models fetch works offline for cached models; --force without a netw
   oneError(uncached, /Could not download .*moved\.onnx: the connection was refused/);
   assert.equal(requests.length, seen, 'the server is gone');
   assert.deepEqual(fs.readFileSync(path.join(cache, 'tiny.onnx')), Buffer.from(onnx), 'the cached copy is intact');
-  assert.deepEqual(cached(), ['resnet18.json', 'resnet18.onnx', 'tiny.json', 'tiny.onnx']);
+  assert.deepEqual(cached(), ['resnet18.json', 'resnet18.onnx', 'tiny-stall.onnx.part', 'tiny-stall.onnx.part.json', 'tiny.json', 'tiny.onnx']);
 
   const list = await graft(['models']);
   assert.match(list.stdout, /\nresnet18\s.*\scached\n/);

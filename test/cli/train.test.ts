@@ -226,3 +226,31 @@ test('bad input: one clear error line naming the problem and exit code 1', async
   ]);
   fs.chmodSync(locked, 0o755);
 });
+
+test('graft train --backbone nsfwjs:MobileNetV2: a registry name is a backbone, not a path under the cwd', async () => {
+  const data = path.join(tmp, 'named-backbone');
+  await makeImages(data, 4, ['red', 'blue']);
+  const r = await graftAsync([
+    'train',
+    '--backbone',
+    'nsfwjs:MobileNetV2',
+    '--data',
+    data,
+    '--val-split',
+    '0',
+    '--mode',
+    'head',
+    '--epochs',
+    '1',
+    '--batch-size',
+    '4',
+    '--runs-dir',
+    path.join(tmp, 'runs-named'),
+    '--no-early-stopping',
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stderr, /nsfwjs:MobileNetV2.*(ENOENT|no such file)/i);
+  const side = JSON.parse(fs.readFileSync(path.join(tmp, 'runs-named', 'train', 'model.json'), 'utf8'));
+  assert.deepEqual(side.labels, ['blue', 'red']);
+  assert.equal(side.preprocess.size[0], 224, "the nsfwjs model's preprocessing");
+});

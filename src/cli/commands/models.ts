@@ -86,7 +86,11 @@ export function register(program: Command): void {
     .option('--sha256 <hex>', 'expected SHA-256 of the file (default: the registry entry’s, when --url is not given)')
     .option('--force', 'fetch again even if the model is cached')
     .option('--max-size <bytes|MB|GB>', "stop a download that grows past this size (default: the entry's pinned size, else 2GB)")
-    .action(async (name: string, opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxSize?: string }, cmd: Command) => {
+    .option(
+      '--mirror <url-prefix>',
+      "replace the origin of the entry's download URL with this prefix (default: GRAFT_MODEL_MIRROR), for sites without internet",
+    )
+    .action(async (name: string, opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxSize?: string; mirror?: string }, cmd: Command) => {
       if (opts.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.sha256))
         throw new CliError(`--sha256 must be 64 hexadecimal digits (a SHA-256 digest, e.g. from \`sha256sum file.onnx\`); got "${opts.sha256}".`);
       const maxBytes = opts.maxSize === undefined ? undefined : parseBytes(opts.maxSize);
@@ -95,7 +99,12 @@ export function register(program: Command): void {
           `--max-size must be a positive size in bytes or with a unit (KB, MB, GB; 1 MB = 1024² bytes), e.g. 500MB or 4GB; got "${opts.maxSize}".`,
         );
       const { maxSize: _, ...rest } = opts;
-      const r = await runFetch(name, { ...rest, maxBytes }, (m) => note(cmd, m));
+      const r = await runFetch(
+        name,
+        { ...rest, maxBytes },
+        (m) => note(cmd, m),
+        (m) => note(cmd, `warning: ${m}`),
+      );
       note(
         cmd,
         r.cached
@@ -138,8 +147,9 @@ export async function showModel(name: string, dir?: string): Promise<ModelDetail
 /** Fetches `name` into the cache with a progress report (a bar on a terminal, JSON lines otherwise). */
 export async function runFetch(
   name: string,
-  opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxBytes?: number },
+  opts: { dir?: string; url?: string; sha256?: string; force?: boolean; maxBytes?: number; mirror?: string },
   log: (m: string) => void = () => {},
+  warnWith: (m: string) => void = log,
 ): Promise<FetchResult> {
   const { loadRegistry, findModel, fetchModel } = await lib();
   const { createProgress } = await import('../../util/progress.js');
@@ -151,8 +161,11 @@ export async function runFetch(
       fetchModel(entry, {
         ...opts,
         log,
-        onStart: (total) => {
+        warn: warnWith,
+        onStart: (total, resumed) => {
+          if (resumed) log(`${entry.name}: resuming an interrupted download at ${humanBytes(resumed)}`);
           bar = createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${entry.name}`, unit: 'KiB' });
+          if (resumed >= 1024) bar.tick(Math.floor(resumed / 1024));
         },
         onData: (n) => {
           pending += n;
