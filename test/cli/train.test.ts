@@ -178,7 +178,8 @@ test('graft pretrain saves a backbone + sidecar that graft train and graft lr-fi
   const lf = graft(['lr-find', '--backbone', 'backbone.onnx', '--data', data, '--mode', 'head', '--batch-size', '8', '--steps', '30', '--plot', 'lr.png']);
   assert.equal(lf.code, 0, lf.stderr);
   assert.match(lf.stdout, /step\s+lr\s+loss\s+smoothed/);
-  assert.match(lf.stdout, /suggested lr: \S+ \((steepest descent|lowest smoothed loss \/ 10)/);
+  assert.match(lf.stdout, /suggested lr: \S+ \((valley: halfway down|lowest smoothed loss \/ 10)/);
+  assert.match(lf.stdout, /alternatives: minimum \/ 10 \S+/);
   const png = fs.readFileSync(path.join(tmp, 'lr.png'));
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
 });

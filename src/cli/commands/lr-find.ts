@@ -1,7 +1,7 @@
 /**
  * `graft lr-find [--config graft.yaml] [flags]`: the learning-rate range test on the model and data of a
  * training config. Trains a copy of the network for ~100 steps with an exponentially growing LR, prints a
- * table, writes a PNG plot of loss vs LR and suggests an LR (steepest descent, or minimum / 10).
+ * table, writes a PNG plot of loss vs LR and suggests an LR (fastai's valley rule; steepest descent and minimum / 10 as alternatives).
  */
 import fs from 'node:fs';
 import type { Command } from 'commander';
@@ -30,12 +30,15 @@ export function register(program: Command): void {
     );
     const s = r.suggestion;
     const why =
-      s.method === 'steepest' ? 'steepest descent of the smoothed loss' : 'lowest smoothed loss / 10 (the loss never clearly descended before its minimum)';
+      s.method === 'valley'
+        ? 'valley: halfway down the longest descent of the smoothed loss'
+        : 'lowest smoothed loss / 10 (too few points for the valley rule)';
     emit(c, r, () => [
       ...formatLrTable(r.points),
       '',
       `stopped: ${r.stop === 'completed' ? `after ${r.points.length} steps` : r.stop === 'diverged' ? `loss exceeded ${lf.divergence}× its best at lr ${r.points.at(-1)!.lr.toExponential(2)}` : 'the loss became NaN/Inf'}`,
-      `minimum smoothed loss ${s.min.loss.toFixed(4)} at lr ${s.min.lr.toExponential(2)}${s.steepest ? `; steepest descent at lr ${s.steepest.toExponential(2)}` : ''}`,
+      `minimum smoothed loss ${s.min.loss.toFixed(4)} at lr ${s.min.lr.toExponential(2)}`,
+      `alternatives: minimum / 10 ${s.minDiv10.toExponential(2)}${s.steepest ? `; steepest descent ${s.steepest.toExponential(2)}` : ''}`,
       `suggested lr: ${s.lr.toExponential(2)} (${why})`,
       `plot: ${r.plot}${fs.existsSync(r.plot) ? '' : ' (not written)'}`,
       `use it: graft train ... --lr ${Number(s.lr.toPrecision(2))}`,
