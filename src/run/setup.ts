@@ -151,7 +151,7 @@ export async function buildNetwork(
   opts: { pretrain?: boolean; mnist?: boolean; source: string },
 ): Promise<{ net: Network; preprocess: PreprocessConfig }> {
   const { parsePreprocessConfig } = await import('../data/preprocess.js');
-  const { findCut } = await import('../ir/surgery.js');
+  const { featureCut } = await import('../ir/surgery.js');
   const override = cfg.model.preprocess ?? {};
   let net: Network;
   let preprocess: PreprocessConfig;
@@ -168,7 +168,7 @@ export async function buildNetwork(
     preprocess = parse({ ...archPreprocess(cfg.model.arch!, !!opts.mnist), ...override });
     const model = await buildArch(cfg, preprocess, classes.length);
     net = new Network(model);
-    net.cut = cfg.model.cut ?? findCut(model).value;
+    net.cut = featureCut(model, cfg.model.cut).value;
   }
   checkInput(net.model, preprocess, cfg.model.backbone ?? `model.arch ${cfg.model.arch}`);
   net.preprocess = preprocess;

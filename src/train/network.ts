@@ -18,7 +18,7 @@ import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess
 import { loadAnyModel } from '../import/index.js';
 import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
-import { extractSubgraph, findCut, stages, suffixFrom } from '../ir/surgery.js';
+import { extractSubgraph, featureCut, recordedCut, stages, suffixFrom } from '../ir/surgery.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
 import { saveModel } from '../onnx/io.js';
@@ -104,7 +104,7 @@ export class Network {
     registerStandardOps();
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
-    this.cut = meta.cut ?? model.metadata['graft.cut'];
+    this.cut = recordedCut(model, meta.cut);
     for (const p of paramNames(model)) this.trainable.add(p);
   }
 
@@ -167,7 +167,7 @@ export class Network {
 
   /** Replaces everything after the feature cut with `head` (trainable, freshly initialised from `seed`). */
   replaceHead(head: Module, opts: { cut?: string; seed?: number } = {}): this {
-    const cut = opts.cut ?? this.cut ?? findCut(this.model).value;
+    const cut = featureCut(this.model, opts.cut ?? this.cut).value;
     this.model = replaceHeadOp(this.model, head, { cut, seed: opts.seed });
     this.cut = this.model.metadata['graft.cut'] ?? cut;
     for (const p of [...this.trainable]) if (!this.model.graph.initializers.has(p)) this.trainable.delete(p);
