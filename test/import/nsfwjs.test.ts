@@ -13,12 +13,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { inspectModel } from '../../src/cli/commands/inspect.js';
+import { importNsfwjs, importUnwrapped, loadNsfwjsModel, NSFWJS_CLASSES } from '../../src/import/index.js';
+import type { UnwrappedTfjsModel } from '../../src/import/nsfwjs.js';
 import { findCut } from '../../src/ir/surgery.js';
 import { mlp } from '../../src/nn/index.js';
 import { saveModel } from '../../src/onnx/io.js';
 import { Network } from '../../src/train/network.js';
-import { importNsfwjs, importUnwrapped, loadNsfwjsModel, NSFWJS_CLASSES } from '../../src/import/index.js';
-import type { UnwrappedTfjsModel } from '../../src/import/nsfwjs.js';
 import { artifactsOf, loadFromMemory, maxAbsDiff, randomData, runImported, tf } from './helpers.js';
 
 const TOL = 1e-4;
