@@ -15,7 +15,7 @@ import type { FitConfig, Network } from '../train/network.js';
 import { phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
 import { graftVersion } from '../util/version.js';
-import type { GraftConfig } from './config.js';
+import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
 import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
 
@@ -23,6 +23,8 @@ import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, mak
 export interface RunTrainingOptions {
   /** Where the config came from (a file name, or "command-line options"), for messages. */
   source: string;
+  /** The config file merged into the config, if any: the run says so (a note) and records it in config.json as `source`. */
+  configFile?: ConfigFileInfo;
   /** `graft pretrain`: train the built-in architecture's own classifier from scratch, no head replacement. */
   pretrain?: boolean;
   /** Run name when run.name is not set (default "train"). */
@@ -58,6 +60,7 @@ export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
 
 async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
+  if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
   const io = { warn: (message: string) => emit({ type: 'warning', message }) };
   const data = await loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
@@ -75,7 +78,8 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
   const rd = RunDir.open(runFolder(cfg, opts.defaultName), {
     resume: cfg.run.resume,
     overwrite: cfg.run.overwrite,
-    config: cfg as unknown as Record<string, unknown>,
+    // where the config came from (resume-neutral): the config file merged into it, else the caller's source
+    config: { source: opts.configFile?.path ?? opts.source, ...cfg },
     onNote: io.warn,
   });
   try {

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { defaultRunName, findConfigFile, loadConfig } from '../../run/config.js';
+import { configFileOf, defaultRunName, loadConfig } from '../../run/config.js';
 import { emit } from '../context.js';
 import { addConfigFlags, flagValues } from '../flags.js';
 import { printRunEvents } from '../run-events.js';
@@ -17,7 +17,8 @@ export function register(program: Command): void {
     .description('learning-rate range test: loss vs exponentially growing LR on a copy of the model; prints a table, writes a plot, suggests an LR')
     .addHelpText('after', '\nTakes the same config and flags as graft train (the first training phase is tested). See docs/cli/lr-find.md.');
   addConfigFlags(cmd).action(async (_opts: unknown, c: Command) => {
-    const file = findConfigFile(c.opts().config as string | undefined);
+    const configFile = configFileOf(c.opts().config as string | undefined);
+    const file = configFile?.path;
     const { config: cfg, source } = loadConfig({ file, flags: flagValues(c) });
     const { runLrFind } = await import('../../run/lr-find.js');
     const { formatLrTable } = await import('../../train/lr-find.js');
@@ -25,9 +26,13 @@ export function register(program: Command): void {
     const lf = cfg.lrFind;
     const bar = createProgress({ total: lf.steps, label: 'lr-find', unit: 'step' });
     const defaultName = defaultRunName(file);
-    const r = await runLrFind(cfg, { source, defaultName, onEvent: printRunEvents(c), onStep: (p) => bar.tick(1, { lr: p.lr, loss: p.smoothed }) }).finally(
-      () => bar.done(),
-    );
+    const r = await runLrFind(cfg, {
+      source,
+      configFile,
+      defaultName,
+      onEvent: printRunEvents(c),
+      onStep: (p) => bar.tick(1, { lr: p.lr, loss: p.smoothed }),
+    }).finally(() => bar.done());
     const s = r.suggestion;
     const why =
       s.method === 'valley'
