@@ -2,12 +2,14 @@
  * The learning-rate range test of a training config, as the run layer runs it for every surface: the config's
  * data (train split only) and network, in the configured recipe's first phase, then {@link lrFind} and its plot.
  */
+
 import path from 'node:path';
 import { renderVegaLite } from '../report/plot.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import { type LrFindPoint, type LrFindResult, lrFind, lrFindChart } from '../train/lr-find.js';
 import { phasesOf } from '../train/recipes.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { TaskProgress } from '../util/progress.js';
 import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import type { RunListener } from './events.js';
 import { buildNetwork, loadRunData, makeLoss, makeOptimizer, makeSource } from './setup.js';
@@ -31,7 +33,7 @@ export interface RunLrFindOptions {
 export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promise<LrFindResult & { plot: string; source: string }> {
   const emit = opts.onEvent ?? (() => {});
   if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
-  const io = { warn: (message: string) => emit({ type: 'warning', message }) };
+  const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
   const data = await loadRunData({ ...cfg, data: { ...cfg.data, valSplit: 0, val: undefined, test: undefined } }, io);
   const { net, preprocess } = await buildNetwork(cfg, data.classes, { mnist: data.train.kind === 'arrays', source: opts.source });
@@ -57,6 +59,7 @@ export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promi
     clipNorm: cfg.train.clipNorm,
     groups: first.groups,
     onStep: opts.onStep,
+    onTaskProgress: io.progress,
   });
   const plot = path.resolve(lf.plot ?? path.join(runFolder(cfg, opts.defaultName), 'lr-find.png'));
   atomicWrite(plot, (await renderVegaLite(lrFindChart(r))).png!);

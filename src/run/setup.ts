@@ -4,6 +4,7 @@
  * new head) and its preprocessing, and the batch sources, optimizer, schedule and loss. Shared by
  * `graft train`, `graft pretrain` and `graft lr-find`.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PreprocessConfig } from '../data/preprocess.js';
@@ -16,6 +17,7 @@ import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedul
 import type { BatchSource } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { Network } from '../train/network.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import { DEFAULT_ARCH_WIDTH, type GraftConfig } from './config.js';
 
 /** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
@@ -34,6 +36,8 @@ export interface RunData {
 /** Where messages go. */
 export interface SetupIo {
   warn(message: string): void;
+  /** Progress of the long parts (validating images); the run layer turns it into `progress` events. */
+  progress?: OnTaskProgress;
 }
 
 /** The preprocessing matching loadMnist's arrays: 28×28 grayscale in [0, 1]. */
@@ -221,6 +225,7 @@ export async function makeSource(
     numClasses,
     strict: opts.strict,
     onWarning: opts.io.warn,
+    onValidated: opts.io.progress && ((done, total) => opts.io.progress?.({ task: 'validating images', done, total, unit: 'img' })),
   });
   return source;
 }

@@ -4,6 +4,7 @@
  * `run.resume`. It loads and splits the data, builds the network, locks the run folder, trains the recipe's
  * phases with early stopping and atomic checkpoints, writes model.onnx + model.json first and then evaluates.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import { bufferNames } from '../ir/params.js';
@@ -14,6 +15,7 @@ import type { Callback, EpochMetrics } from '../train/callbacks.js';
 import type { FitConfig, Network } from '../train/network.js';
 import { phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
+import type { TaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
@@ -61,7 +63,7 @@ export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
 async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
   if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
-  const io = { warn: (message: string) => emit({ type: 'warning', message }) };
+  const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   const data = await loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
   const { net, preprocess } = await buildNetwork(cfg, data.classes, { pretrain: opts.pretrain, mnist, source: opts.source });
@@ -157,6 +159,8 @@ async function trainInRunDir(
       checkpointEvery: cfg.run.checkpointEvery,
       resume: cfg.run.resume,
       monitor,
+      // steps and epochs come from EventCallback; the feature path's hashing and extraction become progress events
+      onProgress: (e) => void (e.type === 'task' && emit({ ...e, type: 'progress' })),
     };
     let r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number; cancelled?: boolean };
     try {
@@ -181,8 +185,9 @@ async function trainInRunDir(
   // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
   const bs = cfg.train.batchSize;
   const metrics: TrainSummary['metrics'] = {};
-  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs));
-  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs));
+  const progress = (t: TaskProgress) => emit({ type: 'progress', ...t });
+  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs, { onProgress: progress }));
+  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs, { onProgress: progress }));
   const bad = Object.entries(metrics).filter(([, m]) => !Number.isFinite(m.loss) || !Number.isFinite(m.acc));
   if (bad.length) {
     for (const f of [modelFile, modelFile.replace(/\.onnx$/, '.json')]) fs.rmSync(f, { force: true });

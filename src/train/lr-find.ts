@@ -11,6 +11,7 @@ import { type BatchSource, batchesPerEpoch } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { NonFiniteLossError } from '../step/runner.js';
 import { Rng } from '../tensor.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import type { Callback } from './callbacks.js';
 import { type FitConfig, Network } from './network.js';
 
@@ -35,6 +36,8 @@ export interface LrFindOptions {
   groups?: FitConfig['groups'];
   /** Called after every step. */
   onStep?: (p: LrFindPoint) => void;
+  /** Progress of the frozen backbone's feature extraction before the test. */
+  onTaskProgress?: OnTaskProgress;
 }
 
 /** One step of the range test. */
@@ -150,6 +153,7 @@ export async function lrFind(net: Network, train: BatchSource, opts: LrFindOptio
       clipNorm: opts.clipNorm,
       groups: opts.groups,
       callbacks: [cb],
+      onProgress: opts.onTaskProgress && ((e) => void (e.type === 'task' && opts.onTaskProgress?.(e))),
     });
   } catch (e) {
     if (e instanceof NonFiniteLossError) stop = 'non-finite';

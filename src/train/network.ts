@@ -32,8 +32,10 @@ import { toInferenceModel } from '../step/export.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
+import { type FitProgress, progressCallback } from './progress.js';
 import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
 
@@ -75,6 +77,11 @@ export interface FitConfig {
   evalBatchSize?: number;
   /** Metric that decides best.ckpt (default val_acc with a validation set, else train_loss). */
   monitor?: string;
+  /**
+   * Progress: one `step` report per optimizer step, one `epoch` per epoch, and `task` reports while a frozen
+   * backbone's features are hashed and extracted. Nothing is printed; draw them as you like.
+   */
+  onProgress?: (p: FitProgress) => void;
 }
 
 /** Sidecar metadata stored beside an exported model (model.json). */
@@ -205,11 +212,13 @@ export class Network {
     let trainSrc = train;
     let valSrc = cfg.val;
     this.cachedFeatures = new WeakMap();
+    const onProgress = cfg.onProgress;
+    const onTask: OnTaskProgress | undefined = onProgress && ((t) => onProgress({ type: 'task', ...t }));
     if (useCache) {
       const backbone = extractSubgraph(this.model, this.cut!);
-      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256);
+      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256, onTask);
       if (cfg.val) {
-        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256);
+        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256, onTask);
         this.cachedFeatures.set(cfg.val, feats);
         valSrc = feats;
       }
@@ -241,7 +250,7 @@ export class Network {
         schedule: cfg.schedule,
         seed: cfg.seed,
         val: valSrc,
-        callbacks: cfg.callbacks,
+        callbacks: onProgress ? [...(cfg.callbacks ?? []), progressCallback(onProgress)] : cfg.callbacks,
         checkpointDir: cfg.checkpointDir,
         checkpointEvery: cfg.checkpointEvery,
         resume: cfg.resume,
@@ -288,15 +297,15 @@ export class Network {
    * the head on the data's features (those the last fit computed, or computed now through the feature cache),
    * which needs far less memory than the whole network; else the whole model on the data.
    */
-  private async inferenceView(data: BatchSource, batchSize: number): Promise<{ model: Model; data: BatchSource }> {
+  private async inferenceView(data: BatchSource, batchSize: number, onTask?: OnTaskProgress): Promise<{ model: Model; data: BatchSource }> {
     if (!this.cut || !this.headOnly() || (data as { augment?: unknown }).augment) return { model: this.model, data };
-    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(extractSubgraph(this.model, this.cut), data, batchSize));
+    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(extractSubgraph(this.model, this.cut), data, batchSize, onTask));
     return { model: suffixFrom(this.model, this.cut), data: feats };
   }
 
-  /** Mean loss and accuracy on a labelled source (inference mode). */
-  async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
-    const view = await this.inferenceView(data, batchSize);
+  /** Mean loss and accuracy on a labelled source (inference mode); `onProgress` sees the feature extraction of a frozen backbone. */
+  async evaluate(data: BatchSource, batchSize = 256, opts: { onProgress?: OnTaskProgress } = {}): Promise<{ loss: number; acc: number; n: number }> {
+    const view = await this.inferenceView(data, batchSize, opts.onProgress);
     const runner = await EvalRunner.create(compileEvalStep(view.model));
     try {
       return await evaluateSource(runner, view.data, batchSize);
@@ -352,8 +361,8 @@ export class Network {
 }
 
 /** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
-export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {
-  if (src instanceof ImageSource && !src.augment) return cachedImageFeatures(backbone, src);
+export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256, onTask?: OnTaskProgress): Promise<ArraySource> {
+  if (src instanceof ImageSource && !src.augment) return cachedImageFeatures(backbone, src, onTask);
   const s = await createSession(backbone);
   const bufs = new BatchBuffers(src.sampleShape);
   let feats: Float32Array | undefined;
@@ -372,6 +381,7 @@ export async function computeFeatures(backbone: Model, src: BatchSource, batchSi
     const y = b.y.data as BigInt64Array;
     for (let i = 0; i < b.size; i++) labels[row + i] = Number(y[i]);
     row += b.size;
+    onTask?.({ task: 'extracting features', done: row, total: src.length, unit: 'sample' });
   }
   await s.release();
   return new ArraySource(feats ?? new Float32Array(0), labels, dims, src.numClasses);
@@ -381,9 +391,10 @@ export async function computeFeatures(backbone: Model, src: BatchSource, batchSi
  * Features of an image source through the on-disk feature cache (keyed by model, cut, preprocessing and file
  * content): a second run, or a hyper-parameter trial, decodes no image again.
  */
-async function cachedImageFeatures(backbone: Model, src: ImageSource): Promise<ArraySource> {
+async function cachedImageFeatures(backbone: Model, src: ImageSource, onTask?: OnTaskProgress): Promise<ArraySource> {
   const { cachedFeatures } = await import('../features/cache.js');
-  const r = await cachedFeatures({ model: backbone, preprocess: src.preprocess, items: src.paths.map((p) => ({ path: p })), strict: true });
+  const items = src.paths.map((p) => ({ path: p }));
+  const r = await cachedFeatures({ model: backbone, preprocess: src.preprocess, items, strict: true, onTaskProgress: onTask });
   const labels = Int32Array.from(r.indices, (i) => src.labels[i]!);
   return new ArraySource(r.features, labels, [r.dims], src.numClasses);
 }

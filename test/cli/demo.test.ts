@@ -23,6 +23,18 @@ test('graft demo (quick budget) pretrains, transfers, reports every setting and 
   );
   assert.equal(r.status, 0, r.stderr);
   const doc = JSON.parse(r.stdout);
+  // every phase shows progress, the few-shot ones included (JSON lines on stderr off a terminal)
+  const finals = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.event === 'progress' && l.final)
+    .map((l) => String(l.label));
+  for (const phase of ['few-shot: linear probe', 'few-shot: fine-tune', 'few-shot: from scratch'])
+    assert.ok(
+      finals.some((l) => l.startsWith(phase)),
+      `${phase} shows progress; final progress lines: ${finals.join(', ')}`,
+    );
   for (const k of ['source_test', 'source_model', 'adabn', 'linear', 'finetune', 'scratch', 'mcc'])
     assert.ok(doc.summary[k].mean >= 0 && doc.summary[k].mean <= 100, k);
   // even on 3,000 source images the pretrained backbone must be far above chance on MNIST

@@ -24,15 +24,19 @@ export function register(program: Command): void {
     const { formatLrTable } = await import('../../train/lr-find.js');
     const { createProgress } = await import('../../util/progress.js');
     const lf = cfg.lrFind;
-    const bar = createProgress({ total: lf.steps, label: 'lr-find', unit: 'step' });
+    // started at the first step, after the validation and feature-extraction bars
+    let bar: ReturnType<typeof createProgress> | undefined;
     const defaultName = defaultRunName(file);
     const r = await runLrFind(cfg, {
       source,
       configFile,
       defaultName,
       onEvent: printRunEvents(c),
-      onStep: (p) => bar.tick(1, { lr: p.lr, loss: p.smoothed }),
-    }).finally(() => bar.done());
+      onStep: (p) => {
+        bar ??= createProgress({ total: lf.steps, label: 'lr-find', unit: 'step' });
+        bar.tick(1, { lr: p.lr, loss: p.smoothed });
+      },
+    }).finally(() => bar?.done());
     const s = r.suggestion;
     const why =
       s.method === 'valley'
