@@ -9,6 +9,7 @@ import { emit } from '../context.js';
 /** Everything `graft inspect` reports (this is also the `--json` output). */
 export interface InspectReport {
   file: string;
+  /** Size of the file (0 for a built-in import such as nsfwjs:MobileNetV2). */
   fileBytes: number;
   irVersion: number;
   opset: number;
@@ -139,7 +140,7 @@ export function formatReport(r: InspectReport): string[] {
   const io = (v: InspectReport['inputs'][number]) => `${v.name.padEnd(width)}  ${v.dtype} ${shape(v.shape)}`;
   const row = (k: string, v: string) => `  ${k.padEnd(11)}${v}`;
   const lines = [
-    `${r.file}  (${humanBytes(r.fileBytes)})`,
+    `${r.file}  (${r.fileBytes > 0 ? humanBytes(r.fileBytes) : 'imported on load'})`,
     row('producer', `${r.producer || '(unknown)'}${r.producerVersion ? ` ${r.producerVersion}` : ''}`),
     row('format', `ONNX IR ${r.irVersion}, opset ${r.opset}${r.otherOpsets.map((o) => `, ${o.domain} ${o.version}`).join('')}`),
     ...r.inputs.map((v, i) => row(i ? '' : 'inputs', io(v))),
