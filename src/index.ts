@@ -37,8 +37,10 @@ export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics, type TrainState } from './train/callbacks.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
 export { type FitConfig, Network, type NetworkMeta } from './train/network.js';
+export type { FitProgress, FitStep } from './train/progress.js';
 export { type Phase, phasesOf, TRAIN_MODES, type TrainMode } from './train/recipes.js';
 export * as tune from './tune/index.js';
+export { type OnTaskProgress, type TaskProgress, taskProgressBars } from './util/progress.js';
 
 // the library entry point: graphs built through anything exported here find every standard op
 registerStandardOps();

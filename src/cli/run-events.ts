@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import type { RunEvent, RunListener } from '../run/events.js';
 import type { SetupIo } from '../run/setup.js';
-import { createProgress, type Metrics, type Progress } from '../util/progress.js';
+import { createProgress, type Metrics, type Progress, taskProgressBars } from '../util/progress.js';
 import { globals, note } from './context.js';
 
 /** The warning/notice sinks of a command: warnings always go to stderr (as JSON lines under --json). */
@@ -25,6 +25,7 @@ export function printRunEvents(cmd: Command): RunListener {
   let bar: Progress | undefined;
   let lossSum = 0;
   let seen = 0;
+  const tasks = taskProgressBars();
   const end = (metrics?: Metrics) => {
     bar?.done(metrics);
     bar = undefined;
@@ -38,6 +39,8 @@ export function printRunEvents(cmd: Command): RunListener {
       case 'start':
         phases = e.phases.length;
         return;
+      case 'progress':
+        return tasks(e);
       case 'step': {
         if (!bar) {
           bar = createProgress({ total: e.batches, label: `${phases > 1 ? `${e.phase} ` : ''}epoch ${e.epoch}/${e.epochs}`, unit: 'batch' });

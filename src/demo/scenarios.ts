@@ -15,7 +15,7 @@ import type { Model } from '../ir/model.js';
 import { linear, smallCNN } from '../nn/index.js';
 import { sgd } from '../optim/index.js';
 import { invSchedule } from '../optim/schedule.js';
-import { ArraySource } from '../step/batches.js';
+import { ArraySource, batchesPerEpoch } from '../step/batches.js';
 import { Rng } from '../tensor.js';
 import type { Callback } from '../train/callbacks.js';
 import { Network } from '../train/network.js';
@@ -91,21 +91,30 @@ async function fewShot(pre: Network, few: ArraySource, test: ArraySource, classe
   // frozen backbone + linear head (features computed once; full batch)
   const probe = new Network(pre.model.clone()).freeze().replaceHead(linear(128, classes), { seed: o.seed });
   await timed(r.seconds, 'linear', () =>
-    probe.fit(few, { epochs: steps, batchSize: n, optimizer: sgd({ lr: 0.1, momentum: 0.9, weightDecay: 1e-4 }), schedule: invSchedule(), seed: o.seed }),
+    probe.fit(few, {
+      epochs: steps,
+      batchSize: n,
+      optimizer: sgd({ lr: 0.1, momentum: 0.9, weightDecay: 1e-4 }),
+      schedule: invSchedule(),
+      seed: o.seed,
+      callbacks: o.progress?.('few-shot: linear probe', steps),
+    }),
   );
   r.acc.linear = await pct(probe);
   // fine-tune everything: backbone lr 0.001, new head lr 0.01, batch 25
   const ft = new Network(pre.model.clone()).replaceHead(linear(128, classes), { seed: o.seed }).unfreeze();
   const head = new Set(ft.headParameters);
   const bs = Math.min(25, n);
+  const ftEpochs = Math.round((steps * bs) / n);
   await timed(r.seconds, 'finetune', () =>
     ft.fit(few, {
-      epochs: Math.round((steps * bs) / n),
+      epochs: ftEpochs,
       batchSize: bs,
       optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
       groups: { groups: [{ lrScale: 0.1 }, { lrScale: 1 }], groupOf: (p) => (head.has(p) ? 1 : 0) },
       schedule: invSchedule(),
       seed: o.seed,
+      callbacks: o.progress?.('few-shot: fine-tune', ftEpochs * stepsPerEpoch(n, bs)),
     }),
   );
   r.acc.finetune = await pct(ft);
@@ -114,17 +123,24 @@ async function fewShot(pre: Network, few: ArraySource, test: ArraySource, classe
   r.acc.scratch = await timed(r.seconds, 'scratch', () => scratchSetting(few, test, classes, o));
 }
 
+/** Optimizer steps per epoch of `fit` on n samples (it drops a last partial batch when there is more than one batch). */
+function stepsPerEpoch(n: number, bs: number): number {
+  return batchesPerEpoch(n, bs, n > bs);
+}
+
 /** The scratch baseline: the same SmallCNN from a fresh init (seed 7919 + seed), trained on `few` only. Returns test %. */
 export async function scratchSetting(few: ArraySource, test: ArraySource, classes: number, o: ScenarioOptions): Promise<number> {
   const steps = o.steps ?? 200;
   const bs = Math.min(25, few.length);
   const scratch = new Network(smallCNN({ classes }).build({ inputShape: ['N', 1, 28, 28], seed: 7919 + o.seed }));
+  const epochs = Math.round((steps * bs) / few.length);
   await scratch.fit(few, {
-    epochs: Math.round((steps * bs) / few.length),
+    epochs,
     batchSize: bs,
     optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
     schedule: invSchedule(),
     seed: o.seed,
+    callbacks: o.progress?.('few-shot: from scratch', epochs * stepsPerEpoch(few.length, bs)),
   });
   return 100 * (await scratch.evaluate(test, 500)).acc;
 }

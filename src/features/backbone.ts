@@ -18,6 +18,7 @@ import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
 import { encodeModel } from '../onnx/io.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import { cachedFeatures, featureCacheDir, featureStoreKey, sha256, writeStoreMeta } from './cache.js';
 import { FeatureStore } from './store.js';
 
@@ -96,6 +97,8 @@ export interface FeatureOptions {
   onWarning?: WarnFn;
   /** Root of graft's cache (default: env GRAFT_CACHE_DIR, else `.graft-cache` in the cwd). */
   cacheDir?: string;
+  /** Progress of hashing files and extracting features. */
+  onTaskProgress?: OnTaskProgress;
 }
 
 /** Features of a source: one row per sample (skipped image files have none), and where they are stored. */
@@ -119,6 +122,7 @@ export async function sourceFeatures(backbone: Model, src: BatchSource, opts: Fe
       strict: opts.strict ?? true,
       onWarning: opts.onWarning,
       cacheDir: opts.cacheDir,
+      onTaskProgress: opts.onTaskProgress,
     });
     const labels = Int32Array.from(r.indices, (i) => src.labels[i]!);
     const stored = { store: r.store, keys: r.keys, labels: Array.from(labels), dims: r.dims, numClasses: src.numClasses };
@@ -148,6 +152,7 @@ export async function sourceFeatures(backbone: Model, src: BatchSource, opts: Fe
       for (let i = 0; i < b.size; i++) labels[row + i] = Number(y[i]);
       if (opts.share) for (let i = 0; i < b.size; i++) keys.push(sha256(new Uint8Array(x.buffer, x.byteOffset + i * inputSize * 4, inputSize * 4)));
       row += b.size;
+      opts.onTaskProgress?.({ task: 'extracting features', done: row, total: src.length, unit: 'sample' });
     }
   } finally {
     await s.release();
@@ -160,8 +165,8 @@ export async function sourceFeatures(backbone: Model, src: BatchSource, opts: Fe
 }
 
 /** Runs a feature extractor over every sample of `src` (in order) and returns an in-memory source of features. */
-export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256): Promise<ArraySource> {
-  return (await sourceFeatures(backbone, src, { batchSize })).source;
+export async function computeFeatures(backbone: Model, src: BatchSource, batchSize = 256, onTaskProgress?: OnTaskProgress): Promise<ArraySource> {
+  return (await sourceFeatures(backbone, src, { batchSize, onTaskProgress })).source;
 }
 
 /**

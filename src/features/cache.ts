@@ -15,6 +15,7 @@ import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/io.js';
 import { atomicWrite } from '../util/atomic-write.js';
 import { describeFsError } from '../util/fs-errors.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import { type ExtractOptions, type ExtractResult, extractFeatures, type FailedItem, planExtraction } from './extract.js';
 import { FeatureStore, type ShardWriter, STORE_FORMAT } from './store.js';
 
@@ -24,6 +25,8 @@ export interface CachedOptions extends ExtractOptions {
   cacheDir?: string;
   /** Files read and hashed at once (default 8). */
   hashConcurrency?: number;
+  /** Progress of the long parts: "hashing images" (every file), then "extracting features" (the misses). */
+  onTaskProgress?: OnTaskProgress;
 }
 
 /** Result of {@link cachedFeatures}: the `extractFeatures` result plus cache statistics. */
@@ -98,6 +101,8 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
   const hashes: (string | undefined)[] = new Array(n);
   const failed: FailedItem[] = [];
   let next = 0;
+  let hashed = 0;
+  const task = opts.onTaskProgress;
   const hashSlot = async () => {
     while (next < n) {
       const i = next++;
@@ -108,6 +113,7 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
         if (opts.strict) throw error;
         failed.push({ path: items[i]!.path, index: i, error });
       }
+      task?.({ task: 'hashing images', done: ++hashed, total: n, unit: 'img' });
     }
   };
   const hashLimit = Math.max(1, Math.min(opts.hashConcurrency ?? 8, n || 1));
@@ -147,6 +153,10 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
         modelBytes: bytes,
         preprocess: cfg,
         items: missItems.map((i) => items[i]!),
+        onProgress: (done, total, rate) => {
+          task?.({ task: 'extracting features', done, total, unit: 'img' });
+          opts.onProgress?.(done, total, rate);
+        },
         onBatch: async (rows) => {
           safely(() => {
             if (!writer) {

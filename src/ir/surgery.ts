@@ -135,9 +135,51 @@ export function findCut(model: Model): Cut {
   return { value, node: last, dims: valueInfoOf(model, value).shape };
 }
 
-/** The feature value of a classifier: the input of its final Gemm/MatMul (see {@link findCut}). */
+/** Which rule of {@link featureCut} chose the cut. */
+export type CutRule = 'given' | 'recorded' | 'classifier';
+
+/** A model's feature cut and the rule that chose it. */
+export interface FeatureCut {
+  value: string;
+  rule: CutRule;
+  /** Its shape when known, e.g. ['N', 1280]. */
+  dims: Dim[] | undefined;
+  /** The first node that reads it (the classifier for rule 'classifier'). */
+  consumer?: Node;
+}
+
+/**
+ * The recorded cut of a model, without searching: `given` (a config's `model.cut` or the sidecar's "cut"), else
+ * the `graft.cut` metadata when it names a value of the graph. See {@link featureCut}.
+ */
+export function recordedCut(model: Model, given?: string): string | undefined {
+  if (given) return given;
+  const meta = model.metadata['graft.cut'];
+  return meta && model.graph.has(meta) ? meta : undefined;
+}
+
+/**
+ * THE feature-cut rule, one function for inspect, import, Network, train and lr-find:
+ * 1. `given`: the cut a user or a sidecar names (`model.cut`, the sidecar's "cut");
+ * 2. else the cut recorded in the model's `graft.cut` metadata: the tfjs importer records the backbone's last
+ *    Flatten/GlobalPooling output before the classifier's Dense layers (nsfwjs MobileNetV2: `flatten_1`,
+ *    1280-d, not the NSFW head's 128-d `dropout_3`), and graft records the cut of every head it grafts;
+ * 3. else the input of the final Gemm/MatMul classifier ({@link findCut}).
+ * @throws as {@link findCut} when no rule applies.
+ */
+export function featureCut(model: Model, given?: string): FeatureCut {
+  const value = recordedCut(model, given);
+  if (value === undefined) {
+    const c = findCut(model);
+    return { value: c.value, rule: 'classifier', dims: c.dims, consumer: c.node };
+  }
+  const consumer = model.graph.nodes.find((n) => n.inputs.includes(value));
+  return { value, rule: given ? 'given' : 'recorded', dims: model.graph.has(value) ? valueInfoOf(model, value).shape : undefined, consumer };
+}
+
+/** The feature value of a model by the one cut rule ({@link featureCut}). */
 export function featureValue(model: Model): string {
-  return findCut(model).value;
+  return featureCut(model).value;
 }
 
 /** Options of {@link appendOps}. */

@@ -5,14 +5,14 @@
 import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
-import { extractSubgraph, findCut, resolveValue, setOutput, valueInfoOf } from '../ir/surgery.js';
+import { extractSubgraph, featureCut, resolveValue, setOutput, valueInfoOf } from '../ir/surgery.js';
 import { registerStandardOps } from '../ops/index.js';
 import { Rng } from '../tensor.js';
 import type { Module } from './module.js';
 
 /** Options of {@link replaceHead}. */
 export interface ReplaceHeadOptions {
-  /** Value or node name to cut at (default: {@link findCut}). */
+  /** Value or node name to cut at (default: the one cut rule, {@link featureCut}). */
   cut?: string;
   /** Seed of the new head's initialization (default 0). */
   seed?: number;
@@ -29,7 +29,7 @@ export interface ReplaceHeadOptions {
  */
 export function replaceHead(model: Model, head: Module, opts: ReplaceHeadOptions = {}): Model {
   registerStandardOps();
-  const cut = opts.cut !== undefined ? resolveValue(model.graph, opts.cut, 'replaceHead') : findCut(model).value;
+  const cut = opts.cut !== undefined ? resolveValue(model.graph, opts.cut, 'replaceHead') : featureCut(model).value;
   const m = extractSubgraph(model, cut);
   const g = m.graph;
   const outputName = opts.outputName ?? 'logits';

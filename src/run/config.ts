@@ -297,6 +297,30 @@ export function findConfigFile(explicit: string | undefined, cwd = process.cwd()
   return undefined;
 }
 
+/** The config file a run merges: its path, and whether it was found in the folder rather than passed with --config. */
+export interface ConfigFileInfo {
+  path: string;
+  found: boolean;
+}
+
+/** The config file of a command: `explicit` (--config), else graft.yaml / graft.yml / graft.json found in `cwd`. */
+export function configFileOf(explicit: string | undefined, cwd = process.cwd()): ConfigFileInfo | undefined {
+  const file = findConfigFile(explicit, cwd);
+  return file ? { path: file, found: !explicit } : undefined;
+}
+
+/**
+ * The note every run prints about the config file it merges, so a file found in the folder is never merged
+ * silently: "using config ./graft.yaml (found in the current folder; …)".
+ */
+export function configFileNote(info: ConfigFileInfo, cwd = process.cwd()): string {
+  const rel = path.relative(cwd, info.path);
+  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? `./${rel}` : info.path;
+  return info.found
+    ? `using config ${shown} (found in the current folder; flags override it; pass --config <file> to use another, or run from another folder to use flags only)`
+    : `using config ${shown} (flags override it)`;
+}
+
 /** The run name a config file implies when run.name is not set: its base name (graft.yaml → graft), else "train". */
 export function defaultRunName(file: string | undefined): string {
   return file ? path.basename(file).replace(/\.(ya?ml|json)$/i, '') : 'train';

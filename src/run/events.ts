@@ -4,6 +4,8 @@
  * cross a process or an HTTP stream unchanged.
  */
 import type { Callback, EpochMetrics, TrainState } from '../train/callbacks.js';
+import { type FitStep, fitStep } from '../train/progress.js';
+import type { TaskProgress } from '../util/progress.js';
 
 /** What a finished training run reports (also the `graft train --json` output). */
 export interface TrainSummary {
@@ -30,7 +32,9 @@ export type RunEvent =
   /** A training phase begins (or is restored whole from its checkpoint when `resumed`). */
   | { type: 'phase'; phase: string; index: number; count: number; epochs: number; resumed: boolean }
   /** One optimizer step: `batch` of `batches` in epoch `epoch` (1-based) of `epochs`. */
-  | { type: 'step'; phase: string; epoch: number; epochs: number; batch: number; batches: number; step: number; loss: number; lr: number }
+  | ({ phase: string } & FitStep)
+  /** A long part before or after training (validating images, hashing, extracting features): done of total. */
+  | ({ type: 'progress' } & TaskProgress)
   /** An epoch ended, with its metrics (train_loss, train_acc, val_loss, val_acc, …). */
   | { type: 'epoch'; phase: string; metrics: EpochMetrics }
   /** A checkpoint file was written. */
@@ -66,18 +70,7 @@ export class EventCallback implements Callback {
   ) {}
 
   onStepEnd(s: TrainState, r: { loss: number; lr: number }): void {
-    const batch = s.step - s.epoch * s.stepsPerEpoch;
-    this.emit({
-      type: 'step',
-      phase: this.phase,
-      epoch: s.epoch + 1,
-      epochs: s.epochs,
-      batch,
-      batches: s.stepsPerEpoch,
-      step: s.step,
-      loss: r.loss,
-      lr: r.lr,
-    });
+    this.emit({ phase: this.phase, ...fitStep(s, r) });
     if (this.signal?.aborted) s.abort = true;
   }
 

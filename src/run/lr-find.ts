@@ -2,13 +2,15 @@
  * The learning-rate range test of a training config, as the run layer runs it for every surface: the config's
  * data (train split only) and network, in the configured recipe's first phase, then {@link lrFind} and its plot.
  */
+
 import path from 'node:path';
 import { renderVegaLite } from '../report/plot.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import { type LrFindPoint, type LrFindResult, lrFind, lrFindChart } from '../train/lr-find.js';
 import { phasesOf } from '../train/recipes.js';
 import { atomicWrite } from '../util/atomic-write.js';
-import type { GraftConfig } from './config.js';
+import type { TaskProgress } from '../util/progress.js';
+import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import type { RunListener } from './events.js';
 import { buildNetwork, loadRunData, makeLoss, makeOptimizer, makeSource } from './setup.js';
 import { runFolder } from './train.js';
@@ -17,6 +19,8 @@ import { runFolder } from './train.js';
 export interface RunLrFindOptions {
   /** Where the config came from, for messages. */
   source: string;
+  /** The config file merged into the config, if any: the test says so (a note) and its result records it as `source`. */
+  configFile?: ConfigFileInfo;
   /** Run name when run.name is not set: the plot goes to runs/<name>/lr-find.png unless lrFind.plot is set. */
   defaultName?: string;
   /** Receives notes and warnings. */
@@ -26,9 +30,10 @@ export interface RunLrFindOptions {
 }
 
 /** Runs the LR range test of a config; returns its result and the path of the PNG plot it wrote. */
-export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promise<LrFindResult & { plot: string }> {
+export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promise<LrFindResult & { plot: string; source: string }> {
   const emit = opts.onEvent ?? (() => {});
-  const io = { warn: (message: string) => emit({ type: 'warning', message }) };
+  if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
+  const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
   const data = await loadRunData({ ...cfg, data: { ...cfg.data, valSplit: 0, val: undefined, test: undefined } }, io);
   const { net, preprocess } = await buildNetwork(cfg, data.classes, {
@@ -59,8 +64,9 @@ export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promi
     clipNorm: cfg.train.clipNorm,
     groups: first.groups,
     onStep: opts.onStep,
+    onTaskProgress: io.progress,
   });
   const plot = path.resolve(lf.plot ?? path.join(runFolder(cfg, opts.defaultName), 'lr-find.png'));
   atomicWrite(plot, (await renderVegaLite(lrFindChart(r))).png!);
-  return { ...r, plot };
+  return { ...r, plot, source: opts.configFile?.path ?? opts.source };
 }

@@ -4,6 +4,7 @@
  * new head) and its preprocessing, and the batch sources, optimizer, schedule and loss. Shared by
  * `graft train`, `graft pretrain` and `graft lr-find`.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import type { PreprocessConfig } from '../data/preprocess.js';
@@ -16,6 +17,7 @@ import { makeSchedule, type Schedule, type ScheduleSpec } from '../optim/schedul
 import type { BatchSource } from '../step/batches.js';
 import type { LossSpec } from '../step/compile.js';
 import { Network } from '../train/network.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import { DEFAULT_ARCH_WIDTH, type GraftConfig } from './config.js';
 
 /** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
@@ -34,6 +36,8 @@ export interface RunData {
 /** Where messages go. */
 export interface SetupIo {
   warn(message: string): void;
+  /** Progress of the long parts (validating images); the run layer turns it into `progress` events. */
+  progress?: OnTaskProgress;
 }
 
 /** The preprocessing matching loadMnist's arrays: 28×28 grayscale in [0, 1]. */
@@ -144,7 +148,7 @@ export async function buildNetwork(
   opts: { pretrain?: boolean; mnist?: boolean; source: string; onNote?: (message: string) => void; onWarning?: (message: string) => void },
 ): Promise<{ net: Network; preprocess: PreprocessConfig }> {
   const { parsePreprocessConfig } = await import('../data/preprocess.js');
-  const { findCut } = await import('../ir/surgery.js');
+  const { featureCut } = await import('../ir/surgery.js');
   const override = cfg.model.preprocess ?? {};
   let net: Network;
   let preprocess: PreprocessConfig;
@@ -163,7 +167,7 @@ export async function buildNetwork(
     preprocess = parse({ ...archPreprocess(cfg.model.arch!, !!opts.mnist), ...override });
     const model = await buildArch(cfg, preprocess, classes.length);
     net = new Network(model);
-    net.cut = cfg.model.cut ?? findCut(model).value;
+    net.cut = featureCut(model, cfg.model.cut).value;
   }
   checkInput(net.model, preprocess, cfg.model.backbone ?? `model.arch ${cfg.model.arch}`);
   net.preprocess = preprocess;
@@ -216,6 +220,7 @@ export async function makeSource(
     numClasses,
     strict: opts.strict,
     onWarning: opts.io.warn,
+    onValidated: opts.io.progress && ((done, total) => opts.io.progress?.({ task: 'validating images', done, total, unit: 'img' })),
   });
   return source;
 }

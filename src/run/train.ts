@@ -4,6 +4,7 @@
  * `run.resume`. It loads and splits the data, builds the network, locks the run folder, trains the recipe's
  * phases with early stopping and atomic checkpoints, writes model.onnx + model.json first and then evaluates.
  */
+
 import fs from 'node:fs';
 import path from 'node:path';
 import { bufferNames } from '../ir/params.js';
@@ -14,8 +15,9 @@ import type { Callback, EpochMetrics } from '../train/callbacks.js';
 import type { FitConfig, Network } from '../train/network.js';
 import { phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
+import type { TaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
-import type { GraftConfig } from './config.js';
+import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
 import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
 
@@ -23,6 +25,8 @@ import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, mak
 export interface RunTrainingOptions {
   /** Where the config came from (a file name, or "command-line options"), for messages. */
   source: string;
+  /** The config file merged into the config, if any: the run says so (a note) and records it in config.json as `source`. */
+  configFile?: ConfigFileInfo;
   /** `graft pretrain`: train the built-in architecture's own classifier from scratch, no head replacement. */
   pretrain?: boolean;
   /** Run name when run.name is not set (default "train"). */
@@ -58,7 +62,8 @@ export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
 
 async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
-  const io = { warn: (message: string) => emit({ type: 'warning', message }) };
+  if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
+  const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   const data = await loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
   const { net, preprocess } = await buildNetwork(cfg, data.classes, {
@@ -81,7 +86,8 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
   const rd = RunDir.open(runFolder(cfg, opts.defaultName), {
     resume: cfg.run.resume,
     overwrite: cfg.run.overwrite,
-    config: cfg as unknown as Record<string, unknown>,
+    // where the config came from (resume-neutral): the config file merged into it, else the caller's source
+    config: { source: opts.configFile?.path ?? opts.source, ...cfg },
     onNote: io.warn,
   });
   try {
@@ -159,6 +165,8 @@ async function trainInRunDir(
       checkpointEvery: cfg.run.checkpointEvery,
       resume: cfg.run.resume,
       monitor,
+      // steps and epochs come from EventCallback; the feature path's hashing and extraction become progress events
+      onProgress: (e) => void (e.type === 'task' && emit({ ...e, type: 'progress' })),
     };
     let r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number; cancelled?: boolean };
     try {
@@ -183,8 +191,9 @@ async function trainInRunDir(
   // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
   const bs = cfg.train.batchSize;
   const metrics: TrainSummary['metrics'] = {};
-  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs));
-  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs));
+  const progress = (t: TaskProgress) => emit({ type: 'progress', ...t });
+  if (val) metrics.val = pickLossAcc(await net.evaluate(val, bs, { onProgress: progress }));
+  if (test) metrics.test = pickLossAcc(await net.evaluate(test, bs, { onProgress: progress }));
   const bad = Object.entries(metrics).filter(([, m]) => !Number.isFinite(m.loss) || !Number.isFinite(m.acc));
   if (bad.length) {
     for (const f of [modelFile, modelFile.replace(/\.onnx$/, '.json')]) fs.rmSync(f, { force: true });

@@ -18,7 +18,7 @@ import { computeFeatures, type HeadOnlySplit, headOnlySplit, isAugmented } from 
 import { loadAnyModel } from '../import/index.js';
 import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
-import { findCut, stages } from '../ir/surgery.js';
+import { featureCut, recordedCut, stages } from '../ir/surgery.js';
 import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
 import { isModelName, notFileNorModel } from '../models/name.js';
 import { findModel, loadRegistry } from '../models/registry.js';
@@ -36,9 +36,11 @@ import { toInferenceModel } from '../step/export.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
+import type { OnTaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import type { Callback } from './callbacks.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
+import { type FitProgress, progressCallback } from './progress.js';
 import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
 
@@ -79,6 +81,11 @@ export interface FitConfig {
   evalBatchSize?: number;
   /** Metric that decides best.ckpt (default val_acc with a validation set, else train_loss). */
   monitor?: string;
+  /**
+   * Progress: one `step` report per optimizer step, one `epoch` per epoch, and `task` reports while a frozen
+   * backbone's features are hashed and extracted. Nothing is printed; draw them as you like.
+   */
+  onProgress?: (p: FitProgress) => void;
 }
 
 /** Sidecar metadata stored beside an exported model (model.json). */
@@ -108,7 +115,7 @@ export class Network {
     registerStandardOps();
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
-    this.cut = meta.cut ?? model.metadata['graft.cut'];
+    this.cut = recordedCut(model, meta.cut);
     for (const p of paramNames(model)) this.trainable.add(p);
   }
 
@@ -180,7 +187,7 @@ export class Network {
 
   /** Replaces everything after the feature cut with `head` (trainable, freshly initialised from `seed`). */
   replaceHead(head: Module, opts: { cut?: string; seed?: number } = {}): this {
-    const cut = opts.cut ?? this.cut ?? findCut(this.model).value;
+    const cut = featureCut(this.model, opts.cut ?? this.cut).value;
     this.model = replaceHeadOp(this.model, head, { cut, seed: opts.seed });
     this.cut = this.model.metadata['graft.cut'] ?? cut;
     for (const p of [...this.trainable]) if (!this.model.graph.initializers.has(p)) this.trainable.delete(p);
@@ -213,11 +220,13 @@ export class Network {
     let trainSrc = train;
     let valSrc = cfg.val;
     this.cachedFeatures = new WeakMap();
+    const onProgress = cfg.onProgress;
+    const onTask: OnTaskProgress | undefined = onProgress && ((t) => onProgress({ type: 'task', ...t }));
     if (split) {
       const backbone = split.backbone();
-      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256);
+      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256, onTask);
       if (cfg.val) {
-        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256);
+        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256, onTask);
         this.cachedFeatures.set(cfg.val, feats);
         valSrc = feats;
       }
@@ -249,7 +258,7 @@ export class Network {
         schedule: cfg.schedule,
         seed: cfg.seed,
         val: valSrc,
-        callbacks: cfg.callbacks,
+        callbacks: onProgress ? [...(cfg.callbacks ?? []), progressCallback(onProgress)] : cfg.callbacks,
         checkpointDir: cfg.checkpointDir,
         checkpointEvery: cfg.checkpointEvery,
         resume: cfg.resume,
@@ -294,16 +303,16 @@ export class Network {
    * the head on the data's features (those the last fit computed, or computed now through the feature cache),
    * which needs far less memory than the whole network; else the whole model on the data.
    */
-  private async inferenceView(data: BatchSource, batchSize: number): Promise<{ model: Model; data: BatchSource }> {
+  private async inferenceView(data: BatchSource, batchSize: number, onTask?: OnTaskProgress): Promise<{ model: Model; data: BatchSource }> {
     const split = this.headOnlySplit(data);
     if (!split) return { model: this.model, data };
-    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(split.backbone(), data, batchSize));
+    const feats = this.cachedFeatures.get(data) ?? (await computeFeatures(split.backbone(), data, batchSize, onTask));
     return { model: split.head, data: feats };
   }
 
-  /** Mean loss and accuracy on a labelled source (inference mode). */
-  async evaluate(data: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
-    const view = await this.inferenceView(data, batchSize);
+  /** Mean loss and accuracy on a labelled source (inference mode); `onProgress` sees the feature extraction of a frozen backbone. */
+  async evaluate(data: BatchSource, batchSize = 256, opts: { onProgress?: OnTaskProgress } = {}): Promise<{ loss: number; acc: number; n: number }> {
+    const view = await this.inferenceView(data, batchSize, opts.onProgress);
     const runner = await EvalRunner.create(compileEvalStep(view.model));
     try {
       return await evaluateSource(runner, view.data, batchSize);

@@ -25,7 +25,18 @@ export interface FinishedPhase {
 }
 
 /** Config keys that may change between a run and its resumption (they do not change the numbers). */
-const RESUME_NEUTRAL = ['run.name', 'run.dir', 'run.resume', 'run.overwrite', 'run.threads', 'run.checkpointEvery', 'run.strict', 'run.export', 'lrFind'];
+const RESUME_NEUTRAL = [
+  'source',
+  'run.name',
+  'run.dir',
+  'run.resume',
+  'run.overwrite',
+  'run.threads',
+  'run.checkpointEvery',
+  'run.strict',
+  'run.export',
+  'lrFind',
+];
 
 /** A run folder. */
 export class RunDir {

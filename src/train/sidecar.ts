@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Model } from '../ir/model.js';
-import { findCut } from '../ir/surgery.js';
+import { featureCut } from '../ir/surgery.js';
 import { editDistance } from '../util/edit-distance.js';
 import { describeFsError } from '../util/fs-errors.js';
 import { resolveInsideFolder } from '../util/safe-path.js';
@@ -81,7 +81,7 @@ function cutCandidates(model: Model, wrong: string): string[] {
   const names = [...new Set(model.graph.nodes.flatMap((n) => n.outputs).filter((v) => v))];
   let suggested: string | undefined;
   try {
-    suggested = findCut(model).value;
+    suggested = featureCut(model).value;
   } catch {
     // no classifier: no suggestion, the closest names still help
   }

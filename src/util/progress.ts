@@ -150,3 +150,40 @@ export function createProgress(opts: ProgressOptions = {}): Progress {
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
+
+/**
+ * Progress of one long task of the pipeline (hashing files, validating images, extracting features). The
+ * pipeline never prints: it calls an {@link OnTaskProgress} with these, and a surface draws them (the CLI with
+ * {@link taskProgressBars}, a UI with its own widgets). `done` counts up to `total`; the last report has done = total.
+ */
+export interface TaskProgress {
+  /** What is being done, e.g. "hashing images", "extracting features". */
+  task: string;
+  done: number;
+  total: number;
+  /** Unit of done/total, e.g. "img". */
+  unit: string;
+}
+
+/** Receives {@link TaskProgress} reports. */
+export type OnTaskProgress = (p: TaskProgress) => void;
+
+/**
+ * An {@link OnTaskProgress} that draws each task as a {@link createProgress} report (a bar with rate and ETA on a
+ * terminal, JSON lines otherwise): a new report when a task starts, finished when done reaches total.
+ */
+export function taskProgressBars(opts: Omit<ProgressOptions, 'total' | 'label' | 'unit'> = {}): OnTaskProgress {
+  let current: { task: string; bar: Progress; done: number } | undefined;
+  return (p) => {
+    if (!current || current.task !== p.task || p.done < current.done) {
+      current?.bar.done();
+      current = { task: p.task, bar: createProgress({ ...opts, total: p.total, label: p.task, unit: p.unit }), done: 0 };
+    }
+    if (p.done > current.done) current.bar.tick(p.done - current.done);
+    current.done = p.done;
+    if (p.done >= p.total) {
+      current.bar.done();
+      current = undefined;
+    }
+  };
+}

@@ -36,6 +36,18 @@ test('graft demo (quick budget) pretrains, transfers, reports every setting and 
   }
   // the saved model's sidecar records the accuracies of the seed it comes from
   assert.deepEqual(JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8')).accuracy, doc.results[0].acc);
+  // every phase shows progress, the few-shot ones included (JSON lines on stderr off a terminal)
+  const finals = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l))
+    .filter((l) => l.event === 'progress' && l.final)
+    .map((l) => String(l.label));
+  for (const phase of ['few-shot: linear probe', 'few-shot: fine-tune', 'few-shot: from scratch'])
+    assert.ok(
+      finals.some((l) => l.startsWith(phase)),
+      `${phase} shows progress; final progress lines: ${finals.join(', ')}`,
+    );
   // even on 3,000 source images the pretrained backbone must be far above chance on MNIST
   assert.ok(doc.summary.source_test.mean > 70, `source test accuracy ${doc.summary.source_test.mean}`);
   for (const f of ['model.onnx', 'model.json', 'results.json', 'report.md']) assert.ok(fs.existsSync(path.join(out, f)), f);

@@ -181,9 +181,41 @@ test('graft pretrain saves a backbone + sidecar that graft train and graft lr-fi
   const lf = graft(['lr-find', '--backbone', 'backbone.onnx', '--data', data, '--mode', 'head', '--batch-size', '8', '--steps', '30', '--plot', 'lr.png']);
   assert.equal(lf.code, 0, lf.stderr);
   assert.match(lf.stdout, /step\s+lr\s+loss\s+smoothed/);
-  assert.match(lf.stdout, /suggested lr: \S+ \((steepest descent|lowest smoothed loss \/ 10)/);
+  assert.match(lf.stdout, /suggested lr: \S+ \((valley: halfway down|lowest smoothed loss \/ 10)/);
+  assert.match(lf.stdout, /alternatives: minimum \/ 10 \S+/);
   const png = fs.readFileSync(path.join(tmp, 'lr.png'));
   assert.equal(png.subarray(1, 4).toString(), 'PNG');
+});
+
+test('a ./graft.yaml is never merged silently: train, pretrain and lr-find say "using config" and record it as source', async () => {
+  if (!fs.existsSync(data)) await makeImages(data, 20); // when run alone
+  const dir = path.join(tmp, 'with-yaml');
+  fs.mkdirSync(dir, { recursive: true });
+  const yaml = path.join(dir, 'graft.yaml');
+  fs.writeFileSync(yaml, 'train:\n  epochs: 1\nrun:\n  name: from-yaml\n');
+  const flags = ['--data', data, ...small, '--mode', 'head', '--overwrite'];
+  const note = /using config \.\/graft\.yaml \(found in the current folder; flags override it; pass --config <file> to use another/;
+  const [tr, pr, lf] = await Promise.all([
+    runGraft(['train', ...flags], dir, { GRAFT_THREADS: '1' }),
+    runGraft(['pretrain', '--data', data, ...small.filter((f) => f !== '--head' && f !== 'linear'), '--name', 'pre-yaml', '--out', 'pre.onnx'], dir, {
+      GRAFT_THREADS: '1',
+    }),
+    runGraft(['--json', 'lr-find', ...flags, '--steps', '10', '--plot', 'lr.png'], dir, { GRAFT_THREADS: '1' }),
+  ]);
+  assert.equal(tr.code, 0, tr.stderr);
+  assert.match(tr.stderr, note);
+  const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'runs', 'from-yaml', 'config.json'), 'utf8'));
+  assert.equal(cfg.source, yaml, 'config.json records the file');
+  assert.equal(cfg.train.epochs, 1, 'the file was merged');
+  assert.equal(pr.code, 0, pr.stderr);
+  assert.match(pr.stderr, note);
+  assert.equal(JSON.parse(fs.readFileSync(path.join(dir, 'runs', 'pre-yaml', 'config.json'), 'utf8')).source, yaml);
+  assert.equal(lf.code, 0, lf.stderr);
+  assert.equal(JSON.parse(lf.stdout).source, yaml, 'lr-find --json records the file');
+  // without a config file: no note, and the source says so
+  const bare = await runGraft(['lr-find', ...flags, '--steps', '10', '--plot', 'lr.png'], tmp, { GRAFT_THREADS: '1' });
+  assert.equal(bare.code, 0, bare.stderr);
+  assert.doesNotMatch(bare.stderr, /using config/);
 });
 
 test('bad input: one clear error line naming the problem and exit code 1', async () => {

@@ -8,9 +8,17 @@
  * 3×3, change). Set GRAFT_SLOW_TESTS=1 to also compare it at its real 299×299.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
+import { inspectModel } from '../../src/cli/commands/inspect.js';
 import { importNsfwjs, importUnwrapped, loadNsfwjsModel, NSFWJS_CLASSES } from '../../src/import/index.js';
 import type { UnwrappedTfjsModel } from '../../src/import/nsfwjs.js';
+import { findCut } from '../../src/ir/surgery.js';
+import { mlp } from '../../src/nn/index.js';
+import { saveModel } from '../../src/onnx/io.js';
+import { Network } from '../../src/train/network.js';
 import { artifactsOf, loadFromMemory, maxAbsDiff, randomData, runImported, tf } from './helpers.js';
 
 const TOL = 1e-4;
@@ -70,4 +78,38 @@ test('importNsfwjs records nsfwjs preprocessing (RGB / 255, stretch, no mean/std
       ['features', ['N', 1280]],
     ],
   );
+});
+
+test('one feature cut for inspect, import and train: nsfwjs MobileNetV2 cuts at the 1280-d flatten_1, before the NSFW head', async () => {
+  // the NSFW head is flatten_1 (1280) → Dense(128, relu) → Dropout → Dense(5); "input of the last Dense" alone says dropout_3
+  const imported = importNsfwjs('MobileNetV2');
+  assert.equal(findCut(imported).value, 'dropout_3', 'the classifier-input rule alone would cut inside the NSFW head');
+
+  const net = Network.load('nsfwjs:MobileNetV2');
+  assert.equal(net.cut, 'flatten_1', 'Network.load (what train and lr-find build on)');
+  const report = await inspectModel('nsfwjs:MobileNetV2');
+  assert.ok(report.cut && !('error' in report.cut), JSON.stringify(report.cut));
+  assert.equal(report.cut.value, 'flatten_1', 'graft inspect nsfwjs:MobileNetV2');
+  assert.deepEqual(report.cut.shape, ['N', 1280]);
+  assert.match(report.cut.rule, /recorded/);
+
+  // the same on the imported model saved as .onnx (what graft import writes and graft inspect reads)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-nsfwjs-cut-'));
+  try {
+    const file = path.join(dir, 'mobilenetv2.onnx');
+    saveModel(imported, file);
+    const fromFile = await inspectModel(file);
+    assert.ok(fromFile.cut && !('error' in fromFile.cut));
+    assert.equal(fromFile.cut.value, Network.load(file).cut);
+    assert.equal(fromFile.cut.value, 'flatten_1');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+
+  // train grafts its head there: the new head reads the 1280-d features
+  net.freeze().replaceHead(mlp([], 3), { seed: 0 });
+  assert.equal(net.cut, 'flatten_1');
+  const gemm = net.model.graph.nodes.find((n) => n.inputs[0] === 'flatten_1' && (n.op === 'Gemm' || n.op === 'MatMul'));
+  assert.ok(gemm, 'the new head reads flatten_1');
+  assert.ok(!net.model.graph.has('dropout_3'), 'the NSFW head is gone');
 });

@@ -49,6 +49,12 @@ test('startRun streams typed events; cancel() checkpoints mid-epoch; resume ends
   const whole = await runTraining(config('whole'), { source: 'test', onEvent: (e) => events.push(e) });
   const types = new Set(events.map((e) => e.type));
   for (const t of ['start', 'phase', 'step', 'epoch', 'checkpoint', 'finished'] as const) assert.ok(types.has(t), `a ${t} event`);
+  // image validation reports progress (the pipeline prints nothing; surfaces draw these), up to every train and val image
+  const validating = events.filter((e) => e.type === 'progress' && e.task === 'validating images');
+  assert.deepEqual(
+    validating.filter((e) => e.type === 'progress' && e.done === e.total).map((e) => (e.type === 'progress' ? e.total : 0)),
+    [24, 8],
+  );
   const steps = events.filter((e) => e.type === 'step');
   assert.equal(steps.length, 3 * 6, '3 epochs of 24 / 4 = 6 batches');
   assert.deepEqual(

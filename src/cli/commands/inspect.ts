@@ -9,6 +9,7 @@ import { emit } from '../context.js';
 /** Everything `graft inspect` reports (this is also the `--json` output). */
 export interface InspectReport {
   file: string;
+  /** Size of the file (0 for a built-in import such as nsfwjs:MobileNetV2). */
   fileBytes: number;
   irVersion: number;
   opset: number;
@@ -27,8 +28,12 @@ export interface InspectReport {
   metadata: Record<string, string>;
   /** The `graft.preprocess` metadata, parsed and validated, when present. */
   preprocess?: { config?: unknown; description?: string; error?: string };
-  /** The detected feature cut (input of the final classifier), or why there is none. */
-  cut?: { value: string; node: string; op: string; shape: Dim[] | null } | { error: string };
+  /**
+   * The feature cut by the one rule train and import use (ir/surgery.ts featureCut): `rule` says which part chose
+   * it ('given': the sidecar's "cut"; 'recorded': the model's graft.cut metadata; 'classifier': the input of the
+   * final Gemm/MatMul). `node`/`op`: the first node reading it. Or why there is none.
+   */
+  cut?: { value: string; rule: string; node: string; op: string; shape: Dim[] | null } | { error: string };
   /** Parameter stages (for "unfreeze the last N stages"), or why they could not be derived. */
   stages?: { name: string; params: number; count: number }[] | { error: string };
   /** Every node, with --nodes. */
@@ -40,7 +45,7 @@ export function register(program: Command): void {
   program
     .command('inspect')
     .description('show a model: opset, producer, inputs/outputs with shapes, ops, parameters, metadata, feature cut and stages')
-    .argument('<model>', 'path to an .onnx file')
+    .argument('<model>', 'an .onnx file, a TensorFlow.js model.json or nsfwjs:MobileNetV2 / nsfwjs:InceptionV3')
     .option('--nodes', 'also list every node (name, op, inputs → outputs)')
     .action(async (file: string, opts: { nodes?: boolean }, cmd: Command) => {
       const report = await inspectModel(file, opts);
@@ -50,8 +55,11 @@ export function register(program: Command): void {
 
 /** Loads `file` and builds its {@link InspectReport}. */
 export async function inspectModel(file: string, opts: { nodes?: boolean } = {}): Promise<InspectReport> {
-  const { loadModel, modelHeader } = await import('../../onnx/io.js');
-  const model = loadModel(file);
+  const { modelHeader } = await import('../../onnx/io.js');
+  const { loadAnyModel } = await import('../../import/index.js');
+  const { readSidecar } = await import('../../train/sidecar.js');
+  const model = loadAnyModel(file); // the same loading as Network.load, so the cut below is the one train uses
+  const sidecarCut = fs.existsSync(file) && fs.statSync(file).isFile() ? readSidecar(file, model)?.cut : undefined;
   const g = model.graph;
   const header = modelHeader(model);
   const counts = new Map<string, number>();
@@ -64,7 +72,7 @@ export async function inspectModel(file: string, opts: { nodes?: boolean } = {})
   const io = (v: ValueInfo) => ({ name: v.name, dtype: v.dtype, shape: v.shape ?? null });
   const report: InspectReport = {
     file,
-    fileBytes: fs.statSync(file).size,
+    fileBytes: fs.existsSync(file) ? fs.statSync(file).size : 0,
     irVersion: model.irVersion,
     opset: model.opset,
     otherOpsets: model.otherOpsets,
@@ -81,7 +89,7 @@ export async function inspectModel(file: string, opts: { nodes?: boolean } = {})
   };
   const pre = model.metadata['graft.preprocess'];
   if (pre !== undefined) report.preprocess = await describePreprocessing(pre, file);
-  Object.assign(report, await describeStructure(model));
+  Object.assign(report, await describeStructure(model, sidecarCut));
   if (opts.nodes) report.nodes = g.nodes.map((n) => ({ name: n.name, op: n.op, inputs: n.inputs, outputs: n.outputs }));
   return report;
 }
@@ -106,12 +114,12 @@ async function describePreprocessing(json: string, file: string): Promise<NonNul
  * Extension point: structure found by graph surgery (src/ir/surgery.ts) — the feature cut and the
  * parameter stages. Add further analyses here; each must fail soft (report `{ error }`), never abort inspect.
  */
-async function describeStructure(model: Model): Promise<Pick<InspectReport, 'cut' | 'stages'>> {
+async function describeStructure(model: Model, sidecarCut: string | undefined): Promise<Pick<InspectReport, 'cut' | 'stages'>> {
   const out: Pick<InspectReport, 'cut' | 'stages'> = {};
-  const { findCut, stages } = await import('../../ir/surgery.js');
+  const { featureCut, stages } = await import('../../ir/surgery.js');
   try {
-    const c = findCut(model);
-    out.cut = { value: c.value, node: c.node.name, op: c.node.op, shape: c.dims ?? null };
+    const c = featureCut(model, sidecarCut);
+    out.cut = { value: c.value, rule: CUT_RULES[c.rule], node: c.consumer?.name ?? '', op: c.consumer?.op ?? '', shape: c.dims ?? null };
   } catch (e) {
     out.cut = { error: (e as Error).message };
   }
@@ -123,6 +131,8 @@ async function describeStructure(model: Model): Promise<Pick<InspectReport, 'cut
   return out;
 }
 
+const CUT_RULES = { given: 'the sidecar\'s "cut"', recorded: 'recorded in the model (graft.cut)', classifier: 'input of the final classifier' } as const;
+
 /** Human-readable rendering of a report. */
 export function formatReport(r: InspectReport): string[] {
   const shape = (s: Dim[] | null) => (s ? `[${s.map((d) => (d === null ? '?' : d)).join(', ')}]` : '(rank unknown)');
@@ -130,7 +140,7 @@ export function formatReport(r: InspectReport): string[] {
   const io = (v: InspectReport['inputs'][number]) => `${v.name.padEnd(width)}  ${v.dtype} ${shape(v.shape)}`;
   const row = (k: string, v: string) => `  ${k.padEnd(11)}${v}`;
   const lines = [
-    `${r.file}  (${humanBytes(r.fileBytes)})`,
+    `${r.file}  (${r.fileBytes > 0 ? humanBytes(r.fileBytes) : 'imported on load'})`,
     row('producer', `${r.producer || '(unknown)'}${r.producerVersion ? ` ${r.producerVersion}` : ''}`),
     row('format', `ONNX IR ${r.irVersion}, opset ${r.opset}${r.otherOpsets.map((o) => `, ${o.domain} ${o.version}`).join('')}`),
     ...r.inputs.map((v, i) => row(i ? '' : 'inputs', io(v))),
@@ -145,7 +155,15 @@ export function formatReport(r: InspectReport): string[] {
     const text = r.preprocess.error ? `invalid: ${r.preprocess.error}` : (r.preprocess.description ?? '');
     text.split('\n').forEach((l, i) => void lines.push(row(i ? '' : 'preprocess', l)));
   }
-  if (r.cut) lines.push(row('cut', 'error' in r.cut ? `none found — ${r.cut.error}` : `${r.cut.value} ${shape(r.cut.shape)} → ${r.cut.op} "${r.cut.node}"`));
+  if (r.cut)
+    lines.push(
+      row(
+        'cut',
+        'error' in r.cut
+          ? `none found — ${r.cut.error}`
+          : `${r.cut.value} ${shape(r.cut.shape)}${r.cut.node ? ` → ${r.cut.op} "${r.cut.node}"` : ''} (${r.cut.rule})`,
+      ),
+    );
   if (r.stages) {
     if ('error' in r.stages) lines.push(row('stages', `unavailable — ${r.stages.error}`));
     else

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { findConfigFile, loadConfig } from '../../run/config.js';
+import { configFileOf, loadConfig } from '../../run/config.js';
 import { runTraining } from '../../run/train.js';
 import { emit } from '../context.js';
 import { addConfigFlags, flagValues } from '../flags.js';
@@ -61,7 +61,8 @@ export function register(program: Command): void {
       '\nExample: graft pretrain --arch small-cnn --width 16 --data mnist --epochs 2 --out small-cnn-mnist.onnx\nSee docs/cli/pretrain.md.',
     );
   addConfigFlags(cmd, PRETRAIN_KEYS).action(async (_opts: unknown, c: Command) => {
-    const file = findConfigFile(c.opts().config as string | undefined);
+    const configFile = configFileOf(c.opts().config as string | undefined);
+    const file = configFile?.path;
     const flags = flagValues(c, PRETRAIN_KEYS);
     const { config, source } = loadConfig({ file, flags, defaults: { 'train.epochs': 3 } });
     if (config.model.backbone || !config.model.arch)
@@ -72,7 +73,7 @@ export function register(program: Command): void {
     const dataName = config.data.train === 'mnist' ? 'mnist' : path.basename(config.data.train ?? config.data.manifest ?? 'data').replace(/\.\w+$/, '');
     const name = `pretrain-${arch}-${dataName}`;
     if (!config.run.export) config.run.export = path.resolve(`${arch}-${dataName}.onnx`);
-    const summary = await runTraining(config, { source, pretrain: true, defaultName: name, onEvent: printRunEvents(c) });
+    const summary = await runTraining(config, { source, configFile, pretrain: true, defaultName: name, onEvent: printRunEvents(c) });
     emit(c, summary, () => [
       ...formatSummary(summary),
       `  backbone   ${summary.export} (use it with: graft train --backbone ${path.relative(process.cwd(), summary.export!)} --data <folder>)`,

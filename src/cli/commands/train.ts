@@ -6,7 +6,7 @@
  * layer's (src/run/train.ts); this command parses flags and prints the run's events.
  */
 import type { Command } from 'commander';
-import { defaultRunName, findConfigFile, loadConfig } from '../../run/config.js';
+import { configFileOf, defaultRunName, loadConfig } from '../../run/config.js';
 import type { TrainSummary } from '../../run/events.js';
 import { emit } from '../context.js';
 import { addConfigFlags, flagValues } from '../flags.js';
@@ -19,11 +19,12 @@ export function register(program: Command): void {
     .description('train a classifier on an image folder/manifest: graft a head on an ONNX backbone, fine-tune, export runs/<name>/model.onnx')
     .addHelpText('after', '\nEvery flag has a config key (shown in brackets); flags override graft.yaml. See docs/cli/train.md and docs/config.md.');
   addConfigFlags(cmd).action(async (_opts: unknown, c: Command) => {
-    const file = findConfigFile(c.opts().config as string | undefined);
+    const configFile = configFileOf(c.opts().config as string | undefined);
+    const file = configFile?.path;
     const { config, source } = loadConfig({ file, flags: flagValues(c) });
     const { runTraining } = await import('../../run/train.js');
     const defaultName = defaultRunName(file);
-    const summary = await runTraining(config, { source, defaultName, onEvent: printRunEvents(c) });
+    const summary = await runTraining(config, { source, configFile, defaultName, onEvent: printRunEvents(c) });
     emit(c, summary, () => formatSummary(summary));
   });
 }
