@@ -65,6 +65,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--runs-dir <dir>', key: 'run.dir', help: "folder of run folders (default 'runs')" },
   { flags: '--resume', key: 'run.resume', type: 'bool', help: 'continue runs/<name> from its last checkpoint' },
   { flags: '--checkpoint-every <n>', key: 'run.checkpointEvery', type: 'int', help: 'also checkpoint every n steps' },
+  {
+    flags: '--keep-checkpoints',
+    key: 'run.keepCheckpoints',
+    type: 'bool',
+    help: "keep a finished phase's last.ckpt, best.ckpt and early-best.ckpt (default: only its final.ckpt)",
+  },
   { flags: '--strict', key: 'run.strict', type: 'bool', help: 'corrupt images are errors, not warnings' },
   { flags: '--overwrite', key: 'run.overwrite', type: 'bool', help: 'replace an existing run folder of the same name' },
   { flags: '--out <model.onnx>', key: 'run.export', help: 'also write the final model and its .json sidecar here' },

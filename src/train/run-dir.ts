@@ -25,12 +25,29 @@ export interface FinishedPhase {
 }
 
 /** Config keys that may change between a run and its resumption (they do not change the numbers). */
-const RESUME_NEUTRAL = ['run.name', 'run.dir', 'run.resume', 'run.overwrite', 'run.threads', 'run.checkpointEvery', 'run.strict', 'run.export', 'lrFind'];
+const RESUME_NEUTRAL = [
+  'run.name',
+  'run.dir',
+  'run.resume',
+  'run.overwrite',
+  'run.threads',
+  'run.checkpointEvery',
+  'run.keepCheckpoints',
+  'run.strict',
+  'run.export',
+  'lrFind',
+];
+
+/** The checkpoints a phase needs only while it runs (resume point, best state, early stopping's best weights). */
+const IN_PHASE_CHECKPOINTS = ['last.ckpt', 'best.ckpt', 'early-best.ckpt'];
 
 /** A run folder. */
 export class RunDir {
   readonly metricsFile: string;
   readonly configFile: string;
+
+  /** Keep a finished phase's in-phase checkpoints (config `run.keepCheckpoints`); see {@link RunDir.savePhase}. */
+  private keepCheckpoints = false;
 
   /** Releases the run folder's lock (see {@link RunDir.open}); safe to call twice. */
   release: () => void = () => {};
@@ -54,6 +71,7 @@ export class RunDir {
    */
   static open(root: string, opts: { resume: boolean; overwrite: boolean; config: Record<string, unknown>; onNote?: (m: string) => void }): RunDir {
     const rd = new RunDir(path.resolve(root));
+    rd.keepCheckpoints = (opts.config.run as { keepCheckpoints?: boolean } | undefined)?.keepCheckpoints === true;
     const lock = acquirePidLock(path.join(path.dirname(rd.root), `.${path.basename(rd.root)}.lock`), {
       what: `the run folder ${rd.root}`,
       command: 'graft train',
@@ -111,7 +129,13 @@ export class RunDir {
     return { history: m.history, stoppedEarly: m.stoppedEarly, tensors: ck.tensors };
   }
 
-  /** Records that a phase finished, with the given parameter/statistic values of `model`. */
+  /**
+   * Records that a phase finished, with the given parameter/statistic values of `model`, in its final.ckpt; then,
+   * unless `run.keepCheckpoints`, deletes the phase's last.ckpt, best.ckpt and early-best.ckpt: a finished phase is
+   * only ever restored from final.ckpt, so a finished run keeps one checkpoint per phase (the weights that phase
+   * trained) instead of four, two of them with optimizer state. final.ckpt is written atomically first, so a kill
+   * at any point leaves a folder that resumes: before it, the phase resumes from last.ckpt; after it, it is done.
+   */
   savePhase(phase: string, model: Model, names: Iterable<string>, r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number }): void {
     const tensors = new Map<string, Tensor>();
     for (const n of names) {
@@ -119,6 +143,7 @@ export class RunDir {
       if (t) tensors.set(n, t);
     }
     saveCheckpoint(path.join(this.phaseDir(phase), 'final.ckpt'), { meta: { step: r.steps, history: r.history, stoppedEarly: r.stoppedEarly }, tensors });
+    if (!this.keepCheckpoints) for (const f of IN_PHASE_CHECKPOINTS) fs.rmSync(path.join(this.phaseDir(phase), f), { force: true });
   }
 
   /** Epochs of a phase held by its checkpoints (final.ckpt, else last.ckpt), 0 when none. */
