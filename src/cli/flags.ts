@@ -3,6 +3,7 @@
  * command by {@link addConfigFlags} and read back, keyed by config key, by {@link flagValues}.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_LR } from '../optim/defaults.js';
 
 /** One CLI flag and the config key it sets. */
 export interface FlagSpec {
@@ -44,7 +45,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--last-stages <n>', key: 'train.lastStages', type: 'int', help: 'last-stages: trailing stages to train, head included (default 2)' },
   { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'minibatch size (default 32)' },
   { flags: '--optimizer <name>', key: 'train.optimizer.name', help: 'sgd (default), adam or adamw' },
-  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'base learning rate' },
+  {
+    flags: '--lr <x>',
+    key: 'train.optimizer.lr',
+    type: 'number',
+    help: `base learning rate (default ${DEFAULT_LR.sgd} with sgd, ${DEFAULT_LR.adam} with adam/adamw)`,
+  },
   { flags: '--momentum <x>', key: 'train.optimizer.momentum', type: 'number', help: 'SGD momentum (default 0.9)' },
   { flags: '--nesterov', key: 'train.optimizer.nesterov', type: 'bool', help: 'Nesterov momentum' },
   { flags: '--weight-decay <x>', key: 'train.optimizer.weightDecay', type: 'number', help: 'weight decay' },
