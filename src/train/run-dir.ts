@@ -131,10 +131,11 @@ export class RunDir {
 
   /**
    * Records that a phase finished, with the given parameter/statistic values of `model`, in its final.ckpt; then,
-   * unless `run.keepCheckpoints`, deletes the phase's last.ckpt, best.ckpt and early-best.ckpt: a finished phase is
-   * only ever restored from final.ckpt, so a finished run keeps one checkpoint per phase (the weights that phase
-   * trained) instead of four, two of them with optimizer state. final.ckpt is written atomically first, so a kill
-   * at any point leaves a folder that resumes: before it, the phase resumes from last.ckpt; after it, it is done.
+   * unless `run.keepCheckpoints` or the last epoch's metrics are not finite, deletes the phase's last.ckpt, best.ckpt
+   * and early-best.ckpt: a finished phase is only ever restored from final.ckpt, so a finished run keeps one
+   * checkpoint per phase (the weights that phase trained) instead of four, two of them with optimizer state.
+   * final.ckpt is written atomically first, so a kill at any point leaves a folder that resumes: before it, the
+   * phase resumes from last.ckpt; after it, it is done.
    */
   savePhase(phase: string, model: Model, names: Iterable<string>, r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number }): void {
     const tensors = new Map<string, Tensor>();
@@ -143,7 +144,9 @@ export class RunDir {
       if (t) tensors.set(n, t);
     }
     saveCheckpoint(path.join(this.phaseDir(phase), 'final.ckpt'), { meta: { step: r.steps, history: r.history, stoppedEarly: r.stoppedEarly }, tensors });
-    if (!this.keepCheckpoints) for (const f of IN_PHASE_CHECKPOINTS) fs.rmSync(path.join(this.phaseDir(phase), f), { force: true });
+    // a phase whose last epoch is not finite keeps them: its best.ckpt may be the run's last good checkpoint
+    if (!this.keepCheckpoints && finiteEpoch(r.history.at(-1)))
+      for (const f of IN_PHASE_CHECKPOINTS) fs.rmSync(path.join(this.phaseDir(phase), f), { force: true });
   }
 
   /** Epochs of a phase held by its checkpoints (final.ckpt, else last.ckpt), 0 when none. */
@@ -186,9 +189,7 @@ export class RunDir {
         } catch {
           continue; // damaged: not a good one
         }
-        // NaN and Infinity are stored as null in the JSON header
-        const finite = m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
-        if (m && finite && (!good || m.epoch > good.m.epoch)) good = { file, m };
+        if (m && finiteEpoch(m) && (!good || m.epoch > good.m.epoch)) good = { file, m };
       }
       if (good) {
         const vals = Object.entries(good.m)
@@ -290,6 +291,11 @@ export class PersistentEarlyStopping extends EarlyStopping {
     const ck = loadCheckpoint(this.file);
     if ((ck.meta as { bestEpoch?: number }).bestEpoch === this.bestEpochIndex) this.setBestParams(ck.tensors);
   }
+}
+
+/** True when every metric of the epoch is a finite number (NaN and Infinity are stored as null in a checkpoint's JSON header). */
+function finiteEpoch(m: EpochMetrics | undefined): boolean {
+  return !!m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
 }
 
 function stripNeutral(c: Record<string, unknown>): Record<string, unknown> {
