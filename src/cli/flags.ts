@@ -3,6 +3,7 @@
  * command by {@link addConfigFlags} and read back, keyed by config key, by {@link flagValues}.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_LR } from '../optim/defaults.js';
 
 /** One CLI flag and the config key it sets. */
 export interface FlagSpec {
@@ -50,7 +51,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--last-stages <n>', key: 'train.lastStages', type: 'int', help: 'last-stages: trailing stages to train, head included (default 2)' },
   { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'minibatch size (default 32)' },
   { flags: '--optimizer <name>', key: 'train.optimizer.name', help: 'sgd (default), adam or adamw' },
-  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'base learning rate' },
+  {
+    flags: '--lr <x>',
+    key: 'train.optimizer.lr',
+    type: 'number',
+    help: `base learning rate (default ${DEFAULT_LR.sgd} with sgd, ${DEFAULT_LR.adam} with adam/adamw)`,
+  },
   { flags: '--momentum <x>', key: 'train.optimizer.momentum', type: 'number', help: 'SGD momentum (default 0.9)' },
   { flags: '--nesterov', key: 'train.optimizer.nesterov', type: 'bool', help: 'Nesterov momentum' },
   { flags: '--weight-decay <x>', key: 'train.optimizer.weightDecay', type: 'number', help: 'weight decay' },
@@ -71,6 +77,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--runs-dir <dir>', key: 'run.dir', help: "folder of run folders (default 'runs')" },
   { flags: '--resume', key: 'run.resume', type: 'bool', help: 'continue runs/<name> from its last checkpoint' },
   { flags: '--checkpoint-every <n>', key: 'run.checkpointEvery', type: 'int', help: 'also checkpoint every n steps' },
+  {
+    flags: '--keep-checkpoints',
+    key: 'run.keepCheckpoints',
+    type: 'bool',
+    help: "keep a finished phase's last.ckpt, best.ckpt and early-best.ckpt (default: only its final.ckpt)",
+  },
   { flags: '--strict', key: 'run.strict', type: 'bool', help: 'corrupt images are errors, not warnings' },
   { flags: '--overwrite', key: 'run.overwrite', type: 'bool', help: 'replace an existing run folder of the same name' },
   { flags: '--out <model.onnx>', key: 'run.export', help: 'also write the final model and its .json sidecar here' },

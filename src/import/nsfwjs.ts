@@ -47,7 +47,7 @@ export function nsfwjsModelDir(name: NsfwjsModelName): string {
   try {
     entry = createRequire(import.meta.url).resolve('nsfwjs');
   } catch {
-    throw new Error(`Cannot find the nsfwjs package to load its ${name} model. Install it with \`npm install nsfwjs@4.4.0\`.`);
+    throw new Error(`Cannot find the nsfwjs package to load its ${name} model. Install it with \`npm install nsfwjs@4.3.0\`.`);
   }
   // entry is <pkg>/dist/cjs/index.js; the models sit in <pkg>/dist/models
   return path.join(path.dirname(entry), '..', 'models', dir);

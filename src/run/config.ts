@@ -135,6 +135,11 @@ const runSchema = z.strictObject({
   resume: z.boolean().default(false),
   /** Also checkpoint every N optimizer steps (always at each epoch end). */
   checkpointEvery: posInt.optional(),
+  /**
+   * Keep every checkpoint of a finished phase. By default a finished phase keeps only its final.ckpt (the
+   * weights it trained, which `--resume` restores): its last.ckpt, best.ckpt and early-best.ckpt are deleted.
+   */
+  keepCheckpoints: z.boolean().default(false),
   threads: posInt.optional(),
   /** Corrupt images are errors instead of being skipped with a warning. */
   strict: z.boolean().default(false),

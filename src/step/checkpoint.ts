@@ -137,7 +137,9 @@ function damagedAdvice(file: string): string {
         return `Resume from the best checkpoint instead (the epochs after it are trained again): copy ${best} over ${file} (cp "${best}" "${file}"), then run graft train --resume again; or ${overwrite}.`;
       return `No intact checkpoint to resume from; ${overwrite}.`;
     case 'final.ckpt':
-      return `Delete it (rm "${file}") and run graft train --resume again: the phase is rebuilt from its last.ckpt; or ${overwrite}.`;
+      return fs.existsSync(path.join(dir, 'last.ckpt'))
+        ? `Delete it (rm "${file}") and run graft train --resume again: the phase is rebuilt from its last.ckpt; or ${overwrite}.`
+        : `Delete it (rm "${file}") and run graft train --resume again: the phase is trained again from its start; or ${overwrite}.`;
     default:
       return `Delete it (rm "${file}") and ${overwrite}, or start without --resume.`;
   }

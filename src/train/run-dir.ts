@@ -33,15 +33,22 @@ const RESUME_NEUTRAL = [
   'run.overwrite',
   'run.threads',
   'run.checkpointEvery',
+  'run.keepCheckpoints',
   'run.strict',
   'run.export',
   'lrFind',
 ];
 
+/** The checkpoints a phase needs only while it runs (resume point, best state, early stopping's best weights). */
+const IN_PHASE_CHECKPOINTS = ['last.ckpt', 'best.ckpt', 'early-best.ckpt'];
+
 /** A run folder. */
 export class RunDir {
   readonly metricsFile: string;
   readonly configFile: string;
+
+  /** Keep a finished phase's in-phase checkpoints (config `run.keepCheckpoints`); see {@link RunDir.savePhase}. */
+  private keepCheckpoints = false;
 
   /** Releases the run folder's lock (see {@link RunDir.open}); safe to call twice. */
   release: () => void = () => {};
@@ -65,6 +72,7 @@ export class RunDir {
    */
   static open(root: string, opts: { resume: boolean; overwrite: boolean; config: Record<string, unknown>; onNote?: (m: string) => void }): RunDir {
     const rd = new RunDir(path.resolve(root));
+    rd.keepCheckpoints = (opts.config.run as { keepCheckpoints?: boolean } | undefined)?.keepCheckpoints === true;
     const lock = acquirePidLock(path.join(path.dirname(rd.root), `.${path.basename(rd.root)}.lock`), {
       what: `the run folder ${rd.root}`,
       command: 'graft train',
@@ -122,7 +130,14 @@ export class RunDir {
     return { history: m.history, stoppedEarly: m.stoppedEarly, tensors: ck.tensors };
   }
 
-  /** Records that a phase finished, with the given parameter/statistic values of `model`. */
+  /**
+   * Records that a phase finished, with the given parameter/statistic values of `model`, in its final.ckpt; then,
+   * unless `run.keepCheckpoints` or the last epoch's metrics are not finite, deletes the phase's last.ckpt, best.ckpt
+   * and early-best.ckpt: a finished phase is only ever restored from final.ckpt, so a finished run keeps one
+   * checkpoint per phase (the weights that phase trained) instead of four, two of them with optimizer state.
+   * final.ckpt is written atomically first, so a kill at any point leaves a folder that resumes: before it, the
+   * phase resumes from last.ckpt; after it, it is done.
+   */
   savePhase(phase: string, model: Model, names: Iterable<string>, r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number }): void {
     const tensors = new Map<string, Tensor>();
     for (const n of names) {
@@ -130,6 +145,9 @@ export class RunDir {
       if (t) tensors.set(n, t);
     }
     saveCheckpoint(path.join(this.phaseDir(phase), 'final.ckpt'), { meta: { step: r.steps, history: r.history, stoppedEarly: r.stoppedEarly }, tensors });
+    // a phase whose last epoch is not finite keeps them: its best.ckpt may be the run's last good checkpoint
+    if (!this.keepCheckpoints && finiteEpoch(r.history.at(-1)))
+      for (const f of IN_PHASE_CHECKPOINTS) fs.rmSync(path.join(this.phaseDir(phase), f), { force: true });
   }
 
   /** Epochs of a phase held by its checkpoints (final.ckpt, else last.ckpt), 0 when none. */
@@ -172,9 +190,7 @@ export class RunDir {
         } catch {
           continue; // damaged: not a good one
         }
-        // NaN and Infinity are stored as null in the JSON header
-        const finite = m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
-        if (m && finite && (!good || m.epoch > good.m.epoch)) good = { file, m };
+        if (m && finiteEpoch(m) && (!good || m.epoch > good.m.epoch)) good = { file, m };
       }
       if (good) {
         const vals = Object.entries(good.m)
@@ -276,6 +292,11 @@ export class PersistentEarlyStopping extends EarlyStopping {
     const ck = loadCheckpoint(this.file);
     if ((ck.meta as { bestEpoch?: number }).bestEpoch === this.bestEpochIndex) this.setBestParams(ck.tensors);
   }
+}
+
+/** True when every metric of the epoch is a finite number (NaN and Infinity are stored as null in a checkpoint's JSON header). */
+function finiteEpoch(m: EpochMetrics | undefined): boolean {
+  return !!m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
 }
 
 function stripNeutral(c: Record<string, unknown>): Record<string, unknown> {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { saveModel } from '../../src/onnx/io.js';
+import { DEFAULT_LR } from '../../src/optim/defaults.js';
 import { buildModel } from '../onnx/helpers.js';
 
 const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
@@ -41,6 +42,13 @@ test('graft --help and --version', () => {
   const ih = graft(['inspect', '--help']);
   assert.equal(ih.code, 0);
   assert.match(ih.stdout, /Usage: graft inspect \[options\] <model>/);
+});
+
+test('graft train --help states the --lr default, from the one place it is set', () => {
+  const h = graft(['train', '--help']);
+  assert.equal(h.code, 0, h.stderr);
+  const lr = h.stdout.match(/--lr <x>\s+(.*(?:\n\s{10,}.*)*)/)?.[1]?.replace(/\s+/g, ' ') ?? '';
+  assert.ok(lr.includes(`default ${DEFAULT_LR.sgd} with sgd`) && lr.includes(`${DEFAULT_LR.adam} with adam`), `--lr help: ${lr}`);
 });
 
 test('graft inspect prints opset, producer, io shapes, ops, parameters, metadata and preprocessing', () => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
+import { formatTable } from '../../src/cli/commands/demo.js';
 
 const bin = fileURLToPath(new URL('../../bin/graft.js', import.meta.url));
 
@@ -71,4 +72,18 @@ test('graft demo refuses a negative --adapt-steps with a clear message', () => {
   });
   assert.notEqual(bad.status, 0);
   assert.match(bad.stderr, /--adapt-steps must be a whole number ≥ 0/);
+});
+
+test('the demo report keeps the source-test accuracy out of the target table and explains AdaBN below the unadapted model', () => {
+  const one = (mean: number) => ({ mean, std: 0 });
+  const summary = { source_test: one(98.9), source_model: one(45.0), adabn: one(42.8), linear: one(65.4), finetune: one(68.6), scratch: one(55.3) };
+  const lines = formatTable('style-shift', 10, [0], summary, { pretrain: 1 }, 2);
+  const table = lines.filter((l) => l.startsWith('|'));
+  assert.match(table[0]!, /evaluated on the target test set/);
+  assert.ok(!table.some((l) => l.includes('98.9')), `no source-test row in the target table:\n${table.join('\n')}`);
+  assert.ok(lines.some((l) => /source model on the source test set \(MNIST\): 98\.9%/.test(l)));
+  assert.ok(lines.some((l) => /^AdaBN is below the unadapted model here \(42\.8 vs 45\.0\)/.test(l)));
+  // no note when AdaBN helps
+  const better = formatTable('style-shift', 10, [0], { ...summary, adabn: one(50) }, { pretrain: 1 }, 2);
+  assert.ok(!better.some((l) => l.startsWith('AdaBN is below')));
 });

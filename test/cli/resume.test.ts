@@ -140,11 +140,30 @@ test('a run killed with SIGKILL and resumed equals an uninterrupted run: weights
   assert.match(other.stderr, /^graft: error: Cannot resume .*killed: its config differs in train\.optimizer\.lr\./);
 });
 
+test('a finished fine-tune run keeps one final.ckpt per phase, within 3× model.onnx, and --resume of it still works', () => {
+  // runs/full is the uninterrupted fine-tune run of the test above
+  const run = path.join(tmp, 'runs', 'full');
+  const ckpts = path.join(run, 'checkpoints');
+  const files = fs.readdirSync(ckpts, { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+  assert.deepEqual(files.map((e) => path.relative(ckpts, path.join(e.parentPath, e.name))).sort(), ['fine-tune/final.ckpt', 'head/final.ckpt']);
+  const total = files.reduce((n, e) => n + fs.statSync(path.join(e.parentPath, e.name)).size, 0);
+  const model = fs.statSync(path.join(run, 'model.onnx')).size;
+  assert.ok(total <= 3 * model, `checkpoints ${total} B within 3× model.onnx ${model} B`);
+
+  const before = fs.readFileSync(path.join(run, 'model.onnx'));
+  const again = spawnSync(process.execPath, [bin, ...args('full'), '--resume'], { env, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(again.status, 0, again.stderr);
+  assert.match(again.stdout, /phase\s+head: 1 epoch\(s\) \(restored from checkpoint\)/);
+  assert.match(again.stdout, /phase\s+fine-tune: \d+ epoch\(s\).*\(restored from checkpoint\)/);
+  assert.ok(fs.readFileSync(path.join(run, 'model.onnx')).equals(before), 'the resumed finished run writes the same model.onnx');
+});
+
 test('a run killed after early stopping ended a phase, before the phase was recorded, resumes without training further', () => {
   const common = ['-q', 'train', '--data', path.join(tmp, 'data'), '--arch', 'small-cnn', '--width', '4', '--image-size', '16', '--head', 'linear'];
   const a = [...common, '--mode', 'head', '--epochs', '40', '--batch-size', '8', '--lr', '0.5', '--monitor', 'val_acc', '--patience', '2', '--seed', '2'];
   const runs = path.join(tmp, 'runs-es');
-  const r1 = spawnSync(process.execPath, [bin, ...a, '--runs-dir', runs, '--name', 'es'], { env, encoding: 'utf8', timeout: 120_000 });
+  // --keep-checkpoints: the finished run keeps the last.ckpt and early-best.ckpt that a kill would have left
+  const r1 = spawnSync(process.execPath, [bin, ...a, '--keep-checkpoints', '--runs-dir', runs, '--name', 'es'], { env, encoding: 'utf8', timeout: 120_000 });
   assert.equal(r1.status, 0, r1.stderr);
   assert.match(r1.stdout, /phase\s+head: \d+ epoch\(s\), stopped early/);
   // the state a kill leaves between the last epoch's checkpoint and the end of the phase

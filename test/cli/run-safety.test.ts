@@ -108,7 +108,8 @@ test('two graft train on one run folder: the second exits 1 naming the folder an
 });
 
 test('a checkpoint with one flipped byte is refused; the advised command resumes from best.ckpt', () => {
-  const r1 = graft(args('flip', 3));
+  // --keep-checkpoints: the finished phase keeps the last.ckpt and best.ckpt a kill mid-phase would have left
+  const r1 = graft([...args('flip', 3), '--keep-checkpoints']);
   assert.equal(r1.code, 0, r1.stderr);
   const dir = path.join(runs, 'flip', 'checkpoints', 'full');
   for (const f of ['final.ckpt', 'model.onnx']) fs.rmSync(path.join(f === 'model.onnx' ? path.join(runs, 'flip') : dir, f));

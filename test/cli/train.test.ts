@@ -91,8 +91,9 @@ test('graft train (head mode) writes a model whose fresh onnxruntime session rep
     .map((l) => JSON.parse(l));
   assert.equal(metrics.length, 30);
   assert.deepEqual(Object.keys(metrics[0]), ['phase', 'epoch', 'step', 'lr', 'train_loss', 'train_acc', 'val_loss', 'val_acc']);
-  for (const f of ['config.json', 'checkpoints/head/last.ckpt', 'checkpoints/head/best.ckpt', 'model.onnx', 'model.json'])
-    assert.ok(fs.existsSync(path.join(run, f)), `${f} exists`);
+  for (const f of ['config.json', 'checkpoints/head/final.ckpt', 'model.onnx', 'model.json']) assert.ok(fs.existsSync(path.join(run, f)), `${f} exists`);
+  // a finished phase needs only its final.ckpt (run.keepCheckpoints keeps the rest)
+  assert.deepEqual(fs.readdirSync(path.join(run, 'checkpoints', 'head')), ['final.ckpt']);
   const meta = JSON.parse(fs.readFileSync(path.join(run, 'model.json'), 'utf8'));
   assert.deepEqual(meta.labels, ['blue', 'green', 'red']);
   assert.equal(meta.config.train.mode, 'head');

@@ -139,3 +139,28 @@ test('the last good checkpoint named is one that exists and whose metrics are fi
     rd.release();
   }
 });
+
+test('a finished phase keeps only final.ckpt, unless its last epoch is not finite (then best.ckpt stays the last good one) or run.keepCheckpoints', async () => {
+  const { RunDir } = await import('../../src/train/run-dir.js');
+  const { saveCheckpoint } = await import('../../src/step/checkpoint.js');
+  const e1 = { epoch: 1, step: 3, train_loss: 0.5, val_loss: 0.4, val_acc: 0.75 };
+  const e2 = { epoch: 2, step: 6, train_loss: 0.3, val_loss: Number.NaN, val_acc: 0.5 };
+  const model = new Model(new Graph());
+  const finish = (name: string, history: (typeof e1)[], keep = false) => {
+    const rd = RunDir.open(path.join(tmp, 'runs', name), { resume: false, overwrite: false, config: { run: { keepCheckpoints: keep } } });
+    try {
+      const dir = rd.phaseDir('head');
+      for (const f of ['best.ckpt', 'early-best.ckpt']) saveCheckpoint(path.join(dir, f), { meta: { step: 3, history: [e1] }, tensors: new Map() });
+      saveCheckpoint(path.join(dir, 'last.ckpt'), { meta: { step: 6, history }, tensors: new Map() });
+      rd.savePhase('head', model, [], { history, stoppedEarly: false, steps: 6 });
+      return { files: fs.readdirSync(dir).sort(), good: rd.lastGoodCheckpoint(['head']) };
+    } finally {
+      rd.release();
+    }
+  };
+  assert.deepEqual(finish('finite', [e1]).files, ['final.ckpt']);
+  const sick = finish('not-finite', [e1, e2]);
+  assert.deepEqual(sick.files, ['best.ckpt', 'early-best.ckpt', 'final.ckpt', 'last.ckpt']);
+  assert.match(sick.good, /best\.ckpt \(head epoch 1:/);
+  assert.deepEqual(finish('kept', [e1], true).files, ['best.ckpt', 'early-best.ckpt', 'final.ckpt', 'last.ckpt']);
+});
