@@ -4,7 +4,6 @@
  * between two buffers (outputs are written into the idle buffer, then swapped), so a step makes
  * no JS-array round trip and allocates no new parameter memory.
  */
-import type { ValueInfo } from '../ir/graph.js';
 import { type Model, withInitializers } from '../ir/model.js';
 import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
