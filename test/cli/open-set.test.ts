@@ -88,7 +88,7 @@ test('a sidecar temperature divides the logits: predict and the exported "probab
   const byIndex = (p: typeof p1) => [0, 1, 2].map((i) => p.find((t) => t.index === i)!.probability);
   const root = byIndex(p1).map(Math.sqrt);
   const want = root.map((v) => v / root.reduce((a, b) => a + b, 0));
-  byIndex(p2).forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-4, `class ${i}: ${v} vs ${want[i]}`));
+  for (const [i, v] of byIndex(p2).entries()) assert.ok(Math.abs(v - want[i]!) < 1e-4, `class ${i}: ${v} vs ${want[i]}`);
   assert.equal(JSON.parse(fs.readFileSync(model(2).replace(/onnx$/, 'json'), 'utf8')).temperature, 2);
   // the exported graph's probabilities output is calibrated too
   const s = await ort.InferenceSession.create(model(2));
@@ -96,7 +96,7 @@ test('a sidecar temperature divides the logits: predict and the exported "probab
   const out = await s.run({ [s.inputNames[0]!]: new ort.Tensor('float32', x, [1, 3, 16, 16]) }, ['probabilities', 'logits']);
   const z = out.logits!.data as Float32Array;
   const e = [...z].map((v) => Math.exp(v / 2));
-  [...(out.probabilities!.data as Float32Array)].forEach((v, i) => assert.ok(Math.abs(v - e[i]! / e.reduce((a, b) => a + b, 0)) < 1e-5));
+  for (const [i, v] of (out.probabilities!.data as Float32Array).entries()) assert.ok(Math.abs(v - e[i]! / e.reduce((a, b) => a + b, 0)) < 1e-5);
   await s.release();
 });
 
