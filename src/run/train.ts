@@ -174,6 +174,7 @@ async function trainInRunDir(
 
   // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
   const modelFile = path.join(rd.root, 'model.onnx');
+  net.temperature = undefined; // a backbone's calibration does not hold for the trained model; calibrateOnVal fits a new one
   const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo };
   net.save(modelFile, extra);
   // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
