@@ -2,13 +2,13 @@
  * The exact preprocessing of a model as a short recipe to reproduce its predictions outside graft: the
  * settings in words and the same steps as Python (Pillow + NumPy) code, ending with the calibrated softmax.
  */
-import type { PreprocessConfig } from '../data/preprocess.js';
+import { cropResizeTarget, type PreprocessConfig } from '../data/preprocess.js';
 
 /** One line per setting: size, resize policy, crop, scale, mean/std, channel order, layout, temperature. */
 export function preprocessingSummary(p: PreprocessConfig, temperature = 1): string[] {
   const [h, w] = p.size;
   const resize = {
-    crop: `resize the shorter side to ${Math.floor(h / p.cropFraction)} (size / cropFraction ${p.cropFraction}), then centre-crop ${w}×${h}`,
+    crop: `resize so the image covers ${cropResizeTarget(p)[1]}×${cropResizeTarget(p)[0]} (size / cropFraction ${p.cropFraction}, aspect kept), then centre-crop ${w}×${h}`,
     stretch: `resize to ${w}×${h}, ignoring the aspect ratio`,
     pad: `fit inside ${w}×${h} keeping the aspect ratio, pad with grey ${p.padValue}`,
   }[p.resize];
@@ -27,10 +27,12 @@ export function preprocessingCode(p: PreprocessConfig, temperature = 1): string 
   const resample = p.interpolation === 'bicubic' ? 'Image.BICUBIC' : 'Image.BILINEAR';
   const geometry = {
     crop: [
-      `t = ${Math.floor(h / p.cropFraction)}  # shorter side before the centre crop`,
-      `s = t / min(img.width * ${h} / ${w}, img.height)`,
-      `img = img.resize((max(${w}, int(img.width * s)), max(${h}, int(img.height * s))), ${resample})`,
-      `left, top = round((img.width - ${w}) / 2), round((img.height - ${h}) / 2)`,
+      `th, tw = ${cropResizeTarget(p).join(', ')}  # size / cropFraction`,
+      'if img.height * tw <= img.width * th: rh, rw = th, int(th * img.width / img.height)',
+      'else: rh, rw = int(tw * img.height / img.width), tw',
+      `rh, rw = max(rh, ${h}), max(rw, ${w})`,
+      `img = img.resize((rw, rh), ${resample})`,
+      `left, top = round((rw - ${w}) / 2), round((rh - ${h}) / 2)  # Python rounds half to even, as graft does`,
       `img = img.crop((left, top, left + ${w}, top + ${h}))`,
     ],
     stretch: [`img = img.resize((${w}, ${h}), ${resample})`],
