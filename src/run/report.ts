@@ -53,16 +53,21 @@ export function restoredLines(phases: TrainReportInput['phases']): string[] {
     .map((p) => `${p.name}: early stopping restored epoch ${p.restoredEpoch} of ${p.epochs} (best ${p.monitor})`);
 }
 
-/** Writes `<run>/report.html` and returns its path. */
-export async function writeTrainReport(r: TrainReportInput): Promise<string> {
-  const K = r.classes.length;
+/** The training curves (SVG) of a history, with each phase's restored epoch marked (epochs counted across phases). */
+export async function renderCurves(history: TrainReportInput['history'], phases: TrainReportInput['phases']): Promise<string> {
   let offset = 0;
   const restoredAcross: number[] = [];
-  for (const p of r.phases) {
+  for (const p of phases) {
     if (p.restoredEpoch !== undefined) restoredAcross.push(offset + p.restoredEpoch);
     offset += p.epochs;
   }
-  const curves = await renderVegaLite(curvesSpec(r.history, restoredAcross), { format: 'svg' });
+  return (await renderVegaLite(curvesSpec(history, restoredAcross), { format: 'svg' })).svg;
+}
+
+/** Writes `<run>/report.html` and returns its path. */
+export async function writeTrainReport(r: TrainReportInput): Promise<string> {
+  const K = r.classes.length;
+  const curves = { svg: await renderCurves(r.history, r.phases) };
   const all = Array.from({ length: K }, (_, i) => i);
   const labels = r.val ? Int32Array.from(r.val.labels) : new Int32Array(0);
   const m = classificationMetrics({ probabilities: r.val?.probabilities ?? new Float32Array(0), classes: K }, labels, { topK: 5 });

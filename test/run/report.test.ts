@@ -14,6 +14,7 @@ import { parseConfig } from '../../src/run/config.js';
 import { restoredEpochOf } from '../../src/run/report.js';
 import { runTraining } from '../../src/run/train.js';
 import '../../src/ops/index.js';
+import { runGraft } from '../cli-run.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-run-report-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -79,4 +80,13 @@ test('a train run with early stopping: the summary names the restored epoch, cal
   assert.match(html, /Temperature scaling: T = /);
   assert.doesNotMatch(html, /top-\d accuracy/, '3 classes: top-5 is not shown');
   assert.ok(!/<script|https?:\/\/(?!www\.w3\.org)/.test(html), 'self-contained');
+
+  // graft eval of the trained model: its report shows the model's training curves and restored epoch too
+  const out = path.join(tmp, 'eval');
+  const ev = await runGraft(['eval', s.model, '--data', data, '--out', out], tmp, { GRAFT_THREADS: '1' });
+  assert.equal(ev.code, 0, ev.stderr);
+  const evalHtml = fs.readFileSync(path.join(out, 'report.html'), 'utf8');
+  assert.match(evalHtml, /<h2>Training curves<\/h2>\n<div class="charts"><svg/);
+  assert.match(evalHtml, new RegExp(`head: early stopping restored epoch ${want.epoch} of ${phase.epochs}`));
+  assert.match(evalHtml, /<pre class="recipe">/);
 });

@@ -16,7 +16,7 @@ import { atLeastOne, type Classifier, classifyFiles, csvField, loadClassifier, p
 
 /** The eval.json document (also the --json output). */
 export interface EvalReport
-  extends Omit<HtmlReportInput, 'confusionSvg' | 'reliabilitySvg' | 'title' | 'perClass' | 'misclassified' | 'preprocessing' | 'curvesSvg'> {
+  extends Omit<HtmlReportInput, 'confusionSvg' | 'reliabilitySvg' | 'title' | 'perClass' | 'misclassified' | 'preprocessing' | 'curvesSvg' | 'restored'> {
   graft: string;
   created: string;
   /** The model's class names, in output order. */
@@ -253,11 +253,29 @@ async function writeOutputs(
       return { file: p.paths[i]!, truth: at.get(p.truth[j]!) ?? -1, predicted: at.get(pred) ?? -1, p: pred === -1 ? 0 : p.probs[j * p.k + pred]! };
     }),
   );
+  const curves = await trainingCurves(report.model);
   const preprocessing = { summary: preprocessingSummary(p.preprocess, report.temperature), code: preprocessingCode(p.preprocess, report.temperature) };
-  put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg, misclassified, preprocessing }));
+  put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg, misclassified, preprocessing, ...curves }));
   files.json = path.join(out, 'eval.json');
   atomicWrite(files.json, `${JSON.stringify({ ...report, files }, null, 2)}\n`);
   return files;
+}
+
+/** The training curves and restored epochs of a model trained by graft (its sidecar's metrics.history and phases). */
+async function trainingCurves(model: string): Promise<{ curvesSvg?: string; restored?: string[] }> {
+  const { sidecarPath } = await import('../../train/sidecar.js');
+  const { renderCurves, restoredLines } = await import('../../run/report.js');
+  const file = sidecarPath(model);
+  let j: { metrics?: { history?: unknown }; phases?: unknown } | undefined;
+  try {
+    j = file && fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
+  } catch {
+    return {}; // loadClassifier already read and checked the sidecar; anything else in it is optional
+  }
+  const history = j?.metrics?.history;
+  const phases = j?.phases;
+  if (!Array.isArray(history) || history.length === 0 || !Array.isArray(phases)) return {};
+  return { curvesSvg: await renderCurves(history, phases), restored: restoredLines(phases) };
 }
 
 /** Open-set numbers under a threshold: rows whose top probability is below it are "unknown". */
