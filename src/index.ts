@@ -23,6 +23,7 @@ export * from './nn/index.js';
 export { decodeModel, encodeModel, loadModel, saveModel } from './onnx/io.js';
 export { defineOp, differentiableOps, opDef, registeredOps, registerStandardOps } from './ops/index.js';
 export * from './optim/index.js';
+export { fitTemperature, softmaxWithTemperature, type TemperatureFit } from './report/temperature.js';
 export { configSchema, defaultRunName, findConfigFile, type GraftConfig, loadConfig, parseConfig } from './run/config.js';
 export { RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './run/events.js';
 export { type RunLrFindOptions, runLrFind } from './run/lr-find.js';
@@ -35,6 +36,17 @@ export { toInferenceModel } from './step/export.js';
 export { NonFiniteLossError, StepRunner } from './step/runner.js';
 export { Rng, Tensor } from './tensor.js';
 export { type Callback, EarlyStopping, type EpochMetrics, type TrainState } from './train/callbacks.js';
+export {
+  type Classified,
+  type Classifier,
+  type ClassifyOptions,
+  classifierOf,
+  classifyFiles,
+  type ImageClass,
+  labelRows,
+  loadClassifier,
+  UNKNOWN_LABEL,
+} from './train/classify.js';
 export { evaluateSource, type FitOptions, type FitResult, fit } from './train/fit.js';
 export { type FitConfig, Network, type NetworkMeta } from './train/network.js';
 export type { FitProgress, FitStep } from './train/progress.js';

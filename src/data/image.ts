@@ -226,6 +226,8 @@ export interface BatchOptions extends DecodeLimits {
   out?: Float32Array;
   /** 'throw' (default): the first undecodable file rejects the batch; 'skip': its slot is zero-filled and reported. */
   onError?: 'throw' | 'skip';
+  /** Index of the first input in a longer list: an encoded image in a Buffer is named `buffer #<index>` in errors (default 0). */
+  firstIndex?: number;
 }
 
 /** A decoded batch. */
@@ -241,7 +243,7 @@ export interface DecodedBatch {
  * Decodes a batch of files with a concurrency limit into one float32 buffer.
  * @throws {@link ImageDecodeError} for the first bad file unless `onError: 'skip'`.
  */
-export async function decodeBatch(files: readonly string[], cfg: PreprocessConfig, opts: BatchOptions = {}): Promise<DecodedBatch> {
+export async function decodeBatch(files: readonly (string | Buffer)[], cfg: PreprocessConfig, opts: BatchOptions = {}): Promise<DecodedBatch> {
   const per = imageSize(cfg);
   const need = files.length * per;
   if (opts.out && opts.out.length < need) throw new Error(`decodeBatch: output buffer holds ${opts.out.length} values, ${files.length} images need ${need}.`);
@@ -255,9 +257,11 @@ export async function decodeBatch(files: readonly string[], cfg: PreprocessConfi
   const worker = async () => {
     while (stop === undefined && next < files.length) {
       const i = next++;
-      const file = files[i]!;
+      const input = files[i]!;
+      const file = typeof input === 'string' ? input : `buffer #${(opts.firstIndex ?? 0) + i}`;
       try {
-        await decodeImage(file, cfg, {
+        await decodeImage(input, cfg, {
+          name: typeof input === 'string' ? undefined : file,
           out: data,
           offset: i * per,
           augment: opts.augment,

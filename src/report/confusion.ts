@@ -111,6 +111,13 @@ export function reliabilitySpec(bins: readonly CalibrationBin[], ece: number, ti
   const used = bins.filter((b) => b.count > 0).map((b) => ({ ...b, lo: round(b.lo), hi: round(b.hi) }));
   const total = bins.reduce((a, b) => a + b.count, 0);
   const axis = { scale: { domain: [0, 1] }, type: 'quantitative' as const };
+  // one colour scale across the layers gives the chart its legend
+  const key = (datum: string) => ({
+    datum,
+    type: 'nominal' as const,
+    scale: { domain: ['accuracy', 'gap to confidence', 'perfect calibration'], range: ['#4c78a8', '#e45756', '#888888'] },
+    legend: { title: null, orient: 'bottom' },
+  });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: { text: title, anchor: 'start', subtitle: `ECE ${(ece * 100).toFixed(2)}% over ${bins.length} bins, ${total} samples` },
@@ -119,8 +126,9 @@ export function reliabilitySpec(bins: readonly CalibrationBin[], ece: number, ti
     layer: [
       {
         data: { values: used },
-        mark: { type: 'bar', color: '#4c78a8', stroke: '#1f3b5a', strokeWidth: 0.5 },
+        mark: { type: 'bar', stroke: '#1f3b5a', strokeWidth: 0.5 },
         encoding: {
+          color: key('accuracy'),
           x: { field: 'lo', ...axis, title: 'confidence (max probability)' },
           x2: { field: 'hi' },
           y: { field: 'accuracy', ...axis, title: 'accuracy' },
@@ -129,8 +137,9 @@ export function reliabilitySpec(bins: readonly CalibrationBin[], ece: number, ti
       },
       {
         data: { values: used },
-        mark: { type: 'bar', color: '#e45756', opacity: 0.35 },
+        mark: { type: 'bar', opacity: 0.35 },
         encoding: {
+          color: key('gap to confidence'),
           x: { field: 'lo', ...axis },
           x2: { field: 'hi' },
           y: { field: 'confidence', ...axis },
@@ -144,8 +153,8 @@ export function reliabilitySpec(bins: readonly CalibrationBin[], ece: number, ti
             { x: 1, y: 1 },
           ],
         },
-        mark: { type: 'line', color: '#888888', strokeDash: [4, 4] },
-        encoding: { x: { field: 'x', ...axis }, y: { field: 'y', ...axis } },
+        mark: { type: 'line', strokeDash: [4, 4] },
+        encoding: { x: { field: 'x', ...axis }, y: { field: 'y', ...axis }, color: key('perfect calibration') },
       },
     ],
     config: { font: 'sans-serif' },

@@ -14,9 +14,14 @@ export interface TrainSummary {
   export?: string;
   classes: string[];
   samples: { train: number; val: number; test: number };
-  phases: { name: string; epochs: number; stoppedEarly: boolean; resumed: boolean }[];
+  /** Each phase; `restoredEpoch` (1-based, within the phase) is the epoch whose weights early stopping restored, by `monitor`. */
+  phases: { name: string; epochs: number; stoppedEarly: boolean; resumed: boolean; restoredEpoch?: number; monitor?: string }[];
   /** Final metrics of the saved model. */
   metrics: { val?: { loss: number; acc: number }; test?: { loss: number; acc: number } };
+  /** Temperature scaling fitted on the validation data: the temperature and val NLL/ECE before and after. */
+  calibration?: { temperature: number; before: { nll: number; ece: number }; after: { nll: number; ece: number } };
+  /** The run's report.html. */
+  report?: string;
   /** Every epoch's metrics, with its phase. */
   history: Record<string, number | string>[];
 }

@@ -17,8 +17,10 @@ import { phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
 import type { TaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
+import { calibrateOnVal } from './calibrate.js';
 import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
+import { restoredEpochOf, writeTrainReport } from './report.js';
 import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
 
 /** Options of {@link runTraining}. */
@@ -134,7 +136,7 @@ async function trainInRunDir(
     if (done) {
       net.loadState(done.tensors);
       history.push(...done.history.map((m) => ({ phase: p.name, ...m })));
-      phaseInfo.push({ name: p.name, epochs: done.history.length, stoppedEarly: done.stoppedEarly, resumed: true });
+      phaseInfo.push({ name: p.name, epochs: done.history.length, stoppedEarly: done.stoppedEarly, resumed: true, ...restored(cfg, early, done.history) });
       continue;
     }
     const dir = rd.phaseDir(p.name);
@@ -181,11 +183,12 @@ async function trainInRunDir(
     if (r.cancelled) throw new RunCancelled(rd.root);
     rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
     history.push(...r.history.map((m) => ({ phase: p.name, ...m })));
-    phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false });
+    phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false, ...restored(cfg, early, r.history) });
   }
 
   // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
   const modelFile = path.join(rd.root, 'model.onnx');
+  net.temperature = undefined; // a backbone's calibration does not hold for the trained model; calibrateOnVal fits a new one
   const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo };
   net.save(modelFile, extra);
   // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
@@ -202,20 +205,60 @@ async function trainInRunDir(
       `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so model.onnx was not kept. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
     );
   }
-  if (val && data.val?.kind === 'files') {
-    const { probabilities } = await net.predict(val, bs);
-    const pred = argmaxRows({ probabilities, classes: K });
-    const { paths, labels } = val as unknown as { paths: readonly string[]; labels: Int32Array };
-    const rows = paths.map((p, i) => {
-      const pr = Array.from(probabilities.subarray(i * K, (i + 1) * K));
-      return { path: p, label: data.classes[labels[i]!], pred: data.classes[pred[i]!], probabilities: pr };
-    });
-    rd.writeJsonl('predictions.jsonl', rows);
-  }
-  const full = { ...extra, metrics: { ...metrics, history } };
+  const calibration = await calibrateOnVal(net, val, bs);
+  if (calibration) net.save(modelFile, extra); // re-exported: its "probabilities" output now divides the logits by the temperature
+  const valProbs = val ? (await net.predict(val, bs)).probabilities : undefined;
+  if (val && valProbs && data.val?.kind === 'files') writePredictions(rd, val, valProbs, data.classes);
+  const full = { ...extra, metrics: { ...metrics, history }, ...(calibration ? { calibration } : {}) };
   net.writeSidecar(modelFile, full);
   if (cfg.run.export) net.save(cfg.run.export, full);
-  return { run: rd.root, model: modelFile, export: cfg.run.export, classes: data.classes, samples, phases: phaseInfo, metrics, history };
+  const summary: TrainSummary = { run: rd.root, model: modelFile, export: cfg.run.export, classes: data.classes, samples, phases: phaseInfo, metrics, history };
+  if (calibration) summary.calibration = calibration;
+  summary.report = await writeTrainReport({
+    run: rd.root,
+    model: modelFile,
+    classes: data.classes,
+    history,
+    phases: phaseInfo,
+    preprocess: net.preprocess,
+    temperature: calibration,
+    val:
+      val && valProbs
+        ? {
+            probabilities: valProbs,
+            labels: labelsOf(val),
+            paths: (val as { paths?: readonly string[] }).paths,
+            source: cfg.data.val ?? cfg.data.train ?? cfg.data.manifest ?? 'the data',
+          }
+        : undefined,
+  });
+  return summary;
+}
+
+/** The validation predictions beside the model (predictions.jsonl): path, label, predicted label and the calibrated probabilities. */
+function writePredictions(rd: RunDir, val: BatchSource, probabilities: Float32Array, classes: string[]): void {
+  const K = classes.length;
+  const pred = argmaxRows({ probabilities, classes: K });
+  const { paths, labels } = val as unknown as { paths: readonly string[]; labels: Int32Array };
+  const rows = paths.map((p, i) => {
+    const pr = Array.from(probabilities.subarray(i * K, (i + 1) * K));
+    return { path: p, label: classes[labels[i]!], pred: classes[pred[i]!], probabilities: pr };
+  });
+  rd.writeJsonl('predictions.jsonl', rows);
+}
+
+/** The labels of an image or array source. */
+function labelsOf(src: BatchSource): ArrayLike<number> {
+  const s = src as { labels?: ArrayLike<number>; y?: ArrayLike<number> };
+  return s.labels ?? s.y ?? [];
+}
+
+/** The epoch early stopping restored in a phase (when it restores the best weights). */
+function restored(cfg: GraftConfig, early: boolean, history: readonly EpochMetrics[]): { restoredEpoch?: number; monitor?: string } {
+  const es = cfg.train.earlyStopping;
+  if (!early || !es.restoreBest) return {};
+  const best = restoredEpochOf(history, es.monitor, es.minDelta);
+  return best ? { restoredEpoch: best.epoch, monitor: `${es.monitor} ${best.value.toFixed(4)}` } : {};
 }
 
 function pickLossAcc(r: { loss: number; acc: number }): { loss: number; acc: number } {

@@ -15,6 +15,8 @@ export interface ExportOptions {
   features?: string;
   /** Keep the raw model output as "logits" (default true). */
   logits?: boolean;
+  /** Calibration temperature: "probabilities" = Softmax(logits / temperature) (a Div before the Softmax; default 1, no Div). */
+  temperature?: number;
 }
 
 /** Builds the inference model from a forward model whose initializers already hold the trained values. */
@@ -35,7 +37,10 @@ export function toInferenceModel(trained: Model, opts: ExportOptions = {}): Mode
     outputs.push({ name: 'logits', dtype: 'float32', shape: g.info(out.name)?.shape });
   }
   if (opts.probabilities ?? true) {
-    const p = e.op('Softmax', [out.name], { axis: -1 });
+    const t = opts.temperature ?? 1;
+    if (!(t > 0 && Number.isFinite(t))) throw new Error(`Export temperature must be a positive number, got ${t}; fit it with graft train or leave it out.`);
+    const scaled = t === 1 ? out.name : e.div(out.name, e.scalar(t));
+    const p = e.op('Softmax', [scaled], { axis: -1 });
     g.addNode('Identity', [p], ['probabilities'], {}, 'export/probabilities');
     outputs.push({ name: 'probabilities', dtype: 'float32', shape: g.info(out.name)?.shape });
   }

@@ -39,6 +39,7 @@ import { atomicWrite } from '../util/atomic-write.js';
 import type { OnTaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import type { Callback } from './callbacks.js';
+import type { ImageClass } from './classify.js';
 import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
 import { type FitProgress, progressCallback } from './progress.js';
 import { phasesOf } from './recipes.js';
@@ -94,6 +95,8 @@ export interface NetworkMeta {
   preprocess?: PreprocessConfig;
   /** The feature value (pooled features before the classifier). */
   cut?: string;
+  /** Calibration temperature: graft's probabilities are softmax(logits / temperature) (fitted on val by `graft train`). */
+  temperature?: number;
 }
 
 export class Network {
@@ -102,6 +105,8 @@ export class Network {
   labels?: string[];
   preprocess?: PreprocessConfig;
   cut?: string;
+  /** Calibration temperature (see {@link NetworkMeta.temperature}); undefined means 1. */
+  temperature?: number;
   /** History of the last fit. */
   lastFit?: FitResult;
   /** Features of the validation data computed by the last head-only fit, so evaluating it again runs only the head. */
@@ -116,6 +121,7 @@ export class Network {
     this.labels = meta.labels;
     this.preprocess = meta.preprocess;
     this.cut = recordedCut(model, meta.cut);
+    this.temperature = meta.temperature;
     for (const p of paramNames(model)) this.trainable.add(p);
   }
 
@@ -324,7 +330,7 @@ export class Network {
   /** Class probabilities for a batch source (labels ignored), as an n × classes matrix. */
   async predict(source: BatchSource, batchSize = 256): Promise<{ probabilities: Float32Array; classes: number }> {
     const { model, data } = await this.inferenceView(source, batchSize);
-    const inf = toInferenceModel(model, { logits: false });
+    const inf = toInferenceModel(model, { logits: false, temperature: this.temperature });
     const s = await createSession(inf);
     const out: Float32Array[] = [];
     let classes = 0;
@@ -345,9 +351,26 @@ export class Network {
     return { probabilities, classes };
   }
 
+  /**
+   * Classifies images (file paths, or encoded images in Buffers) with the network's preprocessing, labels and
+   * calibration temperature: one row per input with its top label, probability and top-k list. Rows whose top
+   * probability is under `threshold` are labelled "unknown"; an undecodable image is an "unknown" row with `error`.
+   */
+  async classify(inputs: readonly (string | Buffer)[], opts: { topK?: number; threshold?: number; batchSize?: number } = {}): Promise<ImageClass[]> {
+    const { classifierOf, classifyFiles, labelRows } = await import('./classify.js');
+    const clf = await classifierOf(this);
+    try {
+      const r = await classifyFiles(clf, inputs, { batchSize: opts.batchSize });
+      const names = inputs.map((x, i) => (typeof x === 'string' ? x : `buffer #${i}`));
+      return labelRows(r, clf.labels, names, opts);
+    } finally {
+      await clf.session.release();
+    }
+  }
+
   /** The inference model: outputs logits, probabilities and (when the cut is known) features. */
   toInference(): Model {
-    const m = toInferenceModel(this.model, { features: this.cut });
+    const m = toInferenceModel(this.model, { features: this.cut, temperature: this.temperature });
     if (this.preprocess) m.metadata['graft.preprocess'] = JSON.stringify(this.preprocess);
     if (this.labels) m.metadata['graft.labels'] = JSON.stringify(this.labels);
     return m;
@@ -362,7 +385,7 @@ export class Network {
   /** Writes (or rewrites) only the JSON sidecar of `file` (.onnx), as {@link save} does. */
   writeSidecar(file: string, extra: Record<string, unknown> = {}): void {
     const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
-    const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, cut: this.cut, ...extra };
+    const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, cut: this.cut, temperature: this.temperature, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }

@@ -17,6 +17,8 @@ export interface SidecarFields {
   labels?: string[];
   preprocess?: unknown;
   cut?: string;
+  /** Calibration temperature (> 0): probabilities are softmax(logits / temperature). */
+  temperature?: number;
 }
 
 /** The sidecar path of an .onnx model (`model.onnx` → `model.json` in the same folder), or undefined for other files. */
@@ -72,6 +74,13 @@ export function checkSidecar(raw: unknown, file: string, modelFile: string, mode
           `Fix "cut" in the sidecar (\`graft inspect ${modelFile}\` lists the values and the suggested cut), or delete it to use the suggested one.`,
       );
     out.cut = j.cut;
+  }
+  if (j.temperature !== undefined && j.temperature !== null) {
+    if (typeof j.temperature !== 'number' || !Number.isFinite(j.temperature) || j.temperature <= 0)
+      throw new Error(
+        `${file}: "temperature" must be a positive number (probabilities are softmax(logits / temperature)), but it is ${describe(j.temperature)}. Fix it, or delete it to use uncalibrated probabilities (temperature 1).`,
+      );
+    out.temperature = j.temperature;
   }
   return out;
 }

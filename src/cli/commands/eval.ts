@@ -7,14 +7,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
+import type { PreprocessConfig } from '../../data/preprocess.js';
 import { confusionText } from '../../report/confusion.js';
 import type { HtmlReportInput } from '../../report/html.js';
 import type { CalibrationBin } from '../../report/metrics.js';
 import { CliError, emit, note } from '../context.js';
-import { atLeastOne, type Classifier, classifyFiles, csvField, loadClassifier, warner } from './predict.js';
+import { atLeastOne, type Classifier, classifyFiles, csvField, loadClassifier, probability, warner } from './predict.js';
 
 /** The eval.json document (also the --json output). */
-export interface EvalReport extends Omit<HtmlReportInput, 'confusionSvg' | 'reliabilitySvg' | 'title' | 'perClass'> {
+export interface EvalReport
+  extends Omit<HtmlReportInput, 'confusionSvg' | 'reliabilitySvg' | 'title' | 'perClass' | 'misclassified' | 'preprocessing' | 'curvesSvg' | 'restored'> {
   graft: string;
   created: string;
   /** The model's class names, in output order. */
@@ -26,6 +28,8 @@ export interface EvalReport extends Omit<HtmlReportInput, 'confusionSvg' | 'reli
   perClass: { label: string; index: number; precision: number; recall: number; f1: number; support: number }[];
   /** Files written under --out, by kind. */
   files?: Record<string, string>;
+  /** The model's calibration temperature (probabilities are softmax(logits / temperature)). */
+  temperature: number;
 }
 
 interface EvalOptions {
@@ -37,6 +41,7 @@ interface EvalOptions {
   strict?: boolean;
   preprocess?: string;
   allowOutside?: boolean;
+  threshold?: number;
 }
 
 /** Registers `graft eval`. */
@@ -53,6 +58,12 @@ export function register(program: Command): void {
     .option('--strict', 'stop with exit code 1 at the first image that cannot be decoded (default: warn and leave it out)')
     .option('--preprocess <file>', "JSON preprocessing config to use instead of the model's")
     .option('--allow-outside', "accept manifest paths (and symbolic links) that lead outside the manifest's folder")
+    .addOption(
+      new Option(
+        '--threshold <p>',
+        'count an image as "unknown" when its top probability is below p (0..1): reports coverage and accuracy on the rest',
+      ).argParser(probability('--threshold')),
+    )
     .action(async (model: string, opts: EvalOptions, cmd: Command) => {
       const report = await evaluate(model, opts, cmd);
       emit(cmd, report, () => formatEval(report));
@@ -166,7 +177,9 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
     weighted: m.report.weighted,
     perClass: present.map((c) => ({ label: clf.labels[c]!, index: c, ...m.report.perClass[c]! })),
     confusion: { labels: present.map((c) => clf.labels[c]!), matrix: present.map((t) => present.map((p) => m.confusion[t]![p]!)) },
+    temperature: clf.temperature,
   };
+  if (opts.threshold !== undefined) report.open = openSet(probs, k, labels, m.predicted, opts.threshold);
   if (opts.out) {
     report.files = await writeOutputs(opts.out, report, {
       keep,
@@ -177,6 +190,8 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
       root: data.root,
       labels: clf.labels,
       truth: labels,
+      present,
+      preprocess: clf.preprocess,
     });
     note(cmd, `wrote ${Object.values(report.files).join(', ')}`);
   }
@@ -186,8 +201,21 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
 async function writeOutputs(
   out: string,
   report: EvalReport,
-  p: { keep: number[]; predicted: Int32Array; probs: Float32Array; k: number; paths: readonly string[]; root: string; labels: string[]; truth: Int32Array },
+  p: {
+    keep: number[];
+    predicted: Int32Array;
+    probs: Float32Array;
+    k: number;
+    paths: readonly string[];
+    root: string;
+    labels: string[];
+    truth: Int32Array;
+    present: number[];
+    preprocess: PreprocessConfig;
+  },
 ): Promise<Record<string, string>> {
+  const { misclassifiedCells } = await import('../../report/thumbnails.js');
+  const { preprocessingCode, preprocessingSummary } = await import('../../report/recipe.js');
   const { atomicWrite } = await import('../../util/atomic-write.js');
   const { renderConfusion, renderReliability } = await import('../../report/confusion.js');
   const { renderHtmlReport } = await import('../../report/html.js');
@@ -218,10 +246,56 @@ async function writeOutputs(
   put('confusionPng', 'confusion.png', conf.png);
   put('reliabilitySvg', 'reliability.svg', rel.svg);
   put('reliabilityPng', 'reliability.png', rel.png);
-  put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg }));
+  const at = new Map(p.present.map((c, i) => [c, i]));
+  const misclassified = await misclassifiedCells(
+    p.keep.map((i, j) => {
+      const pred = p.predicted[j]!;
+      return { file: p.paths[i]!, truth: at.get(p.truth[j]!) ?? -1, predicted: at.get(pred) ?? -1, p: pred === -1 ? 0 : p.probs[j * p.k + pred]! };
+    }),
+  );
+  const curves = await trainingCurves(report.model);
+  const preprocessing = { summary: preprocessingSummary(p.preprocess, report.temperature), code: preprocessingCode(p.preprocess, report.temperature) };
+  put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg, misclassified, preprocessing, ...curves }));
   files.json = path.join(out, 'eval.json');
   atomicWrite(files.json, `${JSON.stringify({ ...report, files }, null, 2)}\n`);
   return files;
+}
+
+/** The training curves and restored epochs of a model trained by graft (its sidecar's metrics.history and phases). */
+async function trainingCurves(model: string): Promise<{ curvesSvg?: string; restored?: string[] }> {
+  const { sidecarPath } = await import('../../train/sidecar.js');
+  const { renderCurves, restoredLines } = await import('../../run/report.js');
+  const file = sidecarPath(model);
+  let j: { metrics?: { history?: unknown }; phases?: unknown } | undefined;
+  try {
+    j = file && fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : undefined;
+  } catch {
+    return {}; // loadClassifier already read and checked the sidecar; anything else in it is optional
+  }
+  const history = j?.metrics?.history;
+  const phases = j?.phases;
+  if (!Array.isArray(history) || history.length === 0 || !Array.isArray(phases)) return {};
+  return { curvesSvg: await renderCurves(history, phases), restored: restoredLines(phases) };
+}
+
+/** Open-set numbers under a threshold: rows whose top probability is below it are "unknown". */
+export function openSet(
+  probs: Float32Array,
+  k: number,
+  truth: ArrayLike<number>,
+  predicted: ArrayLike<number>,
+  threshold: number,
+): NonNullable<EvalReport['open']> {
+  const n = truth.length;
+  let unknown = 0;
+  let right = 0;
+  for (let i = 0; i < n; i++) {
+    const pred = predicted[i]!;
+    if (pred === -1 || !(probs[i * k + pred]! >= threshold)) unknown++;
+    else if (pred === truth[i]) right++;
+  }
+  const covered = n - unknown;
+  return { threshold, unknown, coverage: n ? covered / n : 0, coveredAccuracy: covered ? right / covered : 0 };
 }
 
 /** Human-readable rendering of an evaluation. */
@@ -233,7 +307,14 @@ export function formatEval(r: EvalReport): string[] {
     `${r.n} images of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
     ...(r.nonFinite ? [`  ${r.nonFinite} images gave NaN (or infinite) outputs: counted as wrong`] : []),
     kv('accuracy', pct(r.accuracy)),
-    kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy)),
+    ...(r.topK.k < r.labels.length ? [kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy))] : []),
+    ...(r.open
+      ? [
+          kv('unknown', `${r.open.unknown} of ${r.n} (top probability below ${r.open.threshold})`),
+          kv('coverage', pct(r.open.coverage)),
+          kv('covered acc', `${pct(r.open.coveredAccuracy)} (accuracy on the ${r.n - r.open.unknown} images not unknown)`),
+        ]
+      : []),
     kv('macro F1', f4(r.macro.f1)),
     kv('weighted F1', f4(r.weighted.f1)),
     kv('NLL', f4(r.nll)),

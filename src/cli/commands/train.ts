@@ -35,11 +35,20 @@ export function formatSummary(s: TrainSummary): string[] {
   const lines = [`run ${s.run}: ${s.classes.length} classes (${s.classes.slice(0, 10).join(', ')}${s.classes.length > 10 ? ', …' : ''})`];
   lines.push(`  samples    train ${s.samples.train}, val ${s.samples.val}, test ${s.samples.test}`);
   for (const p of s.phases)
-    lines.push(`  phase      ${p.name}: ${p.epochs} epoch(s)${p.stoppedEarly ? ', stopped early' : ''}${p.resumed ? ' (restored from checkpoint)' : ''}`);
+    lines.push(
+      `  phase      ${p.name}: ${p.epochs} epoch(s)${p.stoppedEarly ? ', stopped early' : ''}${p.resumed ? ' (restored from checkpoint)' : ''}${
+        p.restoredEpoch !== undefined ? `; restored epoch ${p.restoredEpoch} (best ${p.monitor})` : ''
+      }`,
+    );
   const last = s.history.at(-1);
   if (last) lines.push(`  last epoch train_loss ${f(last.train_loss)} train_acc ${f(last.train_acc)} val_loss ${f(last.val_loss)} val_acc ${f(last.val_acc)}`);
   if (s.metrics.val) lines.push(`  final val  loss ${f(s.metrics.val.loss)} acc ${f(s.metrics.val.acc)}`);
   if (s.metrics.test) lines.push(`  test       loss ${f(s.metrics.test.loss)} acc ${f(s.metrics.test.acc)}`);
-  lines.push(`  wrote      ${s.model} (+ model.json, metrics.jsonl)${s.export ? ` and ${s.export}` : ''}`);
+  const c = s.calibration;
+  if (c)
+    lines.push(
+      `  calibrated temperature ${c.temperature.toFixed(3)} on val: ECE ${(c.before.ece * 100).toFixed(2)}% -> ${(c.after.ece * 100).toFixed(2)}%, NLL ${f(c.before.nll)} -> ${f(c.after.nll)}`,
+    );
+  lines.push(`  wrote      ${s.model} (+ model.json, metrics.jsonl${s.report ? ', report.html' : ''})${s.export ? ` and ${s.export}` : ''}`);
   return lines;
 }

@@ -1,0 +1,22 @@
+/**
+ * The end of a training run: temperature scaling fitted on the validation predictions (report/temperature.ts),
+ * set on the network so its export's "probabilities" and graft's predict/eval/classify are calibrated.
+ */
+
+import { fitTemperature, logitsFromProbabilities, type TemperatureFit } from '../report/temperature.js';
+import type { BatchSource } from '../step/batches.js';
+import type { Network } from '../train/network.js';
+
+/**
+ * Fits the temperature on `val` (the uncalibrated network's predictions) and sets `net.temperature`.
+ * @returns the fit (temperature, val NLL and ECE before and after), or undefined without labelled val data.
+ */
+export async function calibrateOnVal(net: Network, val: BatchSource | undefined, batchSize: number): Promise<TemperatureFit | undefined> {
+  const labels = (val as { labels?: Int32Array } | undefined)?.labels;
+  if (!val || !labels || val.length === 0) return undefined;
+  net.temperature = undefined;
+  const { probabilities, classes } = await net.predict(val, batchSize);
+  const fit = fitTemperature(logitsFromProbabilities(probabilities), classes, labels);
+  net.temperature = fit.temperature;
+  return fit;
+}
