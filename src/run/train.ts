@@ -10,14 +10,14 @@ import { bufferNames } from '../ir/params.js';
 import { argmaxRows } from '../report/metrics.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import type { BatchSource } from '../step/batches.js';
-import type { Callback, EpochMetrics } from '../train/callbacks.js';
-import type { FitConfig, Network } from '../train/network.js';
-import { phasesOf } from '../train/recipes.js';
+import type { Network } from '../train/network.js';
+import { type Phase, phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
 import { graftVersion } from '../util/version.js';
 import type { GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
-import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
+import { trainPhases } from './phases.js';
+import { buildNetwork, loadRunData, makeSource, type RunData } from './setup.js';
 
 /** Options of {@link runTraining}. */
 export interface RunTrainingOptions {
@@ -95,7 +95,6 @@ async function trainInRunDir(
   const { data, net, train, val, test, rd } = ctx;
   const K = data.classes.length;
   const es = cfg.train.earlyStopping;
-  const early = es.enabled ?? !!val;
   const note = (message: string) => emit({ type: 'note', message });
   const phases = phasesOf(cfg.train, !!opts.pretrain);
   if (cfg.run.resume) {
@@ -111,64 +110,31 @@ async function trainInRunDir(
       `${cfg.model.backbone ?? cfg.model.arch}, mode ${opts.pretrain ? 'pretrain' : cfg.train.mode}`,
   );
 
-  const loss = makeLoss(cfg, data.train.labels, K);
-  const schedule = makeLrSchedule(cfg.train.schedule);
-  const history: TrainSummary['history'] = [];
-  const phaseInfo: TrainSummary['phases'] = [];
-  for (const [index, p] of phases.entries()) {
-    p.setup(net);
-    const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
-    emit({ type: 'phase', phase: p.name, index, count: phases.length, epochs: p.epochs, resumed: !!done });
-    if (done) {
-      net.loadState(done.tensors);
-      history.push(...done.history.map((m) => ({ phase: p.name, ...m })));
-      phaseInfo.push({ name: p.name, epochs: done.history.length, stoppedEarly: done.stoppedEarly, resumed: true });
-      continue;
-    }
-    const dir = rd.phaseDir(p.name);
-    // one monitor and one direction rule: best.ckpt and early stopping agree on the best epoch
-    const monitor = early ? es.monitor : undefined;
-    const callbacks: Callback[] = [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)];
-    if (early)
-      callbacks.push(
-        new PersistentEarlyStopping(
-          { monitor: es.monitor, patience: es.patience, minDelta: es.minDelta, restoreBest: es.restoreBest },
-          path.join(dir, 'early-best.ckpt'),
-        ),
-      );
-    if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
-    const fitCfg: FitConfig = {
-      epochs: p.epochs,
-      batchSize: cfg.train.batchSize,
-      optimizer: makeOptimizer(cfg.train.optimizer, p.lrMul),
-      loss,
-      schedule,
-      val,
-      callbacks,
-      seed: cfg.run.seed,
-      clipNorm: cfg.train.clipNorm,
-      freezeBNStats: cfg.train.freezeBNStats,
-      groups: p.groups,
-      checkpointDir: dir,
-      checkpointEvery: cfg.run.checkpointEvery,
-      resume: cfg.run.resume,
-      monitor,
-    };
-    let r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number; cancelled?: boolean };
-    try {
-      r = await net.fit(train, fitCfg);
-    } catch (e) {
-      if (!(e instanceof AlreadyStopped)) throw e;
-      // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
-      const st = rd.stoppedPhase(p.name, es.restoreBest);
-      net.loadState(st.tensors);
-      r = { ...st, stoppedEarly: st.history.length < p.epochs };
-    }
-    if (r.cancelled) throw new RunCancelled(rd.root);
-    rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
-    history.push(...r.history.map((m) => ({ phase: p.name, ...m })));
-    phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false });
-  }
+  const dirOf = (p: Phase) => rd.phaseDir(p.name);
+  const { history, phases: phaseInfo } = await trainPhases(
+    { cfg, net, train, val, trainLabels: data.train.labels, numClasses: K, pretrain: opts.pretrain },
+    {
+      begin: (p, index, count) => {
+        const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
+        emit({ type: 'phase', phase: p.name, index, count, epochs: p.epochs, resumed: !!done });
+        if (done) return { done };
+        if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
+        return { callbacks: [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)], checkpointDir: dirOf(p) };
+      },
+      earlyStopping: (p, o) => new PersistentEarlyStopping(o, path.join(dirOf(p), 'early-best.ckpt')),
+      recover: (p, e) => {
+        if (!(e instanceof AlreadyStopped)) throw e;
+        // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
+        const st = rd.stoppedPhase(p.name, es.restoreBest);
+        net.loadState(st.tensors);
+        return { ...st, stoppedEarly: st.history.length < p.epochs };
+      },
+      end: (p, r) => {
+        if (r.cancelled) throw new RunCancelled(rd.root);
+        rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
+      },
+    },
+  );
 
   // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
   const modelFile = path.join(rd.root, 'model.onnx');
