@@ -120,6 +120,11 @@ test('graft tune best --export retrains a fine-tune configuration through the sa
   const io = { note: () => {}, warn: () => {} };
   const prep = await prepareGraftObjective(tune, path.join(tmp, 'runs', 'export-ft'), io);
   const trial = await new GraftTrials(prep.options).run({ lr: 0.005 });
+  assert.deepEqual(
+    trial.history.map((m) => m.phase),
+    ['head', 'fine-tune', 'fine-tune'],
+    'both phases of the fine-tune recipe',
+  );
   const { net, metrics } = await trainForExport(tune, path.join(tmp, 'runs', 'export-ft'), { lr: 0.005 }, io);
   assert.equal(metrics.val.acc, trial.value);
   assert.ok(net.trainable.size > 0);
