@@ -9,7 +9,7 @@
  *   the features the study process computed once into the feature store (graft-prepare.ts), given to
  *   `Network.fit` as its features: the workers load the backbone's graph but read no image and run no backbone.
  * - Other trials load the data and the backbone of their config (once per worker process) and train the
- *   recipe's phases; a head-only phase takes the feature path of `Network.fit`, through the same store.
+ *   recipe's phases; a head-only phase (fine-tune's first) trains on the same prepared features.
  */
 
 import { readStoredFeatures, type StoredFeatures } from '../features/backbone.js';
@@ -98,11 +98,19 @@ export class GraftTrials {
     return trialConfig(this.o.config, params, this.o.source);
   }
 
-  /** True when a trial of this config trains the head on the prepared features. */
-  usesFeatures(cfg: GraftConfig): boolean {
-    if (!this.o.features || cfg.train.mode !== 'head' || cfg.train.augment) return false;
+  /** The prepared features, when they are this config's (its data, backbone, cut, preprocessing and seed; no augmentation). */
+  private featuresOf(cfg: GraftConfig): { train: ArraySource; val: ArraySource } | undefined {
+    const f = this.o.features;
+    if (!f || cfg.train.augment) return undefined;
     this.baseKey ??= featureKey(trialConfig(this.o.config, {}, this.o.source));
-    return featureKey(cfg) === this.baseKey;
+    if (featureKey(cfg) !== this.baseKey) return undefined;
+    this.feats ??= { train: readStoredFeatures(f.train), val: readStoredFeatures(f.val) };
+    return this.feats;
+  }
+
+  /** True when a trial of this config trains only the head, on the prepared features (no data, no backbone run). */
+  usesFeatures(cfg: GraftConfig): boolean {
+    return cfg.train.mode === 'head' && this.featuresOf(cfg) !== undefined;
   }
 
   /** The data and backbone of a config, loaded once per process (and per data, backbone and seed). */
@@ -119,19 +127,20 @@ export class GraftTrials {
   /** The network and data of a trial. */
   private async job(cfg: GraftConfig): Promise<{ job: PhaseJob; headOnly: boolean }> {
     const { loadBackbone, networkFor } = await import('./graft-prepare.js');
-    if (this.usesFeatures(cfg)) {
-      const f = this.o.features!;
-      this.feats ??= { train: readStoredFeatures(f.train), val: readStoredFeatures(f.val) };
+    const features = this.featuresOf(cfg);
+    if (features && cfg.train.mode === 'head') {
+      const classes = this.o.features!.classes;
       const key = featureKey(cfg);
-      if (!this.backbones.has(key)) this.backbones.set(key, loadBackbone(cfg, f.classes, this.o.source ?? 'graft config'));
+      if (!this.backbones.has(key)) this.backbones.set(key, loadBackbone(cfg, classes, this.o.source ?? 'graft config'));
       const net = networkFor(await this.backbones.get(key)!, cfg);
-      const { train, val } = this.feats;
-      const job = { cfg, net, train, val, features: this.feats, trainLabels: Int32Array.from(train.y), numClasses: f.classes.length };
-      return { job, headOnly: true };
+      const { train, val } = features;
+      return { job: { cfg, net, train, val, features, trainLabels: Int32Array.from(train.y), numClasses: classes.length }, headOnly: true };
     }
+    // other modes: the data and the backbone; a head-only phase (fine-tune's first) still trains on the prepared features
     const st = await this.setupOf(cfg);
     const net = networkFor(st, cfg);
-    return { job: { cfg, net, train: st.train, val: st.val, trainLabels: st.data.train.labels, numClasses: st.classes.length }, headOnly: false };
+    const job = { cfg, net, train: st.train, val: st.val, features, trainLabels: st.data.train.labels, numClasses: st.classes.length };
+    return { job, headOnly: false };
   }
 
   /** Trains one trial; `ctx` reports epochs to the pruner (omit it to train to the end, e.g. for export). */
