@@ -27,7 +27,6 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { adaBN } from '../src/adapt/adabn.js';
-import { Network } from '../src/train/network.js';
 import { FASHION_MNIST_CLASSES, loadFashionMnist } from '../src/data/idx.js';
 import type { PreprocessConfig } from '../src/data/preprocess.js';
 import { bilinearResize } from '../src/data/shift.js';
@@ -43,6 +42,7 @@ import { createSession, ort } from '../src/runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../src/step/batches.js';
 import { Rng } from '../src/tensor.js';
 import type { Callback } from '../src/train/callbacks.js';
+import { Network } from '../src/train/network.js';
 
 const { values } = parseArgs({
   options: {

@@ -4,13 +4,13 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { Network } from '../src/train/network.js';
 import { linear, mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js';
 import { sgd } from '../src/optim/index.js';
 import { lowered } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';
 import { StepRunner } from '../src/step/runner.js';
 import { Rng, Tensor } from '../src/tensor.js';
+import { Network } from '../src/train/network.js';
 
 const { values } = parseArgs({
   options: {

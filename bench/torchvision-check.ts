@@ -19,12 +19,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Network } from '../src/train/network.js';
 import { sgd } from '../src/optim/index.js';
 import { createSession, runHost } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';
 import { StepRunner } from '../src/step/runner.js';
 import { Tensor } from '../src/tensor.js';
+import { Network } from '../src/train/network.js';
 import { gradientModel } from './grad-graph.js';
 
 interface RefTensor {

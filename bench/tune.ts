@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { loadMnist } from '../src/data/idx.js';
 import { styleShift } from '../src/data/shift.js';
 import { kPerClass } from '../src/data/split.js';
-import { readStoredFeatures, type StoredFeatures, sourceFeatures } from '../src/features/backbone.js';
+import { headOnlySplit, readStoredFeatures, type StoredFeatures, sourceFeatures } from '../src/features/backbone.js';
 import { extractSubgraph, findCut } from '../src/ir/surgery.js';
 import { smallCNN } from '../src/nn/index.js';
 import { loadModel, saveModel } from '../src/onnx/io.js';
@@ -27,7 +27,7 @@ import { sgd } from '../src/optim/index.js';
 import { invSchedule } from '../src/optim/schedule.js';
 import { ArraySource } from '../src/step/batches.js';
 import { Network } from '../src/train/network.js';
-import { type GraftObjectiveOptions, GraftTrials, type TrialSettings } from '../src/tune/graft-objective.js';
+import { type GraftObjectiveOptions, GraftTrials } from '../src/tune/graft-objective.js';
 import { WorkerPool } from '../src/tune/pool.js';
 import { AshaPruner, NoPruner } from '../src/tune/pruners.js';
 import { GridSampler } from '../src/tune/samplers.js';
@@ -100,26 +100,17 @@ if (!fs.existsSync(featFile)) {
   log({ phase: 'features', seconds: (performance.now() - t0) / 1000, train: few.length, val: val.length, test: test.length });
 }
 
-// 2. the search: graft's defaults for everything not tuned
-const base: TrialSettings = {
-  optimizer: 'sgd',
-  lr: 0.01,
-  weightDecay: 0,
-  momentum: 0.9,
-  hidden: [256, 256],
-  activation: 'relu',
-  dropout: 0,
-  batchNorm: false,
-  labelSmoothing: 0,
-  unfreeze: 0,
-  batchSize: 32,
-  epochs: 10,
-  schedule: 'constant',
-  warmup: 0,
-  seed: 0,
+// 2. the search: graft's defaults for everything not tuned. The base graft config of the trials (each trial
+// sets its parameters on it); its backbone is the pretrained network, whose features the store holds.
+const base = {
+  data: { train: 'mnist' },
+  model: { backbone: preFile, preprocess: { size: [28, 28], channels: 1, mean: [0], std: [1] }, head: { hidden: [256, 256] } },
+  train: { mode: 'head', optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9 }, batchSize: 32, epochs: 10, earlyStopping: false },
+  run: { seed: 0 },
 };
 const feats = JSON.parse(fs.readFileSync(featFile, 'utf8')) as Record<'train' | 'val' | 'test', StoredFeatures>;
-const options: GraftObjectiveOptions = { base, metric: 'val_acc', features: { train: feats.train, val: feats.val } };
+const classes = Array.from({ length: 10 }, (_, i) => String(i));
+const options: GraftObjectiveOptions = { config: base, metric: 'val_acc', features: { train: feats.train, val: feats.val, classes } };
 const module = fileURLToPath(new URL('../src/tune/graft-objective.ts', import.meta.url));
 const space = parseSpace({
   lr: { type: 'log-uniform', low: 1e-3, high: 1, grid: [0.003, 0.01, 0.03, 0.1, 0.3] },
@@ -176,7 +167,9 @@ const trials = new GraftTrials(options);
 const test = readStoredFeatures(feats.test);
 async function testAcc(params: Params): Promise<{ val: number; test: number }> {
   const r = await trials.run(params);
-  return { val: r.value, test: (await r.head!.evaluate(test)).acc };
+  // the trained head alone, on the test set's stored features
+  const head = new Network(headOnlySplit({ model: r.net.model, cut: r.net.cut, trainable: r.net.trainable })!.head);
+  return { val: r.value, test: (await head.evaluate(test)).acc };
 }
 const dflt = await testAcc({});
 const demoLinear = await testAcc({ lr: 0.1, weightDecay: 1e-4, hidden: [], epochs: 200, batchSize: 100, schedule: 'inv' });

@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { classWeights } from '../data/split.js';
 import type { Model } from '../ir/model.js';
+import { mlp } from '../nn/index.js';
 import type { Module } from '../nn/module.js';
 import { adam, adamw, sgd } from '../optim/index.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -172,13 +173,19 @@ export async function buildNetwork(
   checkInput(net.model, preprocess, cfg.model.backbone ?? `model.arch ${cfg.model.arch}`);
   net.preprocess = preprocess;
   net.labels = classes;
-  if (!opts.pretrain) {
-    const { mlp } = await import('../nn/index.js');
-    const h = cfg.model.head;
-    const head = mlp(h.type === 'linear' ? [] : h.hidden, classes.length, { activation: h.activation, dropout: h.dropout, batchNorm: h.batchNorm });
-    net.freeze().replaceHead(head, { cut: cfg.model.cut ?? net.cut, seed: cfg.run.seed });
-  }
+  if (!opts.pretrain) graftHead(net, cfg, classes.length);
   return { net, preprocess };
+}
+
+/** The configured head (`model.head`) of `classes` outputs, as an nn module. */
+export function headModule(cfg: GraftConfig, classes: number): Module {
+  const h = cfg.model.head;
+  return mlp(h.type === 'linear' ? [] : h.hidden, classes, { activation: h.activation, dropout: h.dropout, batchNorm: h.batchNorm });
+}
+
+/** Freezes the network and grafts the configured head at the cut, initialised from `run.seed`. */
+export function graftHead(net: Network, cfg: GraftConfig, classes: number): Network {
+  return net.freeze().replaceHead(headModule(cfg, classes), { cut: cfg.model.cut ?? net.cut, seed: cfg.run.seed });
 }
 
 function checkInput(model: Model, pre: PreprocessConfig, where: string): void {

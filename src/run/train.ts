@@ -11,17 +11,17 @@ import { bufferNames } from '../ir/params.js';
 import { argmaxRows } from '../report/metrics.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import type { BatchSource } from '../step/batches.js';
-import type { Callback, EpochMetrics } from '../train/callbacks.js';
-import type { FitConfig, Network } from '../train/network.js';
-import { phasesOf } from '../train/recipes.js';
+import type { Network } from '../train/network.js';
+import { type Phase, phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
 import type { TaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import { calibrateOnVal } from './calibrate.js';
 import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
-import { restoredEpochOf, writeTrainReport } from './report.js';
-import { buildNetwork, loadRunData, makeLoss, makeLrSchedule, makeOptimizer, makeSource, type RunData } from './setup.js';
+import { trainPhases } from './phases.js';
+import { writeTrainReport } from './report.js';
+import { buildNetwork, loadRunData, makeSource, type RunData } from './setup.js';
 
 /** Options of {@link runTraining}. */
 export interface RunTrainingOptions {
@@ -109,7 +109,6 @@ async function trainInRunDir(
   const { data, net, train, val, test, rd } = ctx;
   const K = data.classes.length;
   const es = cfg.train.earlyStopping;
-  const early = es.enabled ?? !!val;
   const note = (message: string) => emit({ type: 'note', message });
   const phases = phasesOf(cfg.train, !!opts.pretrain);
   if (cfg.run.resume) {
@@ -125,66 +124,41 @@ async function trainInRunDir(
       `${cfg.model.backbone ?? cfg.model.arch}, mode ${opts.pretrain ? 'pretrain' : cfg.train.mode}`,
   );
 
-  const loss = makeLoss(cfg, data.train.labels, K);
-  const schedule = makeLrSchedule(cfg.train.schedule);
-  const history: TrainSummary['history'] = [];
-  const phaseInfo: TrainSummary['phases'] = [];
-  for (const [index, p] of phases.entries()) {
-    p.setup(net);
-    const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
-    emit({ type: 'phase', phase: p.name, index, count: phases.length, epochs: p.epochs, resumed: !!done });
-    if (done) {
-      net.loadState(done.tensors);
-      history.push(...done.history.map((m) => ({ phase: p.name, ...m })));
-      phaseInfo.push({ name: p.name, epochs: done.history.length, stoppedEarly: done.stoppedEarly, resumed: true, ...restored(cfg, early, done.history) });
-      continue;
-    }
-    const dir = rd.phaseDir(p.name);
-    // one monitor and one direction rule: best.ckpt and early stopping agree on the best epoch
-    const monitor = early ? es.monitor : undefined;
-    const callbacks: Callback[] = [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)];
-    if (early)
-      callbacks.push(
-        new PersistentEarlyStopping(
-          { monitor: es.monitor, patience: es.patience, minDelta: es.minDelta, restoreBest: es.restoreBest },
-          path.join(dir, 'early-best.ckpt'),
-        ),
-      );
-    if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
-    const fitCfg: FitConfig = {
-      epochs: p.epochs,
-      batchSize: cfg.train.batchSize,
-      optimizer: makeOptimizer(cfg.train.optimizer, p.lrMul),
-      loss,
-      schedule,
+  const dirOf = (p: Phase) => rd.phaseDir(p.name);
+  const { history, phases: phaseInfo } = await trainPhases(
+    {
+      cfg,
+      net,
+      train,
       val,
-      callbacks,
-      seed: cfg.run.seed,
-      clipNorm: cfg.train.clipNorm,
-      freezeBNStats: cfg.train.freezeBNStats,
-      groups: p.groups,
-      checkpointDir: dir,
-      checkpointEvery: cfg.run.checkpointEvery,
-      resume: cfg.run.resume,
-      monitor,
+      trainLabels: data.train.labels,
+      numClasses: K,
+      pretrain: opts.pretrain,
       // steps and epochs come from EventCallback; the feature path's hashing and extraction become progress events
       onProgress: (e) => void (e.type === 'task' && emit({ ...e, type: 'progress' })),
-    };
-    let r: { history: EpochMetrics[]; stoppedEarly: boolean; steps: number; cancelled?: boolean };
-    try {
-      r = await net.fit(train, fitCfg);
-    } catch (e) {
-      if (!(e instanceof AlreadyStopped)) throw e;
-      // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
-      const st = rd.stoppedPhase(p.name, es.restoreBest);
-      net.loadState(st.tensors);
-      r = { ...st, stoppedEarly: st.history.length < p.epochs };
-    }
-    if (r.cancelled) throw new RunCancelled(rd.root);
-    rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
-    history.push(...r.history.map((m) => ({ phase: p.name, ...m })));
-    phaseInfo.push({ name: p.name, epochs: r.history.length, stoppedEarly: r.stoppedEarly, resumed: false, ...restored(cfg, early, r.history) });
-  }
+    },
+    {
+      begin: (p, index, count) => {
+        const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
+        emit({ type: 'phase', phase: p.name, index, count, epochs: p.epochs, resumed: !!done });
+        if (done) return { done };
+        if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
+        return { callbacks: [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)], checkpointDir: dirOf(p) };
+      },
+      earlyStopping: (p, o) => new PersistentEarlyStopping(o, path.join(dirOf(p), 'early-best.ckpt')),
+      recover: (p, e) => {
+        if (!(e instanceof AlreadyStopped)) throw e;
+        // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
+        const st = rd.stoppedPhase(p.name, es.restoreBest);
+        net.loadState(st.tensors);
+        return { ...st, stoppedEarly: st.history.length < p.epochs };
+      },
+      end: (p, r) => {
+        if (r.cancelled) throw new RunCancelled(rd.root);
+        rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
+      },
+    },
+  );
 
   // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
   const modelFile = path.join(rd.root, 'model.onnx');
@@ -254,13 +228,6 @@ function labelsOf(src: BatchSource): ArrayLike<number> {
 }
 
 /** The epoch early stopping restored in a phase (when it restores the best weights). */
-function restored(cfg: GraftConfig, early: boolean, history: readonly EpochMetrics[]): { restoredEpoch?: number; monitor?: string } {
-  const es = cfg.train.earlyStopping;
-  if (!early || !es.restoreBest) return {};
-  const best = restoredEpochOf(history, es.monitor, es.minDelta);
-  return best ? { restoredEpoch: best.epoch, monitor: `${es.monitor} ${best.value.toFixed(4)}` } : {};
-}
-
 function pickLossAcc(r: { loss: number; acc: number }): { loss: number; acc: number } {
   return { loss: r.loss, acc: r.acc };
 }

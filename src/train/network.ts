@@ -29,7 +29,7 @@ import { saveModel } from '../onnx/io.js';
 import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
-import { type ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
@@ -68,6 +68,11 @@ export interface FitConfig {
   groups?: 'single' | 'discriminative' | { groups: ParamGroup[]; groupOf: (param: string) => number };
   /** Train the head on features computed once when everything trainable is after the cut (default 'auto'). */
   featureCache?: 'auto' | boolean;
+  /**
+   * The backbone's features of `train` and `val`, computed beforehand (e.g. read back from the feature store
+   * by a `graft tune` worker): a head-only fit trains on them instead of running the backbone.
+   */
+  features?: { train: BatchSource; val?: BatchSource };
   checkpointDir?: string;
   checkpointEvery?: number;
   resume?: boolean;
@@ -110,7 +115,7 @@ export class Network {
   /** History of the last fit. */
   lastFit?: FitResult;
   /** Features of the validation data computed by the last head-only fit, so evaluating it again runs only the head. */
-  private cachedFeatures = new WeakMap<BatchSource, ArraySource>();
+  private cachedFeatures = new WeakMap<BatchSource, BatchSource>();
 
   constructor(
     public model: Model,
@@ -229,10 +234,11 @@ export class Network {
     const onProgress = cfg.onProgress;
     const onTask: OnTaskProgress | undefined = onProgress && ((t) => onProgress({ type: 'task', ...t }));
     if (split) {
-      const backbone = split.backbone();
-      trainSrc = await computeFeatures(backbone, train, cfg.evalBatchSize ?? 256, onTask);
+      let backbone: Model | undefined;
+      const features = (src: BatchSource) => computeFeatures((backbone ??= split.backbone()), src, cfg.evalBatchSize ?? 256, onTask);
+      trainSrc = cfg.features?.train ?? (await features(train));
       if (cfg.val) {
-        const feats = await computeFeatures(backbone, cfg.val, cfg.evalBatchSize ?? 256, onTask);
+        const feats = cfg.features?.val ?? (await features(cfg.val));
         this.cachedFeatures.set(cfg.val, feats);
         valSrc = feats;
       }

@@ -11,7 +11,6 @@ import { readStoredFeatures, sourceFeatures } from '../../src/features/backbone.
 import { FeatureStore } from '../../src/features/store.js';
 import { sgd } from '../../src/optim/index.js';
 import { parseTuneConfig } from '../../src/tune/config.js';
-import { trialSettings } from '../../src/tune/graft-objective.js';
 import { networkFor, prepareGraftObjective } from '../../src/tune/graft-prepare.js';
 import { makeImages } from './helpers.js';
 
@@ -53,7 +52,7 @@ test("tune's prepared features and Network.fit (head only) read the same store e
   const shardsBefore = shards(refs.train.store);
 
   // a head-only fit of the same network on the same images: every row comes from the store
-  const net = networkFor(setup, trialSettings(prep.options.base, {}));
+  const net = networkFor(setup, setup.cfg);
   assert.ok(net.headOnly());
   await net.fit(setup.train, { epochs: 1, batchSize: 4, optimizer: sgd({ lr: 0.01 }), val: setup.val });
   assert.equal(shards(refs.train.store), shardsBefore, 'Network.fit wrote no new shard: it decoded and ran nothing');

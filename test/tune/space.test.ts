@@ -2,8 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseTuneConfig } from '../../src/tune/config.js';
-import { trialSettings } from '../../src/tune/graft-objective.js';
-import { checkGraftSpace } from '../../src/tune/graft-prepare.js';
+import { checkGraftSpace, trialConfig } from '../../src/tune/params.js';
 import { checkParams, diffSpaces, fromInternal, gridOf, internalBounds, parseSpace, samplePrior, spaceHash, streamRng } from '../../src/tune/space.js';
 
 const good = {
@@ -97,41 +96,57 @@ test('the grid enumerates every combination; continuous parameters need a grid',
   );
 });
 
-test('the built-in objective rejects unknown parameters, bad values and non-trivial adapt (reserved)', () => {
-  assert.doesNotThrow(() => checkGraftSpace(parseSpace({ ...good, adapt: 'none', adaptLambda: { type: 'uniform', low: 0, high: 1 } })));
+/** A base graft config (never loaded: the space check only validates). */
+const baseCfg = { data: { train: 'mnist' }, model: { arch: 'small-cnn' }, train: { mode: 'head', optimizer: { name: 'sgd', momentum: 0.9 } } };
+
+test('the built-in objective checks each value through the config schema and names the parameter; adapt stays reserved', () => {
+  assert.doesNotThrow(() => checkGraftSpace(parseSpace({ ...good, adapt: 'none', adaptLambda: { type: 'uniform', low: 0, high: 1 } }), baseCfg));
   assert.throws(
-    () => checkGraftSpace(parseSpace({ learningRate: { type: 'uniform', low: 0.1, high: 1 } })),
-    /space\.learningRate: not a parameter of graft training; known parameters: lr, weightDecay/,
+    () => checkGraftSpace(parseSpace({ learningRate: { type: 'uniform', low: 0.1, high: 1 } }), baseCfg),
+    /space\.learningRate: not a parameter of graft training; known parameters: lr, weightDecay.*train\.optimizer\.lr/,
   );
-  assert.throws(() => checkGraftSpace(parseSpace({ dropout: { type: 'uniform', low: 0, high: 1 } })), /space\.dropout: the value 1 must be in \[0, 1\)/);
+  // the schema's own rule and message: model.head.dropout < 1
   assert.throws(
-    () => checkGraftSpace(parseSpace({ hidden: { type: 'categorical', choices: [[128], [-1]] } })),
-    /space\.hidden: the value \[-1\] must be a list of positive integers/,
+    () => checkGraftSpace(parseSpace({ dropout: { type: 'uniform', low: 0, high: 1 } }), baseCfg),
+    /space\.dropout: the value 1 does not fit the graft config: model\.head\.dropout \(from tune parameter dropout = 1\): .*1/,
   );
   assert.throws(
-    () => checkGraftSpace(parseSpace({ adapt: { type: 'categorical', choices: ['none', 'dann'] } })),
-    /space\.adapt: the value "dann" is reserved for domain-adaptation methods/,
+    () => checkGraftSpace(parseSpace({ 'model.head.dropout': { type: 'uniform', low: 0, high: 1 } }), baseCfg),
+    /space\.model\.head\.dropout: the value 1 does not fit the graft config: model\.head\.dropout/,
   );
-  const base = trialSettings(
-    {
-      optimizer: 'sgd',
-      lr: 0.01,
-      weightDecay: 0,
-      momentum: 0.9,
-      hidden: [256],
-      activation: 'relu',
-      dropout: 0,
-      batchNorm: false,
-      labelSmoothing: 0,
-      unfreeze: 0,
-      batchSize: 32,
-      epochs: 10,
-      schedule: 'constant',
-      warmup: 0,
-      seed: 0,
-    },
-    { lr: 0.1, hiddenSize: 64, hiddenLayers: 2 },
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ hidden: { type: 'categorical', choices: [[128], [-1]] } }), baseCfg),
+    /space\.hidden: the value \[-1\] does not fit the graft config: model\.head\.hidden\.0/,
   );
-  assert.equal(base.lr, 0.1);
-  assert.deepEqual(base.hidden, [64, 64]);
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ 'train.optimiser.lr': { type: 'uniform', low: 0.1, high: 1 } }), baseCfg),
+    /space\.train\.optimiser\.lr: .*train\.optimiser: unknown key \(did you mean "optimizer"\?\)/,
+  );
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ adapt: { type: 'categorical', choices: ['none', 'dann'] } }), baseCfg),
+    /space\.adapt: the value "dann" .*is reserved for domain-adaptation methods/,
+  );
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ schedule: { type: 'categorical', choices: ['cosine', 'step'] } }), baseCfg),
+    /space\.schedule: the value "step" .*train\.schedule\.stepSize.*required by the step schedule/,
+  );
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ lr: 0.1, 'train.optimizer.lr': 0.2 }), baseCfg),
+    /space\.train\.optimizer\.lr: sets train\.optimizer\.lr, as space\.lr does; keep one of them/,
+  );
+  const c = trialConfig(baseCfg, { lr: 0.1, hiddenSize: 64, hiddenLayers: 2, unfreeze: 1, 'train.freezeEpochs': 2 });
+  assert.equal(c.train.optimizer.lr, 0.1);
+  assert.deepEqual(c.model.head.hidden, [64, 64]);
+  assert.equal(c.train.mode, 'last-stages');
+  assert.equal(c.train.lastStages, 2);
+  assert.equal(c.train.freezeEpochs, 2);
+  // adam drops sgd's momentum from the base rather than failing the schema's sgd-only rule
+  const a = trialConfig(baseCfg, { optimizer: 'adam' });
+  assert.equal(a.train.optimizer.name, 'adam');
+  assert.equal(a.train.optimizer.momentum, undefined);
+  assert.equal(trialConfig(baseCfg, { unfreeze: 'all' }).train.mode, 'full');
+  assert.throws(
+    () => checkGraftSpace(parseSpace({ unfreeze: 0, 'train.mode': 'fine-tune' }), baseCfg),
+    /space\.train\.mode: sets train\.mode, as space\.unfreeze does/,
+  );
 });
