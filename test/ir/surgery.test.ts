@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Graph } from '../src/ir/graph.js';
-import { Model } from '../src/ir/model.js';
-import { appendOps, extractSubgraph, findCut, renameValue, stages } from '../src/ir/surgery.js';
-import { conv2d, flatten, globalAvgPool, linear, mlp, paramCount, paramNames, paramPaths, relu, resnet18, sequential, smallCNN } from '../src/nn/index.js';
-import { replaceHead } from '../src/nn/replace-head.js';
-import { decodeModel, encodeModel } from '../src/onnx/io.js';
-import { createSession, runHost } from '../src/runtime/session.js';
-import { Rng, Tensor } from '../src/tensor.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Model } from '../../src/ir/model.js';
+import { appendOps, extractSubgraph, findCut, renameValue, stages } from '../../src/ir/surgery.js';
+import { conv2d, flatten, globalAvgPool, linear, mlp, paramCount, paramNames, paramPaths, relu, resnet18, sequential, smallCNN } from '../../src/nn/index.js';
+import { replaceHead } from '../../src/nn/replace-head.js';
+import { decodeModel, encodeModel } from '../../src/onnx/io.js';
+import { createSession, runHost } from '../../src/runtime/session.js';
+import { Rng, Tensor } from '../../src/tensor.js';
 
 function rand(dims: number[], seed = 1): Tensor {
   const r = new Rng(seed);
@@ -208,8 +208,8 @@ test('appendOps and renameValue', async () => {
 });
 
 test('models exported by PyTorch with de-duplicated initializers load with one parameter per tensor', async () => {
-  const { loadAnyModel } = await import('../src/import/index.js');
-  const { saveModel } = await import('../src/onnx/io.js');
+  const { loadAnyModel } = await import('../../src/import/index.js');
+  const { saveModel } = await import('../../src/onnx/io.js');
   const fs = await import('node:fs');
   const os = await import('node:os');
   const path = await import('node:path');

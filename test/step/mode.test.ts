@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backward } from '../src/autodiff/backward.js';
-import { randn } from '../src/autodiff/gradcheck.js';
-import { Emitter } from '../src/ir/emit.js';
-import { Graph } from '../src/ir/graph.js';
-import { Model } from '../src/ir/model.js';
-import { createSession, runHost } from '../src/runtime/session.js';
-import { streamId, toInferenceGraph, toTrainingGraph } from '../src/step/mode.js';
-import { Tensor } from '../src/tensor.js';
-import { EVERY_RULE, expectGrad } from './helpers.js';
+import { backward } from '../../src/autodiff/backward.js';
+import { randn } from '../../src/autodiff/gradcheck.js';
+import { Emitter } from '../../src/ir/emit.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Model } from '../../src/ir/model.js';
+import { createSession, runHost } from '../../src/runtime/session.js';
+import { streamId, toInferenceGraph, toTrainingGraph } from '../../src/step/mode.js';
+import { Tensor } from '../../src/tensor.js';
+import { EVERY_RULE, expectGrad } from '../helpers.js';
 
 const OPSET = 17;
 

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Emitter } from '../src/ir/emit.js';
-import { Graph } from '../src/ir/graph.js';
-import { DEFAULT_OPSET, Model } from '../src/ir/model.js';
-import { registerStandardOps } from '../src/ops/index.js';
+import { Emitter } from '../../src/ir/emit.js';
+import { Graph } from '../../src/ir/graph.js';
+import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
+import { registerStandardOps } from '../../src/ops/index.js';
 import {
   adam,
   adamw,
@@ -18,9 +18,9 @@ import {
   sgd,
   stepSchedule,
   withWarmup,
-} from '../src/optim/index.js';
-import { createSession, runHost } from '../src/runtime/session.js';
-import { Rng, Tensor } from '../src/tensor.js';
+} from '../../src/optim/index.js';
+import { createSession, runHost } from '../../src/runtime/session.js';
+import { Rng, Tensor } from '../../src/tensor.js';
 
 registerStandardOps();
 

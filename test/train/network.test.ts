@@ -4,12 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { batchNorm2d, conv2d, flatten, globalAvgPool, linear, mlp, relu, sequential } from '../src/nn/index.js';
-import { sgd } from '../src/optim/index.js';
-import { ArraySource } from '../src/step/batches.js';
-import { loadCheckpoint, saveCheckpoint } from '../src/step/checkpoint.js';
-import { Rng, Tensor } from '../src/tensor.js';
-import { Network } from '../src/train/network.js';
+import { batchNorm2d, conv2d, flatten, globalAvgPool, linear, mlp, relu, sequential } from '../../src/nn/index.js';
+import { sgd } from '../../src/optim/index.js';
+import { ArraySource } from '../../src/step/batches.js';
+import { loadCheckpoint, saveCheckpoint } from '../../src/step/checkpoint.js';
+import { Rng, Tensor } from '../../src/tensor.js';
+import { Network } from '../../src/train/network.js';
 
 /** Two classes of 8×8 one-channel images: class 1 has a bright top half. */
 function images(n: number, seed: number): ArraySource {
@@ -98,7 +98,7 @@ test('a full disk while writing a checkpoint keeps the previous checkpoint', () 
 });
 
 test('replaceHead on a model whose old head has the same parameter names keeps the new head trainable', async () => {
-  const { smallCNN } = await import('../src/nn/index.js');
+  const { smallCNN } = await import('../../src/nn/index.js');
   const net = new Network(smallCNN({ classes: 3 }).build({ inputShape: ['N', 1, 28, 28], seed: 0 }));
   net.freeze().replaceHead(linear(128, 5), { seed: 1 });
   assert.deepEqual([...net.trainable].sort(), ['head.bias', 'head.weight']);

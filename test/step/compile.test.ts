@@ -3,17 +3,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Emitter } from '../src/ir/emit.js';
-import { Graph } from '../src/ir/graph.js';
-import { Model } from '../src/ir/model.js';
-import { registerStandardOps } from '../src/ops/index.js';
-import { adamw, sgd } from '../src/optim/index.js';
-import { ArraySource } from '../src/step/batches.js';
-import { compileTrainStep } from '../src/step/compile.js';
-import { compileEvalStep } from '../src/step/eval-graph.js';
-import { NonFiniteLossError, StepRunner } from '../src/step/runner.js';
-import { Rng, Tensor } from '../src/tensor.js';
-import { fit } from '../src/train/fit.js';
+import { Emitter } from '../../src/ir/emit.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Model } from '../../src/ir/model.js';
+import { registerStandardOps } from '../../src/ops/index.js';
+import { adamw, sgd } from '../../src/optim/index.js';
+import { ArraySource } from '../../src/step/batches.js';
+import { compileTrainStep } from '../../src/step/compile.js';
+import { compileEvalStep } from '../../src/step/eval-graph.js';
+import { NonFiniteLossError, StepRunner } from '../../src/step/runner.js';
+import { Rng, Tensor } from '../../src/tensor.js';
+import { fit } from '../../src/train/fit.js';
 
 registerStandardOps();
 

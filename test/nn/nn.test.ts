@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Dim } from '../src/ir/graph.js';
-import type { Model } from '../src/ir/model.js';
+import type { Dim } from '../../src/ir/graph.js';
+import type { Model } from '../../src/ir/model.js';
 import {
   adaptiveAvgPool2d,
   avgPool2d,
@@ -29,9 +29,9 @@ import {
   sigmoid,
   smallCNN,
   tanh,
-} from '../src/nn/index.js';
-import { createSession, runHost } from '../src/runtime/session.js';
-import { Rng, Tensor } from '../src/tensor.js';
+} from '../../src/nn/index.js';
+import { createSession, runHost } from '../../src/runtime/session.js';
+import { Rng, Tensor } from '../../src/tensor.js';
 
 function rand(dims: number[], seed = 1): Tensor {
   const r = new Rng(seed);

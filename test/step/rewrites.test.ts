@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backward } from '../src/autodiff/backward.js';
-import { Emitter } from '../src/ir/emit.js';
-import { Graph } from '../src/ir/graph.js';
-import { Model } from '../src/ir/model.js';
-import { registerStandardOps } from '../src/ops/index.js';
-import { createSession, runHost } from '../src/runtime/session.js';
-import { poolBeforeRelu } from '../src/step/rewrites.js';
-import { Rng, Tensor } from '../src/tensor.js';
+import { backward } from '../../src/autodiff/backward.js';
+import { Emitter } from '../../src/ir/emit.js';
+import { Graph } from '../../src/ir/graph.js';
+import { Model } from '../../src/ir/model.js';
+import { registerStandardOps } from '../../src/ops/index.js';
+import { createSession, runHost } from '../../src/runtime/session.js';
+import { poolBeforeRelu } from '../../src/step/rewrites.js';
+import { Rng, Tensor } from '../../src/tensor.js';
 
 registerStandardOps();
 
@@ -132,7 +132,7 @@ test('a zero Pad before a Conv folds into the Conv pads: same output and gradien
     [2, 4, 7, 6],
     Array.from({ length: 2 * 4 * 7 * 6 }, () => rng.normal()),
   );
-  const { foldPadIntoConv } = await import('../src/step/rewrites.js');
+  const { foldPadIntoConv } = await import('../../src/step/rewrites.js');
   const cases: [number[], Record<string, number[] | number>][] = [
     [[0, 0, 0, 0, 0, 0, 1, 1], { strides: [2, 2], group: 4 }], // MobileNet's depthwise stride-2 conv after ZeroPadding2D
     [[0, 0, 0, 1, 0, 0, 1, 0], { strides: [2, 2] }], // Keras ZeroPadding2D(((0, 1), (1, 0))) before a stride-2 conv
@@ -153,7 +153,7 @@ test('a zero Pad before a Conv folds into the Conv pads: same output and gradien
 });
 
 test('Pads that are not plain spatial zero padding of Convs only stay', async () => {
-  const { foldPadIntoConv } = await import('../src/step/rewrites.js');
+  const { foldPadIntoConv } = await import('../../src/step/rewrites.js');
   assert.equal(foldPadIntoConv(padConv([0, 0, 1, 1, 0, 0, 1, 1], {}, { value: 0.5 }).g), 0, 'non-zero fill');
   assert.equal(foldPadIntoConv(padConv([1, 0, 1, 1, 0, 0, 1, 1], {}).g), 0, 'batch padding');
   assert.equal(foldPadIntoConv(padConv([0, 0, 1, 1, 0, 0, 1, 1], {}, { reluUser: true }).g), 0, 'read by a non-Conv too');

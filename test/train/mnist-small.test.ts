@@ -2,14 +2,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadMnist } from '../src/data/idx.js';
-import { lenet5, paramNames } from '../src/nn/index.js';
-import { sgd } from '../src/optim/index.js';
-import { ArraySource } from '../src/step/batches.js';
-import { compileTrainStep } from '../src/step/compile.js';
-import { compileEvalStep } from '../src/step/eval-graph.js';
-import { StepRunner } from '../src/step/runner.js';
-import { evaluateSource, fit } from '../src/train/fit.js';
+import { loadMnist } from '../../src/data/idx.js';
+import { lenet5, paramNames } from '../../src/nn/index.js';
+import { sgd } from '../../src/optim/index.js';
+import { ArraySource } from '../../src/step/batches.js';
+import { compileTrainStep } from '../../src/step/compile.js';
+import { compileEvalStep } from '../../src/step/eval-graph.js';
+import { StepRunner } from '../../src/step/runner.js';
+import { evaluateSource, fit } from '../../src/train/fit.js';
 
 test('LeNet on 2,000 MNIST images, 3 epochs: test accuracy clearly above chance', async () => {
   const ds = await loadMnist();

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { ArraySource, flatten, Graph, globalAvgPool, linear, Model, Network, Rng, saveModel, sequential, sgd, Tensor } from '../src/index.js';
+import { ArraySource, flatten, Graph, globalAvgPool, linear, Model, Network, Rng, saveModel, sequential, sgd, Tensor } from '../../src/index.js';
 
 /**
  * input [N,1,6,6] → Conv(f) → `op` → Conv(c2) → GlobalAveragePool → Flatten → Gemm(fc) → logits [N,3], saved as an

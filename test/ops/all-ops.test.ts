@@ -3,7 +3,7 @@
  * in the op table, one small graph whose gradient is checked against central finite differences in strict mode
  * (the check must also fail when that op's rule is scaled by 1.1). The test fails when an op with a rule has no
  * entry here, so a new rule cannot go unchecked. Inputs stay away from kinks (Abs, Relu, Clip bounds, max ties)
- * and inside domains (Sqrt, Log, Pow, Reciprocal). The per-family files in test/grad/ check more configurations.
+ * and inside domains (Sqrt, Log, Pow, Reciprocal). The per-family files in test/ops/ check more configurations.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -170,7 +170,7 @@ test('every op with a gradient rule has an entry in the table, and every entry i
   const ops = differentiableOps();
   assert.ok(ops.length > 50, `only ${ops.length} differentiable ops registered`);
   const missing = ops.filter((op) => !(op in GRAD_OPS));
-  assert.deepEqual(missing, [], 'ops with a gradient rule but no entry in GRAD_OPS (test/grad/all-ops.test.ts): add one');
+  assert.deepEqual(missing, [], 'ops with a gradient rule but no entry in GRAD_OPS (test/ops/all-ops.test.ts): add one');
   const stale = Object.keys(GRAD_OPS).filter((op) => !ops.includes(op));
   assert.deepEqual(stale, [], 'entries in GRAD_OPS for ops without a gradient rule: remove them');
 });

@@ -13,13 +13,13 @@ import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import ts from 'typescript';
-import { parsePreprocessConfig } from '../src/data/preprocess.js';
-import { flatten, globalAvgPool, linear, sequential } from '../src/nn/index.js';
-import { Tensor } from '../src/tensor.js';
-import { Network } from '../src/train/network.js';
-import { runGraft } from './cli-run.js';
+import { parsePreprocessConfig } from '../../src/data/preprocess.js';
+import { flatten, globalAvgPool, linear, sequential } from '../../src/nn/index.js';
+import { Tensor } from '../../src/tensor.js';
+import { Network } from '../../src/train/network.js';
+import { runGraft } from '../cli-run.js';
 
-const repo = fileURLToPath(new URL('..', import.meta.url));
+const repo = fileURLToPath(new URL('../..', import.meta.url));
 // beside src/, so the snippet imports '../src/index.js' exactly as the docs show it
 const dir = fs.mkdtempSync(path.join(repo, '.scratch-api-'));
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-api-classify-'));
@@ -61,7 +61,7 @@ before(async () => {
 });
 
 const SNIPPET = `import fs from 'node:fs';
-import { type ImageClass, loadImageFolder, Network } from '../src/index.js';
+import { type ImageClass, loadImageFolder, Network } from '../../src/index.js';
 
 const [modelFile, folder] = process.argv.slice(2) as [string, string];
 const net = Network.load(modelFile);

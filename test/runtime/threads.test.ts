@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import { test } from 'node:test';
-import { defaultThreads, setDefaultThreads } from '../src/runtime/session.js';
+import { defaultThreads, setDefaultThreads } from '../../src/runtime/session.js';
 
 test('setDefaultThreads wins over GRAFT_THREADS, which wins over the core count; clearing restores the env default', () => {
   const saved = process.env.GRAFT_THREADS;

@@ -9,10 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import sharp from 'sharp';
-import { saveModel } from '../src/onnx/io.js';
-import { Network } from '../src/train/network.js';
-import { runGraft } from './cli-run.js';
-import { buildModel } from './onnx/helpers.js';
+import { saveModel } from '../../src/onnx/io.js';
+import { Network } from '../../src/train/network.js';
+import { runGraft } from '../cli-run.js';
+import { buildModel } from '../onnx/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-sidecar-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
