@@ -61,7 +61,7 @@ before(async () => {
 });
 
 const SNIPPET = `import fs from 'node:fs';
-import { type ImageClass, loadImageFolder, Network } from '../../src/index.js';
+import { type ImageClass, loadImageFolder, Network } from '../src/index.js';
 
 const [modelFile, folder] = process.argv.slice(2) as [string, string];
 const net = Network.load(modelFile);
