@@ -1,6 +1,7 @@
-/** Telling a registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`) from a model file path; light, so the config can use it. */
+/** Telling a registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`) from a model file path, and finding its registry entry. */
 import fs from 'node:fs';
 import path from 'node:path';
+import { findModel, loadRegistry, type ModelEntry } from './registry.js';
 
 /** A registry name's form (the registry schema's `name` rule): letters, digits and `. _ : + -`, no path separator. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:+-]*$/;
@@ -15,6 +16,20 @@ export function isModelName(ref: string, cwd = process.cwd()): boolean {
     return !fs.existsSync(path.resolve(cwd, ref));
   } catch {
     return true;
+  }
+}
+
+/**
+ * The registry entry a model reference names, or undefined for a file path or an `nsfwjs:` name (the importer
+ * reads those in-process).
+ * @throws for a name the registry does not know, saying no such file exists either.
+ */
+export function registryEntryOf(ref: string): ModelEntry | undefined {
+  if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return undefined;
+  try {
+    return findModel(ref, loadRegistry());
+  } catch (e) {
+    throw notFileNorModel(ref, e);
   }
 }
 

@@ -4,8 +4,7 @@
  */
 import { createProgress } from '../util/progress.js';
 import { fetchModel } from './fetch.js';
-import { isModelName, notFileNorModel } from './name.js';
-import { findModel, loadRegistry } from './registry.js';
+import { registryEntryOf } from './name.js';
 
 /** Options of {@link resolveModelRef}. */
 export interface ResolveModelOptions {
@@ -28,15 +27,9 @@ export interface ResolveModelOptions {
  * @throws for an unknown name (listing the known ones), or the fetch's error (offline: naming the mirror setting).
  */
 export async function resolveModelRef(ref: string, opts: ResolveModelOptions = {}): Promise<string> {
-  if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
-  let entry: ReturnType<typeof findModel>;
-  try {
-    entry = findModel(ref, loadRegistry());
-  } catch (e) {
-    throw notFileNorModel(ref, e);
-  }
-  let bar: ReturnType<typeof createProgress> | undefined;
-  let pending = 0;
+  const entry = registryEntryOf(ref);
+  if (!entry) return ref;
+  const bar = downloadProgress(entry.name);
   try {
     const r = await fetchModel(entry, {
       dir: opts.dir,
@@ -47,20 +40,35 @@ export async function resolveModelRef(ref: string, opts: ResolveModelOptions = {
         opts.onNote?.(
           `${entry.name} is not in the model cache yet: fetching it from ${entry.download?.url ?? 'its source'}${resumed ? ` (resuming at ${resumed} bytes)` : ''} (first use only)`,
         );
-        if (opts.progress === false) return;
-        bar = createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${entry.name}`, unit: 'KiB' });
-        if (resumed >= 1024) bar.tick(Math.floor(resumed / 1024));
+        if (opts.progress !== false) bar.onStart(total, resumed);
       },
-      onData: (n) => {
-        pending += n;
-        if (pending >= 1024) {
-          bar?.tick(Math.floor(pending / 1024));
-          pending %= 1024;
-        }
-      },
+      onData: bar.onData,
     });
     return r.path;
   } finally {
-    bar?.done();
+    bar.done();
   }
+}
+
+/** A download's progress bar in KiB (a bar on a terminal, JSON lines otherwise): started by `onStart`, fed by `onData`. */
+export function downloadProgress(name: string): { onStart(total: number | undefined, resumed: number): void; onData(n: number): void; done(): void } {
+  let bar: ReturnType<typeof createProgress> | undefined;
+  let pending = 0;
+  return {
+    onStart(total, resumed) {
+      bar = createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${name}`, unit: 'KiB' });
+      if (resumed >= 1024) bar.tick(Math.floor(resumed / 1024));
+    },
+    onData(n) {
+      pending += n;
+      if (pending >= 1024) {
+        bar?.tick(Math.floor(pending / 1024));
+        pending %= 1024;
+      }
+    },
+    done() {
+      if (pending) bar?.tick(1);
+      bar?.done();
+    },
+  };
 }

@@ -20,8 +20,7 @@ import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { featureCut, recordedCut, stages } from '../ir/surgery.js';
 import { cachePaths, cacheState, modelsDir } from '../models/fetch.js';
-import { isModelName, notFileNorModel } from '../models/name.js';
-import { findModel, loadRegistry } from '../models/registry.js';
+import { registryEntryOf } from '../models/name.js';
 import type { ResolveModelOptions } from '../models/resolve.js';
 import type { Module } from '../nn/module.js';
 import { replaceHead as replaceHeadOp } from '../nn/replace-head.js';
@@ -402,13 +401,8 @@ export class Network {
  * @throws when the named model is not in the cache yet, naming the async call and the command that fetch it.
  */
 function cachedModelFile(ref: string): string {
-  if (!isModelName(ref) || /^nsfwjs:/i.test(ref)) return ref;
-  let entry: ReturnType<typeof findModel>;
-  try {
-    entry = findModel(ref, loadRegistry());
-  } catch (e) {
-    throw notFileNorModel(ref, e);
-  }
+  const entry = registryEntryOf(ref);
+  if (!entry) return ref;
   const dir = modelsDir();
   if (cacheState(entry, dir) === 'cached') return cachePaths(entry, dir).onnx;
   throw new Error(

@@ -152,10 +152,9 @@ export async function runFetch(
   warnWith: (m: string) => void = log,
 ): Promise<FetchResult> {
   const { loadRegistry, findModel, fetchModel } = await lib();
-  const { createProgress } = await import('../../util/progress.js');
+  const { downloadProgress } = await import('../../models/resolve.js');
   const entry = await cli(() => findModel(name, loadRegistry()));
-  let bar: ReturnType<typeof createProgress> | undefined;
-  let pending = 0;
+  const bar = downloadProgress(entry.name);
   try {
     return await cli(() =>
       fetchModel(entry, {
@@ -164,21 +163,13 @@ export async function runFetch(
         warn: warnWith,
         onStart: (total, resumed) => {
           if (resumed) log(`${entry.name}: resuming an interrupted download at ${humanBytes(resumed)}`);
-          bar = createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${entry.name}`, unit: 'KiB' });
-          if (resumed >= 1024) bar.tick(Math.floor(resumed / 1024));
+          bar.onStart(total, resumed);
         },
-        onData: (n) => {
-          pending += n;
-          if (pending >= 1024) {
-            bar?.tick(Math.floor(pending / 1024));
-            pending %= 1024;
-          }
-        },
+        onData: bar.onData,
       }),
     );
   } finally {
-    if (pending) bar?.tick(1);
-    bar?.done();
+    bar.done();
   }
 }
 
