@@ -227,7 +227,6 @@ function labelsOf(src: BatchSource): ArrayLike<number> {
   return s.labels ?? s.y ?? [];
 }
 
-/** The epoch early stopping restored in a phase (when it restores the best weights). */
 function pickLossAcc(r: { loss: number; acc: number }): { loss: number; acc: number } {
   return { loss: r.loss, acc: r.acc };
 }
