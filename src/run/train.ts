@@ -179,9 +179,10 @@ async function trainInRunDir(
       `The trained model's final metrics are not finite (${what}): its outputs are NaN or infinite, so model.onnx was not kept. ${rd.lastGoodCheckpoint(phases.map((p) => p.name))}`,
     );
   }
-  const calibration = await calibrateOnVal(net, val, bs);
+  const calibrated = await calibrateOnVal(net, val, bs);
+  const calibration = calibrated?.fit;
   if (calibration) net.save(modelFile, extra); // re-exported: its "probabilities" output now divides the logits by the temperature
-  const valProbs = val ? (await net.predict(val, bs)).probabilities : undefined;
+  const valProbs = calibrated?.probabilities ?? (val ? (await net.predict(val, bs)).probabilities : undefined);
   if (val && valProbs && data.val?.kind === 'files') writePredictions(rd, val, valProbs, data.classes);
   const full = { ...extra, metrics: { ...metrics, history }, ...(calibration ? { calibration } : {}) };
   net.writeSidecar(modelFile, full);
