@@ -278,6 +278,8 @@ export class Network {
       });
       // fold trained values back into the full model
       this.model = withInitializers(this.model, runner.state(['param', 'bn']));
+      // a calibration fitted for the weights before this fit (e.g. a loaded model's sidecar) no longer holds
+      if (r.steps > 0) this.temperature = undefined;
       this.lastFit = r;
       return r;
     } finally {

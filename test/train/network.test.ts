@@ -217,3 +217,13 @@ test('checkpoints carry a SHA-256: any flipped byte is refused; version 1 files 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('fit drops a calibration temperature loaded with the model: it was fitted for the old weights', async () => {
+  const model = sequential(linear(4, 3)).build({ inputShape: ['N', 4], seed: 0 });
+  const net = new Network(model, { temperature: 2.5 });
+  const x = new Float32Array(16 * 4).map((_, i) => Math.sin(i));
+  const data = new ArraySource(x, Int32Array.from({ length: 16 }, (_, i) => i % 3), [4], 3);
+  assert.equal(net.temperature, 2.5);
+  await net.fit(data, { epochs: 1, batchSize: 8, optimizer: sgd({ lr: 0.01 }) });
+  assert.equal(net.temperature, undefined, 'the trained model is saved uncalibrated until a new temperature is fitted');
+});
