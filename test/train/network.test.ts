@@ -222,7 +222,12 @@ test('fit drops a calibration temperature loaded with the model: it was fitted f
   const model = sequential(linear(4, 3)).build({ inputShape: ['N', 4], seed: 0 });
   const net = new Network(model, { temperature: 2.5 });
   const x = new Float32Array(16 * 4).map((_, i) => Math.sin(i));
-  const data = new ArraySource(x, Int32Array.from({ length: 16 }, (_, i) => i % 3), [4], 3);
+  const data = new ArraySource(
+    x,
+    Int32Array.from({ length: 16 }, (_, i) => i % 3),
+    [4],
+    3,
+  );
   assert.equal(net.temperature, 2.5);
   await net.fit(data, { epochs: 1, batchSize: 8, optimizer: sgd({ lr: 0.01 }) });
   assert.equal(net.temperature, undefined, 'the trained model is saved uncalibrated until a new temperature is fitted');
