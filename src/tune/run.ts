@@ -111,6 +111,7 @@ export async function runTune(cfg: TuneConfig, opts: RunTuneOptions = {}): Promi
       progress: opts.progress,
       signal: opts.signal,
       onTrialEnd: opts.onTrialEnd,
+      onWarning: io.warn,
       settings: { sampler: cfg.sampler, pruner: cfg.pruner, workers, threads, seed: cfg.study.seed, trials, config: cfg.file },
     });
     if (r.rerun.length) io.note(`re-ran trial${r.rerun.length === 1 ? '' : 's'} ${r.rerun.join(', ')} (interrupted when the study was killed)`);

@@ -47,7 +47,11 @@ export class StudyLog {
    * @throws when the file exists and `resume` is false, when it belongs to a different study identity
    * (space, direction, metric, objective), or when another live process holds the study's lock.
    */
-  static open(file: string, identity: StudyIdentity, opts: { resume: boolean; settings?: Record<string, unknown> }): StudyLog {
+  static open(
+    file: string,
+    identity: StudyIdentity,
+    opts: { resume: boolean; settings?: Record<string, unknown>; onWarning?: (message: string) => void },
+  ): StudyLog {
     const exists = fs.existsSync(file) && fs.statSync(file).size > 0;
     if (exists && !opts.resume) {
       const n = readStudy(file).trials.size;
@@ -56,7 +60,7 @@ export class StudyLog {
       );
     }
     const log = new StudyLog(file, identity, new Map());
-    log.lock();
+    log.lock(opts.onWarning);
     try {
       if (exists) {
         const old = readStudy(file, { repair: true });
@@ -105,8 +109,13 @@ export class StudyLog {
     this.release?.();
   }
 
-  private lock(): void {
-    this.release = acquirePidLock(this.lockFile, { what: `the study ${this.file}`, command: 'graft tune', retry: 'resume' }).release;
+  private lock(onWarning?: (message: string) => void): void {
+    this.release = acquirePidLock(this.lockFile, {
+      what: `the study ${this.file}`,
+      command: 'graft tune',
+      retry: 'resume',
+      onStale: (pid) => onWarning?.(`taking over the lock of the study ${this.file} left by process ${pid}, which is no longer running`),
+    }).release;
   }
 }
 

@@ -34,6 +34,8 @@ export interface StudyOptions {
   progress?: ProgressOptions | false;
   /** Settings recorded in the log (sampler, pruner, workers, …) for `graft tune show`. */
   settings?: Record<string, unknown>;
+  /** Told when the study's lock was left by a process that no longer runs (killed), and is taken over. */
+  onWarning?: (message: string) => void;
   /** Stops scheduling when aborted and returns at once; running trials stay open in the log and are re-run on resume. */
   signal?: AbortSignal;
   /** Called after each trial ends (tests, logging). */
@@ -75,7 +77,7 @@ export function stateCounts(trials: readonly TrialRecord[]): Record<'complete' |
  */
 export async function runStudy(o: StudyOptions): Promise<StudyResult> {
   const t0 = performance.now();
-  const log = StudyLog.open(o.file, o.identity, { resume: !!o.resume, settings: o.settings });
+  const log = StudyLog.open(o.file, o.identity, { resume: !!o.resume, settings: o.settings, onWarning: o.onWarning });
   const all = () => [...log.trials.values()];
   const direction = o.identity.direction;
   let closed = false;

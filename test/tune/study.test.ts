@@ -163,11 +163,13 @@ test('a study locked by a live process cannot be opened twice', () => {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(`${file}.lock`, `${process.ppid}\n`);
   assert.throws(() => StudyLog.open(file, identity, { resume: true }), new RegExp(`is being run by process ${process.ppid}\\. Wait for it to finish`));
-  // a lock left by a dead process is taken over
+  // a lock left by a dead process is taken over, and the takeover is said
   fs.writeFileSync(`${file}.lock`, '999999999\n');
-  const log = StudyLog.open(file, identity, { resume: true });
+  const warnings: string[] = [];
+  const log = StudyLog.open(file, identity, { resume: true, onWarning: (m) => warnings.push(m) });
   log.close();
   assert.ok(!fs.existsSync(`${file}.lock`));
+  assert.deepEqual(warnings, [`taking over the lock of the study ${file} left by process 999999999, which is no longer running`]);
 });
 
 test('a torn last line (a write cut by a kill) is dropped on resume', () => {
