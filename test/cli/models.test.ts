@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { encodeModel } from '../../src/onnx/io.js';
 import { Network } from '../../src/train/network.js';
 import { runGraft } from '../cli-run.js';
+import { startLoopback, stopLoopback } from '../loopback.js';
 import { buildModel } from '../onnx/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-models-'));
@@ -28,16 +28,14 @@ let server: http.Server;
 let base = '';
 
 before(async () => {
-  server = http.createServer((req, res) => {
+  ({ server, base } = await startLoopback((req, res) => {
     requests.push(req.url ?? '');
     if (req.url === '/tiny.onnx') res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': onnx.length }).end(onnx);
     else if (req.url === '/stall.onnx')
       res.writeHead(200, { 'content-length': onnx.length }).write(onnx.subarray(0, 10)); // then nothing
     else if (req.url === '/login.onnx') res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><html><body>Please sign in</body></html>');
     else res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }));
   const pre = { size: 4, channels: 1, resize: 'stretch', mean: [0.5], std: [0.25] };
   const entry = (name: string, download: object) => ({ name, description: `test model ${name}`, preprocess: pre, download });
   const models = [
@@ -51,8 +49,7 @@ before(async () => {
   fs.writeFileSync(registry, JSON.stringify({ models }));
 });
 after(() => {
-  server.closeAllConnections();
-  server.close();
+  stopLoopback(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

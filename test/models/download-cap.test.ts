@@ -5,14 +5,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { DEFAULT_MAX_DOWNLOAD_BYTES, downloadFile } from '../../src/models/download.js';
 import { parseBytes } from '../../src/util/bytes.js';
 import { runGraft } from '../cli-run.js';
+import { startLoopback, stopLoopback } from '../loopback.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-download-cap-'));
 let server: http.Server;
@@ -20,7 +20,7 @@ let base = '';
 let streamed = 0;
 
 before(async () => {
-  server = http.createServer((req, res) => {
+  ({ server, base } = await startLoopback((req, res) => {
     if (req.url === '/endless') {
       // no Content-Length: chunked, as long as the client keeps reading (ends at 64 MiB, so that a regression
       // fails the test instead of filling the disk)
@@ -41,13 +41,10 @@ before(async () => {
       res.writeHead(200, { 'content-length': String(3 * 1024 ** 3) }); // 3 GiB announced, then a trickle
       res.write(Buffer.alloc(1024));
     } else res.writeHead(404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }));
 });
 after(() => {
-  server.closeAllConnections();
-  server.close();
+  stopLoopback(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

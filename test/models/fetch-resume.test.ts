@@ -16,6 +16,7 @@ import { mirrorUrl } from '../../src/models/download.js';
 import { fetchModel } from '../../src/models/fetch.js';
 import type { ModelEntry } from '../../src/models/registry.js';
 import { encodeModel } from '../../src/onnx/io.js';
+import { startLoopback, stopLoopback } from '../loopback.js';
 import { buildModel } from '../onnx/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-fetch-resume-'));
@@ -29,7 +30,7 @@ let server: http.Server;
 let base = '';
 
 before(async () => {
-  server = http.createServer((req, res) => {
+  ({ server, base } = await startLoopback((req, res) => {
     seen.push({ url: req.url ?? '', range: req.headers.range });
     const body = req.url?.endsWith('/old.onnx') ? old : onnx;
     if (req.url === '/cut.onnx' && !req.headers.range && cutOnce) {
@@ -46,13 +47,10 @@ before(async () => {
       res.writeHead(206, { 'content-length': body.length - from, 'content-range': `bytes ${from}-${body.length - 1}/${body.length}` });
       res.end(body.subarray(from));
     } else res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }));
 });
 after(() => {
-  server.closeAllConnections();
-  server.close();
+  stopLoopback(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 

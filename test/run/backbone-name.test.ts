@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -20,6 +19,7 @@ import { loadConfig, parseConfig } from '../../src/run/config.js';
 import type { RunEvent } from '../../src/run/events.js';
 import { runTraining } from '../../src/run/train.js';
 import { Network } from '../../src/train/network.js';
+import { startLoopback, stopLoopback } from '../loopback.js';
 import { buildModel } from '../onnx/helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-backbone-name-'));
@@ -39,13 +39,12 @@ let requests = 0;
 const saved = { ...process.env };
 
 before(async () => {
-  server = http.createServer((req, res) => {
+  let base: string;
+  ({ server, base } = await startLoopback((req, res) => {
     requests++;
     const body = req.url === '/conv.onnx' ? conv : onnx;
     res.writeHead(200, { 'content-length': body.length }).end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }));
   const registry = path.join(tmp, 'registry.json');
   const sha256 = createHash('sha256').update(onnx).digest('hex');
   fs.writeFileSync(
@@ -61,8 +60,7 @@ before(async () => {
 });
 after(() => {
   process.env = saved;
-  server.closeAllConnections();
-  server.close();
+  stopLoopback(server);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
