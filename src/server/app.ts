@@ -36,7 +36,7 @@ export interface AppOptions {
   keepAliveTimeoutMs?: number;
   /** Refuse images with more pixels than this (default: graft's decode limit, GRAFT_MAX_IMAGE_PIXELS or 100 MP). */
   maxPixels?: number;
-  /** Prometheus metrics: served at GET /metrics, fed one `request` per infer/classify call. */
+  /** Prometheus metrics: served at GET /metrics, fed one `request` per infer or classify call. */
   metrics?: ServeMetrics;
 }
 
@@ -118,7 +118,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const metrics = opts.metrics;
     app.addHook('onResponse', async (req, reply) => {
       const m = (req as FastifyRequest & { served?: ServedModel }).served;
-      if (m) metrics.request(m.name, m.version, reply.statusCode < 400, reply.elapsedTime / 1000);
+      const url = req.routeOptions.url ?? '';
+      if (m && (url.endsWith('/infer') || url.endsWith('/classify'))) metrics.request(m.name, m.version, reply.statusCode < 400, reply.elapsedTime / 1000);
     });
     app.get('/metrics', async (_req, reply) => {
       const r = await metrics.render();

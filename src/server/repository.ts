@@ -297,7 +297,7 @@ function signature(file: string): string | undefined {
     } catch {
       // no sidecar
     }
-    return `${st.size}:${st.mtimeMs}|${side}`;
+    return `${st.ino}:${st.size}:${st.mtimeMs}|${side}`;
   } catch {
     return undefined;
   }

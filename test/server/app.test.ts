@@ -302,6 +302,27 @@ describe('error paths: one 4xx with {"error"} each, and the server keeps serving
   });
 });
 
+test('GET /metrics: Prometheus text with the requests, rows and runs of each model version', async () => {
+  const r = await fetch(`${base}/metrics`);
+  assert.equal(r.status, 200);
+  assert.match(r.headers.get('content-type') ?? '', /text\/plain/);
+  const text = await r.text();
+  const value = (line: string) =>
+    Number(
+      text
+        .split('\n')
+        .find((l) => l.startsWith(line))
+        ?.split(' ')
+        .at(-1),
+    );
+  // every test above ran before this one: colours answered infer and classify requests, and refused some
+  assert.ok(value('graft_inference_request_success{model="colours",version="1"}') >= 4, text);
+  assert.ok(value('graft_inference_request_failure{model="colours",version="1"}') >= 10);
+  assert.ok(value('graft_inference_count{model="colours",version="1"}') >= 6);
+  assert.ok(value('graft_inference_exec_count{model="fixed",version="1"}') >= 3, 'the fixed-batch model runs one image per execution');
+  assert.equal(text.includes('model="plain",version="1"'), true);
+});
+
 /** A runner whose inferences wait until `release()`: to hold requests in flight. */
 function gatedRunner(): { open: OpenRunner; release: () => void; started: () => number } {
   let gate!: () => void;

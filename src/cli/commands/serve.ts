@@ -73,10 +73,11 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
     if (g.json) process.stderr.write(`${toJsonLine({ event, message, ...extra })}\n`);
     else if (!g.quiet || event === 'warning') process.stderr.write(`${event === 'warning' ? 'warning: ' : ''}${message}\n`);
   };
-  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }] = await Promise.all([
+  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }, { createServeMetrics }] = await Promise.all([
     import('../../server/repository.js'),
     import('../../server/serve.js'),
     import('../../models/resolve.js'),
+    import('../../server/metrics.js'),
   ]);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -91,6 +92,7 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
       requestTimeoutMs: flags.requestTimeout * 1000,
       pollMs: flags.poll * 1000,
       runner: { maxBatchSize: flags.maxBatchSize, maxQueue: flags.maxQueue, threads: g.threads },
+      metrics: createServeMetrics({ defaultMetrics: true }),
       onNote: (m) => say('note', m),
     });
   } catch (e) {
