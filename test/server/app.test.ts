@@ -12,6 +12,7 @@ import { QueueFullError } from '../../src/server/contract.js';
 import { openDirectRunner } from '../../src/server/direct-runner.js';
 import { resolveSources } from '../../src/server/repository.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
+import { openBatchedRunner } from '../../src/server/worker-runner.js';
 import { COLOURS, colourPng, LABELS, saveColourModel } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-serve-'));
@@ -401,4 +402,29 @@ describe('limits and lifecycle', () => {
       await s.close();
     }
   });
+});
+
+test('openRunner: the batched runner plugs into the same server and answers as the direct one', async () => {
+  const s = await startServer({
+    sources: await resolveSources([path.join(tmp, 'colours'), path.join(tmp, 'fixed', 'fixed.onnx')]),
+    port: 0,
+    openRunner: openBatchedRunner,
+    runner: { threads: 1 },
+  });
+  try {
+    for (const model of ['colours', 'fixed']) {
+      const form = new FormData();
+      for (const c of ['red', 'green', 'blue']) form.append('image', new Blob([pngs[c]!]), `${c}.png`);
+      const ask = async (u: string) =>
+        (await (await fetch(`${u}/v2/models/${model}/classify`, { method: 'POST', body: form })).json()) as { label: string; p: number }[];
+      const [batched, direct] = await Promise.all([ask(s.url), ask(base)]);
+      assert.deepEqual(
+        batched.map((r) => r.label),
+        ['red', 'green', 'blue'],
+      );
+      for (const [i, r] of batched.entries()) assert.ok(Math.abs(r.p - direct[i]!.p) < 1e-6, `${model} row ${i}: ${r.p} vs ${direct[i]!.p}`);
+    }
+  } finally {
+    await s.close();
+  }
 });
