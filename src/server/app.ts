@@ -11,7 +11,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { batchDims, decodeBatch, ImageDecodeError, imageSize } from '../data/image.js';
 import { FeedError } from '../runtime/feeds.js';
-import { labelRows, softmaxRows } from '../train/classify.js';
+import { calibrateRows, labelRows } from '../train/classify.js';
 import { graftVersion } from '../util/version.js';
 import { ExecutorUnavailableError } from './batcher.js';
 import { QueueFullError, type ServeMetrics } from './contract.js';
@@ -146,7 +146,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const m = served(req);
       return { name: m.name, version: m.version, ready: true };
     });
-    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => infer(served(req), req.body));
+    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => infer(served(req), req.body, opts.maxPixels));
     app.post<{ Params: ModelParams; Querystring: Record<string, string> }>(`${base}/classify`, async (req) => classify(served(req), req, opts.maxPixels));
   }
   return app;
@@ -192,10 +192,10 @@ function metadata(m: ServedModel, versions: string[]) {
   };
 }
 
-async function infer(m: ServedModel, body: unknown) {
+async function infer(m: ServedModel, body: unknown, maxPixels?: number) {
   const req = parseInferRequest(body);
   const outputs = requestedOutputs(req, m);
-  const inputs = await requestTensors(req, m);
+  const inputs = await requestTensors(req, m, { maxPixels });
   const result = await m.runner.infer(inputs, outputs);
   const asked = new Map((req.outputs ?? []).map((o) => [o.name, o.parameters?.classification]));
   return {
@@ -260,9 +260,6 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
     probabilities.set(t.data as Float32Array, r0 * image.labels.length);
   }
   const classes = image.labels.length;
-  if (image.softmax) {
-    if (image.temperature !== 1) for (let i = 0; i < probabilities.length; i++) probabilities[i]! /= image.temperature;
-    softmaxRows(probabilities, classes);
-  }
+  calibrateRows(image, probabilities, classes);
   return labelRows({ probabilities, classes, failed }, image.labels, names, { topK, threshold });
 }

@@ -298,6 +298,20 @@ describe('error paths: one 4xx with {"error"} each, and the server keeps serving
       assert.match(r.body.error, msg);
     });
   }
+  test('a multipart file over --max-body: 413', async () => {
+    const form = new FormData();
+    form.append('image', new Blob([Buffer.alloc(1024 * 1024 + 10)]), 'big.png');
+    const r = await post('/v2/models/colours/classify', form, {});
+    assert.equal(r.status, 413, JSON.stringify(r.body));
+    assert.match(r.body.error, /over the limit of 1048576 bytes/);
+  });
+  test('a multipart request without files: 400', async () => {
+    const form = new FormData();
+    form.append('note', 'no image here');
+    const r = await post('/v2/models/colours/classify', form, {});
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /holds no file/);
+  });
   test('still serving after all of the above', async () => {
     assert.equal((await get('/v2/health/ready')).status, 200);
   });
