@@ -43,7 +43,11 @@ interface Reply {
   out?: Record<string, WireTensor>;
 }
 
-const WORKER_SOURCE = `
+/**
+ * The worker: a CommonJS script (run with `eval: true`) that loads the session from `workerData` and answers
+ * `{ id, feeds, outputs }` messages one at a time with `{ id, out }` or `{ id, error }`.
+ */
+export const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 ort.env.logLevel = workerData.logLevel;
@@ -81,6 +85,11 @@ export interface WorkerPoolOptions {
   label: string;
   /** Workers, each with one session (default 1). */
   workers?: number;
+  /**
+   * The worker script (default {@link WORKER_SOURCE}); tests append to it, e.g. to make a worker die on a given
+   * input the way a native crash would.
+   */
+  source?: string;
   /** onnxruntime intra-op threads per session (default: graft's default thread count split across the workers). */
   threads: number;
 }
@@ -99,6 +108,8 @@ export class WorkerPool implements BatchExecutor {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closed = false;
+  /** Batches posted and not answered; close() waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   private readonly options: ort.InferenceSession.SessionOptions;
   /** Workers replaced after a crash so far. */
@@ -140,7 +151,7 @@ export class WorkerPool implements BatchExecutor {
   }
 
   private start(): Slot {
-    const worker = new Worker(WORKER_SOURCE, {
+    const worker = new Worker(this.opts.source ?? WORKER_SOURCE, {
       eval: true,
       execArgv: [],
       workerData: { ortPath: this.ortPath, model: this.model, options: this.options, logLevel: ORT_LOG_LEVEL },
@@ -218,12 +229,15 @@ export class WorkerPool implements BatchExecutor {
     }
     const id = this.nextId++;
     slot.busy++;
+    const done = new Promise<Record<string, HostTensor>>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, feeds, outputs: [...outputs] }, transfer);
+    });
+    this.running.add(done);
     try {
-      return await new Promise<Record<string, HostTensor>>((resolve, reject) => {
-        slot.pending.set(id, { resolve, reject });
-        slot.worker.postMessage({ id, feeds, outputs: [...outputs] }, transfer);
-      });
+      return await done;
     } finally {
+      this.running.delete(done);
       slot.busy = Math.max(0, slot.busy - 1);
     }
   }
@@ -237,15 +251,14 @@ export class WorkerPool implements BatchExecutor {
     return r;
   }
 
-  /** Stops every worker; runs still in flight fail. Safe to call twice. */
+  /**
+   * Stops every worker once the batches already posted have finished (terminating a worker while onnxruntime-node
+   * runs in it aborts the whole process); runs asked for after this fail. Safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new ExecutorUnavailableError(`${this.opts.label} was closed while a batch was running.`);
-    for (const s of this.slots) {
-      for (const p of s.pending.values()) p.reject(err);
-      s.pending.clear();
-    }
+    await Promise.allSettled(this.running);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

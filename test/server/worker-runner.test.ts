@@ -11,7 +11,7 @@ import { DynamicBatcher, ExecutorUnavailableError } from '../../src/server/batch
 import type { HostTensor } from '../../src/server/contract.js';
 import { createServeMetrics } from '../../src/server/metrics.js';
 import { runnerInfoOf } from '../../src/server/tensors.js';
-import { WorkerPool } from '../../src/server/worker-pool.js';
+import { WORKER_SOURCE, WorkerPool } from '../../src/server/worker-pool.js';
 import { openBatchedRunner } from '../../src/server/worker-runner.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -36,21 +36,6 @@ function lookup(): Model {
   g.outputs.push({ name: 'rows', dtype: 'float32', shape: ['N', 2] });
   g.addInitializer('T', Tensor.f32([5, 2], [0, 1, 10, 11, 20, 21, 30, 31, 40, 41]));
   g.addNode('Gather', ['T', 'idx'], ['rows'], { axis: 0 });
-  return new Model(g, 17);
-}
-
-/** A deliberately slow model (about a second of MatMuls), so a run is surely in flight when its worker is killed. */
-function slow(): Model {
-  const g = new Graph();
-  const n = 1024;
-  g.inputs.push({ name: 'x', dtype: 'float32', shape: ['N', n] });
-  g.addInitializer('W', Tensor.f32([n, n], new Float32Array(n * n).fill(1 / n)));
-  let prev = 'x';
-  for (let i = 0; i < 200; i++) {
-    g.addNode('MatMul', [prev, 'W'], [`h${i}`]);
-    prev = `h${i}`;
-  }
-  g.outputs.push({ name: prev, dtype: 'float32', shape: ['N', n] });
   return new Model(g, 17);
 }
 
@@ -137,24 +122,24 @@ test('a model onnxruntime cannot load, or a missing file, is one clear error nam
   );
 });
 
-test('a worker that dies mid-run fails its requests at once (no hang) and is replaced for the next ones', async () => {
-  const model = slow();
-  const bytes = encodeModel(model);
-  const pool = new WorkerPool(bytes, { label: 'model "slow" version 1', threads: 1 });
-  const info = runnerInfoOf('slow', await pool.open(), 4);
-  const batcher = new DynamicBatcher(info, pool, { model: 'slow', version: '1', maxQueueDelayMs: 0 });
-  const row = (): Record<string, HostTensor> => ({ x: { datatype: 'FP32', shape: [1, 1024], data: new Float32Array(1024).fill(1) } });
-  const inflight = batcher.infer(row());
-  while (pool.inFlight === 0) await new Promise((r) => setTimeout(r, 1));
+test('a worker that dies mid-run fails its batch at once (no hang) with an error naming the model, and is replaced', async () => {
+  // a worker that exits on a poison row (x[0] = -1) before running it, as a native crash on some input would
+  const source = `${WORKER_SOURCE}\nparentPort.on('message', (m) => { if (m.feeds.x.data[0] === -1) process.exit(3); });`;
+  const pool = new WorkerPool(encodeModel(classifier('N')), { label: 'model "cls" version 1', threads: 1, source });
+  const info = runnerInfoOf('cls', await pool.open());
+  const batcher = new DynamicBatcher(info, pool, { model: 'cls', version: '1', maxQueueDelayMs: 50 });
+  const poison: HostTensor = { datatype: 'FP32', shape: [1, 4], data: Float32Array.from([-1, 0, 0, 0]) };
   const victim = pool.workers[0]!;
-  await victim.terminate();
-  await assert.rejects(
-    inflight,
-    (e: Error) => e instanceof ExecutorUnavailableError && /worker of model "slow" version 1 exited unexpectedly.*being restarted, retry/.test(e.message),
-  );
+  const settled = await Promise.allSettled([batcher.infer({ x: poison }), batcher.infer({ x: x(1, 1) })]);
+  for (const s of settled) {
+    assert.equal(s.status, 'rejected');
+    const e = (s as PromiseRejectedResult).reason as Error;
+    assert.ok(e instanceof ExecutorUnavailableError, String(e));
+    assert.match(e.message, /worker of model "cls" version 1 exited unexpectedly \(code 3\); it is being restarted, retry the request/);
+  }
   assert.equal(pool.restarts, 1);
   assert.notEqual(pool.workers[0], victim);
-  const r = await batcher.infer(row());
-  assert.deepEqual(r[info.outputs[0]!.name]!.shape, [1, 1024]);
+  const r = await batcher.infer({ x: x(2, 2) });
+  assert.deepEqual(r.probs!.shape, [2, 3]);
   await batcher.drain();
 });
