@@ -112,6 +112,7 @@ export class WorkerPool implements BatchExecutor {
   private readonly running = new Set<Promise<unknown>>();
   private readonly ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   private readonly options: ort.InferenceSession.SessionOptions;
+  private warmBatch: (() => { inputs: Record<string, HostTensor>; outputs: readonly string[] }) | undefined;
   /** Workers replaced after a crash so far. */
   restarts = 0;
 
@@ -205,7 +206,13 @@ export class WorkerPool implements BatchExecutor {
         // replace the worker in place; a crash while loading would only repeat, so that one stays dead
         this.restarts++;
         const i = this.slots.indexOf(slot);
-        if (i >= 0) this.slots[i] = this.start();
+        if (i >= 0) {
+          const fresh = this.start();
+          this.slots[i] = fresh;
+          // queued ahead of any request in the new worker; a failure shows in the runs that follow
+          const b = this.warmBatch?.();
+          if (b) this.runOn(fresh, b.inputs, b.outputs).catch(() => {});
+        }
       }
     };
     worker.on('error', (e) => died(`crashed (${e.message})`));
@@ -218,6 +225,26 @@ export class WorkerPool implements BatchExecutor {
     // the least busy live worker (the batcher runs at most one batch per worker at a time)
     const slot = this.slots.filter((s) => !s.dead).sort((a, b) => a.busy - b.busy)[0];
     if (!slot) throw new ExecutorUnavailableError(`no inference worker of ${this.opts.label} could load the model; restart the server after fixing it.`);
+    return this.runOn(slot, inputs, outputs);
+  }
+
+  /**
+   * Runs one batch on every worker now, and on each worker that later replaces a crashed one, before it serves:
+   * onnxruntime's first run at a new size allocates its buffers and plans memory (seconds for MobileNetV2 at
+   * batch 32), which would otherwise land on the first full batch of requests. `make` builds a fresh batch per
+   * worker (it is transferred).
+   */
+  async warmUp(make: () => { inputs: Record<string, HostTensor>; outputs: readonly string[] }): Promise<void> {
+    this.warmBatch = make;
+    await Promise.all(
+      this.slots.map((s) => {
+        const b = make();
+        return this.runOn(s, b.inputs, b.outputs);
+      }),
+    );
+  }
+
+  private async runOn(slot: Slot, inputs: Record<string, HostTensor>, outputs: readonly string[]): Promise<Record<string, HostTensor>> {
     await slot.ready;
     if (slot.dead) throw slot.dead;
     const feeds: Record<string, WireTensor> = {};
