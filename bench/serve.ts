@@ -8,7 +8,8 @@
  * (one session.run per request) and one with the batched runner (dynamic batcher + worker thread). autocannon posts
  * the same JPEG to `/v2/models/{m}/classify` at each concurrency, alternating the two servers, and the table gives
  * throughput, p50/p99 latency, failures (non-2xx answers and socket errors; a client waits up to 120 s) and the batched server's average batch size
- * (graft_inference_count / graft_inference_exec_count from its /metrics).
+ * (graft_inference_count / graft_inference_exec_count from its /metrics) and each server's compute time per row
+ * (graft_inference_compute_duration_seconds_sum / graft_inference_count): where the time goes.
  *
  * Before that, onnxruntime alone: ms per row at batch 1 and at the max batch in one session.run, the most batching
  * can gain when compute dominates.
@@ -110,11 +111,11 @@ async function stopChild(c: Child): Promise<void> {
   await exited;
 }
 
-/** graft_inference_count and _exec_count of the child's /metrics. */
-async function counts(url: string): Promise<{ rows: number; execs: number }> {
+/** Rows, runs and compute seconds so far, from the child's /metrics. */
+async function counts(url: string): Promise<{ rows: number; execs: number; compute: number }> {
   const body = await (await fetch(`${url}/metrics`)).text();
   const v = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
-  return { rows: v('graft_inference_count'), execs: v('graft_inference_exec_count') };
+  return { rows: v('graft_inference_count'), execs: v('graft_inference_exec_count'), compute: v('graft_inference_compute_duration_seconds_sum') };
 }
 
 interface Row {
@@ -126,6 +127,8 @@ interface Row {
   p99: number;
   failed: number;
   batch: number;
+  /** Compute (session.run) ms per row inside the server. */
+  msRow: number;
 }
 
 async function drive(url: string, model: string, jpeg: Buffer, connections: number, duration: number): Promise<Omit<Row, 'model' | 'c' | 'runner'>> {
@@ -147,6 +150,7 @@ async function drive(url: string, model: string, jpeg: Buffer, connections: numb
     p99: r.latency.p99,
     failed: r.non2xx + r.errors,
     batch: (after.rows - before.rows) / Math.max(1, after.execs - before.execs),
+    msRow: (1000 * (after.compute - before.compute)) / Math.max(1, after.rows - before.rows),
   };
 }
 
@@ -233,7 +237,7 @@ async function main(): Promise<void> {
               const r = await drive(s.url, m.name, jpeg, c, duration);
               rows.push({ model: m.name, c, runner, ...r });
               log(
-                `${m.name} c=${c} ${runner}: ${r.rps.toFixed(1)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, failed ${r.failed}, avg batch ${r.batch.toFixed(2)}`,
+                `${m.name} c=${c} ${runner}: ${r.rps.toFixed(1)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, failed ${r.failed}, avg batch ${r.batch.toFixed(2)}, compute ${r.msRow.toFixed(2)} ms/row`,
               );
             }
           }
@@ -244,14 +248,14 @@ async function main(): Promise<void> {
     }
 
     log('\n## through the server (POST /v2/models/{m}/classify, one 256×256 JPEG)\n');
-    log('| model | concurrency | runner | req/s | p50 ms | p99 ms | p99/p50 | failed | avg batch | batched/direct |');
-    log('|---|---|---|---|---|---|---|---|---|---|');
+    log('| model | concurrency | runner | req/s | p50 ms | p99 ms | p99/p50 | failed | avg batch | compute ms/row | batched/direct |');
+    log('|---|---|---|---|---|---|---|---|---|---|---|');
     for (const [i, r] of rows.entries()) {
       // each batched point is paired with the direct point measured just before it
       const base = rows[i - 1];
       const ratio = r.runner === 'batched' && base ? `${(r.rps / base.rps).toFixed(2)}×` : '';
       log(
-        `| ${r.model} | ${r.c} | ${r.runner} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${(r.p99 / Math.max(r.p50, 1e-9)).toFixed(2)} | ${r.failed} | ${r.batch.toFixed(2)} | ${ratio} |`,
+        `| ${r.model} | ${r.c} | ${r.runner} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${(r.p99 / Math.max(r.p50, 1e-9)).toFixed(2)} | ${r.failed} | ${r.batch.toFixed(2)} | ${r.msRow.toFixed(2)} | ${ratio} |`,
       );
     }
     log(
