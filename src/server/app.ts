@@ -9,13 +9,14 @@
 import { timingSafeEqual } from 'node:crypto';
 import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { batchDims, decodeBatch, ImageDecodeError } from '../data/image.js';
+import { batchDims, decodeBatch, ImageDecodeError, imageSize } from '../data/image.js';
 import { FeedError } from '../runtime/feeds.js';
 import { labelRows, softmaxRows } from '../train/classify.js';
 import { graftVersion } from '../util/version.js';
+import { ExecutorUnavailableError } from './batcher.js';
 import { QueueFullError, type ServeMetrics } from './contract.js';
 import { badRequest, HttpError } from './errors.js';
-import { classificationOutput, parseInferRequest, requestedOutputs, requestTensors, responseOutput } from './oip.js';
+import { classificationOutput, decodeMessage, parseInferRequest, requestedOutputs, requestTensors, responseOutput } from './oip.js';
 import type { ModelRepository, ServedModel } from './repository.js';
 
 /** Limits and options of the HTTP layer. */
@@ -35,7 +36,7 @@ export interface AppOptions {
   keepAliveTimeoutMs?: number;
   /** Refuse images with more pixels than this (default: graft's decode limit, GRAFT_MAX_IMAGE_PIXELS or 100 MP). */
   maxPixels?: number;
-  /** Prometheus metrics: served at GET /metrics, fed one `request` per infer/classify call. */
+  /** Prometheus metrics: served at GET /metrics, fed one `request` per infer or classify call. */
   metrics?: ServeMetrics;
 }
 
@@ -97,6 +98,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof QueueFullError) return send(reply, 503, err.message, { 'Retry-After': String(err.retryAfterS) });
+    if (err instanceof ExecutorUnavailableError) return send(reply, 503, err.message, { 'Retry-After': '1' });
     if (err instanceof HttpError) return send(reply, err.status, err.message, err.headers);
     if (err instanceof FeedError || err instanceof ImageDecodeError) return send(reply, 400, err.message);
     const status = err.statusCode;
@@ -116,7 +118,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     const metrics = opts.metrics;
     app.addHook('onResponse', async (req, reply) => {
       const m = (req as FastifyRequest & { served?: ServedModel }).served;
-      if (m) metrics.request(m.name, m.version, reply.statusCode < 400, reply.elapsedTime / 1000);
+      const url = req.routeOptions.url ?? '';
+      if (m && (url.endsWith('/infer') || url.endsWith('/classify'))) metrics.request(m.name, m.version, reply.statusCode < 400, reply.elapsedTime / 1000);
     });
     app.get('/metrics', async (_req, reply) => {
       const r = await metrics.render();
@@ -239,17 +242,24 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
     throw new HttpError(415, 'POST /classify takes an image body (Content-Type image/* or application/octet-stream) or multipart/form-data with image files.');
   if (!bufs.length) throw badRequest('The multipart request holds no file; attach images as file parts (curl -F "image=@photo.jpg").');
   const b = await decodeBatch(bufs, image.preprocess, { onError: 'skip', maxPixels });
-  const failed = new Map(b.failed.map((f) => [f.index, f.error.message.replace(`buffer #${f.index}`, names[f.index]!)]));
+  const failed = new Map(b.failed.map((f) => [f.index, decodeMessage(f.error, (i) => names[i]!)]));
   if (failed.size === bufs.length)
     throw badRequest(bufs.length === 1 ? failed.get(0)! : `None of the ${bufs.length} images could be decoded; e.g. ${failed.get(0)}`);
-  const out = await m.runner.infer({ [image.input]: { datatype: 'FP32', shape: batchDims(image.preprocess, bufs.length), data: b.data } }, [image.output]);
-  const t = out[image.output]!;
-  const classes = t.shape.at(-1)!;
-  if (t.shape.length !== 2 || classes !== image.labels.length)
-    throw new Error(
-      `model "${m.name}" output "${image.output}" has shape [${t.shape.join(', ')}] but its labels list ${image.labels.length} classes; fix "labels" in its model.json`,
-    );
-  const probabilities = Float32Array.from(t.data as Float32Array);
+  // in runs of at most the runner's batch (a fixed-batch model takes one image per run)
+  const per = imageSize(image.preprocess);
+  const step = m.runner.info.maxBatchSize;
+  const probabilities = new Float32Array(bufs.length * image.labels.length);
+  for (let r0 = 0; r0 < bufs.length; r0 += step) {
+    const n = Math.min(step, bufs.length - r0);
+    const input = { datatype: 'FP32' as const, shape: batchDims(image.preprocess, n), data: b.data.subarray(r0 * per, (r0 + n) * per) };
+    const t = (await m.runner.infer({ [image.input]: input }, [image.output]))[image.output]!;
+    if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== image.labels.length)
+      throw new Error(
+        `model "${m.name}" output "${image.output}" has shape [${t.shape.join(', ')}] for ${n} image(s), but its labels list ${image.labels.length} classes; fix "labels" in its model.json`,
+      );
+    probabilities.set(t.data as Float32Array, r0 * image.labels.length);
+  }
+  const classes = image.labels.length;
   if (image.softmax) {
     if (image.temperature !== 1) for (let i = 0; i < probabilities.length; i++) probabilities[i]! /= image.temperature;
     softmaxRows(probabilities, classes);

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { batchDims, decodeBatch, ImageDecodeError } from '../data/image.js';
 import { softmaxRows } from '../train/classify.js';
-import type { HostTensor, OipDatatype, TensorSpec } from './contract.js';
+import type { HostTensor, OipDatatype } from './contract.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './repository.js';
 
@@ -138,15 +138,6 @@ export function base64Bytes(s: string, what: string): Buffer {
   return Buffer.from(t, 'base64');
 }
 
-/** Checks `shape` against the model's `spec` (rank and every static dim; -1 takes any size). */
-function checkShape(shape: number[], spec: TensorSpec, model: string): void {
-  const fits = shape.length === spec.shape.length && spec.shape.every((d, i) => d < 0 || d === shape[i] || (i === 0 && d > 0));
-  if (!fits)
-    throw badRequest(
-      `Input "${spec.name}" has shape [${shape.join(', ')}], but model "${model}" takes [${spec.shape.join(', ')}] (-1: any size). Send data of that shape (GET /v2/models/${model} lists the inputs).`,
-    );
-}
-
 /** Decodes base64 images for the model's image input with its own preprocessing; one error names the image. */
 async function imageTensor(values: unknown[], shape: number[], served: ServedModel, name: string): Promise<HostTensor> {
   const image = served.image;
@@ -164,14 +155,22 @@ async function imageTensor(values: unknown[], shape: number[], served: ServedMod
     const b = await decodeBatch(bufs, image.preprocess);
     return { datatype: 'FP32', shape: batchDims(image.preprocess, bufs.length), data: b.data };
   } catch (e) {
-    if (e instanceof ImageDecodeError) throw badRequest(`Input "${name}": ${e.message.replace(/^buffer #/, 'image #')}`);
+    if (e instanceof ImageDecodeError) throw badRequest(`Input "${name}": ${decodeMessage(e, '')}`);
     throw e;
   }
 }
 
+/** A decode error for a client: the image named by `name` (for `buffer #i`), the CLI's advice replaced by the server's. */
+export function decodeMessage(e: ImageDecodeError, name: string | ((i: number) => string)): string {
+  return e.message
+    .replace(/buffer #(\d+)/, (_, i) => (typeof name === 'string' ? `${name}#${i}` : name(Number(i))))
+    .replace(/\s*Re-encode or remove the file.*$/, ' Send the image file itself (JPEG, PNG, WebP, GIF, TIFF or AVIF).');
+}
+
 /**
  * The runner's inputs for a request: every model input given once, with the model's datatype (or BYTES images
- * for the image input), a shape that fits, one batch size, and as many elements as the shape says.
+ * for the image input) and as many elements as the shape says. The shape itself is checked by the runner
+ * (tensors.ts `checkRequest`, the one check both runners make).
  * @throws HttpError 400 naming the input and what to send instead.
  */
 export async function requestTensors(req: InferRequest, served: ServedModel): Promise<Record<string, HostTensor>> {
@@ -197,14 +196,11 @@ export async function requestTensors(req: InferRequest, served: ServedModel): Pr
         `Input "${inp.name}" is ${inp.datatype}, but model "${served.name}" takes ${spec.datatype}${served.image?.input === inp.name ? ' (or BYTES: base64 images)' : ''}; send ${spec.datatype} data.`,
       );
     if (spec.datatype === 'BYTES') throw badRequest(`Input "${inp.name}" is a BYTES (string) tensor, which graft serve cannot feed to onnxruntime.`);
-    checkShape(inp.shape, spec, served.name);
     out[inp.name] = { datatype: spec.datatype, shape: inp.shape, data: typed(values, spec.datatype, inp.name) };
   }
   const missing = specs.filter((s) => !out[s.name]);
   if (missing.length)
     throw badRequest(`Model "${served.name}" also needs input(s) ${missing.map((s) => `"${s.name}"`).join(', ')}; send every input the model lists.`);
-  const batches = new Set(Object.values(out).map((t) => t.shape[0]));
-  if (batches.size > 1) throw badRequest(`The inputs have different batch sizes (dim 0: ${[...batches].join(', ')}); every input's dim 0 must be the same.`);
   return out;
 }
 

@@ -69,7 +69,12 @@ export async function resolveSources(
       throw new Error(
         `${ref} is neither a file, a folder nor a registry model name; pass a model.onnx, a run folder, a repository folder or a name from \`graft models list\`.`,
       );
-    out.push({ kind: 'file', name: opts.name ?? ref.replace(/[^A-Za-z0-9_.-]/g, '-'), version: '1', file: await opts.resolve(ref) });
+    const file = await opts.resolve(ref);
+    if (!file.endsWith('.onnx'))
+      throw new Error(
+        `${ref} is converted by graft on load, not an .onnx file; convert it once with \`graft import ${ref} --out model.onnx\` and serve that file.`,
+      );
+    out.push({ kind: 'file', name: opts.name ?? ref.replace(/[^A-Za-z0-9_.-]/g, '-'), version: '1', file });
   }
   for (const s of out)
     if (s.kind === 'file' && !NAME.test(s.name))
@@ -297,7 +302,7 @@ function signature(file: string): string | undefined {
     } catch {
       // no sidecar
     }
-    return `${st.size}:${st.mtimeMs}|${side}`;
+    return `${st.ino}:${st.size}:${st.mtimeMs}|${side}`;
   } catch {
     return undefined;
   }

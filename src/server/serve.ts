@@ -6,12 +6,15 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
-import type { OpenRunner, RunnerOptions } from './contract.js';
+import type { OpenRunner, RunnerOptions, ServeMetrics } from './contract.js';
 import { openDirectRunner } from './direct-runner.js';
+import { createServeMetrics } from './metrics.js';
 import { ModelRepository, type ModelSource } from './repository.js';
 
 /** Options of {@link startServer}. */
-export interface ServerOptions extends Omit<AppOptions, 'repository'> {
+export interface ServerOptions extends Omit<AppOptions, 'repository' | 'metrics'> {
+  /** Prometheus metrics for GET /metrics (default: a fresh {@link createServeMetrics}; false: no /metrics). */
+  metrics?: ServeMetrics | false;
   sources: readonly ModelSource[];
   /** Interface to bind (default 127.0.0.1). */
   host?: string;
@@ -44,16 +47,17 @@ export function isLoopback(host: string): boolean {
 
 /** Loads the models and starts listening. @throws when a model fails to load or the port is taken. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const metrics = opts.metrics === false ? undefined : (opts.metrics ?? createServeMetrics());
   const repository = new ModelRepository(opts.sources, {
     openRunner: opts.openRunner ?? openDirectRunner,
-    runner: { ...opts.runner, metrics: opts.metrics },
+    runner: { ...opts.runner, metrics },
     pollMs: opts.pollMs,
     onNote: opts.onNote,
   });
   await repository.load();
   let app: FastifyInstance;
   try {
-    app = await buildApp({ ...opts, repository });
+    app = await buildApp({ ...opts, repository, metrics });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 8000 });
     const addr = app.server.address() as AddressInfo;

@@ -5,6 +5,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { parsePreprocessConfig } from '../../src/data/preprocess.js';
 import { flatten, globalAvgPool, linear, sequential } from '../../src/nn/index.js';
+import { loadModel, saveModel } from '../../src/onnx/io.js';
 import { Tensor } from '../../src/tensor.js';
 import { Network } from '../../src/train/network.js';
 
@@ -17,7 +18,10 @@ export const COLOURS: Record<string, [number, number, number]> = { red: [220, 30
  * `file` with its model.json (labels, 16×16 stretch preprocessing, optional temperature). `order` permutes the
  * rows, so a second version can answer differently; `batch` fixes the batch dimension.
  */
-export function saveColourModel(file: string, o: { order?: number[]; gain?: number; temperature?: number; batch?: number | string } = {}): void {
+export function saveColourModel(
+  file: string,
+  o: { order?: number[]; gain?: number; temperature?: number; batch?: number | string; plain?: boolean } = {},
+): void {
   const m = sequential(globalAvgPool(), flatten(), linear(3, 3)).build({ inputShape: [o.batch ?? 'N', 3, 16, 16], seed: 0 });
   const [w, b] = [...m.graph.initializers.keys()].sort((x, y) => y.length - x.length || x.localeCompare(y));
   assert.ok(w?.endsWith('weight') && b?.endsWith('bias'), `parameters ${w}, ${b}`);
@@ -29,6 +33,13 @@ export function saveColourModel(file: string, o: { order?: number[]; gain?: numb
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const net = new Network(m, { labels: LABELS, preprocess: parsePreprocessConfig({ size: 16, channels: 3, resize: 'stretch' }), temperature: o.temperature });
   net.save(file);
+  if (o.plain) {
+    // a model with neither sidecar nor graft metadata: no labels, no preprocessing
+    fs.rmSync(file.replace(/\.onnx$/, '.json'));
+    const bare = loadModel(file);
+    for (const k of Object.keys(bare.metadata)) delete bare.metadata[k];
+    saveModel(bare, file);
+  }
 }
 
 /** A PNG of one colour (with a little per-pixel variation), as bytes. */

@@ -17,7 +17,7 @@ interface ServeFlags {
   maxBody: number;
   maxPixels?: number;
   requestTimeout: number;
-  maxBatch: number;
+  maxBatchSize: number;
   maxQueue: number;
   poll: number;
 }
@@ -57,7 +57,9 @@ export function register(program: Command): void {
         .default(30)
         .argParser(seconds('--request-timeout')),
     )
-    .addOption(new Option('--max-batch <n>', 'rows per onnxruntime run for a model with a dynamic batch').default(32).argParser(atLeastOne('--max-batch')))
+    .addOption(
+      new Option('--max-batch-size <n>', 'rows per onnxruntime run for a model with a dynamic batch').default(32).argParser(atLeastOne('--max-batch-size')),
+    )
     .addOption(
       new Option('--max-queue <n>', 'requests in flight per model version; more get 503 with Retry-After').default(256).argParser(atLeastOne('--max-queue')),
     )
@@ -71,10 +73,11 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
     if (g.json) process.stderr.write(`${toJsonLine({ event, message, ...extra })}\n`);
     else if (!g.quiet || event === 'warning') process.stderr.write(`${event === 'warning' ? 'warning: ' : ''}${message}\n`);
   };
-  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }] = await Promise.all([
+  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }, { createServeMetrics }] = await Promise.all([
     import('../../server/repository.js'),
     import('../../server/serve.js'),
     import('../../models/resolve.js'),
+    import('../../server/metrics.js'),
   ]);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -88,7 +91,8 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
       maxPixels: flags.maxPixels,
       requestTimeoutMs: flags.requestTimeout * 1000,
       pollMs: flags.poll * 1000,
-      runner: { maxBatchSize: flags.maxBatch, maxQueue: flags.maxQueue, threads: g.threads },
+      runner: { maxBatchSize: flags.maxBatchSize, maxQueue: flags.maxQueue, threads: g.threads },
+      metrics: createServeMetrics({ defaultMetrics: true }),
       onNote: (m) => say('note', m),
     });
   } catch (e) {
