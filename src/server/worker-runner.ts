@@ -27,7 +27,7 @@ export interface BatchedRunnerOptions extends RunnerOptions {
  * @throws naming the model when the file cannot be read or onnxruntime cannot load it, or when its inputs have no
  *   shared batch dim 0.
  */
-export const openBatchedRunner: OpenRunner = async (file: string, opts: BatchedRunnerOptions): Promise<ModelRunner> => {
+export const openBatchedRunner = (async (file: string, opts: BatchedRunnerOptions): Promise<ModelRunner> => {
   const label = `model "${opts.model}" version ${opts.version}`;
   let bytes: Uint8Array;
   try {
@@ -82,4 +82,4 @@ export const openBatchedRunner: OpenRunner = async (file: string, opts: BatchedR
     ...(opts.maxQueue !== undefined ? { maxQueue: opts.maxQueue } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
   });
-};
+}) satisfies OpenRunner;

@@ -39,6 +39,37 @@ function lookup(): Model {
   return new Model(g, 17);
 }
 
+/** A model that takes a while (chained 512×512 MatMuls), to watch the event loop while it runs. */
+function slow(): Model {
+  const g = new Graph();
+  const n = 512;
+  g.inputs.push({ name: 'x', dtype: 'float32', shape: ['N', n] });
+  g.addInitializer('W', Tensor.f32([n, n], new Float32Array(n * n).fill(1 / n)));
+  let prev = 'x';
+  for (let i = 0; i < 100; i++) {
+    g.addNode('MatMul', [prev, 'W'], [`h${i}`]);
+    prev = `h${i}`;
+  }
+  g.outputs.push({ name: prev, dtype: 'float32', shape: ['N', n] });
+  return new Model(g, 17);
+}
+
+/** Runs `work` while a 1 ms interval ticks; returns its time and the longest gap between ticks, in ms. */
+async function loopGap(work: () => Promise<unknown>): Promise<{ ms: number; gap: number }> {
+  let last = performance.now();
+  let gap = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  const t0 = performance.now();
+  await work();
+  const ms = performance.now() - t0;
+  clearInterval(tick);
+  return { ms, gap: Math.max(gap, performance.now() - last) };
+}
+
 async function save(name: string, m: Model): Promise<string> {
   const file = join(tmp, `${name}.onnx`);
   await writeFile(file, encodeModel(m));
@@ -87,6 +118,27 @@ test('concurrent requests run as one batch in a worker and each gets the rows a 
   assert.equal(reqs[0]!.data.length, 4);
   await runner.drain();
   await assert.rejects(runner.infer({ x: x(1, 0) }), ExecutorUnavailableError);
+});
+
+test('the event loop keeps running while the worker computes (a session.run on the main thread blocks it)', async () => {
+  const model = slow();
+  const rows = 256;
+  const feed = () => ({ x: { datatype: 'FP32' as const, shape: [rows, 512], data: new Float32Array(rows * 512).fill(1) } });
+  const runner = await openBatchedRunner(await save('slow', model), {
+    model: 'slow',
+    version: '1',
+    threads: 1,
+    maxQueueDelayMs: 0,
+    maxBatchSize: rows,
+    warmup: false,
+  });
+  const off = await loopGap(() => runner.infer(feed()));
+  await runner.drain();
+  // the control: the same run on this thread stalls the loop for about its whole length
+  const session = await createSession(model, { threads: 1 });
+  const on = await loopGap(() => runHost(session, { x: new Tensor('float32', [rows, 512], feed().x.data) }));
+  assert.ok(on.gap > on.ms / 2, `control: a main-thread run of ${on.ms.toFixed(0)} ms left a gap of only ${on.gap.toFixed(0)} ms`);
+  assert.ok(off.gap < off.ms / 2, `a worker run of ${off.ms.toFixed(0)} ms stalled the event loop for ${off.gap.toFixed(0)} ms`);
 });
 
 test('a model with a fixed batch dim serves a one-row request (padded to the batch)', async () => {
