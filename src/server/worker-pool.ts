@@ -43,7 +43,11 @@ interface Reply {
   out?: Record<string, WireTensor>;
 }
 
-const WORKER_SOURCE = `
+/**
+ * The worker: a CommonJS script (run with `eval: true`) that loads the session from `workerData` and answers
+ * `{ id, feeds, outputs }` messages one at a time with `{ id, out }` or `{ id, error }`.
+ */
+export const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const ort = require(workerData.ortPath);
 ort.env.logLevel = workerData.logLevel;
@@ -81,6 +85,11 @@ export interface WorkerPoolOptions {
   label: string;
   /** Workers, each with one session (default 1). */
   workers?: number;
+  /**
+   * The worker script (default {@link WORKER_SOURCE}); tests append to it, e.g. to make a worker die on a given
+   * input the way a native crash would.
+   */
+  source?: string;
   /** onnxruntime intra-op threads per session (default: graft's default thread count split across the workers). */
   threads: number;
 }
@@ -99,8 +108,11 @@ export class WorkerPool implements BatchExecutor {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closed = false;
+  /** Batches posted and not answered; close() waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
   private readonly ortPath = createRequire(import.meta.url).resolve('onnxruntime-node');
   private readonly options: ort.InferenceSession.SessionOptions;
+  private warmBatch: (() => { inputs: Record<string, HostTensor>; outputs: readonly string[] }) | undefined;
   /** Workers replaced after a crash so far. */
   restarts = 0;
 
@@ -140,7 +152,7 @@ export class WorkerPool implements BatchExecutor {
   }
 
   private start(): Slot {
-    const worker = new Worker(WORKER_SOURCE, {
+    const worker = new Worker(this.opts.source ?? WORKER_SOURCE, {
       eval: true,
       execArgv: [],
       workerData: { ortPath: this.ortPath, model: this.model, options: this.options, logLevel: ORT_LOG_LEVEL },
@@ -194,7 +206,13 @@ export class WorkerPool implements BatchExecutor {
         // replace the worker in place; a crash while loading would only repeat, so that one stays dead
         this.restarts++;
         const i = this.slots.indexOf(slot);
-        if (i >= 0) this.slots[i] = this.start();
+        if (i >= 0) {
+          const fresh = this.start();
+          this.slots[i] = fresh;
+          // queued ahead of any request in the new worker; a failure shows in the runs that follow
+          const b = this.warmBatch?.();
+          if (b) this.runOn(fresh, b.inputs, b.outputs).catch(() => {});
+        }
       }
     };
     worker.on('error', (e) => died(`crashed (${e.message})`));
@@ -207,6 +225,26 @@ export class WorkerPool implements BatchExecutor {
     // the least busy live worker (the batcher runs at most one batch per worker at a time)
     const slot = this.slots.filter((s) => !s.dead).sort((a, b) => a.busy - b.busy)[0];
     if (!slot) throw new ExecutorUnavailableError(`no inference worker of ${this.opts.label} could load the model; restart the server after fixing it.`);
+    return this.runOn(slot, inputs, outputs);
+  }
+
+  /**
+   * Runs one batch on every worker now, and on each worker that later replaces a crashed one, before it serves:
+   * onnxruntime's first run at a new size allocates its buffers and plans memory (seconds for MobileNetV2 at
+   * batch 32), which would otherwise land on the first full batch of requests. `make` builds a fresh batch per
+   * worker (it is transferred).
+   */
+  async warmUp(make: () => { inputs: Record<string, HostTensor>; outputs: readonly string[] }): Promise<void> {
+    this.warmBatch = make;
+    await Promise.all(
+      this.slots.map((s) => {
+        const b = make();
+        return this.runOn(s, b.inputs, b.outputs);
+      }),
+    );
+  }
+
+  private async runOn(slot: Slot, inputs: Record<string, HostTensor>, outputs: readonly string[]): Promise<Record<string, HostTensor>> {
     await slot.ready;
     if (slot.dead) throw slot.dead;
     const feeds: Record<string, WireTensor> = {};
@@ -218,12 +256,15 @@ export class WorkerPool implements BatchExecutor {
     }
     const id = this.nextId++;
     slot.busy++;
+    const done = new Promise<Record<string, HostTensor>>((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, feeds, outputs: [...outputs] }, transfer);
+    });
+    this.running.add(done);
     try {
-      return await new Promise<Record<string, HostTensor>>((resolve, reject) => {
-        slot.pending.set(id, { resolve, reject });
-        slot.worker.postMessage({ id, feeds, outputs: [...outputs] }, transfer);
-      });
+      return await done;
     } finally {
+      this.running.delete(done);
       slot.busy = Math.max(0, slot.busy - 1);
     }
   }
@@ -237,15 +278,14 @@ export class WorkerPool implements BatchExecutor {
     return r;
   }
 
-  /** Stops every worker; runs still in flight fail. Safe to call twice. */
+  /**
+   * Stops every worker once the batches already posted have finished (terminating a worker while onnxruntime-node
+   * runs in it aborts the whole process); runs asked for after this fail. Safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const err = new ExecutorUnavailableError(`${this.opts.label} was closed while a batch was running.`);
-    for (const s of this.slots) {
-      for (const p of s.pending.values()) p.reject(err);
-      s.pending.clear();
-    }
+    await Promise.allSettled(this.running);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }

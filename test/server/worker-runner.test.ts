@@ -11,7 +11,7 @@ import { DynamicBatcher, ExecutorUnavailableError } from '../../src/server/batch
 import type { HostTensor } from '../../src/server/contract.js';
 import { createServeMetrics } from '../../src/server/metrics.js';
 import { runnerInfoOf } from '../../src/server/tensors.js';
-import { WorkerPool } from '../../src/server/worker-pool.js';
+import { WORKER_SOURCE, WorkerPool } from '../../src/server/worker-pool.js';
 import { openBatchedRunner } from '../../src/server/worker-runner.js';
 import { Tensor } from '../../src/tensor.js';
 
@@ -39,19 +39,35 @@ function lookup(): Model {
   return new Model(g, 17);
 }
 
-/** A deliberately slow model (about a second of MatMuls), so a run is surely in flight when its worker is killed. */
+/** A model that takes a while (chained 512×512 MatMuls), to watch the event loop while it runs. */
 function slow(): Model {
   const g = new Graph();
-  const n = 1024;
+  const n = 512;
   g.inputs.push({ name: 'x', dtype: 'float32', shape: ['N', n] });
   g.addInitializer('W', Tensor.f32([n, n], new Float32Array(n * n).fill(1 / n)));
   let prev = 'x';
-  for (let i = 0; i < 200; i++) {
+  for (let i = 0; i < 100; i++) {
     g.addNode('MatMul', [prev, 'W'], [`h${i}`]);
     prev = `h${i}`;
   }
   g.outputs.push({ name: prev, dtype: 'float32', shape: ['N', n] });
   return new Model(g, 17);
+}
+
+/** Runs `work` while a 1 ms interval ticks; returns its time and the longest gap between ticks, in ms. */
+async function loopGap(work: () => Promise<unknown>): Promise<{ ms: number; gap: number }> {
+  let last = performance.now();
+  let gap = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  const t0 = performance.now();
+  await work();
+  const ms = performance.now() - t0;
+  clearInterval(tick);
+  return { ms, gap: Math.max(gap, performance.now() - last) };
 }
 
 async function save(name: string, m: Model): Promise<string> {
@@ -104,6 +120,27 @@ test('concurrent requests run as one batch in a worker and each gets the rows a 
   await assert.rejects(runner.infer({ x: x(1, 0) }), ExecutorUnavailableError);
 });
 
+test('the event loop keeps running while the worker computes (a session.run on the main thread blocks it)', async () => {
+  const model = slow();
+  const rows = 256;
+  const feed = () => ({ x: { datatype: 'FP32' as const, shape: [rows, 512], data: new Float32Array(rows * 512).fill(1) } });
+  const runner = await openBatchedRunner(await save('slow', model), {
+    model: 'slow',
+    version: '1',
+    threads: 1,
+    maxQueueDelayMs: 0,
+    maxBatchSize: rows,
+    warmup: false,
+  });
+  const off = await loopGap(() => runner.infer(feed()));
+  await runner.drain();
+  // the control: the same run on this thread stalls the loop for about its whole length
+  const session = await createSession(model, { threads: 1 });
+  const on = await loopGap(() => runHost(session, { x: new Tensor('float32', [rows, 512], feed().x.data) }));
+  assert.ok(on.gap > on.ms / 2, `control: a main-thread run of ${on.ms.toFixed(0)} ms left a gap of only ${on.gap.toFixed(0)} ms`);
+  assert.ok(off.gap < off.ms / 2, `a worker run of ${off.ms.toFixed(0)} ms stalled the event loop for ${off.gap.toFixed(0)} ms`);
+});
+
 test('a model with a fixed batch dim serves a one-row request (padded to the batch)', async () => {
   const runner = await openBatchedRunner(await save('fixed', classifier(2)), { model: 'fixed', version: '1', threads: 1, maxQueueDelayMs: 0 });
   assert.equal(runner.info.maxBatchSize, 2);
@@ -137,24 +174,24 @@ test('a model onnxruntime cannot load, or a missing file, is one clear error nam
   );
 });
 
-test('a worker that dies mid-run fails its requests at once (no hang) and is replaced for the next ones', async () => {
-  const model = slow();
-  const bytes = encodeModel(model);
-  const pool = new WorkerPool(bytes, { label: 'model "slow" version 1', threads: 1 });
-  const info = runnerInfoOf('slow', await pool.open(), 4);
-  const batcher = new DynamicBatcher(info, pool, { model: 'slow', version: '1', maxQueueDelayMs: 0 });
-  const row = (): Record<string, HostTensor> => ({ x: { datatype: 'FP32', shape: [1, 1024], data: new Float32Array(1024).fill(1) } });
-  const inflight = batcher.infer(row());
-  while (pool.inFlight === 0) await new Promise((r) => setTimeout(r, 1));
+test('a worker that dies mid-run fails its batch at once (no hang) with an error naming the model, and is replaced', async () => {
+  // a worker that exits on a poison row (x[0] = -1) before running it, as a native crash on some input would
+  const source = `${WORKER_SOURCE}\nparentPort.on('message', (m) => { if (m.feeds.x.data[0] === -1) process.exit(3); });`;
+  const pool = new WorkerPool(encodeModel(classifier('N')), { label: 'model "cls" version 1', threads: 1, source });
+  const info = runnerInfoOf('cls', await pool.open());
+  const batcher = new DynamicBatcher(info, pool, { model: 'cls', version: '1', maxQueueDelayMs: 50 });
+  const poison: HostTensor = { datatype: 'FP32', shape: [1, 4], data: Float32Array.from([-1, 0, 0, 0]) };
   const victim = pool.workers[0]!;
-  await victim.terminate();
-  await assert.rejects(
-    inflight,
-    (e: Error) => e instanceof ExecutorUnavailableError && /worker of model "slow" version 1 exited unexpectedly.*being restarted, retry/.test(e.message),
-  );
+  const settled = await Promise.allSettled([batcher.infer({ x: poison }), batcher.infer({ x: x(1, 1) })]);
+  for (const s of settled) {
+    assert.equal(s.status, 'rejected');
+    const e = (s as PromiseRejectedResult).reason as Error;
+    assert.ok(e instanceof ExecutorUnavailableError, String(e));
+    assert.match(e.message, /worker of model "cls" version 1 exited unexpectedly \(code 3\); it is being restarted, retry the request/);
+  }
   assert.equal(pool.restarts, 1);
   assert.notEqual(pool.workers[0], victim);
-  const r = await batcher.infer(row());
-  assert.deepEqual(r[info.outputs[0]!.name]!.shape, [1, 1024]);
+  const r = await batcher.infer({ x: x(2, 2) });
+  assert.deepEqual(r.probs!.shape, [2, 3]);
   await batcher.drain();
 });
