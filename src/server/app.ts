@@ -79,7 +79,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     limits: { fileSize: bodyLimit, files: 256, fields: 16, fieldSize: 1024, parts: 272, headerPairs: 64 },
     throwFileSizeLimit: true,
   });
-  app.addContentTypeParser(/^image\/|^application\/octet-stream/, { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  // any other body arrives as bytes: an image for /classify, whatever its Content-Type says (the decoder reads the
+  // format from the bytes), and JSON for /infer even when sent without "Content-Type: application/json" (curl -d)
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
   if (opts.token) {
     const want = Buffer.from(`Bearer ${opts.token}`);
@@ -162,8 +165,6 @@ function clientMessage(err: Error & { code?: string }, bodyLimit: number): strin
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
       return `The request body is over the limit of ${bodyLimit} bytes; send fewer or smaller images per request, or start graft serve with a larger --max-body.`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `${err.message}. Send JSON (application/json) to /infer, and an image (image/*, application/octet-stream) or multipart/form-data to /classify.`;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'The request body is empty; /infer takes a JSON object with "inputs".';
     default:
@@ -193,7 +194,7 @@ function metadata(m: ServedModel, versions: string[]) {
 }
 
 async function infer(m: ServedModel, body: unknown, maxPixels?: number) {
-  const req = parseInferRequest(body);
+  const req = parseInferRequest(Buffer.isBuffer(body) ? jsonOf(body) : body);
   const outputs = requestedOutputs(req, m);
   const inputs = await requestTensors(req, m, { maxPixels });
   const result = await m.runner.infer(inputs, outputs);
@@ -209,6 +210,15 @@ async function infer(m: ServedModel, body: unknown, maxPixels?: number) {
       return k ? classificationOutput(name, t, k, m) : responseOutput(name, t);
     }),
   };
+}
+
+/** A JSON body that came without a JSON content type. */
+function jsonOf(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw badRequest(`The request body is not valid JSON (${(e as Error).message}); /infer takes a JSON object with "inputs".`);
+  }
 }
 
 /** Parses `?name=` as a number in [lo, hi] (integer when `int`); undefined when absent. */
@@ -238,8 +248,7 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
   } else if (Buffer.isBuffer(req.body)) {
     names.push('body');
     bufs.push(req.body);
-  } else
-    throw new HttpError(415, 'POST /classify takes an image body (Content-Type image/* or application/octet-stream) or multipart/form-data with image files.');
+  } else throw badRequest('POST /classify takes an image file as the body, or multipart/form-data with image files; this body is JSON.');
   if (!bufs.length) throw badRequest('The multipart request holds no file; attach images as file parts (curl -F "image=@photo.jpg").');
   const b = await decodeBatch(bufs, image.preprocess, { onError: 'skip', maxPixels });
   const failed = new Map(b.failed.map((f) => [f.index, decodeMessage(f.error, (i) => names[i]!)]));

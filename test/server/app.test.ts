@@ -146,6 +146,15 @@ describe('infer', () => {
     assert.ok(two.body.outputs[0].data[3] > 0.99, 'row 2 is red');
   });
 
+  test('a JSON body without a JSON content type (curl -d) is read as JSON', async () => {
+    const body = { inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0, 0]) }] };
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const r = await post('/v2/models/colours/infer', JSON.stringify(body), { 'content-type': type });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.outputs[0].data[0] > 8, type);
+    }
+  });
+
   test('classification extension: "score:index:label" with the calibrated probabilities, k per row', async () => {
     const rgb = [0.1, 0.5, 0.2];
     const r = await post('/v2/models/fixed/infer', {
@@ -278,7 +287,9 @@ describe('error paths: one 4xx with {"error"} each, and the server keeps serving
     ],
     ['classify a non-image', 'colours/classify', 'GIF89a but not really', 400, /body/, { 'content-type': 'image/gif' }],
     ['classify with a bad threshold', 'colours/classify?threshold=2', 'x', 400, /threshold=2 is not a number in \[0, 1\]/, { 'content-type': 'image/png' }],
-    ['classify text', 'colours/classify', 'hello', 415, /Content-Type|media type|image/, { 'content-type': 'text/plain' }],
+    ['classify text', 'colours/classify', 'hello', 400, /Cannot decode image body: it is not an image/, { 'content-type': 'text/plain' }],
+    ['classify JSON', 'colours/classify', '{"inputs": []}', 400, /this body is JSON/],
+    ['infer a form-encoded body that is not JSON', 'colours/infer', 'a=1&b=2', 400, /not valid JSON/, { 'content-type': 'application/x-www-form-urlencoded' }],
     ['invalid JSON', 'colours/infer', '{"inputs": [', 400, /not valid JSON|Unexpected|JSON/],
     ['JSON that is not an object', 'colours/infer', '[1, 2]', 400, /expected object/],
     [
