@@ -240,10 +240,18 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
   const names: string[] = [];
   const bufs: Buffer[] = [];
   if (req.isMultipart()) {
-    for await (const part of req.parts()) {
-      if (part.type !== 'file') continue;
-      names.push(part.filename || part.fieldname);
-      bufs.push(await part.toBuffer());
+    try {
+      for await (const part of req.parts()) {
+        if (part.type !== 'file') continue;
+        names.push(part.filename || part.fieldname);
+        bufs.push(await part.toBuffer());
+      }
+    } catch (e) {
+      const status = (e as { statusCode?: number }).statusCode;
+      if (status && status >= 400 && status < 500) throw e; // a file over --max-body: 413
+      throw badRequest(
+        `The multipart body is malformed (${(e as Error).message}); send multipart/form-data with image files, e.g. curl -F "image=@photo.jpg".`,
+      );
     }
   } else if (Buffer.isBuffer(req.body)) {
     names.push('body');

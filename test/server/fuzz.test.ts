@@ -156,6 +156,21 @@ test('--max-pixels: an image with more pixels is refused from its header, before
   assert.equal(ok.status, 200, 'a 20×24 image is under the limit');
 });
 
+test('malformed multipart bodies: 400 naming the problem', async () => {
+  const part = '--xyz\r\nContent-Disposition: form-data; name="a"; filename="a.png"\r\n\r\nabc';
+  for (const [type, body] of [
+    ['multipart/form-data; boundary=xyz', 'garbage'],
+    ['multipart/form-data', '--x\r\n'],
+    ['multipart/form-data; boundary=xyz', part],
+  ]) {
+    const r = await fetch(`${srv.url}/v2/models/colours/classify`, { method: 'POST', headers: { 'content-type': type! }, body });
+    const j = (await r.json()) as { error: string };
+    assert.equal(r.status, 400, `${type} ${JSON.stringify(body)}: ${j.error}`);
+    assert.match(j.error, /multipart body is malformed/);
+  }
+  await healthy();
+});
+
 test('garbage bytes and a huge header: the HTTP parser refuses them (400, 431), the server stays up', async () => {
   const rng = new Rng(3);
   const garbage = await raw([Buffer.from(Array.from({ length: 4096 }, () => rng.int(256)))]);
