@@ -36,6 +36,8 @@ export interface AppOptions {
   keepAliveTimeoutMs?: number;
   /** Refuse images with more pixels than this (default: graft's decode limit, GRAFT_MAX_IMAGE_PIXELS or 100 MP). */
   maxPixels?: number;
+  /** Called with a server fault (an answer 500), for the log. */
+  onError?: (message: string) => void;
   /** Prometheus metrics: served at GET /metrics, fed one `request` per infer or classify call. */
   metrics?: ServeMetrics;
 }
@@ -87,7 +89,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   if (opts.token) {
     const want = Buffer.from(`Bearer ${opts.token}`);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url.startsWith('/v2/health/')) return;
+      // by the matched route, not the raw URL, so no spelling of a path reaches a model without the token
+      if (req.routeOptions.url?.startsWith('/v2/health/')) return;
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         reply.header('WWW-Authenticate', 'Bearer');
@@ -106,7 +109,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (err instanceof FeedError || err instanceof ImageDecodeError) return send(reply, 400, err.message);
     const status = err.statusCode;
     if (status && status >= 400 && status < 500) return send(reply, status, clientMessage(err, bodyLimit));
-    req.log.error(err);
+    opts.onError?.(`${req.method} ${req.url.split('?')[0]} failed: ${process.env.GRAFT_DEBUG === '1' ? (err.stack ?? err.message) : err.message}`);
     return send(reply, 500, `graft serve failed on ${req.method} ${req.url.split('?')[0]}: ${err.message}`);
   });
   app.setNotFoundHandler(async (req, reply) =>

@@ -57,7 +57,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await repository.load();
   let app: FastifyInstance;
   try {
-    app = await buildApp({ ...opts, repository, metrics });
+    app = await buildApp({ onError: opts.onNote, ...opts, repository, metrics });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 8000 });
     const addr = app.server.address() as AddressInfo;

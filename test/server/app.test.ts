@@ -453,3 +453,21 @@ test('openRunner: the batched runner plugs into the same server and answers as t
     await s.close();
   }
 });
+
+test('a fault of the model or runner: 500 with {"error"}, reported to onError, and the server keeps serving', async () => {
+  const errors: string[] = [];
+  const broken: OpenRunner = async (file, opts) => {
+    const inner = await openDirectRunner(file, opts);
+    return { info: inner.info, infer: async () => Promise.reject(new Error('onnxruntime exploded')), drain: () => inner.drain() };
+  };
+  const s = await startServer({ sources: await resolveSources([path.join(tmp, 'colours')]), port: 0, openRunner: broken, onError: (m) => errors.push(m) });
+  try {
+    const r = await fetch(`${s.url}/v2/models/colours/classify`, { method: 'POST', body: pngs.red! });
+    assert.equal(r.status, 500);
+    assert.match(((await r.json()) as { error: string }).error, /graft serve failed on POST \/v2\/models\/colours\/classify: onnxruntime exploded/);
+    assert.deepEqual(errors, ['POST /v2/models/colours/classify failed: onnxruntime exploded']);
+    assert.equal((await fetch(`${s.url}/v2/health/live`)).status, 200);
+  } finally {
+    await s.close();
+  }
+});

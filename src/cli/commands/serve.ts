@@ -110,6 +110,7 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
       ...(flags.runner === 'batched' ? { openRunner: (file, o) => openBatchedRunner(file, { ...o, workers: flags.workers }) } : {}),
       metrics: createServeMetrics({ defaultMetrics: true }),
       onNote: (m) => say('note', m),
+      onError: (m) => say('warning', m),
     });
   } catch (e) {
     throw new CliError((e as Error).message);
