@@ -87,7 +87,7 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
     if (g.json) process.stderr.write(`${toJsonLine({ event, message, ...extra })}\n`);
     else if (!g.quiet || event === 'warning') process.stderr.write(`${event === 'warning' ? 'warning: ' : ''}${message}\n`);
   };
-  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }, { createServeMetrics }, { openBatchedRunner }] = await Promise.all([
+  const [{ resolveSources }, { startServer, exposureWarning }, { resolveModelRef }, { createServeMetrics }, { openBatchedRunner }] = await Promise.all([
     import('../../server/repository.js'),
     import('../../server/serve.js'),
     import('../../models/resolve.js'),
@@ -115,11 +115,8 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (!isLoopback(flags.host) && !flags.token)
-    say(
-      'warning',
-      `graft serve is bound to ${flags.host}, reachable from the network, with no --token: anyone who can reach it can run the models. Pass --token (or GRAFT_SERVE_TOKEN).`,
-    );
+  const exposed = exposureWarning(flags.host, flags.token);
+  if (exposed) say('warning', exposed);
   const models = server.repository.all().map((m) => ({ name: m.name, version: m.version, file: m.file, images: !!m.image }));
   if (g.json) process.stdout.write(`${toJsonLine({ event: 'listening', url: server.url, models })}\n`);
   else {
