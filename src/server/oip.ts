@@ -239,7 +239,7 @@ export function responseOutput(name: string, t: HostTensor): ResponseOutput {
 
 /**
  * Triton's classification extension for one output: the top `k` classes of each row as BYTES strings
- * "score:index:label" (":label" only for a model with labels). For the classifier's own output the scores are
+ * "score:index:label" (":label" only for a model with labels, on an output with one score per label). For the classifier's own output the scores are
  * the calibrated probabilities `graft predict` reports (softmax of logits / temperature); otherwise the values.
  */
 export function classificationOutput(name: string, t: HostTensor, k: number, served: ServedModel): ResponseOutput {
@@ -253,11 +253,13 @@ export function classificationOutput(name: string, t: HostTensor, k: number, ser
   const image = served.image;
   if (image && name === image.output) calibrateRows(image, scores, classes);
   const kk = Math.min(k, classes);
+  // labels name the classes of any output with one score per class (logits, probabilities)
+  const labels = image?.hasLabels && image.labels.length === classes ? image.labels : undefined;
   const data: string[] = [];
   for (let r = 0; r < rows; r++) {
     const row = scores.subarray(r * classes, (r + 1) * classes);
     const order = Array.from({ length: classes }, (_, i) => i).sort((a, b) => row[b]! - row[a]! || a - b);
-    for (const i of order.slice(0, kk)) data.push(`${row[i]}:${i}${image?.hasLabels && image.output === name ? `:${image.labels[i]}` : ''}`);
+    for (const i of order.slice(0, kk)) data.push(`${row[i]}:${i}${labels ? `:${labels[i]}` : ''}`);
   }
   return { name, datatype: 'BYTES', shape: t.shape.length === 2 ? [rows, kk] : [kk], data };
 }

@@ -174,6 +174,12 @@ describe('infer', () => {
       ],
     );
     assert.ok(Math.abs(Number(parsed[0][0]) - p[1]!) < 1e-5, `${parsed[0][0]} vs ${p[1]}`);
+    // labels on any output with a score per class
+    const probs = await post('/v2/models/colours/infer', {
+      inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0.1, 0]) }],
+      outputs: [{ name: 'probabilities', parameters: { classification: 1 } }],
+    });
+    assert.match(probs.body.outputs[0].data[0], /^0\.99\d*:0:red$/);
     // a model without labels: "score:index"
     const plain = await post('/v2/models/plain/infer', {
       inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0.1, 0]) }],
