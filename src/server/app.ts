@@ -62,7 +62,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logger: false,
     bodyLimit,
     requestTimeout,
-    connectionTimeout: requestTimeout + 5000,
+    // no socket inactivity timeout: a long inference sends nothing for a while; the head, request and keep-alive
+    // timeouts below bound what a client can hold
+    connectionTimeout: 0,
     keepAliveTimeout: opts.keepAliveTimeoutMs ?? 5000,
     forceCloseConnections: 'idle',
     return503OnClosing: true,

@@ -180,14 +180,14 @@ test('garbage bytes and a huge header: the HTTP parser refuses them (400, 431), 
   await healthy();
 });
 
-test('slowloris: a trickle of headers, or of a body, is cut off by the request timeout while others are served', async () => {
+test('slowloris: a trickle of headers or of a body, or a silent connection, is cut off by the request timeout while others are served', async () => {
   const trickle = Array.from({ length: 40 }, (_, i) => (i === 0 ? 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n' : `X-${i}: y\r\n`));
   const body = [
     'POST /v2/models/colours/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n',
     ...Array.from({ length: 40 }, () => '[[[['),
   ];
-  const [h, b] = await Promise.all([raw(trickle, 150), raw(body, 150), healthy()]);
-  for (const r of [h, b]) {
+  const [h, b, silent] = await Promise.all([raw(trickle, 150), raw(body, 150), raw([]), healthy()]);
+  for (const r of [h, b, silent]) {
     assert.ok(r.closedAfterMs < 4000, `closed after ${r.closedAfterMs} ms`);
     assert.ok(r.closedAfterMs >= 900, `not before the 1 s timeout: ${r.closedAfterMs} ms`);
     assert.ok(r.text === '' || /^HTTP\/1\.1 408/.test(r.text), r.text.slice(0, 100));
