@@ -11,7 +11,7 @@ import multipart from '@fastify/multipart';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { batchDims, decodeBatch, ImageDecodeError, imageSize } from '../data/image.js';
 import { FeedError } from '../runtime/feeds.js';
-import { labelRows, softmaxRows } from '../train/classify.js';
+import { calibrateRows, labelRows } from '../train/classify.js';
 import { graftVersion } from '../util/version.js';
 import { ExecutorUnavailableError } from './batcher.js';
 import { QueueFullError, type ServeMetrics } from './contract.js';
@@ -36,6 +36,8 @@ export interface AppOptions {
   keepAliveTimeoutMs?: number;
   /** Refuse images with more pixels than this (default: graft's decode limit, GRAFT_MAX_IMAGE_PIXELS or 100 MP). */
   maxPixels?: number;
+  /** Called with a server fault (an answer 500), for the log. */
+  onError?: (message: string) => void;
   /** Prometheus metrics: served at GET /metrics, fed one `request` per infer or classify call. */
   metrics?: ServeMetrics;
 }
@@ -79,12 +81,16 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     limits: { fileSize: bodyLimit, files: 256, fields: 16, fieldSize: 1024, parts: 272, headerPairs: 64 },
     throwFileSizeLimit: true,
   });
-  app.addContentTypeParser(/^image\/|^application\/octet-stream/, { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
+  // any other body arrives as bytes: an image for /classify, whatever its Content-Type says (the decoder reads the
+  // format from the bytes), and JSON for /infer even when sent without "Content-Type: application/json" (curl -d)
+  app.removeContentTypeParser('text/plain');
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) => done(null, body));
 
   if (opts.token) {
     const want = Buffer.from(`Bearer ${opts.token}`);
     app.addHook('onRequest', async (req, reply) => {
-      if (req.url.startsWith('/v2/health/')) return;
+      // by the matched route, not the raw URL, so no spelling of a path reaches a model without the token
+      if (req.routeOptions.url?.startsWith('/v2/health/')) return;
       const got = Buffer.from(req.headers.authorization ?? '');
       if (got.length !== want.length || !timingSafeEqual(got, want)) {
         reply.header('WWW-Authenticate', 'Bearer');
@@ -103,7 +109,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     if (err instanceof FeedError || err instanceof ImageDecodeError) return send(reply, 400, err.message);
     const status = err.statusCode;
     if (status && status >= 400 && status < 500) return send(reply, status, clientMessage(err, bodyLimit));
-    req.log.error(err);
+    opts.onError?.(`${req.method} ${req.url.split('?')[0]} failed: ${process.env.GRAFT_DEBUG === '1' ? (err.stack ?? err.message) : err.message}`);
     return send(reply, 500, `graft serve failed on ${req.method} ${req.url.split('?')[0]}: ${err.message}`);
   });
   app.setNotFoundHandler(async (req, reply) =>
@@ -146,7 +152,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const m = served(req);
       return { name: m.name, version: m.version, ready: true };
     });
-    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => infer(served(req), req.body));
+    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => infer(served(req), req.body, opts.maxPixels));
     app.post<{ Params: ModelParams; Querystring: Record<string, string> }>(`${base}/classify`, async (req) => classify(served(req), req, opts.maxPixels));
   }
   return app;
@@ -162,8 +168,6 @@ function clientMessage(err: Error & { code?: string }, bodyLimit: number): strin
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
       return `The request body is over the limit of ${bodyLimit} bytes; send fewer or smaller images per request, or start graft serve with a larger --max-body.`;
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return `${err.message}. Send JSON (application/json) to /infer, and an image (image/*, application/octet-stream) or multipart/form-data to /classify.`;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'The request body is empty; /infer takes a JSON object with "inputs".';
     default:
@@ -192,10 +196,10 @@ function metadata(m: ServedModel, versions: string[]) {
   };
 }
 
-async function infer(m: ServedModel, body: unknown) {
-  const req = parseInferRequest(body);
+async function infer(m: ServedModel, body: unknown, maxPixels?: number) {
+  const req = parseInferRequest(Buffer.isBuffer(body) ? jsonOf(body) : body);
   const outputs = requestedOutputs(req, m);
-  const inputs = await requestTensors(req, m);
+  const inputs = await requestTensors(req, m, { maxPixels });
   const result = await m.runner.infer(inputs, outputs);
   const asked = new Map((req.outputs ?? []).map((o) => [o.name, o.parameters?.classification]));
   return {
@@ -209,6 +213,15 @@ async function infer(m: ServedModel, body: unknown) {
       return k ? classificationOutput(name, t, k, m) : responseOutput(name, t);
     }),
   };
+}
+
+/** A JSON body that came without a JSON content type. */
+function jsonOf(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw badRequest(`The request body is not valid JSON (${(e as Error).message}); /infer takes a JSON object with "inputs".`);
+  }
 }
 
 /** Parses `?name=` as a number in [lo, hi] (integer when `int`); undefined when absent. */
@@ -230,16 +243,23 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
   const names: string[] = [];
   const bufs: Buffer[] = [];
   if (req.isMultipart()) {
-    for await (const part of req.parts()) {
-      if (part.type !== 'file') continue;
-      names.push(part.filename || part.fieldname);
-      bufs.push(await part.toBuffer());
+    try {
+      for await (const part of req.parts()) {
+        if (part.type !== 'file') continue;
+        names.push(part.filename || part.fieldname);
+        bufs.push(await part.toBuffer());
+      }
+    } catch (e) {
+      const status = (e as { statusCode?: number }).statusCode;
+      if (status && status >= 400 && status < 500) throw e; // a file over --max-body: 413
+      throw badRequest(
+        `The multipart body is malformed (${(e as Error).message}); send multipart/form-data with image files, e.g. curl -F "image=@photo.jpg".`,
+      );
     }
   } else if (Buffer.isBuffer(req.body)) {
     names.push('body');
     bufs.push(req.body);
-  } else
-    throw new HttpError(415, 'POST /classify takes an image body (Content-Type image/* or application/octet-stream) or multipart/form-data with image files.');
+  } else throw badRequest('POST /classify takes an image file as the body, or multipart/form-data with image files; this body is JSON.');
   if (!bufs.length) throw badRequest('The multipart request holds no file; attach images as file parts (curl -F "image=@photo.jpg").');
   const b = await decodeBatch(bufs, image.preprocess, { onError: 'skip', maxPixels });
   const failed = new Map(b.failed.map((f) => [f.index, decodeMessage(f.error, (i) => names[i]!)]));
@@ -260,9 +280,6 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
     probabilities.set(t.data as Float32Array, r0 * image.labels.length);
   }
   const classes = image.labels.length;
-  if (image.softmax) {
-    if (image.temperature !== 1) for (let i = 0; i < probabilities.length; i++) probabilities[i]! /= image.temperature;
-    softmaxRows(probabilities, classes);
-  }
+  calibrateRows(image, probabilities, classes);
   return labelRows({ probabilities, classes, failed }, image.labels, names, { topK, threshold });
 }

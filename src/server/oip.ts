@@ -5,8 +5,8 @@
  * tensors, with Triton's classification extension (`"parameters": {"classification": k}` → "score:index:label").
  */
 import { z } from 'zod';
-import { batchDims, decodeBatch, ImageDecodeError } from '../data/image.js';
-import { softmaxRows } from '../train/classify.js';
+import { batchDims, type DecodeLimits, decodeBatch, ImageDecodeError } from '../data/image.js';
+import { calibrateRows } from '../train/classify.js';
 import type { HostTensor, OipDatatype } from './contract.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './repository.js';
@@ -139,7 +139,7 @@ export function base64Bytes(s: string, what: string): Buffer {
 }
 
 /** Decodes base64 images for the model's image input with its own preprocessing; one error names the image. */
-async function imageTensor(values: unknown[], shape: number[], served: ServedModel, name: string): Promise<HostTensor> {
+async function imageTensor(values: unknown[], shape: number[], served: ServedModel, name: string, limits: DecodeLimits): Promise<HostTensor> {
   const image = served.image;
   if (!image || image.input !== name)
     throw badRequest(
@@ -152,7 +152,7 @@ async function imageTensor(values: unknown[], shape: number[], served: ServedMod
     return base64Bytes(v, `Input "${name}" element ${i}`);
   });
   try {
-    const b = await decodeBatch(bufs, image.preprocess);
+    const b = await decodeBatch(bufs, image.preprocess, limits);
     return { datatype: 'FP32', shape: batchDims(image.preprocess, bufs.length), data: b.data };
   } catch (e) {
     if (e instanceof ImageDecodeError) throw badRequest(`Input "${name}": ${decodeMessage(e, '')}`);
@@ -169,11 +169,11 @@ export function decodeMessage(e: ImageDecodeError, name: string | ((i: number) =
 
 /**
  * The runner's inputs for a request: every model input given once, with the model's datatype (or BYTES images
- * for the image input) and as many elements as the shape says. The shape itself is checked by the runner
+ * for the image input, decoded within `limits`) and as many elements as the shape says. The shape itself is checked by the runner
  * (tensors.ts `checkRequest`, the one check both runners make).
  * @throws HttpError 400 naming the input and what to send instead.
  */
-export async function requestTensors(req: InferRequest, served: ServedModel): Promise<Record<string, HostTensor>> {
+export async function requestTensors(req: InferRequest, served: ServedModel, limits: DecodeLimits = {}): Promise<Record<string, HostTensor>> {
   const specs = served.runner.info.inputs;
   const out: Record<string, HostTensor> = {};
   for (const inp of req.inputs) {
@@ -188,7 +188,7 @@ export async function requestTensors(req: InferRequest, served: ServedModel): Pr
     if (values.length !== count)
       throw badRequest(`Input "${inp.name}" has shape [${inp.shape.join(', ')}], which holds ${count} element(s), but "data" has ${values.length}.`);
     if (inp.datatype === 'BYTES' && spec.datatype !== 'BYTES') {
-      out[inp.name] = await imageTensor(values, inp.shape, served, inp.name);
+      out[inp.name] = await imageTensor(values, inp.shape, served, inp.name, limits);
       continue;
     }
     if (inp.datatype !== spec.datatype)
@@ -239,7 +239,7 @@ export function responseOutput(name: string, t: HostTensor): ResponseOutput {
 
 /**
  * Triton's classification extension for one output: the top `k` classes of each row as BYTES strings
- * "score:index:label" (":label" only for a model with labels). For the classifier's own output the scores are
+ * "score:index:label" (":label" only for a model with labels, on an output with one score per label). For the classifier's own output the scores are
  * the calibrated probabilities `graft predict` reports (softmax of logits / temperature); otherwise the values.
  */
 export function classificationOutput(name: string, t: HostTensor, k: number, served: ServedModel): ResponseOutput {
@@ -251,16 +251,15 @@ export function classificationOutput(name: string, t: HostTensor, k: number, ser
   const rows = t.shape.length === 2 ? t.shape[0]! : 1;
   const scores = Float32Array.from(t.data as ArrayLike<number>);
   const image = served.image;
-  if (image && name === image.output && image.softmax) {
-    if (image.temperature !== 1) for (let i = 0; i < scores.length; i++) scores[i]! /= image.temperature;
-    softmaxRows(scores, classes);
-  }
+  if (image && name === image.output) calibrateRows(image, scores, classes);
   const kk = Math.min(k, classes);
+  // labels name the classes of any output with one score per class (logits, probabilities)
+  const labels = image?.hasLabels && image.labels.length === classes ? image.labels : undefined;
   const data: string[] = [];
   for (let r = 0; r < rows; r++) {
     const row = scores.subarray(r * classes, (r + 1) * classes);
     const order = Array.from({ length: classes }, (_, i) => i).sort((a, b) => row[b]! - row[a]! || a - b);
-    for (const i of order.slice(0, kk)) data.push(`${row[i]}:${i}${image?.hasLabels && image.output === name ? `:${image.labels[i]}` : ''}`);
+    for (const i of order.slice(0, kk)) data.push(`${row[i]}:${i}${labels ? `:${labels[i]}` : ''}`);
   }
   return { name, datatype: 'BYTES', shape: t.shape.length === 2 ? [rows, kk] : [kk], data };
 }

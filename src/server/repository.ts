@@ -236,7 +236,7 @@ export class ModelRepository {
       try {
         const m = await this.open(f.name, f.version, file);
         if (signature(file) !== f.sig) {
-          void m.runner.drain(); // changed while loading: the next scans load the new bytes
+          void m.runner.drain().catch(() => {}); // changed while loading: the next scans load the new bytes
           continue;
         }
         this.put(m);

@@ -45,6 +45,12 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
 
+/** The warning for a server reachable from the network without a token, or undefined when there is nothing to warn about. */
+export function exposureWarning(host: string, token: string | undefined): string | undefined {
+  if (isLoopback(host) || token) return undefined;
+  return `graft serve is bound to ${host}, reachable from the network, with no --token: anyone who can reach it can run the models. Set GRAFT_SERVE_TOKEN (or --token), or bind 127.0.0.1.`;
+}
+
 /** Loads the models and starts listening. @throws when a model fails to load or the port is taken. */
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = opts.metrics === false ? undefined : (opts.metrics ?? createServeMetrics());
@@ -57,7 +63,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   await repository.load();
   let app: FastifyInstance;
   try {
-    app = await buildApp({ ...opts, repository, metrics });
+    app = await buildApp({ onError: opts.onNote, ...opts, repository, metrics });
     const host = opts.host ?? '127.0.0.1';
     await app.listen({ host, port: opts.port ?? 8000 });
     const addr = app.server.address() as AddressInfo;

@@ -183,10 +183,7 @@ export async function classifyFiles(clf: Classifier, files: readonly (string | B
         );
     }
     const out = (t.data as Float32Array).subarray(0, n * k);
-    if (clf.softmax) {
-      if (clf.temperature !== 1) for (let i = 0; i < out.length; i++) out[i]! /= clf.temperature;
-      softmaxRows(out, k);
-    }
+    calibrateRows(clf, out, k);
     probs.set(out, starts[b]! * k);
     for (const i of failed.keys()) if (i >= starts[b]! && i < starts[b]! + n) probs.fill(0, i * k, (i + 1) * k);
     opts.onBatch?.(n);
@@ -198,6 +195,16 @@ function padded(data: Float32Array, size: number): Float32Array {
   const x = new Float32Array(size);
   x.set(data);
   return x;
+}
+
+/**
+ * Turns rows of the classifier's output into its calibrated probabilities, in place: softmax(logits / temperature)
+ * for a logits output; a probabilities output is left as it is. The one place `graft predict`, eval and serve do it.
+ */
+export function calibrateRows(clf: Pick<ClassifierInfo, 'softmax' | 'temperature'>, rows: Float32Array, k: number): void {
+  if (!clf.softmax) return;
+  if (clf.temperature !== 1) for (let i = 0; i < rows.length; i++) rows[i]! /= clf.temperature;
+  softmaxRows(rows, k);
 }
 
 /** In-place, numerically stable softmax over each row of length `k`. */

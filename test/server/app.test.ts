@@ -146,6 +146,15 @@ describe('infer', () => {
     assert.ok(two.body.outputs[0].data[3] > 0.99, 'row 2 is red');
   });
 
+  test('a JSON body without a JSON content type (curl -d) is read as JSON', async () => {
+    const body = { inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0, 0]) }] };
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain']) {
+      const r = await post('/v2/models/colours/infer', JSON.stringify(body), { 'content-type': type });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.ok(r.body.outputs[0].data[0] > 8, type);
+    }
+  });
+
   test('classification extension: "score:index:label" with the calibrated probabilities, k per row', async () => {
     const rgb = [0.1, 0.5, 0.2];
     const r = await post('/v2/models/fixed/infer', {
@@ -165,6 +174,12 @@ describe('infer', () => {
       ],
     );
     assert.ok(Math.abs(Number(parsed[0][0]) - p[1]!) < 1e-5, `${parsed[0][0]} vs ${p[1]}`);
+    // labels on any output with a score per class
+    const probs = await post('/v2/models/colours/infer', {
+      inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0.1, 0]) }],
+      outputs: [{ name: 'probabilities', parameters: { classification: 1 } }],
+    });
+    assert.match(probs.body.outputs[0].data[0], /^0\.99\d*:0:red$/);
     // a model without labels: "score:index"
     const plain = await post('/v2/models/plain/infer', {
       inputs: [{ name: 'input', shape: [1, 3, 16, 16], datatype: 'FP32', data: constantImage([0.9, 0.1, 0]) }],
@@ -278,7 +293,9 @@ describe('error paths: one 4xx with {"error"} each, and the server keeps serving
     ],
     ['classify a non-image', 'colours/classify', 'GIF89a but not really', 400, /body/, { 'content-type': 'image/gif' }],
     ['classify with a bad threshold', 'colours/classify?threshold=2', 'x', 400, /threshold=2 is not a number in \[0, 1\]/, { 'content-type': 'image/png' }],
-    ['classify text', 'colours/classify', 'hello', 415, /Content-Type|media type|image/, { 'content-type': 'text/plain' }],
+    ['classify text', 'colours/classify', 'hello', 400, /Cannot decode image body: it is not an image/, { 'content-type': 'text/plain' }],
+    ['classify JSON', 'colours/classify', '{"inputs": []}', 400, /this body is JSON/],
+    ['infer a form-encoded body that is not JSON', 'colours/infer', 'a=1&b=2', 400, /not valid JSON/, { 'content-type': 'application/x-www-form-urlencoded' }],
     ['invalid JSON', 'colours/infer', '{"inputs": [', 400, /not valid JSON|Unexpected|JSON/],
     ['JSON that is not an object', 'colours/infer', '[1, 2]', 400, /expected object/],
     [
@@ -298,6 +315,20 @@ describe('error paths: one 4xx with {"error"} each, and the server keeps serving
       assert.match(r.body.error, msg);
     });
   }
+  test('a multipart file over --max-body: 413', async () => {
+    const form = new FormData();
+    form.append('image', new Blob([Buffer.alloc(1024 * 1024 + 10)]), 'big.png');
+    const r = await post('/v2/models/colours/classify', form, {});
+    assert.equal(r.status, 413, JSON.stringify(r.body));
+    assert.match(r.body.error, /over the limit of 1048576 bytes/);
+  });
+  test('a multipart request without files: 400', async () => {
+    const form = new FormData();
+    form.append('note', 'no image here');
+    const r = await post('/v2/models/colours/classify', form, {});
+    assert.equal(r.status, 400);
+    assert.match(r.body.error, /holds no file/);
+  });
   test('still serving after all of the above', async () => {
     assert.equal((await get('/v2/health/ready')).status, 200);
   });
@@ -424,6 +455,24 @@ test('openRunner: the batched runner plugs into the same server and answers as t
       );
       for (const [i, r] of batched.entries()) assert.ok(Math.abs(r.p - direct[i]!.p) < 1e-6, `${model} row ${i}: ${r.p} vs ${direct[i]!.p}`);
     }
+  } finally {
+    await s.close();
+  }
+});
+
+test('a fault of the model or runner: 500 with {"error"}, reported to onError, and the server keeps serving', async () => {
+  const errors: string[] = [];
+  const broken: OpenRunner = async (file, opts) => {
+    const inner = await openDirectRunner(file, opts);
+    return { info: inner.info, infer: async () => Promise.reject(new Error('onnxruntime exploded')), drain: () => inner.drain() };
+  };
+  const s = await startServer({ sources: await resolveSources([path.join(tmp, 'colours')]), port: 0, openRunner: broken, onError: (m) => errors.push(m) });
+  try {
+    const r = await fetch(`${s.url}/v2/models/colours/classify`, { method: 'POST', body: pngs.red! });
+    assert.equal(r.status, 500);
+    assert.match(((await r.json()) as { error: string }).error, /graft serve failed on POST \/v2\/models\/colours\/classify: onnxruntime exploded/);
+    assert.deepEqual(errors, ['POST /v2/models/colours/classify failed: onnxruntime exploded']);
+    assert.equal((await fetch(`${s.url}/v2/health/live`)).status, 200);
   } finally {
     await s.close();
   }

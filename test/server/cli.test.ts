@@ -1,5 +1,5 @@
 /**
- * `graft serve` as a user runs it: started by the CLI on port 0, the curl and Node client snippets of
+ * `graft serve` as a user runs it: started by the CLI on port 0 (with --runner batched), the curl and Node client snippets of
  * docs/cli/serve.md run against it as written (only the port changed), /classify's top-1 and probability equal
  * to `graft predict` on the same files, and SIGTERM stopping it with exit code 0.
  */
@@ -42,7 +42,8 @@ before(async () => {
     seed: 7,
     noise: 200,
   });
-  server = spawn(process.execPath, [GRAFT_BIN, 'serve', 'runs/pets', '--port', '0'], { cwd: tmp, env });
+  // the batched runner here (the in-process tests use the default direct one), so --runner is exercised too
+  server = spawn(process.execPath, [GRAFT_BIN, 'serve', 'runs/pets', '--port', '0', '--runner', 'batched', '--workers', '1'], { cwd: tmp, env });
   server.stderr!.on('data', (d) => (stderr += d));
   url = await new Promise<string>((resolve, reject) => {
     let out = '';

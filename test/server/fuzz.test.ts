@@ -27,6 +27,7 @@ before(async () => {
     port: 0,
     requestTimeoutMs: 1000,
     maxBodyBytes: 256 * 1024,
+    maxPixels: 1000,
     runner: { threads: 1 },
   });
   port = Number(new URL(srv.url).port);
@@ -134,6 +135,39 @@ test('300 random mutations of valid infer requests: each a 200 or a 4xx with {"e
   }
   // both paths are exercised: valid requests (and harmless mutations) answered, broken ones refused
   assert.ok((statuses.get(400) ?? 0) > 100 && (statuses.get(200) ?? 0) > 30, `statuses: ${JSON.stringify([...statuses])}`);
+  await healthy();
+});
+
+test('--max-pixels: an image with more pixels is refused from its header, before decoding', async () => {
+  const big = await colourPng(COLOURS.red!, 40, 40);
+  const r = await fetch(`${srv.url}/v2/models/colours/classify`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: big });
+  const j = (await r.json()) as { error: string };
+  assert.equal(r.status, 400, JSON.stringify(j));
+  assert.match(j.error, /40×40 pixels .* over the limit/);
+  const inputs = [{ name: 'input', shape: [1], datatype: 'BYTES', data: [big.toString('base64')] }];
+  const b64 = await fetch(`${srv.url}/v2/models/colours/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ inputs }),
+  });
+  assert.equal(b64.status, 400, 'a base64 image too');
+  assert.match(((await b64.json()) as { error: string }).error, /40×40 pixels .* over the limit/);
+  const ok = await fetch(`${srv.url}/v2/models/colours/classify`, { method: 'POST', headers: { 'content-type': 'image/png' }, body: png });
+  assert.equal(ok.status, 200, 'a 20×24 image is under the limit');
+});
+
+test('malformed multipart bodies: 400 naming the problem', async () => {
+  const part = '--xyz\r\nContent-Disposition: form-data; name="a"; filename="a.png"\r\n\r\nabc';
+  for (const [type, body] of [
+    ['multipart/form-data; boundary=xyz', 'garbage'],
+    ['multipart/form-data', '--x\r\n'],
+    ['multipart/form-data; boundary=xyz', part],
+  ]) {
+    const r = await fetch(`${srv.url}/v2/models/colours/classify`, { method: 'POST', headers: { 'content-type': type! }, body });
+    const j = (await r.json()) as { error: string };
+    assert.equal(r.status, 400, `${type} ${JSON.stringify(body)}: ${j.error}`);
+    assert.match(j.error, /multipart body is malformed/);
+  }
   await healthy();
 });
 

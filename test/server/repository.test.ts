@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { openDirectRunner } from '../../src/server/direct-runner.js';
 import { ModelRepository, resolveSources } from '../../src/server/repository.js';
-import { isLoopback } from '../../src/server/serve.js';
+import { exposureWarning, isLoopback } from '../../src/server/serve.js';
 import { saveColourModel } from './helpers.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-repo-'));
@@ -62,7 +62,10 @@ test('sources: each wrong argument is one error that says what to pass', async (
   await assert.rejects(empty.load(), /No models to serve in .*<name>\/<version>\/model\.onnx/);
 });
 
-test('isLoopback: only loopback hosts count as local', () => {
+test('isLoopback and the exposure warning: only loopback hosts count as local; a token silences the warning', () => {
   for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1']) assert.equal(isLoopback(h), true, h);
   for (const h of ['0.0.0.0', '::', '192.168.1.4', 'example.com']) assert.equal(isLoopback(h), false, h);
+  assert.match(exposureWarning('0.0.0.0', undefined) ?? '', /reachable from the network, with no --token.*GRAFT_SERVE_TOKEN/);
+  assert.equal(exposureWarning('0.0.0.0', 'secret'), undefined);
+  assert.equal(exposureWarning('127.0.0.1', undefined), undefined);
 });

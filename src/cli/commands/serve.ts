@@ -20,6 +20,9 @@ interface ServeFlags {
   maxBatchSize: number;
   maxQueue: number;
   poll: number;
+  runner: 'direct' | 'batched';
+  workers: number;
+  maxQueueDelay: number;
 }
 
 function bytes(v: string): number {
@@ -63,6 +66,17 @@ export function register(program: Command): void {
     .addOption(
       new Option('--max-queue <n>', 'requests in flight per model version; more get 503 with Retry-After').default(256).argParser(atLeastOne('--max-queue')),
     )
+    .addOption(
+      new Option('--runner <kind>', 'direct: one onnxruntime run per request; batched: dynamic batching on worker threads')
+        .choices(['direct', 'batched'])
+        .default('direct'),
+    )
+    .addOption(
+      new Option('--workers <n>', 'batched runner: worker threads per model version, each with one session').default(1).argParser(atLeastOne('--workers')),
+    )
+    .addOption(
+      new Option('--max-queue-delay <ms>', 'batched runner: how long a batch waits to fill, in ms').default(2).argParser(positiveInt('--max-queue-delay')),
+    )
     .addOption(new Option('--poll <s>', 'how often repository folders are scanned for new versions, in seconds').default(1).argParser(seconds('--poll')))
     .action(async (refs: string[], flags: ServeFlags, cmd: Command) => serve(refs, flags, cmd));
 }
@@ -73,11 +87,12 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
     if (g.json) process.stderr.write(`${toJsonLine({ event, message, ...extra })}\n`);
     else if (!g.quiet || event === 'warning') process.stderr.write(`${event === 'warning' ? 'warning: ' : ''}${message}\n`);
   };
-  const [{ resolveSources }, { startServer, isLoopback }, { resolveModelRef }, { createServeMetrics }] = await Promise.all([
+  const [{ resolveSources }, { startServer, exposureWarning }, { resolveModelRef }, { createServeMetrics }, { openBatchedRunner }] = await Promise.all([
     import('../../server/repository.js'),
     import('../../server/serve.js'),
     import('../../models/resolve.js'),
     import('../../server/metrics.js'),
+    import('../../server/worker-runner.js'),
   ]);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
@@ -91,18 +106,17 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
       maxPixels: flags.maxPixels,
       requestTimeoutMs: flags.requestTimeout * 1000,
       pollMs: flags.poll * 1000,
-      runner: { maxBatchSize: flags.maxBatchSize, maxQueue: flags.maxQueue, threads: g.threads },
+      runner: { maxBatchSize: flags.maxBatchSize, maxQueue: flags.maxQueue, maxQueueDelayMs: flags.maxQueueDelay, threads: g.threads },
+      ...(flags.runner === 'batched' ? { openRunner: (file, o) => openBatchedRunner(file, { ...o, workers: flags.workers }) } : {}),
       metrics: createServeMetrics({ defaultMetrics: true }),
       onNote: (m) => say('note', m),
+      onError: (m) => say('warning', m),
     });
   } catch (e) {
     throw new CliError((e as Error).message);
   }
-  if (!isLoopback(flags.host) && !flags.token)
-    say(
-      'warning',
-      `graft serve is bound to ${flags.host}, reachable from the network, with no --token: anyone who can reach it can run the models. Pass --token (or GRAFT_SERVE_TOKEN).`,
-    );
+  const exposed = exposureWarning(flags.host, flags.token);
+  if (exposed) say('warning', exposed);
   const models = server.repository.all().map((m) => ({ name: m.name, version: m.version, file: m.file, images: !!m.image }));
   if (g.json) process.stdout.write(`${toJsonLine({ event: 'listening', url: server.url, models })}\n`);
   else {
