@@ -12,7 +12,7 @@
  * (graft_inference_compute_duration_seconds_sum / graft_inference_count): where the time goes.
  *
  * Before that, onnxruntime alone: ms per row at batch 1 and at the max batch in one session.run, the most batching
- * can gain when compute dominates.
+ * can gain when compute dominates; and the two runners alone, in this process, without HTTP or image decoding.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -27,7 +27,9 @@ import { parsePreprocessConfig } from '../src/data/preprocess.js';
 import { smallCNN } from '../src/nn/index.js';
 import { loadModel } from '../src/onnx/io.js';
 import { createSession, defaultThreads, ort } from '../src/runtime/session.js';
+import type { ServeMetrics } from '../src/server/contract.js';
 import { openDirectRunner } from '../src/server/direct-runner.js';
+import { createServeMetrics } from '../src/server/metrics.js';
 import { startServer } from '../src/server/serve.js';
 import { openBatchedRunner } from '../src/server/worker-runner.js';
 import { Network } from '../src/train/network.js';
@@ -60,7 +62,7 @@ if (args.serve) {
     pollMs: 0,
     openRunner: args.serve === 'batched' ? openBatchedRunner : openDirectRunner,
     runner: { threads, maxBatchSize: maxBatch, maxQueueDelayMs: delay, maxQueue: 1024 },
-    metrics: (await import('../src/server/metrics.js')).createServeMetrics(),
+    metrics: createServeMetrics(),
   });
   process.stdout.write(`URL ${server.url}\n`);
   process.stdin.resume();
@@ -113,7 +115,14 @@ async function stopChild(c: Child): Promise<void> {
 
 /** Rows, runs and compute seconds so far, from the child's /metrics. */
 async function counts(url: string): Promise<{ rows: number; execs: number; compute: number }> {
-  const body = await (await fetch(`${url}/metrics`)).text();
+  return countsOf(await (await fetch(`${url}/metrics`)).text());
+}
+
+async function metricCounts(metrics: ServeMetrics): Promise<{ rows: number; execs: number; compute: number }> {
+  return countsOf((await metrics.render()).body);
+}
+
+function countsOf(body: string): { rows: number; execs: number; compute: number } {
   const v = (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(body)?.[1] ?? 0);
   return { rows: v('graft_inference_count'), execs: v('graft_inference_exec_count'), compute: v('graft_inference_compute_duration_seconds_sum') };
 }
@@ -180,6 +189,41 @@ async function msPerRow(file: string, dims: number[], b: number, rounds = 4): Pr
   return { one, many };
 }
 
+/**
+ * Rows/s of a runner alone (no HTTP, no image decoding): `c` in-process clients each send one-row requests of
+ * constant data for `duration` s. Returns rows/s, the average batch and compute ms/row from the runner's metrics.
+ */
+async function driveRunner(
+  open: typeof openDirectRunner,
+  m: { name: string; file: string; dims: number[] },
+  c: number,
+  duration: number,
+): Promise<{ rps: number; batch: number; msRow: number }> {
+  const metrics = createServeMetrics();
+  const runner = await open(m.file, { model: m.name, version: '1', threads, maxBatchSize: maxBatch, maxQueueDelayMs: delay, maxQueue: 1024, metrics });
+  const input = runner.info.inputs[0]!.name;
+  const per = m.dims.reduce((a, d) => a * d, 1);
+  const one = async () => runner.infer({ [input]: { datatype: 'FP32', shape: [1, ...m.dims], data: new Float32Array(per).fill(0.5) } });
+  await Promise.all(Array.from({ length: c }, one)); // warm-up
+  const before = await metricCounts(metrics);
+  let done = 0;
+  const t0 = performance.now();
+  const stop = t0 + duration * 1000;
+  await Promise.all(
+    Array.from({ length: c }, async () => {
+      while (performance.now() < stop) {
+        await one();
+        done++;
+      }
+    }),
+  );
+  const rps = done / ((performance.now() - t0) / 1000);
+  const after = await metricCounts(metrics);
+  await runner.drain();
+  const rows = Math.max(1, after.rows - before.rows);
+  return { rps, batch: rows / Math.max(1, after.execs - before.execs), msRow: (1000 * (after.compute - before.compute)) / rows };
+}
+
 async function main(): Promise<void> {
   const duration = Number(args.duration);
   const levels = args.concurrency.split(',').map(Number);
@@ -219,6 +263,17 @@ async function main(): Promise<void> {
     for (const m of models) {
       const { one, many } = await msPerRow(m.file, m.dims, maxBatch);
       log(`| ${m.name} | ${one.toFixed(3)} | ${many.toFixed(3)} | ${(one / many).toFixed(2)}× |`);
+    }
+
+    const top = Math.max(...levels);
+    log(`\n## the runners alone (no HTTP, no decoding; ${top} in-process clients, one-row requests, ${duration} s)\n`);
+    log('| model | runner | rows/s | avg batch | compute ms/row | batched/direct |');
+    log('|---|---|---|---|---|---|');
+    for (const m of models) {
+      const d = await driveRunner(openDirectRunner, m, top, duration);
+      log(`| ${m.name} | direct | ${d.rps.toFixed(1)} | ${d.batch.toFixed(2)} | ${d.msRow.toFixed(2)} | |`);
+      const b = await driveRunner(openBatchedRunner, m, top, duration);
+      log(`| ${m.name} | batched | ${b.rps.toFixed(1)} | ${b.batch.toFixed(2)} | ${b.msRow.toFixed(2)} | ${(b.rps / d.rps).toFixed(2)}× |`);
     }
 
     const rows: Row[] = [];
