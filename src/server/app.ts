@@ -14,7 +14,7 @@ import { FeedError } from '../runtime/feeds.js';
 import { calibrateRows, labelRows } from '../train/classify.js';
 import { graftVersion } from '../util/version.js';
 import { ExecutorUnavailableError } from './batcher.js';
-import { QueueFullError, type ServeMetrics } from './contract.js';
+import { type HostTensor, QueueFullError, type ServeMetrics } from './contract.js';
 import { badRequest, HttpError } from './errors.js';
 import { classificationOutput, decodeMessage, parseInferRequest, requestedOutputs, requestTensors, responseOutput } from './oip.js';
 import type { ModelRepository, ServedModel } from './repository.js';
@@ -154,8 +154,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       const m = served(req);
       return { name: m.name, version: m.version, ready: true };
     });
-    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => infer(served(req), req.body, opts.maxPixels));
-    app.post<{ Params: ModelParams; Querystring: Record<string, string> }>(`${base}/classify`, async (req) => classify(served(req), req, opts.maxPixels));
+    const runOn =
+      (req: FastifyRequest<{ Params: ModelParams }>, m: ServedModel): Run =>
+      (inputs, outputs) =>
+        repo.infer(m, inputs, outputs, req.params.version !== undefined);
+    app.post<{ Params: ModelParams }>(`${base}/infer`, async (req) => {
+      const m = served(req);
+      return infer(m, runOn(req, m), req.body, opts.maxPixels);
+    });
+    app.post<{ Params: ModelParams; Querystring: Record<string, string> }>(`${base}/classify`, async (req) => {
+      const m = served(req);
+      return classify(m, runOn(req, m), req, opts.maxPixels);
+    });
   }
   return app;
 }
@@ -198,11 +208,14 @@ function metadata(m: ServedModel, versions: string[]) {
   };
 }
 
-async function infer(m: ServedModel, body: unknown, maxPixels?: number) {
+/** Runs a request on the served model (through the repository, so a hot reload in between does not refuse it). */
+type Run = (inputs: Record<string, HostTensor>, outputs?: readonly string[]) => Promise<Record<string, HostTensor>>;
+
+async function infer(m: ServedModel, run: Run, body: unknown, maxPixels?: number) {
   const req = parseInferRequest(Buffer.isBuffer(body) ? jsonOf(body) : body);
   const outputs = requestedOutputs(req, m);
   const inputs = await requestTensors(req, m, { maxPixels });
-  const result = await m.runner.infer(inputs, outputs);
+  const result = await run(inputs, outputs);
   const asked = new Map((req.outputs ?? []).map((o) => [o.name, o.parameters?.classification]));
   return {
     model_name: m.name,
@@ -237,7 +250,7 @@ function queryNumber(q: Record<string, string>, name: string, lo: number, hi: nu
 }
 
 /** POST .../classify: images (multipart files or one raw body) → `[{file, label, p, top}]`, as `graft predict` labels them. */
-async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Record<string, string> }>, maxPixels?: number) {
+async function classify(m: ServedModel, run: Run, req: FastifyRequest<{ Querystring: Record<string, string> }>, maxPixels?: number) {
   const image = m.image;
   if (!image) throw badRequest(`Model "${m.name}" cannot classify images: ${m.imageError ?? 'it has no preprocessing'}`);
   const threshold = queryNumber(req.query, 'threshold', 0, 1, false);
@@ -274,7 +287,7 @@ async function classify(m: ServedModel, req: FastifyRequest<{ Querystring: Recor
   for (let r0 = 0; r0 < bufs.length; r0 += step) {
     const n = Math.min(step, bufs.length - r0);
     const input = { datatype: 'FP32' as const, shape: batchDims(image.preprocess, n), data: b.data.subarray(r0 * per, (r0 + n) * per) };
-    const t = (await m.runner.infer({ [image.input]: input }, [image.output]))[image.output]!;
+    const t = (await run({ [image.input]: input }, [image.output]))[image.output]!;
     if (t.shape.length !== 2 || t.shape[0] !== n || t.shape[1] !== image.labels.length)
       throw new Error(
         `model "${m.name}" output "${image.output}" has shape [${t.shape.join(', ')}] for ${n} image(s), but its labels list ${image.labels.length} classes; fix "labels" in its model.json`,

@@ -8,7 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type ClassifierInfo, readClassifier } from '../train/classify.js';
-import type { ModelRunner, OpenRunner, RunnerOptions } from './contract.js';
+import { ExecutorUnavailableError } from './batcher.js';
+import type { HostTensor, ModelRunner, OpenRunner, RunnerOptions } from './contract.js';
 import { HttpError } from './errors.js';
 
 /** One loaded model version. */
@@ -102,6 +103,7 @@ export class ModelRepository {
   private timer?: NodeJS.Timeout;
   private scanning?: Promise<void>;
   private draining = new Set<Promise<void>>();
+  private closed = false;
 
   constructor(
     private readonly sources: readonly ModelSource[],
@@ -130,6 +132,7 @@ export class ModelRepository {
 
   /** Scans repository folders once (the poller calls this; tests may too); resolves when swaps are done. */
   scan(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.scanning ??= (async () => {
       try {
         for (const s of this.sources) if (s.kind === 'repository') await this.scanRepository(s.dir, false);
@@ -158,6 +161,27 @@ export class ModelRepository {
     return m;
   }
 
+  /**
+   * Runs a request on `m`, or, when `m` was swapped out after it was looked up (its runner drains and refuses), on
+   * the model that now answers the same request: the same version when the request named one, else the newest.
+   * So a request that arrives during a hot reload is answered, not refused.
+   */
+  async infer(
+    m: ServedModel,
+    inputs: Record<string, HostTensor>,
+    outputs: readonly string[] | undefined,
+    pinned: boolean,
+  ): Promise<Record<string, HostTensor>> {
+    try {
+      return await m.runner.infer(inputs, outputs);
+    } catch (e) {
+      if (!(e instanceof ExecutorUnavailableError)) throw e;
+      const now = this.models.get(m.name)?.size ? this.get(m.name, pinned ? m.version : undefined) : undefined;
+      if (!now || now.runner === m.runner) throw e;
+      return now.runner.infer(inputs, outputs);
+    }
+  }
+
   /** Served model names, sorted. */
   names(): string[] {
     return [...this.models.keys()].filter((n) => this.models.get(n)!.size).sort();
@@ -179,6 +203,7 @@ export class ModelRepository {
 
   /** Stops polling, waits for a scan in progress, and drains every runner (graceful shutdown). */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     await this.scanning;
     const all = this.all();

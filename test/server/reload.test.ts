@@ -77,10 +77,16 @@ test('repository folder: new version loaded and made the default, in-place swap 
     assert.deepEqual(drained, []);
 
     // version 1 rewritten in place: a new runner is swapped in, the old one drained and released
+    const before = s.repository.get('colours', '1');
     deploy(repo, '1', [2, 1, 0]);
     await until('version 1 reloaded', async () => (await classify('1')) === 'blue');
     await until('old version 1 drained', async () => drained.includes('1'));
     assert.deepEqual(opened, ['1', '2', '1']);
+    // a request that looked the old version up just before the swap is answered by the new one, not refused
+    const x = { input: { datatype: 'FP32' as const, shape: [1, 3, 16, 16], data: new Float32Array(768).fill(1) } };
+    await assert.rejects(before.runner.infer(x), /shutting down or reloading/);
+    const late = await s.repository.infer(before, x, ['logits'], true);
+    assert.deepEqual([...(late.logits!.data as Float32Array)], [10, 10, 10]);
 
     // a broken file is reported once, and the version stays as it was
     fs.writeFileSync(path.join(repo, 'colours', '2', 'model.onnx'), 'not a model');
