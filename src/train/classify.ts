@@ -32,11 +32,24 @@ export interface Classifier {
   fixedBatch?: number;
 }
 
+/** A {@link Classifier} without its session: what a model's sidecar and graph say about classifying with it. */
+export type ClassifierInfo = Omit<Classifier, 'session'>;
+
 /**
  * Loads `file` (.onnx) with its sidecar (model.json) or metadata_props and opens a {@link Classifier} on it.
  * @param preprocessFile optional JSON file overriding the model's preprocessing.
  */
 export async function loadClassifier(file: string, preprocessFile?: string): Promise<Classifier> {
+  const { info, model } = readClassifier(file, preprocessFile);
+  return { ...info, session: await createSession(model) };
+}
+
+/**
+ * Reads `file` (.onnx) with its sidecar as {@link loadClassifier} does, without opening a session: the
+ * classifier's description and the model to run it with (`graft serve` runs it through its own runner).
+ * @throws when the model has no preprocessing config or its input does not fit the preprocessing.
+ */
+export function readClassifier(file: string, preprocessFile?: string): { info: ClassifierInfo; model: Model } {
   const net = Network.load(file);
   let raw: unknown = net.preprocess ?? (net.model.metadata['graft.preprocess'] ? JSON.parse(net.model.metadata['graft.preprocess']) : undefined);
   let source = `preprocessing of ${file} (model.json "preprocess" or metadata "graft.preprocess")`;
@@ -52,20 +65,23 @@ export async function loadClassifier(file: string, preprocessFile?: string): Pro
     throw new Error(
       `Model ${file} has no preprocessing config (neither a "preprocess" entry in its model.json sidecar nor "graft.preprocess" metadata). Pass one with --preprocess <file.json>, e.g. {"size": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}.`,
     );
-  return openClassifier(net.model, { file, preprocess: parsePreprocessConfig(raw, source), labels: net.labels, temperature: net.temperature });
+  const info = describeClassifier(net.model, { file, preprocess: parsePreprocessConfig(raw, source), labels: net.labels, temperature: net.temperature });
+  return { info, model: net.model };
 }
 
 /** A {@link Classifier} over an in-memory network (its inference export), as `Network.classify` uses it. */
-export function classifierOf(net: Network, name = 'the network'): Promise<Classifier> {
+export async function classifierOf(net: Network, name = 'the network'): Promise<Classifier> {
   if (!net.preprocess)
     throw new Error(`${name} has no preprocessing config, so images cannot be decoded for it; set net.preprocess (e.g. parsePreprocessConfig({ size: 224 })).`);
-  return openClassifier(net.toInference(), { file: name, preprocess: net.preprocess, labels: net.labels, temperature: net.temperature });
+  const model = net.toInference();
+  const info = describeClassifier(model, { file: name, preprocess: net.preprocess, labels: net.labels, temperature: net.temperature });
+  return { ...info, session: await createSession(model) };
 }
 
-async function openClassifier(
+function describeClassifier(
   model: Model,
   meta: { file: string; preprocess: PreprocessConfig; labels?: readonly string[]; temperature?: number },
-): Promise<Classifier> {
+): ClassifierInfo {
   const { file, preprocess } = meta;
   const g = model.graph;
   const input = g.inputs.find((v) => !g.initializers.has(v.name));
@@ -83,12 +99,10 @@ async function openClassifier(
   // logits first: the calibration temperature divides logits, before the softmax
   const output = outs.includes('logits') ? 'logits' : outs.includes('probabilities') ? 'probabilities' : outs[0];
   if (!output) throw new Error(`Model ${file} has no outputs; export it with a classifier output ("probabilities" or "logits").`);
-  const session = await createSession(model);
   const classes = g.outputs.find((o) => o.name === output)?.shape?.at(-1);
   const labels = meta.labels ?? (typeof classes === 'number' ? Array.from({ length: classes }, (_, i) => String(i)) : []);
   return {
     file,
-    session,
     input: input.name,
     output,
     softmax: output !== 'probabilities',
@@ -169,10 +183,7 @@ export async function classifyFiles(clf: Classifier, files: readonly (string | B
         );
     }
     const out = (t.data as Float32Array).subarray(0, n * k);
-    if (clf.softmax) {
-      if (clf.temperature !== 1) for (let i = 0; i < out.length; i++) out[i]! /= clf.temperature;
-      softmaxRows(out, k);
-    }
+    calibrateRows(clf, out, k);
     probs.set(out, starts[b]! * k);
     for (const i of failed.keys()) if (i >= starts[b]! && i < starts[b]! + n) probs.fill(0, i * k, (i + 1) * k);
     opts.onBatch?.(n);
@@ -184,6 +195,16 @@ function padded(data: Float32Array, size: number): Float32Array {
   const x = new Float32Array(size);
   x.set(data);
   return x;
+}
+
+/**
+ * Turns rows of the classifier's output into its calibrated probabilities, in place: softmax(logits / temperature)
+ * for a logits output; a probabilities output is left as it is. The one place `graft predict`, eval and serve do it.
+ */
+export function calibrateRows(clf: Pick<ClassifierInfo, 'softmax' | 'temperature'>, rows: Float32Array, k: number): void {
+  if (!clf.softmax) return;
+  if (clf.temperature !== 1) for (let i = 0; i < rows.length; i++) rows[i]! /= clf.temperature;
+  softmaxRows(rows, k);
 }
 
 /** In-place, numerically stable softmax over each row of length `k`. */
