@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { Worker } from 'node:worker_threads';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { encodeModel } from '../../src/onnx/io.js';
@@ -201,9 +202,12 @@ test('warm-up runs one full batch in every worker before it serves, and again in
   const source = `${WORKER_SOURCE}\nparentPort.on('message', (m) => { if (m.feeds.x.data[0] === -1) process.exit(3); parentPort.postMessage({ id: -1, seen: m.feeds.x.dims[0] }); });`;
   const pool = new WorkerPool(encodeModel(classifier('N')), { label: 'model "cls" version 1', threads: 1, workers: 2, source });
   const seen: number[][] = [];
-  const watch = (i: number, w: import('node:worker_threads').Worker) =>
-    w.on('message', (m: { id: number; seen?: number }) => m.id === -1 && (seen[i] ??= []).push(m.seen!));
-  pool.workers.forEach((w, i) => watch(i, w));
+  const watch = (i: number, w: Worker): void => {
+    w.on('message', (m: { id: number; seen?: number }) => {
+      if (m.id === -1) (seen[i] ??= []).push(m.seen!);
+    });
+  };
+  for (const [i, w] of pool.workers.entries()) watch(i, w);
   const info = runnerInfoOf('cls', await pool.open(), 8);
   await pool.warmUp(() => ({ inputs: { x: { datatype: 'FP32', shape: [8, 4], data: new Float32Array(32) } }, outputs: ['probs'] }));
   assert.deepEqual(seen, [[8], [8]]);
