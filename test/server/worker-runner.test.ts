@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { Worker } from 'node:worker_threads';
 import { Graph } from '../../src/ir/graph.js';
 import { Model } from '../../src/ir/model.js';
 import { encodeModel } from '../../src/onnx/io.js';
@@ -193,5 +194,34 @@ test('a worker that dies mid-run fails its batch at once (no hang) with an error
   assert.notEqual(pool.workers[0], victim);
   const r = await batcher.infer({ x: x(2, 2) });
   assert.deepEqual(r.probs!.shape, [2, 3]);
+  await batcher.drain();
+});
+
+test('warm-up runs one full batch in every worker before it serves, and again in a worker that replaces a crashed one', async () => {
+  // each worker reports the batch of every run it is sent, and exits on a poison row
+  const source = `${WORKER_SOURCE}\nparentPort.on('message', (m) => { if (m.feeds.x.data[0] === -1) process.exit(3); parentPort.postMessage({ id: -1, seen: m.feeds.x.dims[0] }); });`;
+  const pool = new WorkerPool(encodeModel(classifier('N')), { label: 'model "cls" version 1', threads: 1, workers: 2, source });
+  const seen: number[][] = [];
+  const watch = (i: number, w: Worker): void => {
+    w.on('message', (m: { id: number; seen?: number }) => {
+      if (m.id === -1) (seen[i] ??= []).push(m.seen!);
+    });
+  };
+  for (const [i, w] of pool.workers.entries()) watch(i, w);
+  const info = runnerInfoOf('cls', await pool.open(), 8);
+  await pool.warmUp(() => ({ inputs: { x: { datatype: 'FP32', shape: [8, 4], data: new Float32Array(32) } }, outputs: ['probs'] }));
+  assert.deepEqual(seen, [[8], [8]]);
+  const batcher = new DynamicBatcher(info, pool, { model: 'cls', version: '1', maxQueueDelayMs: 0, concurrency: 2 });
+  const before = [...pool.workers];
+  await assert.rejects(batcher.infer({ x: { datatype: 'FP32', shape: [1, 4], data: Float32Array.from([-1, 0, 0, 0]) } }), ExecutorUnavailableError);
+  const fresh = pool.workers.find((w) => !before.includes(w));
+  assert.ok(fresh, 'the crashed worker was replaced');
+  seen[2] = [];
+  watch(2, fresh);
+  // the replacement's first run is the warm-up batch, posted before any request can reach it
+  const r = await Promise.all([batcher.infer({ x: x(1, 1) }), batcher.infer({ x: x(1, 2) })]);
+  assert.equal(r.length, 2);
+  while (!seen[2]!.length) await new Promise((res) => setTimeout(res, 5));
+  assert.equal(seen[2]![0], 8);
   await batcher.drain();
 });
