@@ -4,6 +4,9 @@
  */
 
 import { z } from 'zod';
+import { cropResizeTarget } from './pixels.js';
+
+export { cropResizeTarget } from './pixels.js';
 
 /** ImageNet channel means (RGB), for torchvision/timm models. */
 export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
@@ -94,11 +97,6 @@ export function parsePreprocessConfig(json: unknown, source = 'preprocessing con
     interpolation: c.interpolation,
     padValue: c.padValue,
   };
-}
-
-/** The size the image is resized to before the centre crop of the 'crop' policy (torchvision's Resize argument). */
-export function cropResizeTarget(cfg: PreprocessConfig): [number, number] {
-  return [Math.floor(cfg.size[0] / cfg.cropFraction + 1e-9), Math.floor(cfg.size[1] / cfg.cropFraction + 1e-9)];
 }
 
 /** A human-readable, multi-line description of a config (used by `graft inspect`). */
