@@ -3,8 +3,8 @@
  * real Chromium (playwright-core), images picked in the demo page's file input; each image's top-1 must equal
  * `graft predict`'s (classifyFiles), every probability must agree within 1e-4, and the model input the page computes
  * (browser decode + the libvips port) must equal graft's decodeImage bit for bit. Images: PNG and JPEG, grown and
- * shrunk (by more than 2: box shrink first), square and not. Two bundles: 'crop' + bilinear, and 'pad' + bicubic
- * NHWC through --preprocess.
+ * shrunk (by more than 2: box shrink first), square and not. Two bundles: 'crop' + bilinear (in model/), and 'pad' +
+ * bicubic through --preprocess; and examples/browser/my-page.html, the module API from a page of one's own.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -12,6 +12,7 @@ import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import type { Browser } from 'playwright-core';
 import { decodeImage } from '../../src/data/image.js';
 import { writeWebBundle } from '../../src/run/web-bundle.js';
@@ -49,7 +50,8 @@ before(async () => {
     JSON.stringify({ size: [20, 24], resize: 'pad', interpolation: 'bicubic', layout: 'NCHW', padValue: 114, mean: [0.5], std: [0.25] }),
   );
   for (const [name, w, h] of IMAGES) await writeTestImage(path.join(tmp, 'site', 'images', name), w, h, w * 7 + h);
-  await writeWebBundle(modelDir, path.join(tmp, 'site', 'crop'));
+  await writeWebBundle(modelDir, path.join(tmp, 'site', 'model'));
+  fs.copyFileSync(fileURLToPath(new URL('../../examples/browser/my-page.html', import.meta.url)), path.join(tmp, 'site', 'my-page.html'));
   await writeWebBundle(path.join(modelDir, 'model.onnx'), path.join(tmp, 'site', 'pad'), { preprocessFile: padConfig, threshold: 0.9 });
   const root = path.join(tmp, 'site');
   ({ server, base } = await startLoopback((req, res) => {
@@ -121,7 +123,7 @@ async function classifyInPage(bundle: string): Promise<PageResult[]> {
   }
 }
 
-for (const bundle of ['crop', 'pad'] as const) {
+for (const bundle of ['model', 'pad'] as const) {
   test(`the ${bundle} bundle's page gives graft predict's top-1 and probabilities within 1e-4`, async (t) => {
     const clf = await loadClassifier(path.join(modelDir, 'model.onnx'), bundle === 'pad' ? padConfig : undefined);
     const files = IMAGES.map(([name]) => path.join(tmp, 'site', 'images', name));
@@ -153,3 +155,23 @@ for (const bundle of ['crop', 'pad'] as const) {
     assert.ok(maxDiff <= 1e-4, `max |Δp| ${maxDiff} is over 1e-4`);
   });
 }
+
+test('examples/browser/my-page.html classifies a picked image with the bundle in ./model/, as graft predict does', async () => {
+  const file = path.join(tmp, 'site', 'images', 'wide.png');
+  const clf = await loadClassifier(path.join(modelDir, 'model.onnx'));
+  const ref = await classifyFiles(clf, [file], { strict: true });
+  const p = Array.from(ref.probabilities);
+  const want = LABELS[p.indexOf(Math.max(...p))]!;
+  const page = await browser!.newPage();
+  try {
+    await page.goto(`${base}/my-page.html`);
+    await page.waitForFunction(() => document.getElementById('answer')?.textContent?.startsWith('ready'), undefined, { timeout: 60_000 });
+    await page.setInputFiles('#pick', file);
+    await page.waitForFunction(() => document.getElementById('answer')?.textContent?.includes('%'), undefined, { timeout: 60_000 });
+    const answer = (await page.textContent('#answer')) ?? '';
+    assert.equal(answer.split(' ')[0], want, `the page answered "${answer}", graft predict says ${want}`);
+    assert.match(answer, new RegExp(`^${want} ${(100 * Math.max(...p)).toFixed(1)} %`));
+  } finally {
+    await page.close();
+  }
+});
