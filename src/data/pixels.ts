@@ -3,7 +3,21 @@
  * into floats. No Node built-ins and no packages, so the same module runs in graft (src/data/image.ts) and in a
  * web page (src/web/, the browser bundle of `graft export --web`): both sides compute the same floats.
  */
-import type { PreprocessConfig } from './preprocess.js';
+
+/** A validated preprocessing config with every field filled in. */
+export interface PreprocessConfig {
+  size: [number, number];
+  channels: 1 | 3;
+  resize: 'crop' | 'stretch' | 'pad';
+  cropFraction: number;
+  mean: number[];
+  std: number[];
+  layout: 'NCHW' | 'NHWC';
+  channelOrder: 'RGB' | 'BGR';
+  scale: number;
+  interpolation: 'bilinear' | 'bicubic';
+  padValue: number;
+}
 
 /** The size the image is resized to before the centre crop of the 'crop' policy (torchvision's Resize argument). */
 export function cropResizeTarget(cfg: PreprocessConfig): [number, number] {

@@ -4,7 +4,7 @@
  */
 
 import { z } from 'zod';
-import { cropResizeTarget } from './pixels.js';
+import { cropResizeTarget, type PreprocessConfig as PixelsPreprocessConfig } from './pixels.js';
 
 export { cropResizeTarget } from './pixels.js';
 
@@ -50,20 +50,8 @@ export const preprocessSchema = z
     }
   });
 
-/** A validated preprocessing config with every field filled in. */
-export interface PreprocessConfig {
-  size: [number, number];
-  channels: 1 | 3;
-  resize: 'crop' | 'stretch' | 'pad';
-  cropFraction: number;
-  mean: number[];
-  std: number[];
-  layout: 'NCHW' | 'NHWC';
-  channelOrder: 'RGB' | 'BGR';
-  scale: number;
-  interpolation: 'bilinear' | 'bicubic';
-  padValue: number;
-}
+/** A validated preprocessing config with every field filled in (declared in data/pixels.ts, which the browser code imports). */
+export type PreprocessConfig = PixelsPreprocessConfig;
 
 /** The JSON a user writes (defaults omitted). */
 export type PreprocessConfigInput = z.input<typeof preprocessSchema>;

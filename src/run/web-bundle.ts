@@ -156,15 +156,16 @@ function relativeImports(js: string): string[] {
 }
 
 /**
- * graft's browser code as ES modules keyed by path relative to src/ (`web/index.js`, `data/pixels.js`, …): the
- * compiled files beside this one when graft is built (dist/), else the TypeScript sources transpiled with the
- * `typescript` package (development). Only modules the code imports at run time are included.
+ * graft's browser code as ES modules keyed by path relative to src/ (`web/index.js`, `data/pixels.js`, …), each with
+ * its type declarations (`web/index.d.ts`, …): the compiled files beside this one when graft is built (dist/), else
+ * the TypeScript sources compiled with the `typescript` package (development). Only modules the code imports at
+ * run time are included; a package import or a type from a module left out is refused as a bug.
  */
 async function browserModules(): Promise<Map<string, string>> {
   const here = fileURLToPath(import.meta.url);
   const srcRoot = path.resolve(path.dirname(here), '..');
   const built = here.endsWith('.js');
-  let transpile: ((code: string, name: string) => string) | undefined;
+  let compile: ((code: string, name: string) => { js: string; dts: string }) | undefined;
   if (!built) {
     let ts: typeof import('typescript');
     try {
@@ -174,9 +175,11 @@ async function browserModules(): Promise<Map<string, string>> {
         'graft runs from its TypeScript sources but the typescript package is missing, so the browser code cannot be compiled; run `npm run build` (or npm install).',
       );
     }
-    transpile = (code, name) =>
-      ts.transpileModule(code, { fileName: name, compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, sourceMap: false } })
-        .outputText;
+    const compilerOptions = { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, sourceMap: false };
+    compile = (code, name) => ({
+      js: ts.transpileModule(code, { fileName: name, compilerOptions }).outputText,
+      dts: ts.transpileDeclaration(code, { fileName: name, compilerOptions }).outputText,
+    });
   }
   const out = new Map<string, string>();
   const queue = ['web/index.js'];
@@ -185,24 +188,46 @@ async function browserModules(): Promise<Map<string, string>> {
     if (out.has(rel)) continue;
     const js = path.join(srcRoot, rel);
     let code: string;
-    if (transpile) {
+    let dts: string;
+    if (compile) {
       const ts = js.replace(/\.js$/, '.ts');
-      code = transpile(fs.readFileSync(ts, 'utf8'), ts);
-    } else code = fs.readFileSync(js, 'utf8').replace(/\n\/\/# sourceMappingURL=.*$/, '\n');
-    const bare = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](?![./])([^'"]+)['"]/m.exec(code);
-    if (bare)
-      throw new Error(`graft's browser module ${rel} imports the package "${bare[1]}", which a static page cannot resolve (a bug in graft; please report it).`);
+      ({ js: code, dts } = compile(fs.readFileSync(ts, 'utf8'), ts));
+    } else {
+      const noMap = (s: string) => s.replace(/\n\/\/# sourceMappingURL=.*$/, '\n');
+      code = noMap(fs.readFileSync(js, 'utf8'));
+      dts = noMap(fs.readFileSync(js.replace(/\.js$/, '.d.ts'), 'utf8'));
+    }
+    for (const text of [code, dts]) {
+      const bare = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s+)['"](?![./])([^'"]+)['"]/m.exec(text);
+      if (bare)
+        throw new Error(
+          `graft's browser module ${rel} imports the package "${bare[1]}", which a static page cannot resolve (a bug in graft; please report it).`,
+        );
+    }
     out.set(rel, code);
-    for (const spec of relativeImports(code)) {
-      const next = path
-        .relative(srcRoot, path.resolve(path.dirname(js), spec))
-        .split(path.sep)
-        .join('/');
-      if (next.startsWith('..')) throw new Error(`graft's browser module ${rel} imports ${spec}, outside src/ (a bug in graft; please report it).`);
-      queue.push(next);
+    out.set(rel.replace(/\.js$/, '.d.ts'), dts);
+    for (const spec of relativeImports(code)) queue.push(moduleKey(srcRoot, js, spec, rel));
+  }
+  // a declaration may name a type from a module the code does not import at run time: it must be shipped too
+  for (const [rel, text] of out) {
+    if (!rel.endsWith('.d.ts')) continue;
+    for (const spec of relativeImports(text)) {
+      const key = moduleKey(srcRoot, path.join(srcRoot, rel), spec, rel);
+      if (!out.has(key))
+        throw new Error(`graft's browser module ${rel} uses types from ${key}, which the bundle does not ship (a bug in graft; please report it).`);
     }
   }
   return out;
+}
+
+/** The src/-relative key of `spec` imported from `file`. */
+function moduleKey(srcRoot: string, file: string, spec: string, rel: string): string {
+  const key = path
+    .relative(srcRoot, path.resolve(path.dirname(file), spec))
+    .split(path.sep)
+    .join('/');
+  if (key.startsWith('..')) throw new Error(`graft's browser module ${rel} imports ${spec}, outside src/ (a bug in graft; please report it).`);
+  return key;
 }
 
 function listFiles(dir: string, prefix = ''): string[] {

@@ -11,7 +11,7 @@
  * ```
  */
 import type * as Ort from 'onnxruntime-web';
-import type { PreprocessConfig } from '../data/preprocess.js';
+import type { PreprocessConfig } from '../data/pixels.js';
 import { topKRow } from '../report/metrics.js';
 import { softmaxRows } from '../util/softmax.js';
 import { type Pixels, preprocessPixels } from './preprocess.js';

@@ -3,8 +3,7 @@
  * libvips port of ./resample.ts, then the normalisation of data/pixels.ts. Given the same RGB(A) pixels at natural
  * size (EXIF orientation applied), the floats equal those of graft's decoder (src/data/image.ts) bit for bit.
  */
-import { cropGeometry, imageSize, normalizeInto } from '../data/pixels.js';
-import type { PreprocessConfig } from '../data/preprocess.js';
+import { cropGeometry, imageSize, normalizeInto, type PreprocessConfig } from '../data/pixels.js';
 import { extract, type Kernel, type Raster, resizeContain, resizeFill } from './resample.js';
 
 /** Decoded pixels at natural size: interleaved RGBA (4 bands, e.g. canvas ImageData) or RGB (3 bands). */

@@ -1,6 +1,8 @@
 /** `graft export --web` as a user runs it: the bundle's files and model.json, and the refusals that lose nothing. */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -40,7 +42,7 @@ test('graft export --web writes the bundle, and refuses a busy folder, a missing
     'ort/ort-wasm-simd-threaded.wasm',
   ])
     assert.ok(out.files.includes(f), `missing ${f} in ${out.files.join(', ')}`);
-  assert.ok(!out.files.some((f) => f.endsWith('.ts')), 'the bundle ships JavaScript, not TypeScript sources');
+  assert.ok(!out.files.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), 'the bundle ships JavaScript and declarations, not TypeScript sources');
   const meta = JSON.parse(fs.readFileSync(path.join(tmp, 'again', 'model.json'), 'utf8'));
   assert.deepEqual(meta.labels, LABELS);
   assert.equal(meta.temperature, 2.5);
@@ -51,6 +53,26 @@ test('graft export --web writes the bundle, and refuses a busy folder, a missing
   assert.equal(meta.softmax, true);
   for (const f of out.files.filter((x) => x.endsWith('.js')))
     assert.doesNotMatch(fs.readFileSync(path.join(tmp, 'again', f), 'utf8'), /from\s*['"](?![./])/, `${f} imports a package a static page cannot resolve`);
+
+  // the shipped declarations type a page's own TypeScript (strict: an untyped module would be an error)
+  fs.writeFileSync(
+    path.join(tmp, 'page.ts'),
+    [
+      "import { WebClassifier, type WebClassification, decodeBlob } from './again/graft/web/index.js';",
+      'const clf: WebClassifier = await WebClassifier.load(new URL("./again/", location.href), { numThreads: 1 });',
+      'const r: WebClassification = await clf.classifyPixels(await decodeBlob(new Blob([])), 2);',
+      "const names: string[] = r.top.map((t) => t.label + ' ' + t.probability.toFixed(3)).concat(clf.meta.labels);",
+      'const x: Float32Array = clf.preprocess({ data: new Uint8Array(12), width: 2, height: 2, bands: 3 });',
+      'export { names, x };',
+    ].join('\n'),
+  );
+  const tsconfig = {
+    compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'ES2022', moduleResolution: 'bundler', lib: ['ES2022', 'DOM'], types: [] },
+    files: ['page.ts'],
+  };
+  fs.writeFileSync(path.join(tmp, 'tsconfig.json'), JSON.stringify(tsconfig));
+  const tsc = spawnSync(process.execPath, [createRequire(import.meta.url).resolve('typescript/bin/tsc'), '-p', tmp], { encoding: 'utf8' });
+  assert.equal(tsc.status, 0, `a page typed against the bundle does not compile:\n${tsc.stdout}${tsc.stderr}`);
 
   assert.equal(busy.code, 1);
   assert.match(busy.stderr, /busy already holds files.*--overwrite/);
