@@ -78,6 +78,8 @@ interface PageResult {
   top?: string;
   probabilities?: number[];
   error?: string;
+  /** The page marked it "unknown" (top probability under the bundle's threshold). */
+  unknown?: boolean;
   /** The float32 model input the page computed. */
   input?: number[];
 }
@@ -101,7 +103,13 @@ async function classifyInPage(bundle: string): Promise<PageResult[]> {
     const results: PageResult[] = await page.$$eval('#results figure', (figs) =>
       figs.map((f) => {
         const d = (f as HTMLElement).dataset;
-        return { name: d.name!, top: d.top, error: d.error, probabilities: d.probabilities ? (JSON.parse(d.probabilities) as number[]) : undefined };
+        return {
+          name: d.name!,
+          top: d.top,
+          error: d.error,
+          unknown: !!f.querySelector('.unknown'),
+          probabilities: d.probabilities ? (JSON.parse(d.probabilities) as number[]) : undefined,
+        };
       }),
     );
     // the model input the page computed for each image (decodeBlob + preprocessPixels, as classifyBlob does)
@@ -149,6 +157,8 @@ for (const bundle of ['model', 'pad'] as const) {
       const best = want.indexOf(Math.max(...want));
       assert.equal(r.top, LABELS[best], `${r.name}: the page says ${r.top}, graft predict ${LABELS[best]} (${want.map((p) => p.toFixed(4)).join(' ')})`);
       assert.equal(r.probabilities?.length, LABELS.length);
+      // the pad bundle was exported with --threshold 0.9, as graft predict --threshold 0.9 would label it
+      assert.equal(r.unknown, bundle === 'pad' && Math.max(...want) < 0.9, `${r.name}: "unknown" mark`);
       for (const [j, p] of r.probabilities!.entries()) maxDiff = Math.max(maxDiff, Math.abs(p - want[j]!));
     }
     t.diagnostic(`${bundle}: ${got.length} images, top-1 agreement ${got.length}/${got.length}, max |Δp| = ${maxDiff.toExponential(2)}`);
