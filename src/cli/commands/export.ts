@@ -36,7 +36,7 @@ export function register(program: Command): void {
       const mb = (r.bytes / 1e6).toFixed(1);
       emit(cmd, { dir: r.dir, files: r.files, bytes: r.bytes, labels: r.meta.labels, preprocess: r.meta.preprocess }, () => [
         `wrote a web bundle for ${model} to ${r.dir} (${r.files.length} files, ${mb} MB): ${r.meta.labels.length} classes, input ${r.meta.preprocess.size.join('x')}`,
-        `serve it with any static server, e.g.  npx http-server ${r.dir}  or  python3 -m http.server -d ${r.dir}, and open index.html`,
+        `serve the folder with any static server (e.g. python3 -m http.server -d ${r.dir} 8000, or examples/browser/serve.mjs) and open http://127.0.0.1:8000/`,
       ]);
     });
 }
