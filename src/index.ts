@@ -28,6 +28,7 @@ export { configSchema, defaultRunName, findConfigFile, type GraftConfig, loadCon
 export { RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './run/events.js';
 export { type RunLrFindOptions, runLrFind } from './run/lr-find.js';
 export { type RunHandle, type RunTrainingOptions, runFolder, runTraining, startRun } from './run/train.js';
+export { type WebBundleOptions, type WebBundleResult, writeWebBundle } from './run/web-bundle.js';
 export { ArraySource, type BatchSource } from './step/batches.js';
 export { loadCheckpoint, saveCheckpoint } from './step/checkpoint.js';
 export { type CompiledStep, compileTrainStep, type LossSpec, type StepSpec } from './step/compile.js';

@@ -4,6 +4,9 @@
  */
 
 import { z } from 'zod';
+import { cropResizeTarget, type PreprocessConfig as PixelsPreprocessConfig } from './pixels.js';
+
+export { cropResizeTarget } from './pixels.js';
 
 /** ImageNet channel means (RGB), for torchvision/timm models. */
 export const IMAGENET_MEAN: readonly number[] = [0.485, 0.456, 0.406];
@@ -47,20 +50,8 @@ export const preprocessSchema = z
     }
   });
 
-/** A validated preprocessing config with every field filled in. */
-export interface PreprocessConfig {
-  size: [number, number];
-  channels: 1 | 3;
-  resize: 'crop' | 'stretch' | 'pad';
-  cropFraction: number;
-  mean: number[];
-  std: number[];
-  layout: 'NCHW' | 'NHWC';
-  channelOrder: 'RGB' | 'BGR';
-  scale: number;
-  interpolation: 'bilinear' | 'bicubic';
-  padValue: number;
-}
+/** A validated preprocessing config with every field filled in (declared in data/pixels.ts, which the browser code imports). */
+export type PreprocessConfig = PixelsPreprocessConfig;
 
 /** The JSON a user writes (defaults omitted). */
 export type PreprocessConfigInput = z.input<typeof preprocessSchema>;
@@ -94,11 +85,6 @@ export function parsePreprocessConfig(json: unknown, source = 'preprocessing con
     interpolation: c.interpolation,
     padValue: c.padValue,
   };
-}
-
-/** The size the image is resized to before the centre crop of the 'crop' policy (torchvision's Resize argument). */
-export function cropResizeTarget(cfg: PreprocessConfig): [number, number] {
-  return [Math.floor(cfg.size[0] / cfg.cropFraction + 1e-9), Math.floor(cfg.size[1] / cfg.cropFraction + 1e-9)];
 }
 
 /** A human-readable, multi-line description of a config (used by `graft inspect`). */

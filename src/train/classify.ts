@@ -12,7 +12,10 @@ import type { Model } from '../ir/model.js';
 import { topKRow } from '../report/metrics.js';
 import { runChecked } from '../runtime/feeds.js';
 import { createSession, ort } from '../runtime/session.js';
+import { softmaxRows } from '../util/softmax.js';
 import { Network } from './network.js';
+
+export { softmaxRows } from '../util/softmax.js';
 
 /** A loaded image classifier: an onnxruntime session plus the model's labels and preprocessing. */
 export interface Classifier {
@@ -78,11 +81,24 @@ export async function classifierOf(net: Network, name = 'the network'): Promise<
   return { ...info, session: await createSession(model) };
 }
 
-function describeClassifier(
-  model: Model,
-  meta: { file: string; preprocess: PreprocessConfig; labels?: readonly string[]; temperature?: number },
-): ClassifierInfo {
-  const { file, preprocess } = meta;
+/** The graph input and output a classifier uses (see {@link classifierIO}). */
+export interface ClassifierIO {
+  input: string;
+  /** "logits" (softmax applied by graft, after dividing by the temperature), else "probabilities" or the first output. */
+  output: string;
+  softmax: boolean;
+  /** Classes, when the output's last dimension is fixed. */
+  classes?: number;
+  /** A batch dimension fixed by the model (e.g. 1), if any. */
+  fixedBatch?: number;
+}
+
+/**
+ * Picks the input to feed images to and the output to read, and checks the input's shape against the preprocessing.
+ * One rule for `graft predict` and the browser bundle (`graft export --web`).
+ * @throws naming the model when it has no free input or no output, or when its input shape does not fit `preprocess`.
+ */
+export function classifierIO(model: Model, file: string, preprocess: PreprocessConfig): ClassifierIO {
   const g = model.graph;
   const input = g.inputs.find((v) => !g.initializers.has(v.name));
   if (!input) throw new Error(`Model ${file} has no graph input to feed images to; is it a complete classifier?`);
@@ -100,17 +116,32 @@ function describeClassifier(
   const output = outs.includes('logits') ? 'logits' : outs.includes('probabilities') ? 'probabilities' : outs[0];
   if (!output) throw new Error(`Model ${file} has no outputs; export it with a classifier output ("probabilities" or "logits").`);
   const classes = g.outputs.find((o) => o.name === output)?.shape?.at(-1);
-  const labels = meta.labels ?? (typeof classes === 'number' ? Array.from({ length: classes }, (_, i) => String(i)) : []);
   return {
-    file,
     input: input.name,
     output,
     softmax: output !== 'probabilities',
+    classes: typeof classes === 'number' ? classes : undefined,
+    fixedBatch: typeof shape?.[0] === 'number' && shape[0] > 0 ? shape[0] : undefined,
+  };
+}
+
+function describeClassifier(
+  model: Model,
+  meta: { file: string; preprocess: PreprocessConfig; labels?: readonly string[]; temperature?: number },
+): ClassifierInfo {
+  const { file, preprocess } = meta;
+  const io = classifierIO(model, file, preprocess);
+  const labels = meta.labels ?? (io.classes !== undefined ? Array.from({ length: io.classes }, (_, i) => String(i)) : []);
+  return {
+    file,
+    input: io.input,
+    output: io.output,
+    softmax: io.softmax,
     preprocess,
     labels: [...labels],
     hasLabels: !!meta.labels,
     temperature: meta.temperature ?? 1,
-    fixedBatch: typeof shape?.[0] === 'number' && shape[0] > 0 ? shape[0] : undefined,
+    fixedBatch: io.fixedBatch,
   };
 }
 
@@ -205,17 +236,6 @@ export function calibrateRows(clf: Pick<ClassifierInfo, 'softmax' | 'temperature
   if (!clf.softmax) return;
   if (clf.temperature !== 1) for (let i = 0; i < rows.length; i++) rows[i]! /= clf.temperature;
   softmaxRows(rows, k);
-}
-
-/** In-place, numerically stable softmax over each row of length `k`. */
-export function softmaxRows(x: Float32Array, k: number): void {
-  for (let o = 0; o < x.length; o += k) {
-    let m = Number.NEGATIVE_INFINITY;
-    for (let j = 0; j < k; j++) m = Math.max(m, x[o + j]!);
-    let s = 0;
-    for (let j = 0; j < k; j++) s += x[o + j] = Math.exp(x[o + j]! - m);
-    for (let j = 0; j < k; j++) x[o + j]! /= s;
-  }
 }
 
 /** The label of a row whose top probability is below the threshold. */

@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import * as adapt from './adapt.js';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
+import * as exportCmd from './export.js';
 import * as importCmd from './import.js';
 import * as inspect from './inspect.js';
 import * as lrFind from './lr-find.js';
@@ -23,4 +24,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd, models, serve];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, exportCmd, train, pretrain, lrFind, tune, adapt, importCmd, models, serve];

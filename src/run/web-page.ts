@@ -1,0 +1,107 @@
+/** The demo page of a web bundle (index.html): pick or drop images, see the top classes with their probabilities. */
+import type { WebBundleMeta } from '../web/index.js';
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** index.html for a bundle with `meta`; it loads ./graft/web/index.js and classifies in the page. */
+export function demoPage(meta: WebBundleMeta): string {
+  const k = Math.min(5, meta.labels.length);
+  const classes = meta.labels.length <= 12 ? meta.labels.join(', ') : `${meta.labels.slice(0, 12).join(', ')}, … (${meta.labels.length} classes)`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>graft classifier: ${escapeHtml(meta.source?.model ?? 'model')}</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 52rem; padding: 0 1rem; color: #222; }
+  #drop { display: block; border: 2px dashed #999; border-radius: 8px; padding: 2rem; text-align: center; cursor: pointer; }
+  #drop.over { border-color: #2a7; background: #efe; }
+  #results { display: flex; flex-direction: column; gap: 1rem; margin-top: 1.5rem; }
+  figure { display: flex; gap: 1rem; margin: 0; align-items: flex-start; }
+  figure img { max-width: 160px; max-height: 160px; border-radius: 4px; }
+  table { border-collapse: collapse; } td { padding: 0.1rem 0.6rem; } td.p { text-align: right; font-variant-numeric: tabular-nums; }
+  .bar { background: #2a7; height: 0.6rem; border-radius: 3px; }
+  .unknown { color: #a40; font-weight: bold; }
+  .error { color: #b00; }
+</style>
+</head>
+<body>
+<h1>Image classifier</h1>
+<p>Classes: ${escapeHtml(classes)}. Runs in this page on onnxruntime-web (wasm); images never leave the browser.</p>
+<p id="status">Loading the model…</p>
+<label id="drop">Drop images here, or pick them: <input type="file" id="file" accept="image/*" multiple></label>
+<div id="results"></div>
+<script type="module">
+import { WebClassifier } from './graft/web/index.js';
+
+const K = ${k};
+const status = document.getElementById('status');
+const results = document.getElementById('results');
+const drop = document.getElementById('drop');
+let clf;
+try {
+  clf = await WebClassifier.load(new URL('./', location.href));
+  status.textContent = 'Ready.';
+  document.body.dataset.ready = 'true';
+} catch (e) {
+  status.textContent = e.message;
+  status.className = 'error';
+  document.body.dataset.error = e.message;
+}
+
+async function classify(files) {
+  for (const file of files) {
+    const fig = document.createElement('figure');
+    fig.dataset.name = file.name;
+    const img = document.createElement('img');
+    img.src = URL.createObjectURL(file);
+    img.alt = file.name;
+    const body = document.createElement('div');
+    const title = document.createElement('strong');
+    title.textContent = file.name;
+    body.append(title);
+    fig.append(img, body);
+    try {
+      const r = await clf.classifyBlob(file, K);
+      const table = document.createElement('table');
+      for (const t of r.top) {
+        const tr = table.insertRow();
+        tr.insertCell().textContent = t.label;
+        const p = tr.insertCell();
+        p.className = 'p';
+        p.textContent = t.probability.toFixed(4);
+        const bar = document.createElement('div');
+        bar.className = 'bar';
+        bar.style.width = (100 * t.probability).toFixed(1) + 'px';
+        tr.insertCell().append(bar);
+      }
+      if (r.unknown) {
+        const u = document.createElement('p');
+        u.className = 'unknown';
+        u.textContent = 'unknown (top probability below ' + clf.meta.threshold + ')';
+        body.append(u);
+      }
+      body.append(table);
+      fig.dataset.top = r.top[0].label;
+      fig.dataset.probabilities = JSON.stringify(Array.from(r.probabilities));
+    } catch (e) {
+      const p = document.createElement('p');
+      p.className = 'error';
+      p.textContent = e.message;
+      body.append(p);
+      fig.dataset.error = e.message;
+    }
+    results.append(fig);
+  }
+}
+
+document.getElementById('file').addEventListener('change', (ev) => { if (clf) classify([...ev.target.files]); });
+drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (ev) => { ev.preventDefault(); drop.classList.remove('over'); if (clf) classify([...ev.dataTransfer.files]); });
+</script>
+</body>
+</html>
+`;
+}
