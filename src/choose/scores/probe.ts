@@ -1,0 +1,74 @@
+/**
+ * The linear-probe baseline: graft's own head training (`graft train --mode head` with `--head linear`: the
+ * config schema's defaults for the optimizer, learning rate, batch size and epochs, `headModule`,
+ * `makeOptimizer`, `Network.fit`) on features already computed, trained on a stratified seeded split
+ * (`splitTrainVal`) and scored by its accuracy on the held-out part. Nothing is tuned on the held-out part.
+ */
+import { splitTrainVal } from '../../data/split.js';
+import { parseConfig } from '../../run/config.js';
+import { headModule, makeOptimizer } from '../../run/setup.js';
+import { ArraySource } from '../../step/batches.js';
+import { Network } from '../../train/network.js';
+
+/** Options of {@link linearProbeAccuracy}. */
+export interface ProbeOptions {
+  /** Fraction of each class held out to measure the accuracy (default 0.2). */
+  val?: number;
+  /** Seed of the split, the head's initialisation and the batch order (default 0). */
+  seed?: number;
+  /** Training epochs (default: the config default of `train.epochs`). */
+  epochs?: number;
+  /** Learning rate (default: the config default for the default optimizer). */
+  lr?: number;
+}
+
+/** Result of {@link linearProbeAccuracy}. */
+export interface ProbeResult {
+  /** Accuracy on the held-out rows. */
+  accuracy: number;
+  train: number;
+  heldOut: number;
+  epochs: number;
+}
+
+/**
+ * Trains a linear softmax head on rows of `x` (n×d features) and returns its held-out accuracy.
+ * @throws when a class has too few rows to hold one out (as `splitTrainVal` does).
+ */
+export async function linearProbeAccuracy(x: Float32Array, n: number, d: number, labels: Int32Array, opts: ProbeOptions = {}): Promise<ProbeResult> {
+  if (x.length !== n * d) throw new Error(`linearProbeAccuracy: ${x.length} values but ${n}x${d} needs ${n * d}.`);
+  const seed = opts.seed ?? 0;
+  const cfg = parseConfig(
+    {
+      data: { train: 'features' },
+      model: { backbone: 'features', head: { type: 'linear' } },
+      train: { mode: 'head', ...(opts.epochs ? { epochs: opts.epochs } : {}), ...(opts.lr ? { optimizer: { lr: opts.lr } } : {}) },
+      run: { seed },
+    },
+    'graft rank linear probe',
+  );
+  let classes = 0;
+  for (const l of labels) classes = Math.max(classes, l + 1);
+  const split = splitTrainVal(labels, { val: opts.val ?? 0.2, seed });
+  const pick = (idx: Int32Array) => {
+    const px = new Float32Array(idx.length * d);
+    idx.forEach((r, k) => void px.set(x.subarray(r * d, (r + 1) * d), k * d));
+    return new ArraySource(
+      px,
+      Int32Array.from(idx, (r) => labels[r]!),
+      [d],
+      classes,
+    );
+  };
+  const model = headModule(cfg, classes).build({ inputShape: ['N', d], seed });
+  const net = new Network(model);
+  await net.fit(pick(split.train), {
+    epochs: cfg.train.epochs,
+    batchSize: cfg.train.batchSize,
+    optimizer: makeOptimizer(cfg.train.optimizer),
+    seed,
+    featureCache: false,
+  });
+  const r = await net.evaluate(pick(split.val));
+  return { accuracy: r.acc, train: split.train.length, heldOut: split.val.length, epochs: cfg.train.epochs };
+}
