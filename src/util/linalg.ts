@@ -287,10 +287,12 @@ export function choleskySolve(l: Float64Array, n: number, b: Float64Array, m: nu
 /** A thin SVD X = U diag(s) Vᵀ of an n×d matrix, keeping k singular values. */
 export interface ThinSvd {
   k: number;
-  /** n×k left singular vectors, row-major. */
-  u: Float64Array;
+  /** n×k left singular vectors, row-major (left out for n > d with `{ u: false }`). */
+  u?: Float64Array;
   /** k singular values, descending. */
   s: Float64Array;
+  /** For n > d: the right singular vectors as rows (row c, `d` values, belongs to `s[c]`). */
+  v?: Float64Array;
 }
 
 /**
@@ -298,7 +300,8 @@ export interface ThinSvd {
  * U = XV/s, keeping the singular values above `tol` (the rank, as LogME's reference `truncated_svd`); for
  * n ≤ d the eigenvectors of XXᵀ are U directly, all n kept (as NumPy's `svd(full_matrices=False)`).
  */
-export function thinSvd(x: ArrayLike<number>, n: number, d: number, tol = 1e-10): ThinSvd {
+export function thinSvd(x: ArrayLike<number>, n: number, d: number, opts: { tol?: number; u?: boolean } = {}): ThinSvd {
+  const tol = opts.tol ?? 1e-10;
   if (x.length !== n * d) throw new Error(`thinSvd: ${x.length} values but ${n}x${d} needs ${n * d}.`);
   if (n > d) {
     const { values, vectors } = symmetricEigen(gramColumns(x, n, d), d);
@@ -306,16 +309,20 @@ export function thinSvd(x: ArrayLike<number>, n: number, d: number, tol = 1e-10)
     for (let j = d - 1; j >= 0; j--) if (Math.sqrt(Math.max(values[j]!, 0)) > tol) order.push(j);
     const k = order.length;
     const s = Float64Array.from(order, (j) => Math.sqrt(values[j]!));
+    const v = new Float64Array(k * d);
+    order.forEach((j, c) => {
+      v.set(vectors.subarray(j * d, (j + 1) * d), c * d);
+    });
+    if (opts.u === false) return { k, s, v };
     const u = new Float64Array(n * k);
     for (let r = 0; r < n; r++) {
       for (let c = 0; c < k; c++) {
-        const v = order[c]! * d;
         let acc = 0;
-        for (let i = 0; i < d; i++) acc += x[r * d + i]! * vectors[v + i]!;
+        for (let i = 0; i < d; i++) acc += x[r * d + i]! * v[c * d + i]!;
         u[r * k + c] = acc / s[c]!;
       }
     }
-    return { k, u, s };
+    return { k, u, s, v };
   }
   const { values, vectors } = symmetricEigen(gramRows(x, n, d), n);
   const u = new Float64Array(n * n);

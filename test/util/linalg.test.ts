@@ -87,13 +87,13 @@ describe('thinSvd', () => {
       for (let i = 0; i < n; i++)
         for (let j = 0; j < n; j++) {
           let r = 0;
-          for (let c = 0; c < k; c++) r += u[i * k + c]! * s[c]! ** 2 * u[j * k + c]!;
+          for (let c = 0; c < k; c++) r += u![i * k + c]! * s[c]! ** 2 * u![j * k + c]!;
           assert.ok(Math.abs(r - g[i * n + j]!) < 1e-8, `XXᵀ = U S² Uᵀ (${n}x${d})`);
         }
       for (let a = 0; a < k; a++)
         for (let b = 0; b < k; b++) {
           let dot = 0;
-          for (let i = 0; i < n; i++) dot += u[i * k + a]! * u[i * k + b]!;
+          for (let i = 0; i < n; i++) dot += u![i * k + a]! * u![i * k + b]!;
           assert.ok(Math.abs(dot - (a === b ? 1 : 0)) < 1e-8);
         }
     }

@@ -35,17 +35,32 @@ export function logme(x: ArrayLike<number>, n: number, d: number, targets: Logme
   for (const v of f)
     if (!Number.isFinite(v)) throw new Error('logme: the features hold NaN or infinite values; check the backbone (graft inspect) and its preprocessing.');
   const ys = targetColumns(targets, n);
-  const { k, u, s } = thinSvd(f, n, d);
+  // for n > d, Uᵀy = diag(1/s)·Vᵀ(Xᵀy): U (n×k) is never formed
+  const { k, u, s, v } = thinSvd(f, n, d, { u: false });
   const sigma = Float64Array.from(s, (v) => v * v);
   const out: LogmeTarget[] = [];
   const x2 = new Float64Array(k);
   for (const y of ys) {
     // x = Uᵀy; the part of ‖y‖² outside U's span is the residual at any α/β
     x2.fill(0);
-    for (let r = 0; r < n; r++) {
-      const yr = y[r]!;
-      if (yr === 0) continue;
-      for (let c = 0; c < k; c++) x2[c]! += u[r * k + c]! * yr;
+    if (u) {
+      for (let r = 0; r < n; r++) {
+        const yr = y[r]!;
+        if (yr === 0) continue;
+        for (let c = 0; c < k; c++) x2[c]! += u[r * k + c]! * yr;
+      }
+    } else {
+      const xty = new Float64Array(d);
+      for (let r = 0; r < n; r++) {
+        const yr = y[r]!;
+        if (yr === 0) continue;
+        for (let j = 0; j < d; j++) xty[j]! += f[r * d + j]! * yr;
+      }
+      for (let c = 0; c < k; c++) {
+        let acc = 0;
+        for (let j = 0; j < d; j++) acc += v![c * d + j]! * xty[j]!;
+        x2[c] = acc / s[c]!;
+      }
     }
     let y2 = 0;
     for (let r = 0; r < n; r++) y2 += y[r]! * y[r]!;
