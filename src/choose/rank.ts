@@ -104,7 +104,12 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
         onTaskProgress: progress,
       });
       const dims = source.sampleShape.reduce((a, c) => a * c, 1);
-      const scores = await scoreFeatures(source.x as Float32Array, source.length, dims, source.y as Int32Array, { ...opts, seed });
+      const scores = await scoreFeatures(source.x as Float32Array, source.length, dims, source.y as Int32Array, {
+        ...opts,
+        probe: { ...opts.probe, classes },
+        seed,
+        onWarning: (m) => warn(`backbone ${ref}: ${m}`),
+      });
       rows.push({ backbone: ref, cut, dims, n: source.length, scores, seconds: (performance.now() - t0) / 1000 });
     } catch (e) {
       const error = (e as Error).message;
@@ -115,21 +120,14 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
   return { data: opts.data, classes, n: data.labels.length, seed, backbones: rows, ranking: rankingOf(rows) };
 }
 
-/** Per score, the scored backbones best first (ties keep the given order). */
+/** Per score, the backbones with a finite value of it, best first (ties keep the given order). */
 export function rankingOf(rows: readonly BackboneRank[]): Record<ScoreName, string[]> {
-  const scored = rows.filter((r) => r.scores);
-  return Object.fromEntries(
-    SCORE_NAMES.map((s) => [
-      s,
-      scored
-        .filter((r) => Number.isFinite(r.scores![s]))
-        .sort((a, b) => r(b, s) - r(a, s))
-        .map((x) => x.backbone),
-    ]),
-  ) as Record<ScoreName, string[]>;
-  function r(x: BackboneRank, s: ScoreName): number {
-    return x.scores![s];
-  }
+  const ranked = (s: ScoreName) =>
+    rows
+      .flatMap((r) => (r.scores && Number.isFinite(r.scores[s]) ? [{ backbone: r.backbone, value: r.scores[s] }] : []))
+      .sort((a, b) => b.value - a.value)
+      .map((r) => r.backbone);
+  return Object.fromEntries(SCORE_NAMES.map((s) => [s, ranked(s)])) as Record<ScoreName, string[]>;
 }
 
 /** The run config that loads the data subsample and builds `ref` (arch:<name> or a model reference). */

@@ -12,11 +12,13 @@ import { SCORE_NAMES, SCORE_TITLES } from './scores.js';
 export function formatRanking(r: RankResult): string[] {
   const rows = [...r.backbones].sort((a, b) => (b.scores?.logme ?? -Infinity) - (a.scores?.logme ?? -Infinity));
   const head = ['backbone', 'dims', ...SCORE_NAMES, 'seconds'];
-  const fmt = (s: (typeof SCORE_NAMES)[number], v: number) => (s === 'logme' ? v.toFixed(4) : s === 'sfda' ? v.toFixed(4) : `${(v * 100).toFixed(1)}%`);
+  const fmt = (s: (typeof SCORE_NAMES)[number], v: number) => (s === 'logme' || s === 'sfda' ? v.toFixed(4) : `${(v * 100).toFixed(1)}%`);
   const body = rows.map((b) => [
     b.backbone,
     b.dims === undefined ? '-' : String(b.dims),
-    ...SCORE_NAMES.map((s) => (b.scores ? `${fmt(s, b.scores[s])} (${r.ranking[s].indexOf(b.backbone) + 1})` : 'error')),
+    ...SCORE_NAMES.map((s) =>
+      !b.scores ? 'error' : Number.isFinite(b.scores[s]) ? `${fmt(s, b.scores[s])} (${r.ranking[s].indexOf(b.backbone) + 1})` : 'n/a',
+    ),
     b.seconds.toFixed(1),
   ]);
   const w = head.map((h, j) => Math.max(h.length, ...body.map((c) => c[j]!.length)));
@@ -35,7 +37,9 @@ export function formatRanking(r: RankResult): string[] {
 
 /** The chart: one panel per score (its own y scale), a bar per scored backbone. */
 export function rankingPlotSpec(r: RankResult): VegaLiteSpec {
-  const values = r.backbones.flatMap((b) => (b.scores ? SCORE_NAMES.map((s) => ({ backbone: b.backbone, score: SCORE_TITLES[s], value: b.scores![s] })) : []));
+  const values = r.backbones.flatMap((b) =>
+    SCORE_NAMES.flatMap((s) => (b.scores && Number.isFinite(b.scores[s]) ? [{ backbone: b.backbone, score: SCORE_TITLES[s], value: b.scores[s] }] : [])),
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: `Backbones ranked on ${path.basename(r.data)} (${r.n} images, no fine-tuning)`,

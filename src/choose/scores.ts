@@ -33,12 +33,27 @@ export interface ScoreOptions {
   seed?: number;
 }
 
-/** All scores of features `x` (n×d) for class `labels`. */
-export async function scoreFeatures(x: Float32Array, n: number, d: number, labels: Int32Array, opts: ScoreOptions = {}): Promise<FeatureScores> {
+/**
+ * All scores of features `x` (n×d) for class `labels`. The probe needs two rows of every class (one to hold
+ * out); with fewer it is NaN and `onWarning` says why, and the other scores stand.
+ */
+export async function scoreFeatures(
+  x: Float32Array,
+  n: number,
+  d: number,
+  labels: Int32Array,
+  opts: ScoreOptions & { onWarning?: (message: string) => void } = {},
+): Promise<FeatureScores> {
+  let probe = Number.NaN;
+  try {
+    probe = (await linearProbeAccuracy(x, n, d, labels, { ...opts.probe, seed: opts.seed })).accuracy;
+  } catch (e) {
+    opts.onWarning?.(`no linear-probe accuracy: ${(e as Error).message}`);
+  }
   return {
     logme: logme(x, n, d, { labels }).score,
     sfda: sfda(x, n, d, labels).score,
     knn: knnAccuracy(x, n, d, labels, { k: opts.k }),
-    probe: (await linearProbeAccuracy(x, n, d, labels, { ...opts.probe, seed: opts.seed })).accuracy,
+    probe,
   };
 }

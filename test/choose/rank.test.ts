@@ -76,6 +76,23 @@ describe('rank', () => {
     assert.match(fs.readFileSync(files.svg!, 'utf8'), /^<svg/);
   });
 
+  it('keeps the other scores when a class is too small for the probe to hold one image out', async () => {
+    const small = path.join(tmp, 'small');
+    await writeColourImages(small, { colours: [['red', [200, 60, 60]]], perClass: 4, size: 16, seed: 1, noise: 60 });
+    await writeColourImages(small, { colours: [['green', [60, 131, 60]]], perClass: 1, size: 16, seed: 2, noise: 60 });
+    const warnings: string[] = [];
+    const r = await rank({ backbones: [meanColour], data: small, cacheDir, onWarning: (m) => warnings.push(m) });
+    const s = r.backbones[0]!.scores!;
+    assert.ok(Number.isNaN(s.probe));
+    assert.ok(Number.isFinite(s.logme) && Number.isFinite(s.sfda) && Number.isFinite(s.knn));
+    assert.deepEqual(r.ranking.probe, []);
+    assert.ok(
+      warnings.some((w) => /linear-probe/.test(w) && /green/.test(w)),
+      warnings.join('\n'),
+    );
+    assert.match(formatRanking(r).join('\n'), /n\/a/);
+  });
+
   it('refuses an empty backbone list and data that does not exist', async () => {
     await assert.rejects(rank({ backbones: [], data }), /no backbones/);
     await assert.rejects(rank({ backbones: [meanColour], data: path.join(tmp, 'nope') }), /nope does not exist/);
