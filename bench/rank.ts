@@ -7,7 +7,7 @@
  * target's held-out test images. Per target
  * and score: Kendall τ-b between the scores and the test accuracies.
  *
- * Backbones (default 8): MNIST-pretrained nets of different depth (LeNet-5, SmallCNN width 16, ResNet-18 width 8,
+ * Backbones (default 7): MNIST-pretrained nets of different depth (LeNet-5, SmallCNN width 16, ResNet-18 width 8,
  * and a weak SmallCNN pretrained on 300 images for one epoch), all pretrained on MNIST digits 0–4 only;
  * random-init controls (arch:lenet5, arch:small-cnn); nsfwjs:MobileNetV2 (ImageNet-initialised, 224 px, shipped
  * offline by the nsfwjs package); `--inception` adds nsfwjs:InceptionV3 (299 px, slow on 2 cores).

@@ -104,6 +104,10 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
         onTaskProgress: progress,
       });
       const dims = source.sampleShape.reduce((a, c) => a * c, 1);
+      if (source.length <= dims)
+        warn(
+          `backbone ${ref}: ${source.length} images for ${dims} feature dimensions; LogME and SFDA fit a linear model per class and favour wide features when images are fewer than dimensions. Compare their values only among backbones with n > dims, or rank more images (limit ${limit}).`,
+        );
       const scores = await scoreFeatures(source.x as Float32Array, source.length, dims, source.y as Int32Array, {
         ...opts,
         probe: { ...opts.probe, classes },

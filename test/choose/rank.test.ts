@@ -57,6 +57,9 @@ describe('rank', () => {
     assert.equal(lenet!.dims, 84);
     assert.match(missing!.error ?? '', /missing\.onnx/);
     assert.ok(warnings.some((w) => w.includes('missing.onnx')));
+    // 24 images for LeNet's 84 feature dimensions: LogME/SFDA are flagged as unreliable there, not for the 3-d features
+    assert.ok(warnings.some((w) => w.includes('arch:lenet5') && w.includes('24 images for 84 feature dimensions')));
+    assert.ok(!warnings.some((w) => w.includes('for 3 feature dimensions')));
     for (const s of SCORE_NAMES) {
       assert.deepEqual(r.ranking[s], [meanColour, 'arch:lenet5'], `${s}: ${mean!.scores![s]} vs ${lenet!.scores![s]}`);
     }
