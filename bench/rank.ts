@@ -4,7 +4,8 @@
  * head mode by the run layer (`runTraining`, `graft train --mode head` defaults — MLP head 256-256, SGD 0.01
  * momentum 0.9, batch 32, 15 % validation with early stopping (patience 3) — but `--head-epochs 40` instead of
  * 10, which on a few hundred images is only ~50 steps and leaves every head near chance) and evaluated on the
- * target's held-out test images. Per target
+ * target's held-out test images; and, as a second ground truth, a linear head on standardised features (the
+ * probe's protocol) trained on all training images and measured on the same test images. Per target
  * and score: Kendall τ-b between the scores and the test accuracies.
  *
  * Backbones (default 7): MNIST-pretrained nets of different depth (LeNet-5, SmallCNN width 16, ResNet-18 width 8,
@@ -29,7 +30,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { kendallTau } from '../src/choose/kendall.js';
-import { rank } from '../src/choose/rank.js';
+import { backboneFeatures, loadRankData, rank } from '../src/choose/rank.js';
+import { linearProbeAccuracy } from '../src/choose/scores/probe.js';
 import { SCORE_NAMES, type ScoreName } from '../src/choose/scores.js';
 import { loadFashionMnist, loadMnist } from '../src/data/idx.js';
 import { parsePreprocessConfig } from '../src/data/preprocess.js';
@@ -201,17 +203,44 @@ const targetMakers: Record<string, () => Promise<string>> = {
 };
 
 // ---------------------------------------------------------------- score, train, compare
+/**
+ * The second ground truth: a linear head on standardised features (the probe's protocol, `linearProbeAccuracy`
+ * with an explicit split) trained on every training image and measured on the test images. The features come
+ * from the store (rank() and runTraining computed them already).
+ */
+async function linearHeadAccuracy(ref: string, dir: string): Promise<number> {
+  const job = { seed, limit: 1e6, onWarning: (m: string) => log({ warning: m }) };
+  const parts = [];
+  let classes: string[] = [];
+  for (const part of ['train', 'test']) {
+    const d = await loadRankData({ ...job, data: path.join(dir, part) });
+    classes = d.classes;
+    parts.push((await backboneFeatures(ref, d.data, d.classes, { ...job, data: path.join(dir, part) })).source);
+  }
+  const [tr, te] = parts as [ArraySource, ArraySource];
+  const dims = tr.sampleShape.reduce((a, c) => a * c, 1);
+  const x = new Float32Array((tr.length + te.length) * dims);
+  x.set(tr.x);
+  x.set(te.x, tr.length * dims);
+  const y = Int32Array.from([...tr.y, ...te.y]);
+  const split = { train: Int32Array.from({ length: tr.length }, (_, i) => i), val: Int32Array.from({ length: te.length }, (_, i) => tr.length + i) };
+  return (await linearProbeAccuracy(x, tr.length + te.length, dims, y, { seed, split, classes })).accuracy;
+}
+
 interface Row {
   target: string;
   backbone: string;
   scores?: Record<ScoreName, number>;
   acc?: number;
+  /** Test accuracy of the standardised linear head (the probe's protocol) trained on the whole training split. */
+  linearAcc?: number;
   rankSeconds?: number;
   trainSeconds?: number;
   error?: string;
 }
 const rows: Row[] = [];
 const taus: Record<string, Record<ScoreName, number>> = {};
+const tausLinear: Record<string, Record<ScoreName, number>> = {};
 for (const target of values.targets.split(',')) {
   if (!targetMakers[target]) throw new Error(`Unknown target "${target}"; use ${Object.keys(targetMakers).join(', ')}.`);
   const dir = await targetMakers[target]();
@@ -231,6 +260,7 @@ for (const target of values.targets.split(',')) {
         });
         const s = await runTraining(cfg, {});
         row.acc = s.metrics.test?.acc;
+        row.linearAcc = await linearHeadAccuracy(ref, dir);
       } catch (e) {
         row.error = (e as Error).message;
       }
@@ -239,37 +269,44 @@ for (const target of values.targets.split(',')) {
     rows.push(row);
     log({ phase: 'backbone', ...row });
   }
-  const ok = rows.filter((x) => x.target === target && x.scores && x.acc !== undefined);
-  taus[target] = Object.fromEntries(
-    SCORE_NAMES.map((s) => [
-      s,
-      ok.length >= 2
-        ? kendallTau(
-            ok.map((x) => x.scores![s]),
-            ok.map((x) => x.acc!),
-          )
-        : Number.NaN,
-    ]),
-  ) as Record<ScoreName, number>;
-  log({ phase: 'tau', target, backbones: ok.length, ...taus[target] });
+  const ok = rows.filter((x) => x.target === target && x.scores && x.acc !== undefined && x.linearAcc !== undefined);
+  const tau = (truth: (r: Row) => number) =>
+    Object.fromEntries(
+      SCORE_NAMES.map((s) => [
+        s,
+        ok.length >= 2
+          ? kendallTau(
+              ok.map((x) => x.scores![s]),
+              ok.map(truth),
+            )
+          : Number.NaN,
+      ]),
+    ) as Record<ScoreName, number>;
+  taus[target] = tau((r) => r.acc!);
+  tausLinear[target] = tau((r) => r.linearAcc!);
+  log({ phase: 'tau', target, backbones: ok.length, head: taus[target], linear: tausLinear[target] });
 }
 
 // ---------------------------------------------------------------- report
 const f3 = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? '–' : v.toFixed(3));
-const lines = [
-  `| target | ${SCORE_NAMES.map((s) => `τ ${s}`).join(' | ')} |`,
+const tauTable = (title: string, t: Record<string, Record<ScoreName, number>>) => [
+  `| ${title} | ${SCORE_NAMES.map((s) => `τ ${s}`).join(' | ')} |`,
   `|---|${SCORE_NAMES.map(() => '---').join('|')}|`,
-  ...Object.entries(taus).map(([t, v]) => `| ${t} | ${SCORE_NAMES.map((s) => f3(v[s])).join(' | ')} |`),
-  `| mean | ${SCORE_NAMES.map((s) => f3(Object.values(taus).reduce((a, v) => a + v[s], 0) / Object.keys(taus).length)).join(' | ')} |`,
+  ...Object.entries(t).map(([k, v]) => `| ${k} | ${SCORE_NAMES.map((s) => f3(v[s])).join(' | ')} |`),
+  `| mean | ${SCORE_NAMES.map((s) => f3(Object.values(t).reduce((a, v) => a + v[s], 0) / Object.keys(t).length)).join(' | ')} |`,
   '',
-  `| target | backbone | ${SCORE_NAMES.join(' | ')} | head-mode test acc | rank s | train s |`,
-  `|---|---|${SCORE_NAMES.map(() => '---').join('|')}|---|---|---|`,
+];
+const lines = [
+  ...tauTable('target (vs head-mode acc)', taus),
+  ...tauTable('target (vs linear head acc)', tausLinear),
+  `| target | backbone | ${SCORE_NAMES.join(' | ')} | head-mode test acc | linear head test acc | rank s | train s |`,
+  `|---|---|${SCORE_NAMES.map(() => '---').join('|')}|---|---|---|---|`,
   ...rows.map(
     (x) =>
-      `| ${x.target} | ${x.backbone} | ${SCORE_NAMES.map((s) => f3(x.scores?.[s])).join(' | ')} | ${x.acc === undefined ? (x.error ?? '–') : `${(100 * x.acc).toFixed(1)} %`} | ${x.rankSeconds ?? '–'} | ${x.trainSeconds ?? '–'} |`,
+      `| ${x.target} | ${x.backbone} | ${SCORE_NAMES.map((s) => f3(x.scores?.[s])).join(' | ')} | ${x.acc === undefined ? (x.error ?? '–') : `${(100 * x.acc).toFixed(1)} %`} | ${x.linearAcc === undefined ? '–' : `${(100 * x.linearAcc).toFixed(1)} %`} | ${x.rankSeconds ?? '–'} | ${x.trainSeconds ?? '–'} |`,
   ),
 ];
 console.log(lines.join('\n'));
-if (values.out) fs.writeFileSync(values.out, `${JSON.stringify({ seed, names, rows, taus, table: lines }, null, 2)}\n`);
+if (values.out) fs.writeFileSync(values.out, `${JSON.stringify({ seed, names, rows, taus, tausLinear, table: lines }, null, 2)}\n`);
 if (!values.keep) fs.rmSync(root, { recursive: true, force: true });
 else log({ kept: root });

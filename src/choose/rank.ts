@@ -7,6 +7,7 @@
  * path and its on-disk store (`sourceFeatures`), then scored: LogME, SFDA, leave-one-out kNN accuracy and a
  * linear probe's held-out accuracy (scores.ts). A failing backbone is reported with its error; the others go on.
  */
+import { sourceFeatures } from '../features/backbone.js';
 import { extractSubgraph, featureCut } from '../ir/surgery.js';
 import { type GraftConfig, parseConfig } from '../run/config.js';
 import { buildNetwork, type LabelledData, loadRunData, makeSource } from '../run/setup.js';
@@ -77,32 +78,12 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
   const seed = opts.seed ?? 0;
   const limit = opts.limit ?? 2000;
   const warn = opts.onWarning ?? ((m: string) => process.emitWarning(m));
-  const io = { warn, progress: opts.onTaskProgress };
-  const configOf = (ref: string) => configFor(ref, opts.data, limit, seed, opts.cut);
-  const { classes, train: data } = await loadRunData(configOf(opts.backbones[0]!), io);
+  const { classes, data } = await loadRankData({ ...opts, seed, limit, onWarning: warn });
   const rows: BackboneRank[] = [];
   for (const ref of opts.backbones) {
     const t0 = performance.now();
     try {
-      const cfg = configOf(ref);
-      const { net, preprocess } = await buildNetwork(cfg, classes, {
-        pretrain: true,
-        mnist: opts.data === 'mnist',
-        source: `graft rank (backbone ${ref})`,
-        onNote: opts.onNote,
-        onWarning: warn,
-      });
-      const cut = featureCut(net.model, opts.cut ?? net.cut).value;
-      const src = await sourceOf(data, preprocess, classes.length, io);
-      const { sourceFeatures } = await import('../features/backbone.js');
-      const progress = opts.onTaskProgress && ((p: Parameters<OnTaskProgress>[0]) => opts.onTaskProgress!({ ...p, task: `${ref}: ${p.task}` }));
-      const { source } = await sourceFeatures(extractSubgraph(net.model, cut), src, {
-        strict: false,
-        onWarning: warn,
-        cacheDir: opts.cacheDir,
-        batchSize: opts.batchSize ?? 32,
-        onTaskProgress: progress,
-      });
+      const { cut, source } = await backboneFeatures(ref, data, classes, { ...opts, seed, limit, onWarning: warn });
       const dims = source.sampleShape.reduce((a, c) => a * c, 1);
       if (source.length <= dims)
         warn(
@@ -124,6 +105,46 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
   return { data: opts.data, classes, n: data.labels.length, seed, backbones: rows, ranking: rankingOf(rows) };
 }
 
+/** What {@link loadRankData} and {@link backboneFeatures} need of the rank options. */
+type FeatureJob = Omit<RankOptions, 'backbones' | 'k' | 'probe'> & { seed: number; limit: number; onWarning: (message: string) => void };
+
+/** The class-stratified seeded subsample of `opts.data` (at most `opts.limit` images), by the run layer's data setup. */
+export async function loadRankData(opts: FeatureJob): Promise<{ classes: string[]; data: LabelledData }> {
+  const cfg = configFor(undefined, opts);
+  const { classes, train } = await loadRunData(cfg, { warn: opts.onWarning, progress: opts.onTaskProgress });
+  return { classes, data: train };
+}
+
+/**
+ * The features of backbone `ref` (a model reference or `arch:<name>`) on `data`: built by the run layer, cut by
+ * the one cut rule and run through the feature path and its store.
+ */
+export async function backboneFeatures(
+  ref: string,
+  data: LabelledData,
+  classes: string[],
+  opts: FeatureJob,
+): Promise<{ cut: string; source: Awaited<ReturnType<typeof sourceFeatures>>['source'] }> {
+  const { net, preprocess } = await buildNetwork(configFor(ref, opts), classes, {
+    pretrain: true,
+    mnist: opts.data === 'mnist',
+    source: `graft rank (backbone ${ref})`,
+    onNote: opts.onNote,
+    onWarning: opts.onWarning,
+  });
+  const cut = featureCut(net.model, opts.cut ?? net.cut).value;
+  const src = await sourceOf(data, preprocess, classes.length, { warn: opts.onWarning });
+  const progress = opts.onTaskProgress && ((p: Parameters<OnTaskProgress>[0]) => opts.onTaskProgress!({ ...p, task: `${ref}: ${p.task}` }));
+  const { source } = await sourceFeatures(extractSubgraph(net.model, cut), src, {
+    strict: false,
+    onWarning: opts.onWarning,
+    cacheDir: opts.cacheDir,
+    batchSize: opts.batchSize ?? 32,
+    onTaskProgress: progress,
+  });
+  return { cut, source };
+}
+
 /** Per score, the backbones with a finite value of it, best first (ties keep the given order). */
 export function rankingOf(rows: readonly BackboneRank[]): Record<ScoreName, string[]> {
   const ranked = (s: ScoreName) =>
@@ -134,12 +155,12 @@ export function rankingOf(rows: readonly BackboneRank[]): Record<ScoreName, stri
   return Object.fromEntries(SCORE_NAMES.map((s) => [s, ranked(s)])) as Record<ScoreName, string[]>;
 }
 
-/** The run config that loads the data subsample and builds `ref` (arch:<name> or a model reference). */
-function configFor(ref: string, data: string, limit: number, seed: number, cut?: string): GraftConfig {
-  const model = ref.startsWith(ARCH_PREFIX) ? { arch: ref.slice(ARCH_PREFIX.length) } : { backbone: ref };
+/** The run config that loads the data subsample and builds `ref` (arch:<name> or a model reference; none: any backbone). */
+function configFor(ref: string | undefined, o: FeatureJob): GraftConfig {
+  const model = ref?.startsWith(ARCH_PREFIX) ? { arch: ref.slice(ARCH_PREFIX.length) } : { backbone: ref ?? 'data-only.onnx' };
   return parseConfig(
-    { data: { train: data, valSplit: 0, limit }, model: { ...model, ...(cut ? { cut } : {}) }, run: { seed } },
-    `graft rank (backbone ${ref})`,
+    { data: { train: o.data, valSplit: 0, limit: o.limit }, model: { ...model, ...(o.cut ? { cut: o.cut } : {}) }, run: { seed: o.seed } },
+    `graft rank${ref ? ` (backbone ${ref})` : ''}`,
   );
 }
 

@@ -30,6 +30,8 @@ export interface ProbeOptions {
   epochs?: number;
   /** Learning rate (default: the config default for the default optimizer). */
   lr?: number;
+  /** Train on `split.train` and measure on `split.val` (row indices) instead of a stratified split by `val`. */
+  split?: { train: Int32Array; val: Int32Array };
   /** Class names (index = label), for error messages. */
   classes?: readonly string[];
 }
@@ -50,7 +52,7 @@ export interface ProbeResult {
 export async function linearProbeAccuracy(x: Float32Array, n: number, d: number, labels: Int32Array, opts: ProbeOptions = {}): Promise<ProbeResult> {
   if (x.length !== n * d) throw new Error(`linearProbeAccuracy: ${x.length} values but ${n}x${d} needs ${n * d}.`);
   const seed = opts.seed ?? 0;
-  const split = splitTrainVal(labels, { val: opts.val ?? 0.2, seed, classes: opts.classes });
+  const split = opts.split ?? splitTrainVal(labels, { val: opts.val ?? 0.2, seed, classes: opts.classes });
   const defaults = parseConfig({ data: { train: 'features' }, model: { backbone: 'features' } }, 'graft rank linear probe');
   const steps = Math.ceil(split.train.length / defaults.train.batchSize);
   const epochs = opts.epochs ?? Math.max(PROBE_EPOCHS, Math.ceil(PROBE_MIN_STEPS / steps));
