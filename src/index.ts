@@ -11,6 +11,7 @@ export { adaBN } from './adapt/adabn.js';
 export { type ImageFolderSplit, loadImageFolder } from './api/images.js';
 export { backward } from './autodiff/backward.js';
 export { gradCheck } from './autodiff/gradcheck.js';
+export { kendallTau } from './choose/kendall.js';
 export { ARCH_PREFIX, type BackboneRank, type RankOptions, type RankResult, rank } from './choose/rank.js';
 export { formatRanking, rankingPlotSpec, writeRanking } from './choose/report.js';
 export { knnAccuracy } from './choose/scores/knn.js';
