@@ -3,7 +3,7 @@
  * Scans every import of src/ (static, type-only, side-effect, re-export and dynamic `import(...)`).
  * The layers are those of docs/engine.md and docs/dev/CONTRIBUTING-ENGINE.md:
  *   engine    src/{onnx, ir, ops, autodiff, optim, runtime, step, nn}
- *   pipeline  src/{data, features, train, adapt, tune, report, models, import, run, web}
+ *   pipeline  src/{data, features, train, adapt, tune, report, models, import, run, web, choose}
  *   surfaces  src/{cli, api, demo, server, ui}
  * src/util/ and src/tensor.ts sit below everything; src/index.ts (the library entry) above everything.
  */
@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
 const ENGINE = new Set(['onnx', 'ir', 'ops', 'autodiff', 'optim', 'runtime', 'step', 'nn']);
-const PIPELINE = new Set(['data', 'features', 'train', 'adapt', 'tune', 'report', 'models', 'import', 'run', 'web']);
+const PIPELINE = new Set(['data', 'features', 'train', 'adapt', 'tune', 'report', 'models', 'import', 'run', 'web', 'choose']);
 const SURFACES = new Set(['cli', 'api', 'demo', 'server', 'ui']);
 const BASE = new Set(['util', 'tensor.ts']);
 

@@ -14,6 +14,7 @@ import * as lrFind from './lr-find.js';
 import * as models from './models.js';
 import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
+import * as rankCmd from './rank.js';
 import * as serve from './serve.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
@@ -24,4 +25,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, exportCmd, train, pretrain, lrFind, tune, adapt, importCmd, models, serve];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, exportCmd, train, pretrain, lrFind, tune, adapt, rankCmd, importCmd, models, serve];
