@@ -65,7 +65,7 @@ export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
 
 async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
   const started = performance.now();
-  const auto = cfg.train.mode === 'auto' && !opts.pretrain;
+  let auto = cfg.train.mode === 'auto' && !opts.pretrain;
   if (auto && cfg.run.resume)
     throw new Error(
       'train.mode auto cannot --resume: its search is not checkpointed and takes about its budget (train.budget) again. Run it again with --overwrite, or resume a run of an explicit recipe (--mode head|last-stages|full|fine-tune).',
@@ -88,10 +88,16 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
   const srcOpts = { strict: cfg.run.strict, io };
   const train = await makeSource(data.train, preprocess, K, { ...srcOpts, augment: cfg.train.augment });
   const val = data.val ? await makeSource(data.val, preprocess, K, srcOpts) : undefined;
-  if (auto && !val)
-    throw new Error(
-      'train.mode auto picks its head and fine-tune by validation accuracy, but there is no validation data. Set data.valSplit > 0 (--val-split 0.15) or data.val (--val), or choose a recipe with --mode head|last-stages|full|fine-tune.',
-    );
+  if (auto && !val) {
+    // nothing to pick by: the head recipe with the configured settings, recorded as such in config.json
+    emit({
+      type: 'warning',
+      message:
+        'train.mode auto picks by validation accuracy, but there is no validation data (data.valSplit is 0 and no data.val): training the head alone (mode head, train.epochs). Set --val-split > 0 or --val for the search.',
+    });
+    cfg = { ...cfg, train: { ...cfg.train, mode: 'head' } };
+    auto = false;
+  }
   // auto computes the features of the training images once: unaugmented, whatever the fine-tune trains on
   const featureTrain = auto && cfg.train.augment ? await makeSource(data.train, preprocess, K, srcOpts) : train;
   const test = data.test ? await makeSource(data.test, preprocess, K, srcOpts) : undefined;

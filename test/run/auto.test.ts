@@ -133,11 +133,19 @@ test('cancel() in the middle of the search stops the run: RunCancelled, no model
   assert.ok(!fs.existsSync(path.join(tmp, 'runs', 'cut', 'model.onnx')));
 });
 
-test('auto needs validation data and cannot resume; both say how to fix it', async () => {
-  await assert.rejects(
-    runTraining(parseConfig({ ...raw('noval'), data: { train: imgs, valSplit: 0 } }), { source: 'test' }),
-    /train\.mode auto picks .* by validation accuracy, but there is no validation data\. Set data\.valSplit > 0/,
+test('without validation data auto trains the head and warns; auto cannot resume; both say how to fix it', async () => {
+  const events: RunEvent[] = [];
+  const s = await runTraining(parseConfig({ ...raw('noval', { epochs: 2 }), data: { train: imgs, valSplit: 0 } }), {
+    source: 'test',
+    onEvent: (e) => events.push(e),
+  });
+  assert.equal(s.auto, undefined);
+  assert.deepEqual(
+    s.phases.map((p) => [p.name, p.epochs]),
+    [['head', 2]],
   );
+  assert.ok(events.some((e) => e.type === 'warning' && /auto picks by validation accuracy, but there is no validation data.*--val-split > 0/.test(e.message)));
+  assert.equal(JSON.parse(fs.readFileSync(path.join(s.run, 'config.json'), 'utf8')).train.mode, 'head', 'config.json records what ran');
   await assert.rejects(
     runTraining(parseConfig({ ...raw('a'), run: { ...raw('a').run, resume: true } }), { source: 'test' }),
     /auto cannot --resume.*--overwrite/,
