@@ -58,6 +58,11 @@ export const AUTO_HEAD_SEARCH: readonly HeadSetting[] = [
 export const AUTO_HEAD_EPOCHS = 30;
 /** Epochs of the last-stages fine-tune, at a tenth of the best head's LR. */
 export const AUTO_FINE_TUNE_EPOCHS = 3;
+/**
+ * onnxruntime threads of a head trial when `run.threads` is not set: a head's small GEMMs gain nothing from a
+ * second thread and lose to its synchronisation (bench:head, batch 32 on 2 cores: 6.4 s on 1 thread, 8.9 s on 2).
+ */
+const HEAD_TRIAL_THREADS = 1;
 /** A training step of the last stages costs about this many forward passes of the whole network per sample. */
 const STEP_COST = 3;
 
@@ -163,7 +168,16 @@ export async function autoTrain(job: AutoJob): Promise<AutoResult> {
     // the first trial always completes; later ones stop (and are dropped) when the budget runs out
     const budget = new BudgetCallback(job.signal, i === 0 ? undefined : deadline);
     const ts = performance.now();
-    const phaseJob: PhaseJob = { cfg: tcfg, net, train: fTrain, val: fVal, features: { train: fTrain, val: fVal }, trainLabels: featureLabels, numClasses: K };
+    const phaseJob: PhaseJob = {
+      cfg: tcfg,
+      net,
+      train: fTrain,
+      val: fVal,
+      features: { train: fTrain, val: fVal },
+      trainLabels: featureLabels,
+      numClasses: K,
+      threads: cfg.run.threads ?? HEAD_TRIAL_THREADS,
+    };
     let aborted = false;
     const result = await trainPhases(phaseJob, {
       begin: () => ({ callbacks: [budget] }),
