@@ -12,11 +12,12 @@
  *   2. the README's head recipe (head mode, mlp 256-256, sgd lr 0.01 momentum 0.9, 10 epochs),
  *   3. 12 `graft tune` trials on cached features (TPE, median pruner, head mode; lr, weight decay, epochs),
  *      their best setting then retrained once for its test accuracy,
- *   4. the new default: `graft train` with no recipe flags (train.mode auto, budget 60 s).
+ *   4. the new default: `graft train` with no recipe flags (train.mode auto, budget 60 s), and once per further
+ *      budget in --budget (e.g. --budget 60,300).
  * Prints a table of test accuracy and wall time. Each row starts with an empty feature cache, so every
  * row pays for its own features (--warm keeps the cache between rows).
  *
- * Usage: node --import tsx bench/default-recipe.ts [--out .graft-cache/bench-default-recipe] [--old-default] [--warm] [--budget 60]
+ * Usage: node --import tsx bench/default-recipe.ts [--out .graft-cache/bench-default-recipe] [--old-default] [--warm] [--budget 60[,300…]]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,7 +25,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { loadFashionMnist } from '../src/data/idx.js';
-import { type GraftConfig, parseConfig } from '../src/run/config.js';
+import { DEFAULT_BUDGET_S, type GraftConfig, parseConfig } from '../src/run/config.js';
 import { runTraining } from '../src/run/train.js';
 import { parseTuneConfig } from '../src/tune/config.js';
 import { trainForExport } from '../src/tune/graft-prepare.js';
@@ -152,12 +153,16 @@ await train(
   rows.push(row);
 }
 
-await train('new default: graft train (no recipe flags)', base('auto', { budget: Number(values.budget) }), (s) => {
-  const a = s.auto!;
-  return `${a.search.trials.length} head trials, best #${a.search.best}; fine-tune ${a.fineTune.ran ? (a.fineTune.kept ? 'kept' : 'not kept') : 'skipped'}${
-    a.fineTune.reason ? ` (${a.fineTune.reason})` : ''
-  }`;
-});
+for (const budget of values.budget!.split(',').map(Number)) {
+  const raw = base(`auto-${budget}`, budget === DEFAULT_BUDGET_S ? {} : { budget });
+  const recipe = budget === DEFAULT_BUDGET_S ? 'new default: graft train (no recipe flags)' : `graft train --budget ${budget}`;
+  await train(recipe, raw, (s) => {
+    const a = s.auto!;
+    return `auto's part ${a.seconds} s of ${a.budget} s (features ${a.features.seconds} s); ${a.search.trials.length} head trials, best #${a.search.best}; fine-tune ${a.fineTune.ran ? (a.fineTune.kept ? 'kept' : 'not kept') : 'skipped'}${
+      a.fineTune.reason ? ` (${a.fineTune.reason})` : ''
+    }`;
+  });
+}
 
 const load = os.loadavg().map((l) => l.toFixed(2));
 console.log(
