@@ -160,6 +160,8 @@ export async function autoTrain(job: AutoJob): Promise<AutoResult> {
   const trials: AutoTrial[] = [];
   let best: { score: Score; net: Network; result: PhasesResult; trial: AutoTrial; cfg: GraftConfig } | undefined;
   let planned = AUTO_HEAD_SEARCH.length;
+  /** The plan made after the first trial: the fine-tune's estimate (when measured), the time the search leaves, the decision. */
+  const plan: { estimate?: number; left: number; fineTune: boolean; reason?: string } = { left: 0, fineTune: false };
   const featureLabels = Int32Array.from(fTrain.y);
   for (const [i, setting] of AUTO_HEAD_SEARCH.entries()) {
     if (i >= planned) break;
@@ -207,10 +209,24 @@ export async function autoTrain(job: AutoJob): Promise<AutoResult> {
     const isBest = !best || better(score, best.score);
     if (isBest) best = { score, net, result, trial, cfg: tcfg };
     if (i === 0) {
-      // plan the search from the first trial's time: as many trials as the time left covers at that pace
-      planned = Math.min(AUTO_HEAD_SEARCH.length, 1 + Math.max(0, Math.floor(left() / Math.max(seconds, 1e-3))));
+      // the plan, decided once from the first trial's time: the whole search comes first; the fine-tune's
+      // estimate is measured only when the search leaves time, and it is planned only when the rest covers it
+      const perTrial = Math.max(seconds, 1e-3);
+      const searchNeed = (AUTO_HEAD_SEARCH.length - 1) * perTrial;
+      if (left() > searchNeed) plan.estimate = await fineTuneEstimate(net.model, job.fineTuneTrain, job.val, cfg.train.batchSize);
+      plan.left = Math.max(0, left() - searchNeed);
+      if (plan.estimate !== undefined && plan.estimate <= plan.left) plan.fineTune = true;
+      else if (plan.estimate !== undefined) plan.reason = `needs ~${Math.round(plan.estimate)} s, ${Math.round(plan.left)} s left after the head search`;
+      else
+        plan.reason = `the head search takes the budget (~${Math.round(searchNeed)} s for ${AUTO_HEAD_SEARCH.length - 1} more trials, ${Math.round(Math.max(0, left()))} s left)`;
+      planned = Math.min(AUTO_HEAD_SEARCH.length, 1 + Math.max(0, Math.floor(left() / perTrial)));
       note(
-        `auto: head search: ${planned} of ${AUTO_HEAD_SEARCH.length} trials planned (~${seconds.toFixed(1)} s each), lr × {0.3, 1, 3, 10} of ${cfg.train.optimizer.lr}, weight decay {0, 1e-4, 1e-3}, up to ${AUTO_HEAD_EPOCHS} epochs with early stopping`,
+        `auto: head search: ${planned} of ${AUTO_HEAD_SEARCH.length} trials planned (~${seconds.toFixed(1)} s each), lr × {0.3, 1, 3, 10} of ${cfg.train.optimizer.lr}, weight decay {0, 1e-4, 1e-3}, up to ${AUTO_HEAD_EPOCHS} epochs with early stopping; ` +
+          (plan.fineTune
+            ? `then the last-stages fine-tune (~${Math.round(plan.estimate!)} s)`
+            : `last-stages fine-tune skipped: ${plan.reason} (raise --budget${
+                plan.estimate === undefined ? '' : ` to about ${Math.ceil(cfg.train.budget + plan.estimate - plan.left)} s`
+              } to run it)`),
       );
     }
     emit({ type: 'trial', trials: planned, best: isBest, ...trial });
@@ -220,25 +236,20 @@ export async function autoTrain(job: AutoJob): Promise<AutoResult> {
     `auto: best head: trial ${head.trial.trial} (lr ${head.trial.lr}, weight decay ${head.trial.weightDecay}, ${head.trial.epochsRun} epoch(s)): val_acc ${head.score.acc.toFixed(4)}, val_loss ${head.score.loss.toFixed(4)}`,
   );
 
-  // 3. the last stages, when the time left covers the estimate
+  // 3. the last stages, when the plan made room for them and the search kept to its time
   const net = head.net;
-  // the estimate's timed forward pass is only worth its seconds when some budget is left
-  const estimate = left() > 0 ? await fineTuneEstimate(net.model, job.fineTuneTrain, job.val, cfg.train.batchSize) : Number.NaN;
   const leftNow = Math.max(0, left());
-  const fineTune: AutoSummary['fineTune'] = { ran: false, left: Math.round(leftNow) };
-  if (Number.isFinite(estimate)) fineTune.estimate = Math.round(estimate);
+  const fineTune: AutoSummary['fineTune'] = { ran: false, left: Math.round(plan.left) };
+  if (plan.estimate !== undefined) fineTune.estimate = Math.round(plan.estimate);
   const history = head.result.history;
   const phases = head.result.phases;
   let chosen: AutoSummary['chosen'] = 'head';
-  if (!Number.isFinite(estimate)) {
-    fineTune.reason = 'no budget left after the head search';
-    note(`auto: last-stages fine-tune skipped: ${fineTune.reason} (raise --budget to run it)`);
-  } else if (estimate > leftNow) {
-    fineTune.reason = `needs ~${Math.round(estimate)} s, ${Math.round(leftNow)} s left`;
-    note(`auto: last-stages fine-tune skipped: ${fineTune.reason} (raise --budget to about ${Math.ceil(cfg.train.budget - leftNow + estimate)} s to run it)`);
+  if (!plan.fineTune || plan.estimate! > leftNow) {
+    fineTune.reason = plan.reason ?? `the head search took longer than planned: needs ~${Math.round(plan.estimate!)} s, ${Math.round(leftNow)} s left`;
+    if (plan.fineTune) note(`auto: last-stages fine-tune skipped: ${fineTune.reason}`);
   } else {
     note(
-      `auto: last-stages fine-tune: ${AUTO_FINE_TUNE_EPOCHS} epoch(s) of the last ${cfg.train.lastStages} stage(s), ~${Math.round(estimate)} s of ${Math.round(leftNow)} s left`,
+      `auto: last-stages fine-tune: ${AUTO_FINE_TUNE_EPOCHS} epoch(s) of the last ${cfg.train.lastStages} stage(s), ~${Math.round(plan.estimate!)} s of ${Math.round(leftNow)} s left`,
     );
     const headModel = net.model;
     const headTrainable = new Set(net.trainable);

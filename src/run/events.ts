@@ -55,7 +55,10 @@ export interface AutoSummary {
   /** The last-stages fine-tune from the best head: run or skipped, with the estimate that decided. */
   fineTune: {
     ran: boolean;
-    /** Estimated seconds it needs (not estimated when no budget was left), and the seconds left when it was decided. */
+    /**
+     * Estimated seconds it needs (measured only when the head search leaves time), and the seconds the planned
+     * head search leaves; both decided once, after the first trial.
+     */
     estimate?: number;
     left: number;
     /** Why it did not run, or why its result was not kept. */

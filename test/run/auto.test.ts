@@ -106,9 +106,19 @@ test('a tiny budget runs one trial, skips the last-stages fine-tune and says why
   assert.equal(a.budget, 0.01);
   assert.equal(a.search.trials.length, 1, 'the first trial always completes; no other fits');
   assert.equal(a.fineTune.ran, false);
-  assert.equal(a.fineTune.reason, 'no budget left after the head search');
+  assert.match(a.fineTune.reason!, /^the head search takes the budget \(~\d+ s for 11 more trials, 0 s left\)$/);
+  assert.equal(a.fineTune.estimate, undefined, 'no time spent estimating a fine-tune that cannot run');
   assert.equal(a.chosen, 'head');
-  assert.ok(events.some((e) => e.type === 'note' && /last-stages fine-tune skipped: no budget left after the head search \(raise --budget/.test(e.message)));
+  assert.ok(
+    events.some(
+      (e) =>
+        e.type === 'note' &&
+        /head search: 1 of 12 trials planned .*; last-stages fine-tune skipped: the head search takes the budget .*\(raise --budget to run it\)/.test(
+          e.message,
+        ),
+    ),
+    'the plan says why',
+  );
   assert.ok(!events.some((e) => e.type === 'phase' && e.phase === 'last-stages'), 'no fine-tune phase started');
 });
 
