@@ -45,7 +45,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--activation <name>', key: 'model.head.activation', help: 'relu, gelu or tanh' },
   { flags: '--head-dropout <p>', key: 'model.head.dropout', type: 'number', help: 'dropout after each hidden layer of the head' },
   { flags: '--head-batch-norm', key: 'model.head.batchNorm', type: 'bool', help: 'BatchNorm1d after each hidden layer of the head' },
-  { flags: '--mode <mode>', key: 'train.mode', help: 'head, last-stages, full or fine-tune (default)' },
+  {
+    flags: '--mode <mode>',
+    key: 'train.mode',
+    help: 'auto (default: a head search on cached features, then the last stages if --budget allows), head, last-stages, full or fine-tune',
+  },
+  { flags: '--budget <seconds|1m>', key: 'train.budget', help: 'auto mode: wall-clock budget, e.g. 60, 90s, 1m30s (default 60 s)' },
   { flags: '--epochs <n>', key: 'train.epochs', type: 'int', help: 'training epochs (fine-tune: after the frozen phase)' },
   { flags: '--freeze-epochs <n>', key: 'train.freezeEpochs', type: 'int', help: 'fine-tune: frozen-backbone epochs first (default 1)' },
   { flags: '--last-stages <n>', key: 'train.lastStages', type: 'int', help: 'last-stages: trailing stages to train, head included (default 2)' },

@@ -41,6 +41,10 @@ export function printRunEvents(cmd: Command): RunListener {
         return;
       case 'progress':
         return tasks(e);
+      case 'trial':
+        return io.note(
+          `auto: head trial ${e.trial}/${e.trials}: lr ${e.lr}, weight decay ${e.weightDecay}, ${e.epochsRun} epoch(s) → val_acc ${e.val_acc.toFixed(4)}, val_loss ${e.val_loss.toFixed(4)}${e.best ? ' (best so far)' : ''}`,
+        );
       case 'step': {
         if (!bar) {
           bar = createProgress({ total: e.batches, label: `${phases > 1 ? `${e.phase} ` : ''}epoch ${e.epoch}/${e.epochs}`, unit: 'batch' });

@@ -103,9 +103,31 @@ const earlyStoppingSchema = z.preprocess(
     .prefault({}),
 );
 
+/** `train.budget`'s default: the seconds `graft train`'s auto mode may take (about a minute on 2 cores). */
+export const DEFAULT_BUDGET_S = 60;
+
+/**
+ * A duration in seconds: a number, or a string such as "90", "90s", "1m", "1m30s" or "1h".
+ * @returns the seconds, or the value unchanged when it is no duration (the schema then names it).
+ */
+export function parseDuration(v: unknown): unknown {
+  if (typeof v !== 'string') return v;
+  const m = /^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$/i.exec(v);
+  if (!m || (!m[1] && !m[2] && !m[3])) return v;
+  return Number(m[1] ?? 0) * 3600 + Number(m[2] ?? 0) * 60 + Number(m[3] ?? 0);
+}
+
 const trainSchema = z.strictObject({
-  /** head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune: fastai's recipe. */
-  mode: z.enum(TRAIN_MODES).default('fine-tune'),
+  /**
+   * auto (default): a seeded search over head settings on features computed once, then the last stages when
+   * `budget` allows; head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune:
+   * fastai's recipe.
+   */
+  mode: z.enum(TRAIN_MODES).default('auto'),
+  /** auto: the wall-clock seconds the search and fine-tune may take (a number, or "90s", "1m", "1m30s"). */
+  budget: z
+    .preprocess(parseDuration, z.number({ error: 'must be a number of seconds or a duration such as 90s, 1m or 1m30s' }).positive())
+    .default(DEFAULT_BUDGET_S),
   epochs: posInt.default(10),
   /** fine-tune: epochs of the frozen-backbone phase before unfreezing (0 skips it). */
   freezeEpochs: z.number().int().min(0).default(1),

@@ -24,6 +24,53 @@ export interface TrainSummary {
   report?: string;
   /** Every epoch's metrics, with its phase. */
   history: Record<string, number | string>[];
+  /** train.mode auto: what its search tried and chose, and whether the last stages were fine-tuned. */
+  auto?: AutoSummary;
+}
+
+/** One head setting the auto mode's search tried, and its score on the validation data. */
+export interface AutoTrial {
+  /** 1-based, in the order of the search's fixed list. */
+  trial: number;
+  lr: number;
+  epochs: number;
+  weightDecay: number;
+  /** Validation accuracy and loss of the epoch early stopping kept (else the last). */
+  val_acc: number;
+  val_loss: number;
+  /** Epochs trained (fewer than `epochs` when early stopping ended the trial). */
+  epochsRun: number;
+  seconds: number;
+}
+
+/** What `train.mode: auto` did (also in model.json as `auto`, and in the run folder as auto.json). */
+export interface AutoSummary {
+  /** The budget (seconds) and the wall-clock seconds the search and fine-tune took. */
+  budget: number;
+  seconds: number;
+  /** Computing the backbone's features of the train and val samples (cached on disk: a second run reads them). */
+  features: { samples: number; seconds: number };
+  /** The search: trials planned from the time estimate, and each trial run. */
+  search: { planned: number; of: number; trials: AutoTrial[]; best: number };
+  /** The last-stages fine-tune from the best head: run or skipped, with the estimate that decided. */
+  fineTune: {
+    ran: boolean;
+    /**
+     * Estimated seconds it needs (measured only when the head search leaves time), and the seconds the planned
+     * head search leaves; both decided once, after the first trial.
+     */
+    estimate?: number;
+    left: number;
+    /** Why it did not run, or why its result was not kept. */
+    reason?: string;
+    epochs?: number;
+    val_acc?: number;
+    val_loss?: number;
+    /** True when it beat the best head on the validation data and is the saved model. */
+    kept?: boolean;
+  };
+  /** Which stage the saved model comes from. */
+  chosen: 'head' | 'last-stages';
 }
 
 /** One event of a run. */
@@ -38,6 +85,8 @@ export type RunEvent =
   | { type: 'phase'; phase: string; index: number; count: number; epochs: number; resumed: boolean }
   /** One optimizer step: `batch` of `batches` in epoch `epoch` (1-based) of `epochs`. */
   | ({ phase: string } & FitStep)
+  /** train.mode auto: one trial of the head search ended (`best`: the best so far by validation). */
+  | ({ type: 'trial'; trials: number; best: boolean } & AutoTrial)
   /** A long part before or after training (validating images, hashing, extracting features): done of total. */
   | ({ type: 'progress' } & TaskProgress)
   /** An epoch ended, with its metrics (train_loss, train_acc, val_loss, val_acc, …). */

@@ -72,6 +72,8 @@ export interface PhaseJob {
   pretrain?: boolean;
   /** Progress of each fit (steps, epochs, and the feature path's hashing and extraction). */
   onProgress?: FitConfig['onProgress'];
+  /** onnxruntime threads of each fit's sessions (default: the process default). */
+  threads?: number;
 }
 
 /** The phases of a config, each with its history. */
@@ -130,6 +132,7 @@ export async function trainPhases(job: PhaseJob, hooks: PhaseHooks = {}): Promis
       monitor: early ? es.monitor : undefined,
       features: job.features,
       onProgress: job.onProgress,
+      threads: job.threads,
     };
     let r: PhaseResult;
     try {

@@ -188,6 +188,17 @@ export function graftHead(net: Network, cfg: GraftConfig, classes: number): Netw
   return net.freeze().replaceHead(headModule(cfg, classes), { cut: cfg.model.cut ?? net.cut, seed: cfg.run.seed });
 }
 
+/**
+ * A fresh network of its own: a copy of `base` (a backbone before any head replacement, e.g. built with
+ * `pretrain: true`) frozen, with the config's new head. `graft tune`'s trials and `graft train`'s auto search
+ * each train one.
+ * @param cut where the head goes when the config names none (default: `base`'s recorded cut).
+ */
+export function withNewHead(base: Network, cfg: GraftConfig, classes: string[], cut = base.cut): Network {
+  const net = new Network(base.model.clone(), { labels: classes, preprocess: base.preprocess, cut });
+  return graftHead(net, cfg, classes.length);
+}
+
 function checkInput(model: Model, pre: PreprocessConfig, where: string): void {
   const shape = model.graph.inputs[0]?.shape;
   if (!shape) return;

@@ -16,12 +16,13 @@ import { type Phase, phasesOf } from '../train/recipes.js';
 import { AlreadyStopped, MetricsLog, PersistentEarlyStopping, RunDir } from '../train/run-dir.js';
 import type { TaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
+import { autoTrain } from './auto.js';
 import { calibrateOnVal } from './calibrate.js';
 import { type ConfigFileInfo, configFileNote, type GraftConfig } from './config.js';
 import { EventCallback, RunCancelled, type RunEvent, type RunListener, type TrainSummary } from './events.js';
-import { trainPhases } from './phases.js';
+import { type PhaseHooks, type PhasesResult, trainPhases } from './phases.js';
 import { writeTrainReport } from './report.js';
-import { buildNetwork, loadRunData, makeSource, type RunData } from './setup.js';
+import { buildNetwork, loadRunData, makeSource, type RunData, withNewHead } from './setup.js';
 
 /** Options of {@link runTraining}. */
 export interface RunTrainingOptions {
@@ -63,22 +64,42 @@ export function runFolder(cfg: GraftConfig, defaultName = 'train'): string {
 }
 
 async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunListener): Promise<TrainSummary> {
+  const started = performance.now();
+  let auto = cfg.train.mode === 'auto' && !opts.pretrain;
+  if (auto && cfg.run.resume)
+    throw new Error(
+      'train.mode auto cannot --resume: its search is not checkpointed and takes about its budget (train.budget) again. Run it again with --overwrite, or resume a run of an explicit recipe (--mode head|last-stages|full|fine-tune).',
+    );
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
   if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
   const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   const data = await loadRunData(cfg, io);
   const mnist = data.train.kind === 'arrays';
-  const { net, preprocess } = await buildNetwork(cfg, data.classes, {
-    pretrain: opts.pretrain,
+  // auto: the backbone without a head, which each trial of its search copies and gives a fresh head
+  const { net: built, preprocess } = await buildNetwork(cfg, data.classes, {
+    pretrain: opts.pretrain || auto,
     mnist,
     source: opts.source,
     onNote: (message) => emit({ type: 'note', message }),
     onWarning: io.warn,
   });
+  const net = auto ? withNewHead(built, cfg, data.classes) : built;
   const K = data.classes.length;
   const srcOpts = { strict: cfg.run.strict, io };
   const train = await makeSource(data.train, preprocess, K, { ...srcOpts, augment: cfg.train.augment });
   const val = data.val ? await makeSource(data.val, preprocess, K, srcOpts) : undefined;
+  if (auto && !val) {
+    // nothing to pick by: the head recipe with the configured settings, recorded as such in config.json
+    emit({
+      type: 'warning',
+      message:
+        'train.mode auto picks by validation accuracy, but there is no validation data (data.valSplit is 0 and no data.val): training the head alone (mode head, train.epochs). Set --val-split > 0 or --val for the search.',
+    });
+    cfg = { ...cfg, train: { ...cfg.train, mode: 'head' } };
+    auto = false;
+  }
+  // auto computes the features of the training images once: unaugmented, whatever the fine-tune trains on
+  const featureTrain = auto && cfg.train.augment ? await makeSource(data.train, preprocess, K, srcOpts) : train;
   const test = data.test ? await makeSource(data.test, preprocess, K, srcOpts) : undefined;
   const es = cfg.train.earlyStopping;
   if ((es.enabled ?? !!val) && es.monitor.startsWith('val_') && !val)
@@ -93,7 +114,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
     onNote: io.warn,
   });
   try {
-    return await trainInRunDir(cfg, opts, emit, { data, net, train, val, test, rd });
+    return await trainInRunDir(cfg, opts, emit, { data, net, train, val, test, rd, auto: auto ? { base: built, featureTrain, started } : undefined });
   } finally {
     rd.release();
   }
@@ -104,13 +125,24 @@ async function trainInRunDir(
   cfg: GraftConfig,
   opts: RunTrainingOptions,
   emit: RunListener,
-  ctx: { data: RunData; net: Network; train: BatchSource; val?: BatchSource; test?: BatchSource; rd: RunDir },
+  ctx: {
+    data: RunData;
+    net: Network;
+    train: BatchSource;
+    val?: BatchSource;
+    test?: BatchSource;
+    rd: RunDir;
+    /** train.mode auto: the backbone without a head, the unaugmented training images, and when the run started. */
+    auto?: { base: Network; featureTrain: BatchSource; started: number };
+  },
 ): Promise<TrainSummary> {
-  const { data, net, train, val, test, rd } = ctx;
+  const { data, train, val, test, rd } = ctx;
+  let net = ctx.net;
   const K = data.classes.length;
   const es = cfg.train.earlyStopping;
   const note = (message: string) => emit({ type: 'note', message });
-  const phases = phasesOf(cfg.train, !!opts.pretrain);
+  // auto: its head search, then the last stages (run/auto.ts)
+  const phases = ctx.auto ? [...phasesOf(cfg.train), ...phasesOf({ ...cfg.train, mode: 'last-stages' })] : phasesOf(cfg.train, !!opts.pretrain);
   if (cfg.run.resume) {
     const completed = Object.fromEntries(phases.map((p) => [p.name, rd.completedEpochs(p.name)]));
     if (Object.values(completed).some((n) => n > 0))
@@ -125,45 +157,69 @@ async function trainInRunDir(
   );
 
   const dirOf = (p: Phase) => rd.phaseDir(p.name);
-  const { history, phases: phaseInfo } = await trainPhases(
-    {
+  const hooks: PhaseHooks = {
+    begin: (p, index, count) => {
+      const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
+      emit({ type: 'phase', phase: p.name, index, count, epochs: p.epochs, resumed: !!done });
+      if (done) return { done };
+      if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
+      return { callbacks: [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)], checkpointDir: dirOf(p) };
+    },
+    earlyStopping: (p, o) => new PersistentEarlyStopping(o, path.join(dirOf(p), 'early-best.ckpt')),
+    recover: (p, e) => {
+      if (!(e instanceof AlreadyStopped)) throw e;
+      // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
+      const st = rd.stoppedPhase(p.name, es.restoreBest);
+      net.loadState(st.tensors);
+      return { ...st, stoppedEarly: st.history.length < p.epochs };
+    },
+    end: (p, r) => {
+      if (r.cancelled) throw new RunCancelled(rd.root);
+      rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
+    },
+  };
+  let trained: PhasesResult & { auto?: TrainSummary['auto'] };
+  if (ctx.auto) {
+    const a = ctx.auto;
+    const r = await autoTrain({
       cfg,
-      net,
-      train,
-      val,
+      base: a.base,
+      classes: data.classes,
+      train: a.featureTrain,
+      fineTuneTrain: train,
+      val: val!,
       trainLabels: data.train.labels,
-      numClasses: K,
-      pretrain: opts.pretrain,
-      // steps and epochs come from EventCallback; the feature path's hashing and extraction become progress events
-      onProgress: (e) => void (e.type === 'task' && emit({ ...e, type: 'progress' })),
-    },
-    {
-      begin: (p, index, count) => {
-        const done = cfg.run.resume ? rd.finishedPhase(p.name) : undefined;
-        emit({ type: 'phase', phase: p.name, index, count, epochs: p.epochs, resumed: !!done });
-        if (done) return { done };
-        if (net.headOnly() && !cfg.train.augment) note(`${p.name}: backbone frozen, training the head on features computed once`);
-        return { callbacks: [new EventCallback(p.name, emit, opts.signal), new MetricsLog(rd.metricsFile, p.name)], checkpointDir: dirOf(p) };
+      started: a.started,
+      run: rd.root,
+      emit,
+      signal: opts.signal,
+      hooks,
+    });
+    net = r.net;
+    trained = r;
+    rd.writeJson('auto.json', r.auto);
+  } else {
+    trained = await trainPhases(
+      {
+        cfg,
+        net,
+        train,
+        val,
+        trainLabels: data.train.labels,
+        numClasses: K,
+        pretrain: opts.pretrain,
+        // steps and epochs come from EventCallback; the feature path's hashing and extraction become progress events
+        onProgress: (e) => void (e.type === 'task' && emit({ ...e, type: 'progress' })),
       },
-      earlyStopping: (p, o) => new PersistentEarlyStopping(o, path.join(dirOf(p), 'early-best.ckpt')),
-      recover: (p, e) => {
-        if (!(e instanceof AlreadyStopped)) throw e;
-        // killed between early stopping's last checkpoint and the end of the phase: rebuild the phase's result
-        const st = rd.stoppedPhase(p.name, es.restoreBest);
-        net.loadState(st.tensors);
-        return { ...st, stoppedEarly: st.history.length < p.epochs };
-      },
-      end: (p, r) => {
-        if (r.cancelled) throw new RunCancelled(rd.root);
-        rd.savePhase(p.name, net.model, [...net.trainable, ...bufferNames(net.model)], r);
-      },
-    },
-  );
+      hooks,
+    );
+  }
+  const { history, phases: phaseInfo } = trained;
 
   // The model is written first: a final evaluation that runs out of memory must not lose a finished training.
   const modelFile = path.join(rd.root, 'model.onnx');
   net.temperature = undefined; // a backbone's calibration does not hold for the trained model; calibrateOnVal fits a new one
-  const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo };
+  const extra = { version: graftVersion(), config: cfg, metrics: { history }, phases: phaseInfo, ...(trained.auto ? { auto: trained.auto } : {}) };
   net.save(modelFile, extra);
   // evaluated at the training batch size (the run proved it fits), on the cached features in head mode
   const bs = cfg.train.batchSize;
@@ -189,6 +245,7 @@ async function trainInRunDir(
   if (cfg.run.export) net.save(cfg.run.export, full);
   const summary: TrainSummary = { run: rd.root, model: modelFile, export: cfg.run.export, classes: data.classes, samples, phases: phaseInfo, metrics, history };
   if (calibration) summary.calibration = calibration;
+  if (trained.auto) summary.auto = trained.auto;
   summary.report = await writeTrainReport({
     run: rd.root,
     model: modelFile,

@@ -91,6 +91,8 @@ export interface FitConfig {
    * backbone's features are hashed and extracted. Nothing is printed; draw them as you like.
    */
   onProgress?: (p: FitProgress) => void;
+  /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts). */
+  threads?: number;
 }
 
 /** Sidecar metadata stored beside an exported model (model.json). */
@@ -260,7 +262,7 @@ export class Network {
       throw new Error('fit: trainFrozenBN and freezeBNStats contradict each other (batch statistics everywhere vs nowhere); set at most one.');
     const trainBN = cfg.trainFrozenBN ? () => true : cfg.freezeBNStats ? () => false : undefined;
     const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
-    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss));
+    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads });
     try {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,

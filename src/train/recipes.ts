@@ -9,10 +9,13 @@
  * - `fine-tune`: fastai's `fine_tune`: the head alone for `freezeEpochs`, then everything at half the LR,
  *   spread discriminatively over the stages (lr/100 … lr).
  * - `pretrain`: a built-in architecture trained from scratch, its own classifier included.
+ * - `auto` (the default of `graft train`): a short search over head settings on features computed once, then the
+ *   last stages when the time budget allows (run/auto.ts). Its one recipe phase here is the head's, the phase
+ *   its search trains in each trial (and what `graft lr-find` tests).
  */
 
 /** The train modes a config can name. */
-export const TRAIN_MODES = ['head', 'last-stages', 'full', 'fine-tune'] as const;
+export const TRAIN_MODES = ['auto', 'head', 'last-stages', 'full', 'fine-tune'] as const;
 export type TrainMode = (typeof TRAIN_MODES)[number];
 
 /** What trains in a phase, as calls on a network (kept structural so the recipes need no Network import). */
@@ -47,6 +50,7 @@ export function phasesOf(t: RecipeSettings, pretrain = false): Phase[] {
   if (pretrain) return one('pretrain', all);
   switch (t.mode) {
     case 'head':
+    case 'auto':
       return one('head', () => {});
     case 'last-stages':
       return one('last-stages', (net) => void net.unfreeze({ lastStages: t.lastStages }));

@@ -9,10 +9,11 @@ import { fileURLToPath } from 'node:url';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { headOnlySplit, sourceFeatures } from '../features/backbone.js';
 import { findCut } from '../ir/surgery.js';
+import { isModelName } from '../models/name.js';
 import { type GraftConfig, loadConfig, parseConfig } from '../run/config.js';
-import { graftHead } from '../run/setup.js';
+import { withNewHead } from '../run/setup.js';
 import type { BatchSource } from '../step/batches.js';
-import { Network } from '../train/network.js';
+import type { Network } from '../train/network.js';
 import type { TuneConfig } from './config.js';
 import { type GraftObjectiveOptions, GraftTrials } from './graft-objective.js';
 import type { ObjectiveSpec } from './objective.js';
@@ -78,8 +79,7 @@ export async function loadFullSetup(cfg: GraftConfig, source: string, io: Prepar
 
 /** A fresh network for one trial: the frozen backbone with the config's head (its recipe sets what trains). */
 export function networkFor(st: BackboneSetup, cfg: GraftConfig): Network {
-  const net = new Network(st.base.model.clone(), { labels: st.classes, preprocess: st.preprocess, cut: st.cut });
-  return graftHead(net, cfg, st.classes.length);
+  return withNewHead(st.base, cfg, st.classes, st.cut);
 }
 
 /** The train modes the trials of a space can have (from train.mode, or the short name unfreeze). */
@@ -103,7 +103,8 @@ export function objectiveGraftConfig(tune: TuneConfig): { cfg: GraftConfig; raw:
   for (const key of ['data.train', 'data.manifest', 'data.val', 'data.test', 'model.backbone', 'run.dir']) {
     const [a, b] = key.split('.') as [string, string];
     const v = raw[a]?.[b];
-    if (typeof v === 'string' && v !== 'mnist') raw[a]![b] = path.resolve(base, v);
+    // a registry name (nsfwjs:MobileNetV2, mobilenetv2) is no path, as in a graft config file
+    if (typeof v === 'string' && v !== 'mnist' && !(key === 'model.backbone' && isModelName(v, base))) raw[a]![b] = path.resolve(base, v);
   }
   const source = `${tune.file ?? 'tune config'} (objective.config)`;
   return { cfg: parseConfig(raw, source), raw, source };

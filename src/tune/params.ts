@@ -5,7 +5,7 @@
  * config with the trial's values set at those keys, validated by `parseConfig`: the schema is the only
  * judge of a value, and its errors name the parameter.
  */
-import { type GraftConfig, parseConfig, setPath } from '../run/config.js';
+import { type GraftConfig, getPath, parseConfig, setPath } from '../run/config.js';
 import { canonicalJson, gridValues, type JsonValue, type Params, type SearchSpace } from './space.js';
 
 /** A short name: the config key it sets, or how it sets several. */
@@ -105,17 +105,27 @@ function unknownParam(name: string): string {
  * @throws naming the parameter(s) and the schema's reason when the result is no valid config.
  */
 export function trialConfig(baseRaw: Record<string, unknown>, params: Params, source = 'graft config'): GraftConfig {
-  const base = parseConfig(baseRaw, source);
-  const overrides = trialOverrides(params, base);
   const raw = structuredClone(baseRaw);
+  // graft train's default mode, auto, is a search of its own: a trial trains one recipe, tune's default fine-tune
+  if (getPath(raw, 'train.mode') === undefined) setPath(raw, 'train.mode', TUNE_DEFAULT_MODE);
+  const base = parseConfig(raw, source);
+  const overrides = trialOverrides(params, base);
   for (const [k, v] of Object.entries(overrides)) setPath(raw, k, v);
   const flagOf = new Map<string, string>();
   for (const name of Object.keys(params)) {
     const keys = PARAM_ALIASES[name]?.key ? [PARAM_ALIASES[name].key!] : Object.keys(trialOverrides({ [name]: params[name]! }, base));
     for (const k of keys.length ? keys : [name]) flagOf.set(k, `tune parameter ${name} = ${canonicalJson(params[name])}`);
   }
-  return parseConfig(raw, `${source} with the trial's parameters`, flagOf);
+  const cfg = parseConfig(raw, `${source} with the trial's parameters`, flagOf);
+  if (cfg.train.mode === 'auto')
+    throw new Error(
+      `${source}: train.mode auto is graft train's own search and cannot be a tune trial's recipe; set train.mode (or the tune parameter) to head, last-stages, full or fine-tune.`,
+    );
+  return cfg;
 }
+
+/** The recipe of a trial whose config names no train.mode (graft train's default, auto, is a search itself). */
+export const TUNE_DEFAULT_MODE = 'fine-tune';
 
 /** Every value a parameter can take that matters for checks (all choices; the ends of numeric ranges). */
 export function possibleValues(space: SearchSpace, name: string): JsonValue[] {

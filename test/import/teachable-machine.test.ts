@@ -219,6 +219,8 @@ test('a Teachable Machine export imports with its labels, matches tfjs, takes a 
     images,
     '--head',
     'linear',
+    '--mode',
+    'fine-tune',
     '--freeze-epochs',
     '3',
     '--epochs',

@@ -40,6 +40,13 @@ export function formatSummary(s: TrainSummary): string[] {
         p.restoredEpoch !== undefined ? `; restored epoch ${p.restoredEpoch} (best ${p.monitor})` : ''
       }`,
     );
+  const a = s.auto;
+  if (a)
+    lines.push(
+      `  auto       budget ${a.budget} s, took ${a.seconds} s: ${a.search.trials.length} head trial(s), best #${a.search.best}; last-stages fine-tune ${
+        a.fineTune.ran ? (a.fineTune.kept ? 'kept' : 'not kept') : 'skipped'
+      }${a.fineTune.reason ? ` (${a.fineTune.reason})` : ''}; saved the ${a.chosen === 'head' ? 'best head' : 'fine-tuned model'}`,
+    );
   const last = s.history.at(-1);
   if (last) lines.push(`  last epoch train_loss ${f(last.train_loss)} train_acc ${f(last.train_acc)} val_loss ${f(last.val_loss)} val_acc ${f(last.val_acc)}`);
   if (s.metrics.val) lines.push(`  final val  loss ${f(s.metrics.val.loss)} acc ${f(s.metrics.val.acc)}`);
