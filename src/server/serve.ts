@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { type AppOptions, buildApp } from './app.js';
 import type { OpenRunner, RunnerOptions, ServeMetrics } from './contract.js';
-import { openDirectRunner } from './direct-runner.js';
 import { createServeMetrics } from './metrics.js';
 import { ModelRepository, type ModelSource } from './repository.js';
+import { openBatchedRunner } from './worker-runner.js';
 
 /** Options of {@link startServer}. */
 export interface ServerOptions extends Omit<AppOptions, 'repository' | 'metrics'> {
@@ -20,7 +20,7 @@ export interface ServerOptions extends Omit<AppOptions, 'repository' | 'metrics'
   host?: string;
   /** Port (default 8000; 0: a free one). */
   port?: number;
-  /** Opens one runner per model version (default: the direct runner, one session.run per request). */
+  /** Opens one runner per model version (default: the batched runner, dynamic batching on a worker thread, so inference never blocks the event loop; `openDirectRunner` runs one session.run per request on this thread). */
   openRunner?: OpenRunner;
   /** Options for every runner (batch cap, queue, threads). */
   runner?: Omit<RunnerOptions, 'model' | 'version' | 'metrics'>;
@@ -55,7 +55,7 @@ export function exposureWarning(host: string, token: string | undefined): string
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const metrics = opts.metrics === false ? undefined : (opts.metrics ?? createServeMetrics());
   const repository = new ModelRepository(opts.sources, {
-    openRunner: opts.openRunner ?? openDirectRunner,
+    openRunner: opts.openRunner ?? openBatchedRunner,
     runner: { ...opts.runner, metrics },
     pollMs: opts.pollMs,
     onNote: opts.onNote,

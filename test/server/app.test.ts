@@ -26,7 +26,8 @@ before(async () => {
   saveColourModel(path.join(tmp, 'plain', 'model.onnx'), { plain: true }); // no labels or preprocessing: tensors only
   for (const [c, rgb] of Object.entries(COLOURS)) pngs[c] = await colourPng(rgb);
   const sources = await resolveSources([path.join(tmp, 'colours'), path.join(tmp, 'fixed', 'fixed.onnx'), path.join(tmp, 'plain')]);
-  srv = await startServer({ sources, port: 0, maxBodyBytes: 1024 * 1024, runner: { threads: 1 } });
+  // the direct runner here (deterministic, one session); the batched default is checked against it below
+  srv = await startServer({ sources, port: 0, maxBodyBytes: 1024 * 1024, runner: { threads: 1 }, openRunner: openDirectRunner });
   base = srv.url;
 });
 after(async () => {

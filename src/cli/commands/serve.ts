@@ -69,7 +69,7 @@ export function register(program: Command): void {
     .addOption(
       new Option('--runner <kind>', 'direct: one onnxruntime run per request; batched: dynamic batching on worker threads')
         .choices(['direct', 'batched'])
-        .default('direct'),
+        .default('batched'),
     )
     .addOption(
       new Option('--workers <n>', 'batched runner: worker threads per model version, each with one session').default(1).argParser(atLeastOne('--workers')),
@@ -87,13 +87,15 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
     if (g.json) process.stderr.write(`${toJsonLine({ event, message, ...extra })}\n`);
     else if (!g.quiet || event === 'warning') process.stderr.write(`${event === 'warning' ? 'warning: ' : ''}${message}\n`);
   };
-  const [{ resolveSources }, { startServer, exposureWarning }, { resolveModelRef }, { createServeMetrics }, { openBatchedRunner }] = await Promise.all([
-    import('../../server/repository.js'),
-    import('../../server/serve.js'),
-    import('../../models/resolve.js'),
-    import('../../server/metrics.js'),
-    import('../../server/worker-runner.js'),
-  ]);
+  const [{ resolveSources }, { startServer, exposureWarning }, { resolveModelRef }, { createServeMetrics }, { openBatchedRunner }, { openDirectRunner }] =
+    await Promise.all([
+      import('../../server/repository.js'),
+      import('../../server/serve.js'),
+      import('../../models/resolve.js'),
+      import('../../server/metrics.js'),
+      import('../../server/worker-runner.js'),
+      import('../../server/direct-runner.js'),
+    ]);
   let server: Awaited<ReturnType<typeof startServer>>;
   try {
     const sources = await resolveSources(refs, { name: flags.name, resolve: (ref) => resolveModelRef(ref, { onNote: (m) => say('note', m) }) });
@@ -107,7 +109,7 @@ async function serve(refs: string[], flags: ServeFlags, cmd: Command): Promise<v
       requestTimeoutMs: flags.requestTimeout * 1000,
       pollMs: flags.poll * 1000,
       runner: { maxBatchSize: flags.maxBatchSize, maxQueue: flags.maxQueue, maxQueueDelayMs: flags.maxQueueDelay, threads: g.threads },
-      ...(flags.runner === 'batched' ? { openRunner: (file, o) => openBatchedRunner(file, { ...o, workers: flags.workers }) } : {}),
+      openRunner: flags.runner === 'batched' ? (file, o) => openBatchedRunner(file, { ...o, workers: flags.workers }) : openDirectRunner,
       metrics: createServeMetrics({ defaultMetrics: true }),
       onNote: (m) => say('note', m),
       onError: (m) => say('warning', m),
