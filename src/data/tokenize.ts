@@ -1,0 +1,109 @@
+/**
+ * Text → token ids, the text counterpart of image preprocessing. A tokenizer is described by a plain JSON
+ * {@link TokenizerSpec}, written beside an exported text model (`<model>.tokenizer.json`), so the model runs
+ * anywhere onnxruntime does with the same few lines of tokenization (docs/formats.md spells them out).
+ *
+ * The word rule shared by the hashed and the vocabulary tokenizers ({@link wordTokens}): Unicode NFKC, lower
+ * case, then every maximal run of letters, digits and marks (`[\p{L}\p{N}\p{M}]+`) is a word; everything else
+ * separates words. The first `maxTokens` words are kept.
+ *
+ * Batches are right-padded with id 0 to the longest text of the batch ([N, T] int64, T ≥ 1).
+ */
+
+/** Id of the padding token in every graft tokenizer. */
+export const PAD_ID = 0;
+/** Id of an out-of-vocabulary word in a vocabulary tokenizer. */
+export const UNK_ID = 1;
+
+/** Hashed words (TF-IDF): word → 1 + FNV-1a-32(UTF-8 bytes) mod (buckets − 1); 0 is padding. */
+export interface HashedWordsSpec {
+  kind: 'hashed-words';
+  buckets: number;
+  maxTokens: number;
+}
+
+/** Vocabulary words (static word vectors): word → 2 + its index in `vocab`, 1 for other words, 0 is padding. */
+export interface VocabWordsSpec {
+  kind: 'vocab-words';
+  maxTokens: number;
+  vocab: string[];
+}
+
+/** A tokenizer's full description (JSON). */
+export type TokenizerSpec = HashedWordsSpec | VocabWordsSpec;
+
+/** Token ids of a batch of texts: [n, T] int64, right-padded with {@link PAD_ID}. */
+export interface TokenBatch {
+  ids: BigInt64Array;
+  dims: [number, number];
+}
+
+/** Turns texts into padded token-id batches. */
+export interface TextTokenizer {
+  readonly spec: TokenizerSpec;
+  /** Token ids of one text (at most maxTokens; possibly empty). */
+  encode(text: string): number[];
+  /** Token ids of texts, right-padded to the longest (at least 1 column). */
+  encodeBatch(texts: readonly string[]): TokenBatch;
+}
+
+const WORD = /[\p{L}\p{N}\p{M}]+/gu;
+
+/** The words of a text by graft's word rule (NFKC, lower case, runs of letters/digits/marks), the first `max` of them. */
+export function wordTokens(text: string, max = Number.POSITIVE_INFINITY): string[] {
+  const out: string[] = [];
+  for (const m of text.normalize('NFKC').toLowerCase().matchAll(WORD)) {
+    if (out.length >= max) break;
+    out.push(m[0]);
+  }
+  return out;
+}
+
+const utf8 = new TextEncoder();
+
+/** FNV-1a, 32 bits, of the UTF-8 bytes of `s`. */
+export function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (const b of utf8.encode(s)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+function pad(rows: number[][]): TokenBatch {
+  const T = Math.max(1, ...rows.map((r) => r.length));
+  const ids = new BigInt64Array(rows.length * T); // zeros: PAD_ID
+  rows.forEach((r, i) => {
+    for (let t = 0; t < r.length; t++) ids[i * T + t] = BigInt(r[t]!);
+  });
+  return { ids, dims: [rows.length, T] };
+}
+
+/**
+ * The tokenizer a spec describes.
+ * @throws naming the field when the spec is malformed (e.g. a damaged `<model>.tokenizer.json`).
+ */
+export function makeTokenizer(spec: TokenizerSpec, where = 'tokenizer'): TextTokenizer {
+  const s = spec as unknown as { kind?: unknown; maxTokens?: number; buckets?: number; vocab?: unknown[] };
+  if (!(Number.isInteger(s.maxTokens) && s.maxTokens! >= 1))
+    throw new Error(`${where}: "maxTokens" must be a positive integer, got ${JSON.stringify(s.maxTokens)}; fix or regenerate the tokenizer file.`);
+  const max = s.maxTokens!;
+  let encode: (text: string) => number[];
+  if (s.kind === 'hashed-words') {
+    const B = s.buckets!;
+    if (!(Number.isInteger(B) && B >= 2))
+      throw new Error(`${where}: "buckets" must be an integer >= 2, got ${JSON.stringify(B)}; fix or regenerate the tokenizer file.`);
+    encode = (text) => wordTokens(text, max).map((w) => 1 + (fnv1a(w) % (B - 1)));
+  } else if (s.kind === 'vocab-words') {
+    if (!Array.isArray(s.vocab) || s.vocab.some((w) => typeof w !== 'string'))
+      throw new Error(`${where}: "vocab" must be a list of words (strings); fix or regenerate the tokenizer file.`);
+    const index = new Map<string, number>();
+    (s.vocab as string[]).forEach((w, i) => {
+      if (!index.has(w)) index.set(w, i + 2);
+    });
+    encode = (text) => wordTokens(text, max).map((w) => index.get(w) ?? UNK_ID);
+  } else
+    throw new Error(`${where}: unknown tokenizer kind ${JSON.stringify(s.kind)}; graft writes "hashed-words" or "vocab-words". Regenerate the tokenizer file.`);
+  return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode)) };
+}
