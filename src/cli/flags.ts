@@ -35,6 +35,13 @@ export const FLAGS: FlagSpec[] = [
     key: 'model.backbone',
     help: 'ONNX backbone file, or a registry name (graft models) fetched into the cache on first use, e.g. mobilenetv2 or nsfwjs:MobileNetV2',
   },
+  {
+    flags: '--encoder <name|encoder.onnx>',
+    key: 'model.encoder',
+    help: 'text encoder: tfidf, glove, glove-sif, or an encoder .onnx with its .tokenizer.json; --data is then a text CSV/TSV/JSONL or a folder of .txt files per class',
+  },
+  { flags: '--text-column <name>', key: 'data.textColumn', help: "text data: the column holding the text (default 'text')" },
+  { flags: '--label-column <name>', key: 'data.labelColumn', help: "text data: the column holding the label (default 'label')" },
   { flags: '--arch <name>', key: 'model.arch', help: 'built-in architecture: small-cnn, resnet18 (alias resnet18-style) or lenet5' },
   { flags: '--width <n>', key: 'model.width', type: 'int', help: 'width of the built-in architecture' },
   { flags: '--cut <value>', key: 'model.cut', help: 'where the backbone features end (default: automatic)' },

@@ -40,7 +40,7 @@ export interface TextLoadOptions {
   textColumn?: string;
   /** Column holding the label (default 'label'). */
   labelColumn?: string;
-  /** Require a label for every text (default true). */
+  /** Require a label column (default true); with false, labels are read when the table has them. */
   labelled?: boolean;
   /** An empty text is an error instead of being skipped with a warning (default false). */
   strict?: boolean;
@@ -269,4 +269,59 @@ export function textLeakWarnings(sets: { name: string; data: Pick<TextData, 'tex
         );
     }
   return out;
+}
+
+/**
+ * The texts of `graft predict` arguments, in order: a text table (.csv/.tsv/.jsonl; labels, if any, ignored) gives
+ * its texts, a `.txt` file its content, a folder its `.txt` files (sorted, recursively through class folders);
+ * any other argument is a text itself. Each text comes with its name (file:line, the file, or the text).
+ * @throws for an argument that looks like a file name (`notes.txt`) but names no file, and for files that
+ *   cannot be read or are not UTF-8.
+ */
+export async function readTextInputs(
+  inputs: readonly string[],
+  opts: { textColumn?: string; onWarning?: WarnFn } = {},
+): Promise<{ names: string[]; texts: string[] }> {
+  const { statSync } = await import('node:fs');
+  const names: string[] = [];
+  const texts: string[] = [];
+  for (const a of inputs) {
+    let isDir = false;
+    let isFile = false;
+    try {
+      const st = statSync(a);
+      isDir = st.isDirectory();
+      isFile = st.isFile();
+    } catch {
+      if (/^[^\s]+\.(txt|csv|tsv|jsonl|ndjson)$/i.test(a))
+        throw new Error(`${resolve(a)} does not exist; check the path (an argument that is not a file is classified as a text itself).`);
+    }
+    if (isFile && isTextTable(a)) {
+      const t = await loadTextData(a, { labelled: false, textColumn: opts.textColumn, onWarning: opts.onWarning });
+      names.push(...t.origins);
+      texts.push(...t.texts);
+    } else if (isFile) {
+      names.push(a);
+      texts.push(await readUtf8(a));
+    } else if (isDir) {
+      const walk = async (d: string): Promise<void> => {
+        const { entries, leftOut } = await readFolder(d, 'text folder');
+        warnLeftOut(opts.onWarning ?? defaultWarn, leftOut);
+        for (const e of entries) {
+          if (e.kind === 'dir') await walk(e.path);
+          else if (e.kind === 'file' && extname(e.name).toLowerCase() === '.txt') {
+            names.push(e.path);
+            texts.push(await readUtf8(e.path));
+          }
+        }
+      };
+      const before = texts.length;
+      await walk(a);
+      if (texts.length === before) (opts.onWarning ?? defaultWarn)(`folder ${a} holds no .txt files at any depth.`);
+    } else {
+      names.push(a);
+      texts.push(a);
+    }
+  }
+  return { names, texts };
 }

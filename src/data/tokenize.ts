@@ -9,6 +9,8 @@
  *
  * Batches are right-padded with id 0 to the longest text of the batch ([N, T] int64, T ≥ 1).
  */
+import fs from 'node:fs';
+import { atomicWrite } from '../util/atomic-write.js';
 
 /** Id of the padding token in every graft tokenizer. */
 export const PAD_ID = 0;
@@ -106,4 +108,33 @@ export function makeTokenizer(spec: TokenizerSpec, where = 'tokenizer'): TextTok
   } else
     throw new Error(`${where}: unknown tokenizer kind ${JSON.stringify(s.kind)}; graft writes "hashed-words" or "vocab-words". Regenerate the tokenizer file.`);
   return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode)) };
+}
+
+/** The tokenizer file beside a text model: `model.onnx` → `model.tokenizer.json`. */
+export function tokenizerPath(modelFile: string): string {
+  return modelFile.replace(/\.onnx$/i, '') + '.tokenizer.json';
+}
+
+/** Writes the tokenizer of a text model beside it (atomically). */
+export function writeTokenizerFile(modelFile: string, spec: TokenizerSpec): string {
+  const file = tokenizerPath(modelFile);
+  atomicWrite(file, `${JSON.stringify(spec)}\n`);
+  return file;
+}
+
+/**
+ * Reads the tokenizer beside a text model, or undefined when there is none (an image model).
+ * @throws naming the file when it is not valid JSON or not a tokenizer graft knows.
+ */
+export function readTokenizerFile(modelFile: string): TokenizerSpec | undefined {
+  const file = tokenizerPath(modelFile);
+  if (!fs.existsSync(file)) return undefined;
+  let spec: unknown;
+  try {
+    spec = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new Error(`Cannot read the tokenizer ${file}: ${(e as Error).message}. Restore it from the run folder the model came from.`);
+  }
+  makeTokenizer(spec as TokenizerSpec, file); // validates
+  return spec as TokenizerSpec;
 }
