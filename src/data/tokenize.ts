@@ -112,7 +112,7 @@ export function makeTokenizer(spec: TokenizerSpec, where = 'tokenizer'): TextTok
 
 /** The tokenizer file beside a text model: `model.onnx` → `model.tokenizer.json`. */
 export function tokenizerPath(modelFile: string): string {
-  return modelFile.replace(/\.onnx$/i, '') + '.tokenizer.json';
+  return `${modelFile.replace(/\.onnx$/i, '')}.tokenizer.json`;
 }
 
 /** Writes the tokenizer of a text model beside it (atomically). */
