@@ -40,6 +40,7 @@ export const FLAGS: FlagSpec[] = [
     key: 'model.encoder',
     help: 'text encoder: tfidf, glove, glove-sif, or an encoder .onnx with its .tokenizer.json; --data is then a text CSV/TSV/JSONL or a folder of .txt files per class',
   },
+  { flags: '--pooling <mean|cls>', key: 'model.pooling', help: 'transformer text encoder: mean over the tokens (default) or the first ([CLS]) token' },
   { flags: '--text-column <name>', key: 'data.textColumn', help: "text data: the column holding the text (default 'text')" },
   { flags: '--label-column <name>', key: 'data.labelColumn', help: "text data: the column holding the label (default 'label')" },
   { flags: '--arch <name>', key: 'model.arch', help: 'built-in architecture: small-cnn, resnet18 (alias resnet18-style) or lenet5' },

@@ -10,6 +10,7 @@
  * Batches are right-padded with id 0 to the longest text of the batch ([N, T] int64, T ≥ 1).
  */
 import fs from 'node:fs';
+import { Tokenizer } from '@huggingface/tokenizers';
 import { atomicWrite } from '../util/atomic-write.js';
 
 /** Id of the padding token in every graft tokenizer. */
@@ -31,8 +32,22 @@ export interface VocabWordsSpec {
   vocab: string[];
 }
 
+/**
+ * A Hugging Face tokenizer (transformer encoders): `tokenizer` is the content of its `tokenizer.json`, run by
+ * `@huggingface/tokenizers` with special tokens ([CLS] … [SEP]); a text longer than `maxTokens` keeps its first
+ * `maxTokens − 1` ids and its last (the closing special token). Batches are padded with `padId`.
+ */
+export interface HfTokenizerSpec {
+  kind: 'hf';
+  maxTokens: number;
+  padId: number;
+  tokenizer: Record<string, unknown>;
+  /** The content of `tokenizer_config.json`, when there is one. */
+  config?: Record<string, unknown>;
+}
+
 /** A tokenizer's full description (JSON). */
-export type TokenizerSpec = HashedWordsSpec | VocabWordsSpec;
+export type TokenizerSpec = HashedWordsSpec | VocabWordsSpec | HfTokenizerSpec;
 
 /** Token ids of a batch of texts: [n, T] int64, right-padded with {@link PAD_ID}. */
 export interface TokenBatch {
@@ -73,9 +88,10 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-function pad(rows: number[][]): TokenBatch {
+function pad(rows: number[][], padId = PAD_ID): TokenBatch {
   const T = Math.max(1, ...rows.map((r) => r.length));
-  const ids = new BigInt64Array(rows.length * T); // zeros: PAD_ID
+  const ids = new BigInt64Array(rows.length * T);
+  if (padId !== 0) ids.fill(BigInt(padId));
   rows.forEach((r, i) => {
     for (let t = 0; t < r.length; t++) ids[i * T + t] = BigInt(r[t]!);
   });
@@ -105,8 +121,27 @@ export function makeTokenizer(spec: TokenizerSpec, where = 'tokenizer'): TextTok
       if (!index.has(w)) index.set(w, i + 2);
     });
     encode = (text) => wordTokens(text, max).map((w) => index.get(w) ?? UNK_ID);
+  } else if (s.kind === 'hf') {
+    const h = spec as HfTokenizerSpec;
+    if (!h.tokenizer || typeof h.tokenizer !== 'object' || !Number.isInteger(h.padId))
+      throw new Error(`${where}: a "hf" tokenizer needs "tokenizer" (the tokenizer.json object) and an integer "padId"; regenerate the tokenizer file.`);
+    let tok: Tokenizer;
+    try {
+      tok = new Tokenizer(h.tokenizer, h.config ?? {});
+    } catch (e) {
+      throw new Error(
+        `${where}: @huggingface/tokenizers cannot load this tokenizer.json (${(e as Error).message}); check that it is a tokenizer.json of the Hugging Face tokenizers library.`,
+      );
+    }
+    encode = (text) => {
+      const ids = tok.encode(text).ids.map(Number);
+      return ids.length > max ? [...ids.slice(0, max - 1), ids.at(-1)!] : ids;
+    };
+    return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode), h.padId) };
   } else
-    throw new Error(`${where}: unknown tokenizer kind ${JSON.stringify(s.kind)}; graft writes "hashed-words" or "vocab-words". Regenerate the tokenizer file.`);
+    throw new Error(
+      `${where}: unknown tokenizer kind ${JSON.stringify(s.kind)}; graft writes "hashed-words", "vocab-words" or "hf". Regenerate the tokenizer file.`,
+    );
   return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode)) };
 }
 

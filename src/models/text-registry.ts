@@ -22,6 +22,7 @@ import { loadModel, saveModel } from '../onnx/io.js';
 import { editDistance } from '../util/edit-distance.js';
 import { modelsDir } from './fetch.js';
 import { fitIdf, TEXT_INPUT, type TextEncoder, tfidfEncoder, type WordPooling, wordVectorEncoder } from './text-encoders.js';
+import { findHfTokenizer, loadTransformerEncoder, type TransformerPooling } from './transformer.js';
 
 /** One named text encoder. */
 export interface TextEncoderEntry {
@@ -87,11 +88,15 @@ export interface ResolveTextEncoderOptions {
   wordVectors?: string;
   /** One line when something slow happens once (building the GloVe encoder). */
   onNote?: (message: string) => void;
+  /** Pooling of a transformer encoder's hidden states (default mean). */
+  pooling?: TransformerPooling;
 }
 
 /**
- * The encoder graph and tokenizer a reference names: a built-in name ({@link TEXT_ENCODERS}), or an `.onnx`
- * encoder file (int64 `input_ids` in, the embedding as its first output) with `<name>.tokenizer.json` beside it.
+ * The encoder graph and tokenizer a reference names: a built-in name ({@link TEXT_ENCODERS}); an `.onnx`
+ * encoder file of graft's (int64 `input_ids` in, the embedding as its first output) with `<name>.tokenizer.json`
+ * beside it; or a Hugging Face transformer `.onnx` with its `tokenizer.json` beside it or one folder up, wrapped
+ * with `opts.pooling` (transformer.ts).
  * @throws naming the reference, the known names and the fix when it is neither.
  */
 export async function resolveTextEncoder(ref: string, opts: ResolveTextEncoderOptions = {}): Promise<TextEncoder> {
@@ -111,9 +116,14 @@ export async function resolveTextEncoder(ref: string, opts: ResolveTextEncoderOp
     );
   }
   const tokenizer = readTokenizerFile(ref);
+  const hf = tokenizer ? undefined : findHfTokenizer(ref);
+  if (hf) {
+    const t = loadTransformerEncoder(ref, hf, opts.pooling ?? 'mean');
+    return { name: path.basename(ref), ...t };
+  }
   if (!tokenizer)
     throw new Error(
-      `${ref} has no tokenizer beside it (${tokenizerPath(ref)}); a text encoder file needs one. Put the tokenizer there, or use a named encoder.`,
+      `${ref} has no tokenizer beside it: neither graft's ${path.basename(tokenizerPath(ref))} nor a Hugging Face tokenizer.json (beside it or one folder up). Put the encoder's tokenizer.json there, or use a named encoder.`,
     );
   const model = loadModel(ref);
   const input = model.graph.inputs.find((i) => !model.graph.initializers.has(i.name));

@@ -66,6 +66,8 @@ const modelSchema = z.strictObject({
    * of .txt files per class) and the head trains on the encoder's cached embeddings.
    */
   encoder: file.optional(),
+  /** A transformer text encoder's pooling of its hidden states: mean over the tokens, or the first ([CLS]) token. */
+  pooling: z.enum(['mean', 'cls']).default('mean'),
   /** Built-in architecture, randomly initialised from the seed (instead of `backbone`). */
   arch: z.enum(ARCHS).optional(),
   /** Width of the built-in architecture (small-cnn: first conv channels; resnet18: stem channels). */

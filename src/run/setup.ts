@@ -179,7 +179,7 @@ export async function buildNetwork(
 ): Promise<{ net: Network; preprocess: NetworkInput }> {
   if (cfg.model.encoder) {
     const { resolveTextEncoder } = await import('../models/text-registry.js');
-    const enc = await resolveTextEncoder(cfg.model.encoder, { trainTexts: opts.trainTexts, onNote: opts.onNote });
+    const enc = await resolveTextEncoder(cfg.model.encoder, { trainTexts: opts.trainTexts, onNote: opts.onNote, pooling: cfg.model.pooling });
     const net = new Network(enc.model);
     net.text = enc.tokenizer;
     net.labels = classes;

@@ -11,7 +11,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { makeTokenizer, type TokenizerSpec } from '../../src/data/tokenize.js';
+import { bertEncoder } from '../../src/nn/arch/bert.js';
+import { saveModel } from '../../src/onnx/io.js';
 import { runGraft } from '../cli-run.js';
+import { wordPieceTokenizerJson } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-text-cli-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -41,6 +44,7 @@ const csv = path.join(tmp, 'texts.csv');
 const heldOut = path.join(tmp, 'held-out.csv');
 const folder = path.join(tmp, 'folder');
 const vectors = path.join(tmp, 'vectors.json');
+const bert = path.join(tmp, 'tiny-bert', 'model.onnx');
 
 before(() => {
   const rows = (r: { text: string; label: string }[]) => `text,label\n${r.map((x) => `"${x.text}",${x.label}`).join('\n')}\n`;
@@ -54,6 +58,10 @@ before(() => {
   const words = [...FILLER, ...SPAM, ...HAM];
   const vec = (w: string, i: number) => [SPAM.includes(w) ? 1 : HAM.includes(w) ? -1 : 0, Math.sin(i), Math.cos(i)];
   fs.writeFileSync(vectors, JSON.stringify({ dimensions: 3, words, vectors: Object.fromEntries(words.map((w, i) => [w, vec(w, i)])) }));
+  // a small BERT built by graft's builder, with a real WordPiece tokenizer.json beside it (the hub layout)
+  fs.mkdirSync(path.dirname(bert), { recursive: true });
+  saveModel(bertEncoder({ vocabSize: 30522, hidden: 16, heads: 2, layers: 1, seed: 1 }), bert);
+  fs.writeFileSync(path.join(path.dirname(bert), 'tokenizer.json'), JSON.stringify(wordPieceTokenizerJson()));
 });
 
 const trainFlags = [
@@ -136,6 +144,23 @@ test('graft train on a folder of .txt files with GloVe vectors (a wink-format fi
       ['lunch review schedule', 'ham'],
     ],
   );
+});
+
+test('graft train --encoder <transformer.onnx> (its tokenizer.json beside it): the exported model embeds encoder + head', async () => {
+  const r = await graft(['train', '--data', csv, '--encoder', bert, '--pooling', 'cls', '--name', 'bert', ...trainFlags, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const model = path.join(tmp, 'runs', 'bert', 'model.onnx');
+  const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'runs', 'bert', 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
+  assert.equal(spec.kind, 'hf');
+  const p = await graft(['predict', model, 'free cash prize now', '-k', '2', '--json']);
+  assert.equal(p.code, 0, p.stderr);
+  const top = JSON.parse(p.stdout).results[0].top as { index: number; probability: number }[];
+  const s = await ort.InferenceSession.create(model);
+  assert.deepEqual(s.inputNames, ['input_ids']);
+  const b = makeTokenizer(spec).encodeBatch(['free cash prize now']);
+  const probs = (await s.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) })).probabilities!.data as Float32Array;
+  await s.release();
+  for (const t of top) assert.ok(Math.abs(probs[t.index]! - t.probability) < 1e-5);
 });
 
 test('bad text input: a missing column, bytes that are not UTF-8, a mode the text path does not have: one error, exit 1', async () => {
