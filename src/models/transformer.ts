@@ -34,7 +34,7 @@ export function wrapTransformer(model: Model, opts: { padId: number; pooling: Tr
   const g = m.graph;
   const free = g.inputs.filter((i) => !g.initializers.has(i.name));
   const ids = free.find((i) => i.name === 'input_ids') ?? free.find((i) => i.dtype === 'int64');
-  if (!ids || ids.dtype !== 'int64')
+  if (ids?.dtype !== 'int64')
     throw new Error(
       `${opts.where}: no int64 token-id input (inputs: ${free.map((i) => `${i.name} ${i.dtype}`).join(', ')}); pass a transformer exported with input_ids.`,
     );
