@@ -229,6 +229,7 @@ export const configSchema = z
       issue(['model', models[1]!], `give one of model.backbone, model.arch and model.encoder, not ${models.map((k) => `model.${k}`).join(' and ')}`);
     if (c.model.encoder && c.train.mode !== undefined && c.train.mode !== 'head')
       issue(['train', 'mode'], 'a text encoder trains the head on its cached embeddings: use mode head (fine-tuning the encoder is not supported yet)');
+    if (c.model.encoder && c.train.augment) issue(['train', 'augment'], 'image augmentation does not apply to text (model.encoder); remove it');
     if (c.train.optimizer.name !== 'sgd')
       for (const k of ['momentum', 'nesterov'] as const)
         if (c.train.optimizer[k] !== undefined) issue(['train', 'optimizer', k], `applies to sgd only; remove it or set optimizer.name to sgd`);
