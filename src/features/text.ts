@@ -75,6 +75,7 @@ export async function textFeatures(encoder: Model, texts: readonly string[], tok
   const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(encodeModel(encoder), cut, input));
   const store = FeatureStore.open(dir);
   const keys = texts.map((t) => sha256(t));
+  const hits = keys.filter((k) => store.has(k)).length;
   const missing = new Map<string, number>();
   keys.forEach((k, i) => {
     if (!store.has(k) && !missing.has(k)) missing.set(k, i);
@@ -136,5 +137,5 @@ export async function textFeatures(encoder: Model, texts: readonly string[], tok
     }
   });
   if (hitKeys.length) store.readRows(hitKeys, hitDest, features);
-  return { features, dims, store: dir, keys, hits: texts.length - todo.length };
+  return { features, dims, store: dir, keys, hits };
 }
