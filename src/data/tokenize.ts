@@ -7,7 +7,8 @@
  * case, then every maximal run of letters, digits and marks (`[\p{L}\p{N}\p{M}]+`) is a word; everything else
  * separates words. The first `maxTokens` words are kept.
  *
- * Batches are right-padded with id 0 to the longest text of the batch ([N, T] int64, T ≥ 1).
+ * Batches are right-padded to the longest text of the batch ([N, T] int64, T ≥ 1) with id 0 ({@link PAD_ID}), or a
+ * Hugging Face tokenizer's own pad id.
  */
 import fs from 'node:fs';
 import { Tokenizer } from '@huggingface/tokenizers';

@@ -120,6 +120,7 @@ test('graft train --encoder tfidf on a CSV, then predict and eval; the exported 
   assert.equal(e.code, 0, e.stderr);
   const ev = JSON.parse(e.stdout);
   assert.equal(ev.n, 20);
+  assert.equal(ev.inputs, 'texts');
   assert.ok(ev.accuracy >= 0.9, `held-out accuracy ${ev.accuracy}`);
 });
 

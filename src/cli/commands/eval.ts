@@ -30,6 +30,8 @@ export interface EvalReport
   files?: Record<string, string>;
   /** The model's calibration temperature (probabilities are softmax(logits / temperature)). */
   temperature: number;
+  /** "texts" for a text model (its rows are texts, named file:line); absent for images. */
+  inputs?: 'texts';
 }
 
 interface EvalOptions {
@@ -243,6 +245,7 @@ async function metricsReport(
     perClass: present.map((c) => ({ label: clf.labels[c]!, index: c, ...m.report.perClass[c]! })),
     confusion: { labels: present.map((c) => clf.labels[c]!), matrix: present.map((t) => present.map((p) => m.confusion[t]![p]!)) },
     temperature: clf.temperature,
+    ...(clf.preprocess ? {} : { inputs: 'texts' as const }),
   };
   if (opts.threshold !== undefined) report.open = openSet(probs, k, labels, m.predicted, opts.threshold);
   if (opts.out) {
@@ -374,7 +377,7 @@ export function formatEval(r: EvalReport): string[] {
   const f4 = (x: number) => x.toFixed(4);
   const kv = (k: string, v: string) => `  ${k.padEnd(16)}${v}`;
   const lines = [
-    `${r.n} images of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
+    `${r.n} ${r.inputs ?? 'images'} of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
     ...(r.nonFinite ? [`  ${r.nonFinite} images gave NaN (or infinite) outputs: counted as wrong`] : []),
     kv('accuracy', pct(r.accuracy)),
     ...(r.topK.k < r.labels.length ? [kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy))] : []),
