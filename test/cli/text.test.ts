@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { makeTokenizer, type TokenizerSpec } from '../../src/data/tokenize.js';
 import { bertEncoder } from '../../src/nn/arch/bert.js';
@@ -80,105 +80,108 @@ const trainFlags = [
   '--no-early-stopping',
 ];
 
-test('graft train --encoder tfidf on a CSV, then predict and eval; the exported ONNX runs standalone with its tokenizer', async () => {
-  const r = await graft(['train', '--data', csv, '--encoder', 'tfidf', '--name', 'tfidf', ...trainFlags, '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const run = path.join(tmp, 'runs', 'tfidf');
-  const model = path.join(run, 'model.onnx');
-  const spec = JSON.parse(fs.readFileSync(path.join(run, 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
-  assert.equal(spec.kind, 'hashed-words');
-  const sidecar = JSON.parse(fs.readFileSync(path.join(run, 'model.json'), 'utf8'));
-  assert.deepEqual(sidecar.labels, ['ham', 'spam']);
-  assert.deepEqual(sidecar.text, { input: 'input_ids', tokenizer: 'model.tokenizer.json', kind: 'hashed-words' });
-  const preds = fs
-    .readFileSync(path.join(run, 'predictions.jsonl'), 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-  assert.match(preds[0].path, /texts\.csv:\d+$/);
+// the cases are independent (their own run names): they run side by side
+describe('text through the CLI', { concurrency: true }, () => {
+  test('graft train --encoder tfidf on a CSV, then predict and eval; the exported ONNX runs standalone with its tokenizer', async () => {
+    const r = await graft(['train', '--data', csv, '--encoder', 'tfidf', '--name', 'tfidf', ...trainFlags, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const run = path.join(tmp, 'runs', 'tfidf');
+    const model = path.join(run, 'model.onnx');
+    const spec = JSON.parse(fs.readFileSync(path.join(run, 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
+    assert.equal(spec.kind, 'hashed-words');
+    const sidecar = JSON.parse(fs.readFileSync(path.join(run, 'model.json'), 'utf8'));
+    assert.deepEqual(sidecar.labels, ['ham', 'spam']);
+    assert.deepEqual(sidecar.text, { input: 'input_ids', tokenizer: 'model.tokenizer.json', kind: 'hashed-words' });
+    const preds = fs
+      .readFileSync(path.join(run, 'predictions.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.match(preds[0].path, /texts\.csv:\d+$/);
 
-  // predict: literal texts and a table
-  const p = await graft(['predict', model, 'free cash prize now', 'project meeting with the team', heldOut, '--json']);
-  assert.equal(p.code, 0, p.stderr);
-  const out = JSON.parse(p.stdout);
-  assert.equal(out.count, 22);
-  assert.equal(out.results[0].label, 'spam');
-  assert.equal(out.results[1].label, 'ham');
-  assert.equal(out.results[2].file, `${heldOut}:2`);
+    // predict: literal texts and a table
+    const p = await graft(['predict', model, 'free cash prize now', 'project meeting with the team', heldOut, '--json']);
+    assert.equal(p.code, 0, p.stderr);
+    const out = JSON.parse(p.stdout);
+    assert.equal(out.count, 22);
+    assert.equal(out.results[0].label, 'spam');
+    assert.equal(out.results[1].label, 'ham');
+    assert.equal(out.results[2].file, `${heldOut}:2`);
 
-  // the same probabilities from a fresh onnxruntime session fed by the tokenizer file alone
-  const s = await ort.InferenceSession.create(model);
-  const tok = makeTokenizer(spec);
-  const b = tok.encodeBatch(['free cash prize now', 'project meeting with the team']);
-  const probs = (await s.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) })).probabilities!.data as Float32Array;
-  await s.release();
-  for (let i = 0; i < 2; i++)
-    for (const t of out.results[i].top) assert.ok(Math.abs(probs[i * 2 + t.index]! - t.probability) < 1e-5, `row ${i} class ${t.label}`);
+    // the same probabilities from a fresh onnxruntime session fed by the tokenizer file alone
+    const s = await ort.InferenceSession.create(model);
+    const tok = makeTokenizer(spec);
+    const b = tok.encodeBatch(['free cash prize now', 'project meeting with the team']);
+    const probs = (await s.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) })).probabilities!.data as Float32Array;
+    await s.release();
+    for (let i = 0; i < 2; i++)
+      for (const t of out.results[i].top) assert.ok(Math.abs(probs[i * 2 + t.index]! - t.probability) < 1e-5, `row ${i} class ${t.label}`);
 
-  // eval on held-out texts the model never saw
-  const e = await graft(['eval', model, '--data', heldOut, '--json']);
-  assert.equal(e.code, 0, e.stderr);
-  const ev = JSON.parse(e.stdout);
-  assert.equal(ev.n, 20);
-  assert.equal(ev.inputs, 'texts');
-  assert.ok(ev.accuracy >= 0.9, `held-out accuracy ${ev.accuracy}`);
-});
+    // eval on held-out texts the model never saw
+    const e = await graft(['eval', model, '--data', heldOut, '--json']);
+    assert.equal(e.code, 0, e.stderr);
+    const ev = JSON.parse(e.stdout);
+    assert.equal(ev.n, 20);
+    assert.equal(ev.inputs, 'texts');
+    assert.ok(ev.accuracy >= 0.9, `held-out accuracy ${ev.accuracy}`);
+  });
 
-test('graft train on a folder of .txt files with GloVe vectors (a wink-format file), then predict a .txt file', async () => {
-  const r = await graft(['train', '--data', folder, '--encoder', 'glove', '--name', 'glove', ...trainFlags, '--json'], { GRAFT_WORD_VECTORS: vectors });
-  assert.equal(r.code, 0, r.stderr);
-  // built once from the vector file, then kept in the model cache with its tokenizer
-  const cached = fs.readdirSync(path.join(tmp, 'models', 'text'));
-  assert.ok(cached.some((f) => /^glove-100000-\w+\.onnx$/.test(f)) && cached.some((f) => f.endsWith('.tokenizer.json')), cached.join(', '));
-  const model = path.join(tmp, 'runs', 'glove', 'model.onnx');
-  const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'runs', 'glove', 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
-  assert.equal(spec.kind, 'vocab-words');
-  const one = path.join(tmp, 'one.txt');
-  fs.writeFileSync(one, 'cheap prize offer for you');
-  const p = await graft(['predict', model, one, 'lunch review schedule', '-k', '1', '--json']);
-  assert.equal(p.code, 0, p.stderr);
-  const out = JSON.parse(p.stdout);
-  assert.deepEqual(
-    out.results.map((x: { file: string; label: string }) => [x.file, x.label]),
-    [
-      [one, 'spam'],
-      ['lunch review schedule', 'ham'],
-    ],
-  );
-});
+  test('graft train on a folder of .txt files with GloVe vectors (a wink-format file), then predict a .txt file', async () => {
+    const r = await graft(['train', '--data', folder, '--encoder', 'glove', '--name', 'glove', ...trainFlags, '--json'], { GRAFT_WORD_VECTORS: vectors });
+    assert.equal(r.code, 0, r.stderr);
+    // built once from the vector file, then kept in the model cache with its tokenizer
+    const cached = fs.readdirSync(path.join(tmp, 'models', 'text'));
+    assert.ok(cached.some((f) => /^glove-100000-\w+\.onnx$/.test(f)) && cached.some((f) => f.endsWith('.tokenizer.json')), cached.join(', '));
+    const model = path.join(tmp, 'runs', 'glove', 'model.onnx');
+    const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'runs', 'glove', 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
+    assert.equal(spec.kind, 'vocab-words');
+    const one = path.join(tmp, 'one.txt');
+    fs.writeFileSync(one, 'cheap prize offer for you');
+    const p = await graft(['predict', model, one, 'lunch review schedule', '-k', '1', '--json']);
+    assert.equal(p.code, 0, p.stderr);
+    const out = JSON.parse(p.stdout);
+    assert.deepEqual(
+      out.results.map((x: { file: string; label: string }) => [x.file, x.label]),
+      [
+        [one, 'spam'],
+        ['lunch review schedule', 'ham'],
+      ],
+    );
+  });
 
-test('graft train --encoder <transformer.onnx> (its tokenizer.json beside it): the exported model embeds encoder + head', async () => {
-  const r = await graft(['train', '--data', csv, '--encoder', bert, '--pooling', 'cls', '--name', 'bert', ...trainFlags, '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const model = path.join(tmp, 'runs', 'bert', 'model.onnx');
-  const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'runs', 'bert', 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
-  assert.equal(spec.kind, 'hf');
-  const p = await graft(['predict', model, 'free cash prize now', '-k', '2', '--json']);
-  assert.equal(p.code, 0, p.stderr);
-  const top = JSON.parse(p.stdout).results[0].top as { index: number; probability: number }[];
-  const s = await ort.InferenceSession.create(model);
-  assert.deepEqual(s.inputNames, ['input_ids']);
-  const b = makeTokenizer(spec).encodeBatch(['free cash prize now']);
-  const probs = (await s.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) })).probabilities!.data as Float32Array;
-  await s.release();
-  for (const t of top) assert.ok(Math.abs(probs[t.index]! - t.probability) < 1e-5);
-});
+  test('graft train --encoder <transformer.onnx> (its tokenizer.json beside it): the exported model embeds encoder + head', async () => {
+    const r = await graft(['train', '--data', csv, '--encoder', bert, '--pooling', 'cls', '--name', 'bert', ...trainFlags, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const model = path.join(tmp, 'runs', 'bert', 'model.onnx');
+    const spec = JSON.parse(fs.readFileSync(path.join(tmp, 'runs', 'bert', 'model.tokenizer.json'), 'utf8')) as TokenizerSpec;
+    assert.equal(spec.kind, 'hf');
+    const p = await graft(['predict', model, 'free cash prize now', '-k', '2', '--json']);
+    assert.equal(p.code, 0, p.stderr);
+    const top = JSON.parse(p.stdout).results[0].top as { index: number; probability: number }[];
+    const s = await ort.InferenceSession.create(model);
+    assert.deepEqual(s.inputNames, ['input_ids']);
+    const b = makeTokenizer(spec).encodeBatch(['free cash prize now']);
+    const probs = (await s.run({ input_ids: new ort.Tensor('int64', b.ids, b.dims) })).probabilities!.data as Float32Array;
+    await s.release();
+    for (const t of top) assert.ok(Math.abs(probs[t.index]! - t.probability) < 1e-5);
+  });
 
-test('bad text input: a missing column, bytes that are not UTF-8, a mode the text path does not have: one error, exit 1', async () => {
-  const nocol = path.join(tmp, 'nocol.csv');
-  fs.writeFileSync(nocol, 'body,label\nx,a\ny,b\n');
-  const latin = path.join(tmp, 'latin.csv');
-  fs.writeFileSync(latin, Buffer.concat([Buffer.from('text,label\nok,a\nfa'), Buffer.from([0xe7]), Buffer.from('ade,b\n')]));
-  const [a, b, c] = await Promise.all([
-    graft(['train', '--data', nocol, '--encoder', 'tfidf', '--name', 'bad1', ...trainFlags]),
-    graft(['train', '--data', latin, '--encoder', 'tfidf', '--name', 'bad2', ...trainFlags]),
-    graft(['train', '--data', csv, '--encoder', 'tfidf', '--mode', 'full', '--name', 'bad3', ...trainFlags]),
-  ]);
-  assert.equal(a.code, 1);
-  assert.match(a.stderr, /nocol\.csv:1: the header \(body,label\) has no "text" column/);
-  assert.equal(b.code, 1);
-  assert.match(b.stderr, /latin\.csv:3: the bytes at offset 18 are not valid UTF-8/);
-  assert.equal(c.code, 1);
-  assert.match(c.stderr, /train\.mode.*use mode head/);
-  for (const n of ['bad1', 'bad2', 'bad3']) assert.equal(fs.existsSync(path.join(tmp, 'runs', n, 'model.onnx')), false);
+  test('bad text input: a missing column, bytes that are not UTF-8, a mode the text path does not have: one error, exit 1', async () => {
+    const nocol = path.join(tmp, 'nocol.csv');
+    fs.writeFileSync(nocol, 'body,label\nx,a\ny,b\n');
+    const latin = path.join(tmp, 'latin.csv');
+    fs.writeFileSync(latin, Buffer.concat([Buffer.from('text,label\nok,a\nfa'), Buffer.from([0xe7]), Buffer.from('ade,b\n')]));
+    const [a, b, c] = await Promise.all([
+      graft(['train', '--data', nocol, '--encoder', 'tfidf', '--name', 'bad1', ...trainFlags]),
+      graft(['train', '--data', latin, '--encoder', 'tfidf', '--name', 'bad2', ...trainFlags]),
+      graft(['train', '--data', csv, '--encoder', 'tfidf', '--mode', 'full', '--name', 'bad3', ...trainFlags]),
+    ]);
+    assert.equal(a.code, 1);
+    assert.match(a.stderr, /nocol\.csv:1: the header \(body,label\) has no "text" column/);
+    assert.equal(b.code, 1);
+    assert.match(b.stderr, /latin\.csv:3: the bytes at offset 18 are not valid UTF-8/);
+    assert.equal(c.code, 1);
+    assert.match(c.stderr, /train\.mode.*use mode head/);
+    for (const n of ['bad1', 'bad2', 'bad3']) assert.equal(fs.existsSync(path.join(tmp, 'runs', n, 'model.onnx')), false);
+  });
 });
