@@ -72,7 +72,10 @@ export interface TextFeatures {
 export async function textFeatures(encoder: Model, texts: readonly string[], tokenizer: TextTokenizer, opts: TextFeatureOptions = {}): Promise<TextFeatures> {
   const cut = encoder.graph.outputs[0]!.name;
   const input = { tokenizer: tokenizer.spec };
-  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(encodeModel(encoder), cut, input));
+  // keyed by the computation only: metadata (the head a run grafted, its parameter names) must not split the store
+  const bare = encoder.clone();
+  bare.metadata = {};
+  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(encodeModel(bare), cut, input));
   const store = FeatureStore.open(dir);
   const keys = texts.map((t) => sha256(t));
   const hits = keys.filter((k) => store.has(k)).length;

@@ -51,6 +51,14 @@ test('embeddings in text order, stored; a second call embeds only the texts the 
     Array.from(r2.features),
     more.flatMap(want).map((v) => Math.fround(v)),
   );
+  // the same graph with other metadata (e.g. the head a run grafted after it) reads the same store
+  const tagged = encoder.clone();
+  tagged.metadata = { ...tagged.metadata, 'graft.head_params': '["head.0.weight"]' };
+  const again: number[] = [];
+  const r4 = await textFeatures(tagged, more, tok, { cacheDir, onTaskProgress: (p) => again.push(p.total) });
+  assert.equal(r4.store, r2.store);
+  assert.deepEqual(again, []);
+  assert.equal(r4.hits, more.length);
   // another tokenizer (here: fewer tokens per text) is another store
   const short = makeTokenizer({ kind: 'vocab-words', maxTokens: 1, vocab });
   const r3 = await textFeatures(encoder, ['a b'], short, { cacheDir });
