@@ -171,7 +171,8 @@ async function sourceOf(
   numClasses: number,
   io: { warn(m: string): void },
 ): Promise<BatchSource> {
-  if (d.kind === 'arrays') return makeSource(d, preprocess, numClasses, { strict: false, io });
+  // arrays and texts (a text encoder's token ids) have nothing to validate; makeSource builds their source
+  if (d.kind !== 'files' || 'tokenizer' in preprocess) return makeSource(d, preprocess, numClasses, { strict: false, io });
   const { ImageSource } = await import('../data/image-source.js');
   // undecodable files are skipped with a warning by sourceFeatures (strict: false), so no validation pass first
   return new ImageSource(d.paths, d.labels, { preprocess, numClasses, onWarning: io.warn });

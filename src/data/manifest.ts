@@ -32,8 +32,11 @@ interface Row {
   label?: string;
 }
 
-/** Splits CSV text into records (RFC 4180: quoted fields, doubled quotes, CRLF), each with its first line number. */
-export function parseCsv(text: string): { line: number; fields: string[] }[] {
+/**
+ * Splits CSV text into records (RFC 4180: quoted fields, doubled quotes, CRLF), each with its first line number.
+ * `delimiter` is ',' by default ('\t' for TSV).
+ */
+export function parseCsv(text: string, delimiter = ','): { line: number; fields: string[] }[] {
   const out: { line: number; fields: string[] }[] = [];
   let fields: string[] = [];
   let field = '';
@@ -63,7 +66,7 @@ export function parseCsv(text: string): { line: number; fields: string[] }[] {
     } else if (c === '"') {
       inQuotes = true;
       any = true;
-    } else if (c === ',') {
+    } else if (c === delimiter) {
       fields.push(field);
       field = '';
     } else if (c === '\n' || c === '\r') {
@@ -134,7 +137,7 @@ function parseJsonlRows(text: string, file: string): { rows: Row[]; labelled: bo
 }
 
 /** Sorts class names: numerically when all are integers, otherwise alphabetically. */
-function sortClasses(names: Iterable<string>): string[] {
+export function sortClasses(names: Iterable<string>): string[] {
   const u = [...new Set(names)];
   if (u.every((s) => /^-?\d+$/.test(s))) return u.sort((a, b) => Number(a) - Number(b));
   return u.sort();

@@ -6,7 +6,7 @@
  *   be computed once instead of every step;
  * - {@link sourceFeatures} computes the features of a batch source: image files through the on-disk feature
  *   store (keyed by model, cut, preprocessing and file contents, see cache.ts), in-memory arrays directly
- *   (and into the store too when another process must read them);
+ *   (and into the store too when another process must read them), texts through the same store (text.ts);
  * - {@link readStoredFeatures} reads such features back from the store by their keys, e.g. in a tune worker.
  */
 import fs from 'node:fs';
@@ -21,6 +21,7 @@ import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/ba
 import type { OnTaskProgress } from '../util/progress.js';
 import { cachedFeatures, featureCacheDir, featureStoreKey, sha256, writeStoreMeta } from './cache.js';
 import { FeatureStore } from './store.js';
+import { TextSource, textFeatures } from './text.js';
 
 const FEATURE_FEEDS = { what: 'feature extraction' };
 
@@ -128,6 +129,15 @@ export async function sourceFeatures(backbone: Model, src: BatchSource, opts: Fe
     const stored = { store: r.store, keys: r.keys, labels: Array.from(labels), dims: r.dims, numClasses: src.numClasses };
     if (opts.share) assertStored(stored);
     return { source: new ArraySource(r.features, labels, [r.dims], src.numClasses), stored };
+  }
+  if (src instanceof TextSource) {
+    const r = await textFeatures(backbone, src.texts, src.tokenizer, {
+      batchSize: opts.batchSize,
+      cacheDir: opts.cacheDir,
+      onTaskProgress: opts.onTaskProgress,
+    });
+    const stored = { store: r.store, keys: r.keys, labels: Array.from(src.labels), dims: r.dims, numClasses: src.numClasses };
+    return { source: new ArraySource(r.features, src.labels, [r.dims], src.numClasses), stored };
   }
   const s = await createSession(backbone);
   const bufs = new BatchBuffers(src.sampleShape);

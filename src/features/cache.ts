@@ -19,6 +19,9 @@ import type { OnTaskProgress } from '../util/progress.js';
 import { type ExtractOptions, type ExtractResult, extractFeatures, type FailedItem, planExtraction } from './extract.js';
 import { FeatureStore, type ShardWriter, STORE_FORMAT } from './store.js';
 
+/** What turns a sample into the model's input: an image preprocessing, an array shape, or a text tokenizer (its JSON spec). */
+export type StoreInput = PreprocessConfig | { arrays: number[] } | { tokenizer: unknown };
+
 /** Options of {@link cachedFeatures}: those of `extractFeatures` plus where the cache lives. */
 export interface CachedOptions extends ExtractOptions {
   /** Root of graft's cache (default: env GRAFT_CACHE_DIR, else `.graft-cache` in the cwd); stores go in `<root>/features/`. */
@@ -65,7 +68,7 @@ export function sha256(data: Uint8Array | string): string {
  * canonical preprocessing JSON (for in-memory arrays, which are fed as they are: `{ arrays: inputShape }`).
  * Any change to one of them selects a different store.
  */
-export function featureStoreKey(modelBytes: Uint8Array, cut: string, cfg: PreprocessConfig | { arrays: number[] }): string {
+export function featureStoreKey(modelBytes: Uint8Array, cut: string, cfg: StoreInput): string {
   return sha256(`graft-features/${STORE_FORMAT}\n${sha256(modelBytes)}\n${cut}\n${canonicalJson(cfg)}`);
 }
 
@@ -213,7 +216,7 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
 }
 
 /** Writes `meta.json` (for people and tools; readers do not need it) once per store. */
-export function writeStoreMeta(dir: string, model: Model, cut: string, cfg: PreprocessConfig | { arrays: number[] }): void {
+export function writeStoreMeta(dir: string, model: Model, cut: string, cfg: StoreInput): void {
   const file = path.join(dir, 'meta.json');
   if (fs.existsSync(file)) return;
   const ensureIgnored = path.join(path.dirname(path.dirname(dir)), '.gitignore');

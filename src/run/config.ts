@@ -10,8 +10,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { augmentSchema } from '../data/augment.js';
 import { isModelName } from '../models/name.js';
+import { findTextEncoder } from '../models/text-registry.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
-import { TRAIN_MODES } from '../train/recipes.js';
+import { TRAIN_MODES, type TrainMode } from '../train/recipes.js';
 import { editDistance } from '../util/edit-distance.js';
 
 const posInt = z.number().int().positive();
@@ -36,6 +37,10 @@ const dataSchema = z.strictObject({
   limit: posInt.optional(),
   /** Accept manifest paths (and symbolic links) that lead outside the manifest's folder. */
   allowOutside: z.boolean().default(false),
+  /** Text data (with model.encoder): the column (CSV/TSV header, JSONL key) holding the text. */
+  textColumn: z.string().min(1).default('text'),
+  /** Text data: the column holding the label. */
+  labelColumn: z.string().min(1).default('label'),
 });
 
 const headSchema = z.strictObject({
@@ -55,6 +60,14 @@ export const DEFAULT_ARCH_WIDTH = 16;
 const modelSchema = z.strictObject({
   /** ONNX backbone file (its preprocessing comes from the sidecar .json or the model metadata). */
   backbone: file.optional(),
+  /**
+   * Text encoder (instead of `backbone`): a name (tfidf, glove, glove-sif) or an encoder .onnx with its
+   * .tokenizer.json beside it. Then `data.*` holds texts (CSV/TSV/JSONL with text and label columns, or a folder
+   * of .txt files per class) and the head trains on the encoder's cached embeddings.
+   */
+  encoder: file.optional(),
+  /** A transformer text encoder's pooling of its hidden states: mean over the tokens, or the first ([CLS]) token. */
+  pooling: z.enum(['mean', 'cls']).default('mean'),
   /** Built-in architecture, randomly initialised from the seed (instead of `backbone`). */
   arch: z.enum(ARCHS).optional(),
   /** Width of the built-in architecture (small-cnn: first conv channels; resnet18: stem channels). */
@@ -119,11 +132,11 @@ export function parseDuration(v: unknown): unknown {
 
 const trainSchema = z.strictObject({
   /**
-   * auto (default): a seeded search over head settings on features computed once, then the last stages when
-   * `budget` allows; head: frozen backbone; last-stages: head + last N stages; full: everything; fine-tune:
-   * fastai's recipe.
+   * auto (the default; head with model.encoder): a seeded search over head settings on features computed once,
+   * then the last stages when `budget` allows; head: frozen backbone; last-stages: head + last N stages; full:
+   * everything; fine-tune: fastai's recipe.
    */
-  mode: z.enum(TRAIN_MODES).default('auto'),
+  mode: z.enum(TRAIN_MODES).optional(),
   /** auto: the wall-clock seconds the search and fine-tune may take (a number, or "90s", "1m", "1m30s"). */
   budget: z
     .preprocess(parseDuration, z.number({ error: 'must be a number of seconds or a duration such as 90s, 1m or 1m30s' }).positive())
@@ -231,15 +244,23 @@ export const configSchema = z
     if (!c.data.train && !c.data.manifest)
       issue(['data', 'train'], "required: an image folder, a manifest (.csv/.jsonl) or 'mnist' (flag --data; graft adapt: --source)");
     if (c.data.train && c.data.manifest) issue(['data', 'manifest'], 'give data.train or data.manifest, not both');
-    if (!c.model.backbone && !c.model.arch) issue(['model', 'backbone'], 'required: an ONNX backbone file (--backbone) or a built-in model.arch (--arch)');
-    if (c.model.backbone && c.model.arch) issue(['model', 'arch'], 'give model.backbone or model.arch, not both');
+    const models = (['backbone', 'arch', 'encoder'] as const).filter((k) => c.model[k]);
+    if (models.length === 0)
+      issue(['model', 'backbone'], 'required: an ONNX backbone file (--backbone), a built-in model.arch (--arch) or a text model.encoder (--encoder)');
+    if (models.length > 1)
+      issue(['model', models[1]!], `give one of model.backbone, model.arch and model.encoder, not ${models.map((k) => `model.${k}`).join(' and ')}`);
+    if (c.model.encoder && c.train.mode !== undefined && c.train.mode !== 'head')
+      issue(['train', 'mode'], 'a text encoder trains the head on its cached embeddings: use mode head (fine-tuning the encoder is not supported yet)');
+    if (c.model.encoder && c.train.augment) issue(['train', 'augment'], 'image augmentation does not apply to text (model.encoder); remove it');
     if (c.train.optimizer.name !== 'sgd')
       for (const k of ['momentum', 'nesterov'] as const)
         if (c.train.optimizer[k] !== undefined) issue(['train', 'optimizer', k], `applies to sgd only; remove it or set optimizer.name to sgd`);
     if (c.train.optimizer.nesterov && c.train.optimizer.momentum === 0) issue(['train', 'optimizer', 'nesterov'], 'needs momentum > 0');
     if (c.train.schedule.kind === 'step' && !c.train.schedule.stepSize)
       issue(['train', 'schedule', 'stepSize'], 'required by the step schedule (steps between LR drops)');
-  });
+  })
+  // the mode's default depends on the model: a text encoder trains its head only
+  .transform((c) => ({ ...c, train: { ...c.train, mode: c.train.mode ?? (c.model.encoder ? 'head' : 'auto') } as typeof c.train & { mode: TrainMode } }));
 
 /** A validated config with defaults filled in. */
 export type GraftConfig = z.output<typeof configSchema>;
@@ -251,6 +272,7 @@ const PATH_KEYS = [
   'data.val',
   'data.test',
   'model.backbone',
+  'model.encoder',
   'run.dir',
   'run.export',
   'lrFind.plot',
@@ -267,7 +289,9 @@ const BUILTIN_DATA = ['mnist', 'mnist-style-shift'];
 /** Whether the value of a path key is resolved against `base`: not `mnist`, and not a model registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`). */
 /** Whether a config value is a path to resolve: not a built-in data set (mnist…), not a registry model name. */
 function isPathValue(key: string, value: unknown, base: string): value is string {
-  return typeof value === 'string' && !BUILTIN_DATA.includes(value) && !(key === 'model.backbone' && isModelName(value, base));
+  if (typeof value !== 'string' || BUILTIN_DATA.includes(value)) return false;
+  if (key === 'model.encoder') return !findTextEncoder(value);
+  return !(key === 'model.backbone' && isModelName(value, base));
 }
 
 /** Sets `obj.a.b.c = value` for key 'a.b.c', creating objects on the way. */

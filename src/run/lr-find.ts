@@ -41,6 +41,7 @@ export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promi
     source: opts.source,
     onNote: (message) => emit({ type: 'note', message }),
     onWarning: io.warn,
+    trainTexts: data.train.kind === 'texts' ? data.train.texts : undefined,
   });
   const K = data.classes.length;
   const train = await makeSource(data.train, preprocess, K, { strict: cfg.run.strict, io, augment: cfg.train.augment });

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { PreprocessConfig } from '../data/preprocess.js';
 import { classWeights } from '../data/split.js';
+import type { TokenizerSpec } from '../data/tokenize.js';
 import type { Model } from '../ir/model.js';
 import { mlp } from '../nn/index.js';
 import type { Module } from '../nn/module.js';
@@ -21,10 +22,14 @@ import { Network } from '../train/network.js';
 import type { OnTaskProgress } from '../util/progress.js';
 import { DEFAULT_ARCH_WIDTH, type GraftConfig } from './config.js';
 
-/** Labelled examples: image files, or in-memory MNIST arrays ([1, 28, 28] values in [0, 1]). */
+/** Labelled examples: image files, in-memory MNIST arrays ([1, 28, 28] values in [0, 1]), or texts (each with its file:line). */
 export type LabelledData =
   | { kind: 'files'; where: string; paths: string[]; labels: Int32Array }
-  | { kind: 'arrays'; where: string; x: Float32Array; labels: Int32Array };
+  | { kind: 'arrays'; where: string; x: Float32Array; labels: Int32Array }
+  | { kind: 'texts'; where: string; texts: string[]; origins: string[]; labels: Int32Array };
+
+/** What turns a sample into the network's input: an image preprocessing, or (text encoders) the tokenizer. */
+export type NetworkInput = PreprocessConfig | { tokenizer: TokenizerSpec };
 
 /** The data of a run, before decoding. */
 export interface RunData {
@@ -47,6 +52,7 @@ export const MNIST_PREPROCESS = { size: [28, 28], channels: 1, resize: 'stretch'
 function pick(d: LabelledData, idx: ArrayLike<number>, where: string): LabelledData {
   const labels = Int32Array.from(idx, (i) => d.labels[i]!);
   if (d.kind === 'files') return { kind: 'files', where, paths: Array.from(idx, (i) => d.paths[i]!), labels };
+  if (d.kind === 'texts') return { kind: 'texts', where, texts: Array.from(idx, (i) => d.texts[i]!), origins: Array.from(idx, (i) => d.origins[i]!), labels };
   const x = new Float32Array(idx.length * 784);
   for (let k = 0; k < idx.length; k++) x.set(d.x.subarray(idx[k]! * 784, (idx[k]! + 1) * 784), k * 784);
   return { kind: 'arrays', where, x, labels };
@@ -60,8 +66,16 @@ async function loadSet(
   io: SetupIo,
   split: 'train' | 'test',
   allowOutside: boolean,
+  text?: { textColumn: string; labelColumn: string; strict: boolean },
 ): Promise<{ data: LabelledData; classes: string[] }> {
   const data = await import('../data/index.js');
+  if (text) {
+    const { loadTextData } = await import('../data/text.js');
+    const t = await loadTextData(ref, { classes, textColumn: text.textColumn, labelColumn: text.labelColumn, strict: text.strict, onWarning: io.warn });
+    if (t.classes.length < 2 && !classes)
+      throw new Error(`${key}: ${ref} has a single class (${t.classes[0]}); a classifier needs at least two classes. Add texts of other classes.`);
+    return { data: { kind: 'texts', where: t.where, texts: t.texts, origins: t.origins, labels: t.labels! }, classes: t.classes };
+  }
   if (ref === 'mnist') {
     const m = await data.loadMnist();
     const s = split === 'train' ? m.train : m.test;
@@ -91,19 +105,26 @@ export async function loadRunData(cfg: GraftConfig, io: SetupIo): Promise<RunDat
   const { splitTrainVal } = await import('../data/split.js');
   const d = cfg.data;
   const trainRef = (d.train ?? d.manifest)!;
-  const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train', d.allowOutside);
+  // with a text encoder, every data set is text
+  const text = cfg.model.encoder ? { textColumn: d.textColumn, labelColumn: d.labelColumn, strict: cfg.run.strict } : undefined;
+  const { data: all, classes } = await loadSet(trainRef, d.train ? 'data.train' : 'data.manifest', d.classes, io, 'train', d.allowOutside, text);
   const split = splitTrainVal(all.labels, { val: d.val ? 0 : d.valSplit, seed: cfg.run.seed, limit: d.limit || undefined, classes });
   const train = split.train.length === all.labels.length ? all : pick(all, split.train, all.where);
   let val: LabelledData | undefined;
-  if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test', d.allowOutside)).data;
+  if (d.val) val = (await loadSet(d.val, 'data.val', classes, io, 'test', d.allowOutside, text)).data;
   else if (split.val.length) val = pick(all, split.val, `${all.where} (val split)`);
-  const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test', d.allowOutside)).data : undefined;
+  const test = d.test ? (await loadSet(d.test, 'data.test', classes, io, 'test', d.allowOutside, text)).data : undefined;
   await warnLeaks({ train, val, test }, io);
   return { classes, train, val, test };
 }
 
 /** Warns, with counts, about files (same path or same content) in two of train/val/test. */
 async function warnLeaks(sets: Record<'train' | 'val' | 'test', LabelledData | undefined>, io: SetupIo): Promise<void> {
+  const texts = Object.entries(sets).flatMap(([name, d]) => (d?.kind === 'texts' ? [{ name, data: d }] : []));
+  if (texts.length > 1) {
+    const { textLeakWarnings } = await import('../data/text.js');
+    for (const w of textLeakWarnings(texts)) io.warn(w);
+  }
   const files = Object.entries(sets).flatMap(([name, d]) => (d?.kind === 'files' ? [{ name, paths: d.paths }] : []));
   if (files.length < 2) return;
   const { findSplitLeaks, leakWarning } = await import('../data/leakage.js');
@@ -146,8 +167,25 @@ async function buildArch(cfg: GraftConfig, pre: PreprocessConfig, classes: numbe
 export async function buildNetwork(
   cfg: GraftConfig,
   classes: string[],
-  opts: { pretrain?: boolean; mnist?: boolean; source: string; onNote?: (message: string) => void; onWarning?: (message: string) => void },
-): Promise<{ net: Network; preprocess: PreprocessConfig }> {
+  opts: {
+    pretrain?: boolean;
+    mnist?: boolean;
+    source: string;
+    onNote?: (message: string) => void;
+    onWarning?: (message: string) => void;
+    /** The training texts, for a text encoder fitted on them (tfidf's IDF). */
+    trainTexts?: readonly string[];
+  },
+): Promise<{ net: Network; preprocess: NetworkInput }> {
+  if (cfg.model.encoder) {
+    const { resolveTextEncoder } = await import('../models/text-registry.js');
+    const enc = await resolveTextEncoder(cfg.model.encoder, { trainTexts: opts.trainTexts, onNote: opts.onNote, pooling: cfg.model.pooling });
+    const net = new Network(enc.model);
+    net.text = enc.tokenizer;
+    net.labels = classes;
+    graftHead(net, cfg, classes.length);
+    return { net, preprocess: { tokenizer: enc.tokenizer } };
+  }
   const { parsePreprocessConfig } = await import('../data/preprocess.js');
   const { featureCut } = await import('../ir/surgery.js');
   const override = cfg.model.preprocess ?? {};
@@ -215,10 +253,17 @@ function checkInput(model: Model, pre: PreprocessConfig, where: string): void {
 /** Makes a batch source of labelled data; image files are validated first (corrupt ones dropped or, with strict, an error). */
 export async function makeSource(
   d: LabelledData,
-  pre: PreprocessConfig,
+  input: NetworkInput,
   numClasses: number,
   opts: { augment?: GraftConfig['train']['augment']; strict: boolean; io: SetupIo },
 ): Promise<BatchSource> {
+  if (d.kind === 'texts' || 'tokenizer' in input) {
+    if (d.kind !== 'texts' || !('tokenizer' in input))
+      throw new Error(`${d.where}: a text encoder takes text data and an image model takes images; use --encoder with texts, --backbone/--arch with images.`);
+    const { TextSource } = await import('../features/text.js');
+    return new TextSource(d.texts, d.labels, input.tokenizer, numClasses, d.origins);
+  }
+  const pre = input;
   if (d.kind === 'arrays') {
     const { ArraySource } = await import('../step/batches.js');
     if (pre.channels !== 1 || pre.size[0] !== 28 || pre.size[1] !== 28 || pre.layout !== 'NCHW')

@@ -82,6 +82,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
     source: opts.source,
     onNote: (message) => emit({ type: 'note', message }),
     onWarning: io.warn,
+    trainTexts: data.train.kind === 'texts' ? data.train.texts : undefined,
   });
   const net = auto ? withNewHead(built, cfg, data.classes) : built;
   const K = data.classes.length;
@@ -153,7 +154,7 @@ async function trainInRunDir(
   emit({ type: 'start', run: rd.root, classes: data.classes, samples, phases: phases.map((p) => p.name) });
   note(
     `${rd.root}: ${K} classes, ${train.length} train / ${samples.val} val${test ? ` / ${test.length} test` : ''} samples; ` +
-      `${cfg.model.backbone ?? cfg.model.arch}, mode ${opts.pretrain ? 'pretrain' : cfg.train.mode}`,
+      `${cfg.model.backbone ?? cfg.model.arch ?? `text encoder ${cfg.model.encoder}`}, mode ${opts.pretrain ? 'pretrain' : cfg.train.mode}`,
   );
 
   const dirOf = (p: Phase) => rd.phaseDir(p.name);
@@ -239,7 +240,7 @@ async function trainInRunDir(
   const calibration = calibrated?.fit;
   if (calibration) net.save(modelFile, extra); // re-exported: its "probabilities" output now divides the logits by the temperature
   const valProbs = calibrated?.probabilities ?? (val ? (await net.predict(val, bs)).probabilities : undefined);
-  if (val && valProbs && data.val?.kind === 'files') writePredictions(rd, val, valProbs, data.classes);
+  if (val && valProbs && (data.val?.kind === 'files' || data.val?.kind === 'texts')) writePredictions(rd, val, valProbs, data.classes);
   const full = { ...extra, metrics: { ...metrics, history }, ...(calibration ? { calibration } : {}) };
   net.writeSidecar(modelFile, full);
   if (cfg.run.export) net.save(cfg.run.export, full);
@@ -267,11 +268,16 @@ async function trainInRunDir(
   return summary;
 }
 
-/** The validation predictions beside the model (predictions.jsonl): path, label, predicted label and the calibrated probabilities. */
+/**
+ * The validation predictions beside the model (predictions.jsonl): path (an image, or a text's file:line), label,
+ * predicted label and the calibrated probabilities.
+ */
 function writePredictions(rd: RunDir, val: BatchSource, probabilities: Float32Array, classes: string[]): void {
   const K = classes.length;
   const pred = argmaxRows({ probabilities, classes: K });
-  const { paths, labels } = val as unknown as { paths: readonly string[]; labels: Int32Array };
+  const v = val as unknown as { paths?: readonly string[]; origins?: readonly string[]; labels: Int32Array };
+  const labels = v.labels;
+  const paths = v.paths ?? v.origins ?? [];
   const rows = paths.map((p, i) => {
     const pr = Array.from(probabilities.subarray(i * K, (i + 1) * K));
     return { path: p, label: classes[labels[i]!], pred: classes[pred[i]!], probabilities: pr };

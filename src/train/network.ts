@@ -14,6 +14,7 @@
  */
 import path from 'node:path';
 import { type PreprocessConfig, parsePreprocessConfig } from '../data/preprocess.js';
+import { readTokenizerFile, type TokenizerSpec, tokenizerPath, writeTokenizerFile } from '../data/tokenize.js';
 import { computeFeatures, type HeadOnlySplit, headOnlySplit, isAugmented } from '../features/backbone.js';
 import { loadAnyModel } from '../import/index.js';
 import { type Model, withInitializers } from '../ir/model.js';
@@ -103,6 +104,8 @@ export interface NetworkMeta {
   cut?: string;
   /** Calibration temperature: graft's probabilities are softmax(logits / temperature) (fitted on val by `graft train`). */
   temperature?: number;
+  /** A text model's tokenizer (its input is token ids); saved as `<model>.tokenizer.json` beside the model. */
+  text?: TokenizerSpec;
 }
 
 export class Network {
@@ -113,6 +116,8 @@ export class Network {
   cut?: string;
   /** Calibration temperature (see {@link NetworkMeta.temperature}); undefined means 1. */
   temperature?: number;
+  /** A text model's tokenizer (see {@link NetworkMeta.text}). */
+  text?: TokenizerSpec;
   /** History of the last fit. */
   lastFit?: FitResult;
   /** Features of the validation data computed by the last head-only fit, so evaluating it again runs only the head. */
@@ -128,6 +133,7 @@ export class Network {
     this.preprocess = meta.preprocess;
     this.cut = recordedCut(model, meta.cut);
     this.temperature = meta.temperature;
+    this.text = meta.text;
     for (const p of paramNames(model)) this.trainable.add(p);
   }
 
@@ -156,6 +162,7 @@ export class Network {
       model.graph.outputs = model.graph.outputs.filter((o) => o.name === 'logits');
       model.graph.prune();
     }
+    meta.text = readTokenizerFile(file);
     if (meta.preprocess) meta.preprocess = parsePreprocessConfig(meta.preprocess, sidecar ? (sidecarPath(file) ?? file) : `${file} metadata`);
     return new Network(model, meta);
   }
@@ -388,13 +395,15 @@ export class Network {
   /** Writes `file` (.onnx) and its JSON sidecar (labels, preprocessing, cut, extra fields such as metrics). */
   save(file: string, extra: Record<string, unknown> = {}): void {
     saveModel(this.toInference(), file);
+    if (this.text) writeTokenizerFile(file, this.text);
     this.writeSidecar(file, extra);
   }
 
   /** Writes (or rewrites) only the JSON sidecar of `file` (.onnx), as {@link save} does. */
   writeSidecar(file: string, extra: Record<string, unknown> = {}): void {
     const sidecar = path.join(path.dirname(file), `${path.basename(file, '.onnx')}.json`);
-    const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, cut: this.cut, temperature: this.temperature, ...extra };
+    const text = this.text && { input: this.model.graph.inputs[0]?.name, tokenizer: path.basename(tokenizerPath(file)), kind: this.text.kind };
+    const meta = { graft: graftVersion(), labels: this.labels, preprocess: this.preprocess, text, cut: this.cut, temperature: this.temperature, ...extra };
     atomicWrite(sidecar, `${JSON.stringify(meta, null, 2)}\n`);
   }
 }

@@ -51,6 +51,8 @@ const stderrIo: PrepareIo = { note: () => {}, warn: (m) => process.stderr.write(
 export async function loadBackbone(cfg: GraftConfig, classes: string[], source: string): Promise<BackboneSetup> {
   const setup = await import('../run/setup.js');
   const { net, preprocess } = await setup.buildNetwork(cfg, classes, { pretrain: true, mnist: cfg.data.train === 'mnist', source });
+  if ('tokenizer' in preprocess)
+    throw new Error(`${source}: graft tune does not take a text encoder (model.encoder) yet; tune an image backbone, or train text with graft train.`);
   // where replaceHead would graft the head when the model names no cut
   let cut = cfg.model.cut ?? net.cut;
   try {

@@ -30,6 +30,8 @@ export interface EvalReport
   files?: Record<string, string>;
   /** The model's calibration temperature (probabilities are softmax(logits / temperature)). */
   temperature: number;
+  /** "texts" for a text model (its rows are texts, named file:line); absent for images. */
+  inputs?: 'texts';
 }
 
 interface EvalOptions {
@@ -121,13 +123,60 @@ export async function loadEvalData(data: string, clf: Classifier, warn: (m: stri
   return { source: abs, root: path.dirname(abs), paths: ds.paths, labels: Int32Array.from(raw, (l) => map[l]!) };
 }
 
+/** What the metrics need of a model: its labels and temperature, and (images) its preprocessing. */
+type EvalModel = Pick<Classifier, 'labels' | 'hasLabels' | 'temperature' | 'file'> & { preprocess?: PreprocessConfig };
+
+/**
+ * A text model (a `.tokenizer.json` beside it) on a labelled text table or folder of .txt files: its texts
+ * classified, their classes matched to the model's labels by name. `paths` are the texts' `file:line`.
+ */
+async function classifyTextData(
+  model: string,
+  opts: EvalOptions,
+  warn: (m: string) => void,
+): Promise<{ clf: EvalModel; data: EvalData; r: Awaited<ReturnType<typeof classifyFiles>> }> {
+  const { loadTextData } = await import('../../data/text.js');
+  const { loadTextClassifier, classifyTexts } = await import('../../train/classify-text.js');
+  const clf = await loadTextClassifier(model);
+  try {
+    const t = await loadTextData(opts.data, { onWarning: warn, strict: opts.strict });
+    const known = new Map(clf.labels.map((l, i) => [l, i]));
+    const unknown = t.classes.filter((c) => !known.has(c));
+    if (unknown.length)
+      throw new CliError(
+        `Label(s) ${unknown.map((n) => `"${n}"`).join(', ')} of ${t.where} are not classes of model ${model} (its labels: ${clf.labels.join(', ')}). Fix those labels, or evaluate a model trained with these classes.`,
+      );
+    const map = t.classes.map((c) => known.get(c)!);
+    const data = { source: t.where, root: path.dirname(t.where), paths: t.origins, labels: Int32Array.from(t.labels!, (l) => map[l]!) };
+    const r = await classifyTexts(clf, t.texts, { batchSize: opts.batchSize });
+    return { clf, data, r };
+  } finally {
+    await clf.session.release();
+  }
+}
+
 /** Runs the evaluation and writes the --out files. */
 async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise<EvalReport> {
   const warn = warner(cmd);
-  const clf = await loadClassifier(model, opts.preprocess);
-  const { createProgress } = await import('../../util/progress.js');
   const { classificationMetrics } = await import('../../report/metrics.js');
   const { graftVersion } = await import('../../util/version.js');
+  const { tokenizerPath } = await import('../../data/tokenize.js');
+  let data: EvalData;
+  let r: Awaited<ReturnType<typeof classifyFiles>>;
+  let clf: EvalModel;
+  if (fs.existsSync(tokenizerPath(model))) ({ clf, data, r } = await classifyTextData(model, opts, warn));
+  else ({ clf, data, r } = await classifyImageData(model, opts, warn));
+  return metricsReport(model, opts, cmd, { clf, data, r, warn, classificationMetrics, graftVersion });
+}
+
+/** An image classifier on a labelled folder or manifest. */
+async function classifyImageData(
+  model: string,
+  opts: EvalOptions,
+  warn: (m: string) => void,
+): Promise<{ clf: EvalModel; data: EvalData; r: Awaited<ReturnType<typeof classifyFiles>> }> {
+  const clf = await loadClassifier(model, opts.preprocess);
+  const { createProgress } = await import('../../util/progress.js');
   let data: EvalData;
   let r: Awaited<ReturnType<typeof classifyFiles>>;
   try {
@@ -145,6 +194,24 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
   } finally {
     await clf.session.release();
   }
+  return { clf, data, r };
+}
+
+/** The metrics of classified data, and the --out files. */
+async function metricsReport(
+  model: string,
+  opts: EvalOptions,
+  cmd: Command,
+  x: {
+    clf: EvalModel;
+    data: EvalData;
+    r: Awaited<ReturnType<typeof classifyFiles>>;
+    warn: (m: string) => void;
+    classificationMetrics: typeof import('../../report/metrics.js').classificationMetrics;
+    graftVersion: () => string;
+  },
+): Promise<EvalReport> {
+  const { clf, data, r, warn, classificationMetrics, graftVersion } = x;
   const k = r.classes;
   const keep = data.paths.map((_, i) => i).filter((i) => !r.failed.has(i));
   if (keep.length === 0)
@@ -178,6 +245,7 @@ async function evaluate(model: string, opts: EvalOptions, cmd: Command): Promise
     perClass: present.map((c) => ({ label: clf.labels[c]!, index: c, ...m.report.perClass[c]! })),
     confusion: { labels: present.map((c) => clf.labels[c]!), matrix: present.map((t) => present.map((p) => m.confusion[t]![p]!)) },
     temperature: clf.temperature,
+    ...(clf.preprocess ? {} : { inputs: 'texts' as const }),
   };
   if (opts.threshold !== undefined) report.open = openSet(probs, k, labels, m.predicted, opts.threshold);
   if (opts.out) {
@@ -211,7 +279,7 @@ async function writeOutputs(
     labels: string[];
     truth: Int32Array;
     present: number[];
-    preprocess: PreprocessConfig;
+    preprocess?: PreprocessConfig;
   },
 ): Promise<Record<string, string>> {
   const { misclassifiedCells } = await import('../../report/thumbnails.js');
@@ -247,14 +315,19 @@ async function writeOutputs(
   put('reliabilitySvg', 'reliability.svg', rel.svg);
   put('reliabilityPng', 'reliability.png', rel.png);
   const at = new Map(p.present.map((c, i) => [c, i]));
-  const misclassified = await misclassifiedCells(
-    p.keep.map((i, j) => {
-      const pred = p.predicted[j]!;
-      return { file: p.paths[i]!, truth: at.get(p.truth[j]!) ?? -1, predicted: at.get(pred) ?? -1, p: pred === -1 ? 0 : p.probs[j * p.k + pred]! };
-    }),
-  );
+  // thumbnails of misclassified images (a text model's rows are file:line, listed in predictions.csv)
+  const misclassified = !p.preprocess
+    ? []
+    : await misclassifiedCells(
+        p.keep.map((i, j) => {
+          const pred = p.predicted[j]!;
+          return { file: p.paths[i]!, truth: at.get(p.truth[j]!) ?? -1, predicted: at.get(pred) ?? -1, p: pred === -1 ? 0 : p.probs[j * p.k + pred]! };
+        }),
+      );
   const curves = await trainingCurves(report.model);
-  const preprocessing = { summary: preprocessingSummary(p.preprocess, report.temperature), code: preprocessingCode(p.preprocess, report.temperature) };
+  const preprocessing = p.preprocess
+    ? { summary: preprocessingSummary(p.preprocess, report.temperature), code: preprocessingCode(p.preprocess, report.temperature) }
+    : undefined;
   put('html', 'report.html', renderHtmlReport({ ...report, confusionSvg: conf.svg, reliabilitySvg: rel.svg, misclassified, preprocessing, ...curves }));
   files.json = path.join(out, 'eval.json');
   atomicWrite(files.json, `${JSON.stringify({ ...report, files }, null, 2)}\n`);
@@ -304,7 +377,7 @@ export function formatEval(r: EvalReport): string[] {
   const f4 = (x: number) => x.toFixed(4);
   const kv = (k: string, v: string) => `  ${k.padEnd(16)}${v}`;
   const lines = [
-    `${r.n} images of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
+    `${r.n} ${r.inputs ?? 'images'} of ${r.data}${r.skipped.length ? ` (${r.skipped.length} skipped: undecodable)` : ''}`,
     ...(r.nonFinite ? [`  ${r.nonFinite} images gave NaN (or infinite) outputs: counted as wrong`] : []),
     kv('accuracy', pct(r.accuracy)),
     ...(r.topK.k < r.labels.length ? [kv(`top-${r.topK.k} accuracy`, pct(r.topK.accuracy))] : []),

@@ -97,9 +97,12 @@ export function atLeastOne(name: string): (v: string) => number {
 export function register(program: Command): void {
   program
     .command('predict')
-    .description("classify images with a trained model: top-k labels per file, using the model's own labels and preprocessing")
-    .argument('<model>', 'path to the .onnx model (its model.json sidecar or metadata gives labels and preprocessing)')
-    .argument('<inputs...>', 'image files and/or folders (walked recursively for image files)')
+    .description("classify images or texts with a trained model: top-k labels per input, using the model's own labels and preprocessing or tokenizer")
+    .argument(
+      '<model>',
+      'path to the .onnx model (its model.json sidecar or metadata gives labels and preprocessing; a text model has a .tokenizer.json beside it)',
+    )
+    .argument('<inputs...>', 'image files and/or folders; for a text model: texts, .txt files, a text CSV/TSV/JSONL, or folders of .txt files')
     .addOption(new Option('-k, --top-k <n>', 'how many classes to show per image').default(5).argParser(atLeastOne('--top-k')))
     .addOption(new Option('-f, --format <format>', 'output format').choices(['table', 'json', 'csv']).default('table'))
     .addOption(new Option('-b, --batch-size <n>', 'images per inference batch').default(32).argParser(atLeastOne('--batch-size')))
@@ -116,6 +119,8 @@ export function register(program: Command): void {
 
 async function predict(model: string, inputs: string[], opts: PredictOptions, cmd: Command): Promise<PredictResult> {
   const warn = warner(cmd);
+  const { tokenizerPath } = await import('../../data/tokenize.js');
+  if (fs.existsSync(tokenizerPath(model))) return predictTexts(model, inputs, opts, warn);
   const files = await collectImages(inputs, warn);
   const { loadClassifier, classifyFiles } = await import('../../train/classify.js');
   const clf = await loadClassifier(model, opts.preprocess);
@@ -138,6 +143,33 @@ async function predict(model: string, inputs: string[], opts: PredictOptions, cm
       return { file, label: top[0]!.label, top };
     });
     return { model, topK: k, threshold: opts.threshold, count: files.length, failed: r.failed.size, unknown, results };
+  } finally {
+    await clf.session.release();
+  }
+}
+
+/** `graft predict` on a text model (a `.tokenizer.json` beside it): each input is a text, a .txt file, a text table or a folder. */
+async function predictTexts(model: string, inputs: string[], opts: PredictOptions, warn: (m: string) => void): Promise<PredictResult> {
+  const { readTextInputs } = await import('../../data/text.js');
+  const { loadTextClassifier, classifyTexts } = await import('../../train/classify-text.js');
+  const { topKRow } = await import('../../report/metrics.js');
+  const { names, texts } = await readTextInputs(inputs, { onWarning: warn });
+  if (texts.length === 0)
+    throw new CliError(`No texts to classify in ${inputs.join(', ')}; pass texts, .txt files, a text CSV/TSV/JSONL or folders of .txt files.`);
+  const clf = await loadTextClassifier(model);
+  try {
+    const r = await classifyTexts(clf, texts, { batchSize: opts.batchSize });
+    const k = Math.min(opts.topK, r.classes);
+    let unknown = 0;
+    const results: PredictRow[] = names.map((file, i) => {
+      const top = topKRow(r, i, k).map((t) => ({ label: clf.labels[t.index]!, index: t.index, probability: t.probability }));
+      if (opts.threshold !== undefined && !(top[0]!.probability >= opts.threshold)) {
+        unknown++;
+        return { file, label: 'unknown', unknown: true, top };
+      }
+      return { file, label: top[0]!.label, top };
+    });
+    return { model, topK: k, threshold: opts.threshold, count: texts.length, failed: 0, unknown, results };
   } finally {
     await clf.session.release();
   }
