@@ -15,6 +15,7 @@ import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
+import * as ui from './ui.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -22,4 +23,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd, models];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd, models, ui];

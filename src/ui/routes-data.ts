@@ -1,0 +1,48 @@
+/** `graft ui`'s data routes: what the page can choose from, a look at an image folder, and image thumbnails. */
+import fs from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { isImageFile } from '../data/files.js';
+import { cacheState, loadRegistry, modelsDir } from '../models/index.js';
+import { thumbnailDataUri } from '../report/thumbnails.js';
+import { ARCHS } from '../run/config.js';
+import { summarizeData } from '../run/data-summary.js';
+import { TRAIN_MODES } from '../train/recipes.js';
+import type { BackboneChoice, UiInfo } from './api-types.js';
+import type { UiContext } from './app.js';
+import { HttpError, insideFolders } from './guard.js';
+
+/** Registers GET /api/info, /api/data and /api/image. */
+export function registerDataRoutes(app: FastifyInstance, ctx: UiContext): void {
+  app.get('/api/info', async (): Promise<UiInfo> => {
+    const dir = modelsDir();
+    const backbones: BackboneChoice[] = [
+      ...ARCHS.map((name) => ({ kind: 'arch' as const, name, description: `built-in ${name}, trained from scratch` })),
+      ...loadRegistry()
+        .filter((e) => e.download || e.nsfwjs)
+        .map((e) => ({ kind: 'registry' as const, name: e.name, description: e.description, cached: cacheState(e, dir) === 'cached' })),
+    ];
+    return { folders: ctx.folders, runsDir: ctx.runsDir, modes: TRAIN_MODES, backbones };
+  });
+
+  app.get('/api/data', async (req) => {
+    const q = req.query as { folder?: string; valSplit?: string };
+    const folder = insideFolders(ctx.folders, q.folder ?? ctx.folders[0]!);
+    const valSplit = q.valSplit !== undefined ? Number(q.valSplit) : undefined;
+    if (valSplit !== undefined && !(valSplit >= 0 && valSplit < 1)) throw new HttpError(400, `valSplit must be a number in [0, 1), got ${q.valSplit}.`);
+    return summarizeData(folder, { valSplit, seed: 0 });
+  });
+
+  app.get('/api/image', async (req, reply) => {
+    const q = req.query as { path?: string; size?: string };
+    const file = insideFolders([...ctx.folders, ctx.runsDir], q.path ?? '');
+    if (!isImageFile(file) || !fs.statSync(file, { throwIfNoEntry: false })?.isFile())
+      throw new HttpError(404, `${q.path} is not an image file (${file}); thumbnails are served for image files only.`);
+    const size = Math.min(512, Math.max(16, Number(q.size) || 96));
+    const uri = await thumbnailDataUri(file, size);
+    if (!uri) throw new HttpError(422, `${file} cannot be decoded as an image (corrupt or unsupported).`);
+    return reply
+      .type('image/jpeg')
+      .header('cache-control', 'private, max-age=300')
+      .send(Buffer.from(uri.slice(uri.indexOf(',') + 1), 'base64'));
+  });
+}
