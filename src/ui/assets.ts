@@ -1,7 +1,8 @@
 /**
  * The page of `graft ui` and its assets, all served by the local server (no CDN): index.html, the stylesheet,
  * and one script bundled by esbuild from the typed browser code in ./web/ (with vega-embed, vega and vega-lite
- * from node_modules). The bundle is built once per process, on first request.
+ * from node_modules). The bundle is built once per process, on first request, or read from the one
+ * `npm run build` wrote where esbuild is not installed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -20,23 +21,33 @@ function webEntry(): string {
 
 let bundle: Promise<string> | undefined;
 
-/** The page's script: ./web/main.ts and its imports as one browser ES module. */
+/** The bundle `npm run build` writes (scripts/build-ui.mjs), for installs without esbuild: dist/ui-web/app.js. */
+export const PREBUILT_SCRIPT = path.resolve(HERE, '../../ui-web/app.js');
+
+/** Bundles ./web/main.ts and its imports into one browser ES module with esbuild. */
+export async function bundleAppScript(): Promise<string> {
+  const esbuild = await import('esbuild');
+  const r = await esbuild.build({
+    entryPoints: [webEntry()],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+    legalComments: 'none',
+  });
+  return r.outputFiles[0]!.text;
+}
+
+/** The page's script: bundled from the source when esbuild is installed (development), else the prebuilt bundle. */
 export function appScript(): Promise<string> {
-  bundle ??= (async () => {
-    const esbuild = await import('esbuild');
-    const r = await esbuild.build({
-      entryPoints: [webEntry()],
-      bundle: true,
-      format: 'esm',
-      platform: 'browser',
-      target: 'es2022',
-      minify: true,
-      write: false,
-      logLevel: 'silent',
-      legalComments: 'none',
-    });
-    return r.outputFiles[0]!.text;
-  })();
+  bundle ??= bundleAppScript().catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ERR_MODULE_NOT_FOUND' || !fs.existsSync(PREBUILT_SCRIPT))
+      throw new Error(`graft ui cannot build its page script (${e.message}); run \`npm run build\` in the graft package, which writes ${PREBUILT_SCRIPT}.`);
+    return fs.readFileSync(PREBUILT_SCRIPT, 'utf8');
+  });
   bundle.catch(() => (bundle = undefined));
   return bundle;
 }
