@@ -4,9 +4,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { runResults } from '../run/results.js';
 import { compareRuns, listRuns, readRun } from '../run/runs.js';
+import { listStudies, studyView } from '../tune/charts.js';
 import type { ListedRun } from './api-types.js';
 import type { UiContext } from './app.js';
-import { HttpError, runFolderOf } from './guard.js';
+import { HttpError, insideFolders, runFolderOf } from './guard.js';
 
 /**
  * The files of a run a person downloads, by kind. The web bundle (graft serve's `writeWebBundle`, another branch)
@@ -18,7 +19,7 @@ export const EXPORTS = {
   report: { file: 'report.html', type: 'text/html; charset=utf-8' },
 } as const;
 
-/** Registers GET /api/runs, /api/runs/:name, /api/runs/:name/results, /api/runs/:name/files/:kind and /api/compare. */
+/** Registers GET /api/runs, /api/runs/:name, /api/runs/:name/results, /api/runs/:name/files/:kind, /api/studies and /api/compare. */
 export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
   const { queue } = ctx;
   const folderOf = (name: string) => runFolderOf(ctx.runsDir, name);
@@ -56,6 +57,15 @@ export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
     const file = path.join(folderOf(name), exp.file);
     if (!fs.existsSync(file)) throw new HttpError(404, `The run ${name} has no ${exp.file} yet; it is written when the run finishes.`);
     return reply.type(exp.type).header('content-disposition', `attachment; filename="${name}-${exp.file}"`).send(fs.createReadStream(file));
+  });
+
+  // tune studies under the runs folder (graft tune --config with study.dir inside it): the list, or one study
+  app.get('/api/studies', async (req) => {
+    const file = (req.query as { file?: string }).file;
+    if (file === undefined) return listStudies(ctx.runsDir).map((f) => path.relative(ctx.runsDir, f));
+    const real = insideFolders([ctx.runsDir], file);
+    if (path.basename(real) !== 'study.jsonl') throw new HttpError(400, `${file} is not a study log (study.jsonl); pick a study from the list.`);
+    return studyView(real);
   });
 
   app.get('/api/compare', async (req) => {

@@ -10,8 +10,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import sharp from 'sharp';
 import type { DataSummary } from '../../src/run/data-summary.js';
+import type { StudyView } from '../../src/tune/charts.js';
 import { createUiApp, type UiApp } from '../../src/ui/app.js';
 import { writeColourImages } from '../image-fixtures.js';
+import { writeStudy } from './study-fixture.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-ui-server-'));
 const data = path.join(tmp, 'data');
@@ -39,6 +41,7 @@ before(async () => {
   // a finished-looking run: the upload checks come before the model is read
   fs.mkdirSync(path.join(runs, 'done'), { recursive: true });
   fs.writeFileSync(path.join(runs, 'done', 'model.onnx'), '');
+  writeStudy(path.join(runs, 'tune', 'heads', 'study.jsonl'));
   ui = await createUiApp({ folders: [data], runsDir: runs, maxUploadBytes: 4096, maxUploadPixels: 64 * 64, token: 'T0K' });
 });
 after(async () => {
@@ -138,4 +141,22 @@ test('the data look lists classes and counts and gives the corrupt file, duplica
   assert.match(w, /broken\.png/);
   assert.match(w, /same content|duplicate/i);
   assert.match(w, /class imbalance: big has 22 images, small only 4/);
+});
+
+test('tune studies under the runs folder: the list, trials with pruned and failed ones, the best, the charts', async () => {
+  assert.deepEqual((await get('/api/studies?token=T0K')).json(), [path.join('tune', 'heads', 'study.jsonl')]);
+  const r = await get(`/api/studies?token=T0K&file=${encodeURIComponent('tune/heads/study.jsonl')}`);
+  assert.equal(r.statusCode, 200);
+  const v = r.json() as StudyView;
+  assert.deepEqual(v.summary.counts, { complete: 4, pruned: 1, failed: 1, running: 0 });
+  assert.equal(v.summary.best?.trial, 4);
+  const best = (v.charts.bestSoFar as { layer: { data: { values: { trial: number; best: number }[] } }[] }).layer[1]!.data.values;
+  assert.deepEqual(
+    best.map((b) => b.best),
+    [0.61, 0.72, 0.72, 0.72, 0.81],
+    'best so far over trials 0-4 (trial 5 failed without a value)',
+  );
+  assert.ok(v.charts.parallel, 'lr varies: a parallel-coordinates chart');
+  assert.equal((await get('/api/studies?token=T0K&file=../secret.png')).statusCode, 403);
+  assert.equal((await get('/api/studies?token=T0K&file=done/model.onnx')).statusCode, 400);
 });

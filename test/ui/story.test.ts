@@ -2,7 +2,7 @@
  * graft ui in a real browser (playwright-core + Chromium): the whole story on a tiny dataset — open the printed
  * URL, load the folder, start a run, watch its curve update, open a confusion cell's images, try an image, export
  * the model; then an interrupted run (cancelled, the server restarted) resumed from the page, and two runs
- * compared. A page without the token is refused. Screenshots of each screen go to the test's output folder and
+ * compared, with a tune study's trials. A page without the token is refused. Screenshots of each screen go to the test's output folder and
  * docs/cli/ui/.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import type { RunResults } from '../../src/run/results.js';
 import { createUiApp, type UiApp } from '../../src/ui/app.js';
 import { launchBrowser } from '../browser.js';
 import { writeColourImages } from '../image-fixtures.js';
+import { writeStudy } from './study-fixture.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-ui-story-'));
 const data = path.join(tmp, 'data');
@@ -41,6 +42,7 @@ before(async () => {
   // the config under every run: a tiny built-in model so that a run takes seconds
   fs.writeFileSync(path.join(tmp, 'graft.yaml'), 'model:\n  width: 4\ntrain:\n  batchSize: 4\n  earlyStopping: false\ndata:\n  valSplit: 0.3\n');
   fs.mkdirSync(shots, { recursive: true });
+  writeStudy(path.join(runs, 'tune', 'heads', 'study.jsonl'));
   browser = await launchBrowser();
 });
 after(async () => {
@@ -183,6 +185,10 @@ test('the story: open, load a folder, train with live curves, open a confusion c
     ['12', '3'],
   );
   await page.waitForSelector('#compare-curves svg');
+  // the tune study below: its trials (one pruned), best-so-far and parallel coordinates
+  await page.waitForSelector('#study-parallel svg');
+  assert.equal(await page.locator('#study-trials tr[data-state="pruned"]').count(), 1);
+  assert.match(await page.textContent('#study-best').then(String), /best: trial 4, val_acc 0\.8100/);
   await shot(page, 'compare');
   assert.deepEqual(errors, [], 'no script errors on the page');
 });

@@ -80,35 +80,41 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
       void chart(curves, curvesSpec(r.history));
     }
   };
+  // rows are kept while their run's state stays the same (only the numbers change), so a button is never
+  // replaced under the pointer; the table is redrawn on state changes and epochs, not on every step
   const drawQueue = async () => {
     const runs = await api<ListedRun[]>('/api/runs');
-    fill(
-      queue,
-      h('tr', {}, h('th', {}, 'run'), h('th', {}, 'state'), h('th', {}, 'epochs'), h('th', {}, 'val acc'), h('th', {})),
-      ...runs.map((r) => {
-        const state = live.get(r.name)?.state ?? r.state;
-        const act =
-          state === 'running' || state === 'queued'
-            ? h('button', { class: 'cancel', onclick: () => act$(`/api/runs/${r.name}/cancel`) }, 'Cancel')
-            : state === 'finished'
-              ? h(
-                  'button',
-                  { class: 'look', onclick: () => (window as unknown as { graftOpenTab(t: string, a?: string): void }).graftOpenTab('look', r.name) },
-                  'Look',
-                )
-              : h('button', { class: 'resume', onclick: () => act$(`/api/runs/${r.name}/resume`) }, 'Resume');
-        const acc = r.metrics?.val?.acc;
-        return h(
-          'tr',
-          { 'data-run': r.name, 'data-state': state },
-          h('td', {}, r.name),
-          h('td', { class: 'state' }, state),
-          h('td', {}, String(r.epochs)),
-          h('td', {}, acc !== undefined ? `${(acc * 100).toFixed(1)}%` : '–'),
-          h('td', {}, act),
-        );
-      }),
-    );
+    const old = new Map([...queue.querySelectorAll<HTMLTableRowElement>('tr[data-run]')].map((tr) => [tr.dataset.run, tr]));
+    const rows = runs.map((r) => {
+      const state = live.get(r.name)?.state ?? r.state;
+      const acc = r.metrics?.val?.acc;
+      const numbers = [String(live.get(r.name)?.history.length || r.epochs), acc !== undefined ? `${(acc * 100).toFixed(1)}%` : '–'];
+      const prev = old.get(r.name);
+      if (prev?.dataset.state === state) {
+        numbers.forEach((t, i) => void (prev.cells[2 + i]!.textContent = t));
+        return prev;
+      }
+      const act =
+        state === 'running' || state === 'queued'
+          ? h('button', { class: 'cancel', onclick: () => act$(`/api/runs/${r.name}/cancel`) }, 'Cancel')
+          : state === 'finished'
+            ? h(
+                'button',
+                { class: 'look', onclick: () => (window as unknown as { graftOpenTab(t: string, a?: string): void }).graftOpenTab('look', r.name) },
+                'Look',
+              )
+            : h('button', { class: 'resume', onclick: () => act$(`/api/runs/${r.name}/resume`) }, 'Resume');
+      return h(
+        'tr',
+        { 'data-run': r.name, 'data-state': state },
+        h('td', {}, r.name),
+        h('td', { class: 'state' }, state),
+        ...numbers.map((t) => h('td', {}, t)),
+        h('td', {}, act),
+      );
+    });
+    if (rows.length === old.size && rows.every((row, i) => queue.rows[i + 1] === row)) return; // same rows in the same order
+    fill(queue, queue.rows[0] ?? h('tr', {}, h('th', {}, 'run'), h('th', {}, 'state'), h('th', {}, 'epochs'), h('th', {}, 'val acc'), h('th', {})), ...rows);
   };
   const act$ = async (p: string) => {
     try {
@@ -119,9 +125,13 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
     }
   };
   let pending = false;
+  const seen = new Map<string, string>();
   stopLive = onLive((r) => {
     drawLive(r);
-    // the table follows state changes (a run queued, started, finished), at most a few times a second
+    // the table follows state changes (a run queued, started, finished) and epochs, at most a few times a second
+    const key = `${r.state}:${r.history.length}`;
+    if (seen.get(r.name) === key) return;
+    seen.set(r.name, key);
     if (pending) return;
     pending = true;
     setTimeout(() => {
