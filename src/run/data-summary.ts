@@ -14,7 +14,7 @@ export const IMBALANCE_RATIO = 3;
 export interface DataSummary {
   folder: string;
   classes: { name: string; count: number; examples: string[] }[];
-  /** Images in the train and validation splits a run with `valSplit` and `seed` makes. */
+  /** Images in the train and validation splits a run with the same `data.valSplit` and `run.seed` makes. */
   split: { train: number; val: number };
   warnings: string[];
 }
@@ -27,7 +27,12 @@ export async function summarizeData(folder: string, opts: { valSplit?: number; s
   const warnings: string[] = [];
   const io = { warn: (m: string) => void warnings.push(m) };
   // the model does not matter to the data: any valid config names the folder, the split and the seed
-  const cfg = parseConfig({ data: { train: folder, valSplit: opts.valSplit ?? 0.2 }, model: { arch: 'small-cnn' }, run: { seed: opts.seed ?? 0 } });
+  // unset valSplit and seed take the config schema's defaults, as a run's would
+  const cfg = parseConfig({
+    data: { train: folder, ...(opts.valSplit !== undefined ? { valSplit: opts.valSplit } : {}) },
+    model: { arch: 'small-cnn' },
+    run: opts.seed !== undefined ? { seed: opts.seed } : {},
+  });
   const data = await loadRunData(cfg, io);
   // decoding each image once at a tiny size finds the corrupt ones, with the same warning a run gives
   const tiny = parsePreprocessConfig({ size: [8, 8] });

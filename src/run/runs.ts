@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { compareCurvesSpec } from '../report/curves.js';
 import type { VegaLiteSpec } from '../report/plot.js';
-import { diffKeys } from '../train/run-dir.js';
+import { diffKeys, stripNeutral } from '../train/run-dir.js';
 import { readJsonl } from '../util/jsonl.js';
 import { type GraftConfig, getPath, parseConfig } from './config.js';
 
@@ -90,19 +90,20 @@ export interface RunComparison {
   curves: VegaLiteSpec;
 }
 
-/** Compares the runs in `folders` (their stored configs, minus `run.name`, and their histories). */
+/** Compares the runs in `folders`: their stored configs (less the keys a resume may change) and their histories. */
 export function compareRuns(folders: readonly string[]): RunComparison {
   const runs = folders.map((f) => {
     const r = readRun(f);
     if (!r) throw new Error(`${f} holds no graft run (no readable config.json); pick runs from the list.`);
     return r;
   });
+  // keys that do not change the numbers (run.name, run.resume, threads, …) are no difference
+  const configs = runs.map((r) => stripNeutral(r.config));
   const keys = new Set<string>();
-  for (const r of runs.slice(1)) for (const k of diffKeys(runs[0]!.config, r.config)) keys.add(k);
-  keys.delete('run.name');
+  for (const c of configs.slice(1)) for (const k of diffKeys(configs[0], c)) keys.add(k);
   return {
     runs: runs.map((r) => r.name),
-    diff: [...keys].sort().map((key) => ({ key, values: runs.map((r) => getPath(r.config, key)) })),
+    diff: [...keys].sort().map((key) => ({ key, values: configs.map((c) => getPath(c, key)) })),
     curves: compareCurvesSpec(runs),
   };
 }

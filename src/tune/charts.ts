@@ -84,21 +84,31 @@ export function parallelSpec(s: StudySummary): VegaLiteSpec | undefined {
     return xs.length === s.trials.length && new Set(xs).size > 1;
   });
   if (!keys.length) return undefined;
-  const range = Object.fromEntries(
-    keys.map((k) => [k, s.trials.map((t) => t.params[k] as number)]).map(([k, xs]) => [k, [Math.min(...(xs as number[])), Math.max(...(xs as number[]))]]),
+  // a parameter spanning two decades or more (an LR) is drawn on a log axis
+  const axis = Object.fromEntries(
+    keys.map((k) => {
+      const xs = s.trials.map((t) => t.params[k] as number);
+      const [lo, hi] = [Math.min(...xs), Math.max(...xs)];
+      const f = lo > 0 && hi / lo >= 100 ? Math.log : (v: number) => v;
+      return [k, { f, lo: f(lo), hi: f(hi) }];
+    }),
   );
   const values = s.trials
     .filter((t) => t.value !== undefined && Number.isFinite(t.value))
     .flatMap((t) =>
       keys.map((k, i) => {
-        const [lo, hi] = range[k] as [number, number];
+        const { f, lo, hi } = axis[k]!;
         const v = t.params[k] as number;
-        return { trial: t.trial, state: t.state, value: t.value, param: k, order: i, raw: v, scaled: hi > lo ? (v - lo) / (hi - lo) : 0.5 };
+        return { trial: t.trial, state: t.state, value: t.value, param: k, order: i, raw: v, scaled: hi > lo ? (f(v) - lo) / (hi - lo) : 0.5 };
       }),
     );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title: { text: 'Parameters of each trial', anchor: 'start', subtitle: 'each axis from its smallest to its largest value; dashed: pruned or failed' },
+    title: {
+      text: 'Parameters of each trial',
+      anchor: 'start',
+      subtitle: 'each axis from its smallest to its largest value (log for a span of 100× or more); dashed: pruned or failed',
+    },
     width: Math.max(240, 120 * keys.length),
     height: 220,
     data: { values },

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { isImageFile } from '../data/files.js';
 import { cacheState, loadRegistry, modelsDir } from '../models/index.js';
 import { thumbnailDataUri } from '../report/thumbnails.js';
-import { ARCHS } from '../run/config.js';
+import { ARCHS, getPath, readConfigFile } from '../run/config.js';
 import { summarizeData } from '../run/data-summary.js';
 import { TRAIN_MODES } from '../train/recipes.js';
 import type { BackboneChoice, UiInfo } from './api-types.js';
@@ -27,9 +27,12 @@ export function registerDataRoutes(app: FastifyInstance, ctx: UiContext): void {
   app.get('/api/data', async (req) => {
     const q = req.query as { folder?: string; valSplit?: string };
     const folder = insideFolders(ctx.folders, q.folder ?? ctx.folders[0]!);
-    const valSplit = q.valSplit !== undefined ? Number(q.valSplit) : undefined;
+    // the split a run would make: the config file's data.valSplit and run.seed, unless the page asks for another
+    const file = ctx.configFile ? readConfigFile(ctx.configFile) : {};
+    const fromFile = (key: string) => (typeof getPath(file, key) === 'number' ? (getPath(file, key) as number) : undefined);
+    const valSplit = q.valSplit !== undefined ? Number(q.valSplit) : fromFile('data.valSplit');
     if (valSplit !== undefined && !(valSplit >= 0 && valSplit < 1)) throw new HttpError(400, `valSplit must be a number in [0, 1), got ${q.valSplit}.`);
-    return summarizeData(folder, { valSplit, seed: 0 });
+    return summarizeData(folder, { valSplit, seed: fromFile('run.seed') });
   });
 
   app.get('/api/image', async (req, reply) => {

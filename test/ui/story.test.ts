@@ -103,6 +103,7 @@ test('the story: open, load a folder, train with live curves, open a confusion c
   await page.goto(`${base}/?token=${ui.token}`);
   await page.waitForSelector('.class-card');
   const cards = await page.$$eval('.class-card', (els) => els.map((e) => [e.getAttribute('data-class'), e.querySelector('.count')?.textContent]));
+  assert.match(await page.textContent('.summary').then(String), /42 images \(30 train \/ 12 validation\)/, "the split of graft.yaml's valSplit 0.3, as the run makes it");
   assert.deepEqual(cards, [
     ['amber', '14'],
     ['coral', '14'],
