@@ -8,13 +8,13 @@ import fs from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import sharp from 'sharp';
 import { ARCHS, loadConfig } from '../run/config.js';
 import { resumeConfig } from '../run/runs.js';
 import { labelRows, loadClassifier } from '../train/classify.js';
 import type { UiContext } from './app.js';
 import { HttpError, insideFolders, runFolderOf } from './guard.js';
 import { registerLookRoutes } from './routes-look.js';
+import { readImageUpload } from './upload.js';
 
 /** What the page's train form sends. */
 export interface RunForm {
@@ -108,17 +108,7 @@ export function registerRunRoutes(app: FastifyInstance, ctx: UiContext): void {
     if (!fs.existsSync(model)) throw new HttpError(404, `The run ${name} has no model.onnx yet; try images once it has finished.`);
     const file = await req.file();
     if (!file) throw new HttpError(400, 'Send one image as multipart/form-data (field "image").');
-    const buf = await file.toBuffer().catch((e: Error) => {
-      throw new HttpError(413, `${file.filename}: ${e.message} (the limit is ${ctx.maxUploadBytes} bytes). Send a smaller image.`);
-    });
-    const meta = await sharp(buf)
-      .metadata()
-      .catch(() => {
-        throw new HttpError(422, `${file.filename} is not an image graft can decode (JPEG, PNG, WebP, GIF, TIFF, AVIF).`);
-      });
-    const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-    if (pixels > ctx.maxUploadPixels)
-      throw new HttpError(413, `${file.filename} has ${meta.width}×${meta.height} pixels, over the limit of ${ctx.maxUploadPixels}. Send a smaller image.`);
+    const buf = await readImageUpload(file, ctx);
     const { classifyFiles } = await import('../train/classify.js');
     const clf = await loadClassifier(model);
     try {

@@ -160,3 +160,43 @@ test('tune studies under the runs folder: the list, trials with pruned and faile
   assert.equal((await get('/api/studies?token=T0K&file=../secret.png')).statusCode, 403);
   assert.equal((await get('/api/studies?token=T0K&file=done/model.onnx')).statusCode, 400);
 });
+
+test('images dragged into a class are written into <folder>/<class>/, never over a file, never outside', async () => {
+  const png = await sharp({ create: { width: 8, height: 8, channels: 3, background: '#2040c0' } })
+    .png()
+    .toBuffer();
+  const send = (cls: string, files: [string, Buffer][]) => {
+    const b = '----graftadd';
+    const parts = files.map(([name, body]) =>
+      Buffer.concat([
+        Buffer.from(`--${b}\r\nContent-Disposition: form-data; name="images"; filename="${name}"\r\nContent-Type: image/png\r\n\r\n`),
+        body,
+        Buffer.from('\r\n'),
+      ]),
+    );
+    return ui.app.inject({
+      method: 'POST',
+      url: `/api/data/images?token=T0K&class=${encodeURIComponent(cls)}`,
+      payload: Buffer.concat([...parts, Buffer.from(`--${b}--\r\n`)]),
+      headers: { 'content-type': `multipart/form-data; boundary=${b}` },
+    });
+  };
+  const r = await send('blue sky', [
+    ['a.png', png],
+    ['b.png', png],
+  ]);
+  assert.equal(r.statusCode, 201, r.body);
+  assert.deepEqual(fs.readdirSync(path.join(data, 'blue sky')).sort(), ['a.png', 'b.png']);
+  assert.equal((await send('blue sky', [['a.png', png]])).statusCode, 201);
+  assert.deepEqual(fs.readdirSync(path.join(data, 'blue sky')).sort(), ['a-1.png', 'a.png', 'b.png'], 'a second a.png does not replace the first');
+  for (const cls of ['../escape', '.hidden', 'a/b', '']) assert.equal((await send(cls, [['x.png', png]])).statusCode, 400, cls);
+  assert.ok(!fs.existsSync(path.join(tmp, 'escape')));
+  const bad = await send('blue sky', [
+    ['c.png', png],
+    ['d.png', Buffer.from('not an image')],
+  ]);
+  assert.equal(bad.statusCode, 422);
+  assert.match(bad.json().error, /d\.png is not an image.*The 1 image\(s\) before it were added to blue sky/);
+  assert.equal((await send('blue sky', [['../../evil.png', png]])).statusCode, 201, 'a path in the file name is reduced to its base name');
+  assert.ok(fs.existsSync(path.join(data, 'blue sky', 'evil.png')));
+});

@@ -2,7 +2,7 @@
  * graft ui in a real browser (playwright-core + Chromium): the whole story on a tiny dataset — open the printed
  * URL, load the folder, start a run, watch its curve update, open a confusion cell's images, try an image, export
  * the model; then an interrupted run (cancelled, the server restarted) resumed from the page, and two runs
- * compared, with a tune study's trials. A page without the token is refused. Screenshots of each screen go to the test's output folder and
+ * compared, with a tune study's trials; images added to a new class. A page without the token is refused. Screenshots of each screen go to the test's output folder and
  * docs/cli/ui/.
  */
 import assert from 'node:assert/strict';
@@ -102,8 +102,12 @@ test('the story: open, load a folder, train with live curves, open a confusion c
   // Data: the folder's classes, counts and thumbnails
   await page.goto(`${base}/?token=${ui.token}`);
   await page.waitForSelector('.class-card');
-  const cards = await page.$$eval('.class-card', (els) => els.map((e) => [e.getAttribute('data-class'), e.querySelector('.count')?.textContent]));
-  assert.match(await page.textContent('.summary').then(String), /42 images \(30 train \/ 12 validation\)/, "the split of graft.yaml's valSplit 0.3, as the run makes it");
+  const cards = await page.$$eval('.class-card[data-class]', (els) => els.map((e) => [e.getAttribute('data-class'), e.querySelector('.count')?.textContent]));
+  assert.match(
+    await page.textContent('.summary').then(String),
+    /42 images \(30 train \/ 12 validation\)/,
+    "the split of graft.yaml's valSplit 0.3, as the run makes it",
+  );
   assert.deepEqual(cards, [
     ['amber', '14'],
     ['coral', '14'],
@@ -191,5 +195,14 @@ test('the story: open, load a folder, train with live curves, open a confusion c
   assert.equal(await page.locator('#study-trials tr[data-state="pruned"]').count(), 1);
   assert.match(await page.textContent('#study-best').then(String), /best: trial 4, val_acc 0\.8100/);
   await shot(page, 'compare');
+
+  // Data again: images chosen for a new class land in a new class folder, and the look shows it
+  await page.click('nav button[data-tab="data"]');
+  await page.waitForSelector('.class-card.new');
+  await page.fill('#new-class', 'teal');
+  await page.setInputFiles('.class-card.new .add-images', [path.join(data, 'olive', '0.png'), path.join(data, 'olive', '1.png')]);
+  await page.waitForSelector('.class-card[data-class="teal"]');
+  assert.equal(await page.textContent('.class-card[data-class="teal"] .count'), '2');
+  assert.deepEqual(fs.readdirSync(path.join(data, 'teal')).sort(), ['0.png', '1.png']);
   assert.deepEqual(errors, [], 'no script errors on the page');
 });
