@@ -325,7 +325,7 @@ async function fromHttp(
     }
     if (!res.body) throw new DownloadError(`Could not download ${url}: the response has no body.`);
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
         arm();
         sink(chunk);
       }

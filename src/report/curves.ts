@@ -65,3 +65,40 @@ export function curvesSpec(history: readonly Record<string, number | string>[], 
     config: { font: 'sans-serif' },
   };
 }
+
+/** Several runs' curves overlaid, for comparing them: colour per run, solid train and dashed val lines. */
+export function compareCurvesSpec(runs: readonly { name: string; history: readonly Record<string, number | string>[] }[]): VegaLiteSpec {
+  const values = runs.flatMap((r) => curvePoints(r.history).map((p) => ({ ...p, run: r.name })));
+  const line = (metric: Point['metric']) => ({
+    width: 300,
+    height: 200,
+    title: metric,
+    data: { values: values.filter((p) => p.metric === metric) },
+    mark: { type: 'line', point: true },
+    encoding: {
+      x: { field: 'epoch', type: 'quantitative', title: 'epoch', axis: { tickMinStep: 1 } },
+      y: { field: 'value', type: 'quantitative', title: metric, scale: { zero: metric === 'accuracy' } },
+      color: { field: 'run', type: 'nominal', title: 'run' },
+      strokeDash: {
+        field: 'split',
+        type: 'nominal',
+        title: 'data',
+        scale: {
+          domain: ['train', 'val'],
+          range: [
+            [1, 0],
+            [4, 3],
+          ],
+        },
+      },
+      detail: { field: 'split' },
+      tooltip: [{ field: 'run' }, { field: 'phase' }, { field: 'epoch' }, { field: 'split' }, { field: 'value', format: '.4f' }],
+    },
+  });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: { text: 'Training curves', anchor: 'start' },
+    hconcat: [line('loss'), line('accuracy')],
+    config: { font: 'sans-serif' },
+  };
+}

@@ -299,7 +299,7 @@ function finiteEpoch(m: EpochMetrics | undefined): boolean {
   return !!m && Object.values(m).every((v) => v !== null && (typeof v !== 'number' || Number.isFinite(v)));
 }
 
-function stripNeutral(c: Record<string, unknown>): Record<string, unknown> {
+export function stripNeutral(c: Record<string, unknown>): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(c)) as Record<string, unknown>;
   for (const k of RESUME_NEUTRAL) {
     const [a, b] = k.split('.') as [string, string | undefined];

@@ -18,6 +18,7 @@ import * as rankCmd from './rank.js';
 import * as serve from './serve.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
+import * as ui from './ui.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -25,4 +26,20 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, exportCmd, train, pretrain, lrFind, tune, adapt, rankCmd, importCmd, models, serve];
+export const COMMANDS: CommandModule[] = [
+  demo,
+  inspect,
+  predict,
+  evalCmd,
+  exportCmd,
+  train,
+  pretrain,
+  lrFind,
+  tune,
+  adapt,
+  rankCmd,
+  importCmd,
+  models,
+  serve,
+  ui,
+];
