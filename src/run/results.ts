@@ -50,7 +50,7 @@ export interface RunResults {
   mistakes: Mistake[];
   charts: { confusion: VegaLiteSpec; reliability: VegaLiteSpec; curves: VegaLiteSpec };
   /** Files of the run a person downloads (those that exist), by kind. */
-  files: Partial<Record<'onnx' | 'sidecar' | 'report', string>>;
+  files: Partial<Record<'onnx' | 'sidecar' | 'report' | 'web', string>>;
 }
 
 /**
@@ -89,6 +89,7 @@ export function runResults(folder: string): RunResults {
     ['report', 'report.html'],
   ] as const)
     if (fs.existsSync(path.join(folder, name))) files[kind] = name;
+  if (files.onnx) files.web = 'web.zip'; // the browser bundle, made from model.onnx on request (graft export --web)
   return {
     name: info.name,
     classes,

@@ -10,8 +10,7 @@ import type { UiContext } from './app.js';
 import { HttpError, insideFolders, runFolderOf } from './guard.js';
 
 /**
- * The files of a run a person downloads, by kind. The web bundle (graft serve's `writeWebBundle`, another branch)
- * plugs in here: a kind `web` that writes the bundle into the run folder on first request and sends it.
+ * The files of a run a person downloads, by kind. The web bundle (`web`) is made on request by {@link webBundleZip}.
  */
 export const EXPORTS = {
   onnx: { file: 'model.onnx', type: 'application/octet-stream' },
@@ -52,8 +51,12 @@ export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
 
   app.get('/api/runs/:name/files/:kind', async (req, reply) => {
     const { name, kind } = req.params as { name: string; kind: string };
+    if (kind === 'web') {
+      const zip = await webBundleZip(folderOf(name), name);
+      return reply.type('application/zip').header('content-disposition', `attachment; filename="${name}-web.zip"`).send(zip);
+    }
     const exp = EXPORTS[kind as keyof typeof EXPORTS];
-    if (!exp) throw new HttpError(404, `No export "${kind}"; the exports are ${Object.keys(EXPORTS).join(', ')}.`);
+    if (!exp) throw new HttpError(404, `No export "${kind}"; the exports are ${[...Object.keys(EXPORTS), 'web'].join(', ')}.`);
     const file = path.join(folderOf(name), exp.file);
     if (!fs.existsSync(file)) throw new HttpError(404, `The run ${name} has no ${exp.file} yet; it is written when the run finishes.`);
     return reply.type(exp.type).header('content-disposition', `attachment; filename="${name}-${exp.file}"`).send(fs.createReadStream(file));
@@ -75,4 +78,23 @@ export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
     if (names.length < 2) throw new HttpError(400, 'Compare needs two or more runs: /api/compare?runs=a,b.');
     return compareRuns(names.map(folderOf));
   });
+}
+
+/**
+ * The run's model as a browser bundle (`graft export --web`: page, model, preprocessing, onnxruntime-web), zipped.
+ * The bundle is written once into the run folder (`web/`) and rebuilt when model.onnx is newer.
+ */
+async function webBundleZip(folder: string, name: string): Promise<Buffer> {
+  const model = path.join(folder, 'model.onnx');
+  if (!fs.existsSync(model)) throw new HttpError(404, `The run ${name} has no model.onnx yet; it is written when the run finishes.`);
+  const dir = path.join(folder, 'web');
+  const stale = !fs.existsSync(path.join(dir, 'index.html')) || fs.statSync(dir).mtimeMs < fs.statSync(model).mtimeMs;
+  if (stale) {
+    const { writeWebBundle } = await import('../run/web-bundle.js');
+    await writeWebBundle(model, dir, { overwrite: true });
+  }
+  const { default: AdmZip } = await import('adm-zip');
+  const zip = new AdmZip();
+  zip.addLocalFolder(dir);
+  return zip.toBuffer();
 }

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import AdmZip from 'adm-zip';
 import type { Browser, Page } from 'playwright-core';
 import type { RunResults } from '../../src/run/results.js';
 import { createUiApp, type UiApp } from '../../src/ui/app.js';
@@ -160,6 +161,18 @@ test('the story: open, load a folder, train with live curves, open a confusion c
   const saved = path.join(tmp, 'downloaded.onnx');
   await download.saveAs(saved);
   assert.deepEqual(fs.readFileSync(saved), fs.readFileSync(path.join(runs, 'story', 'model.onnx')));
+  // the web bundle (graft export --web) as a zip: the page, the model, its preprocessing and onnxruntime-web
+  const [web] = await Promise.all([page.waitForEvent('download'), page.click('#exports a[data-kind="web"]')]);
+  const zipFile = path.join(tmp, 'web.zip');
+  await web.saveAs(zipFile);
+  const entries = new AdmZip(zipFile).getEntries().map((e) => e.entryName);
+  for (const f of ['index.html', 'model.onnx', 'model.json']) assert.ok(entries.includes(f), `${f} in ${entries.join(', ')}`);
+  assert.ok(
+    entries.some((e) => e.startsWith('ort/') && e.endsWith('.wasm')),
+    'onnxruntime-web wasm in the bundle',
+  );
+  const bundled = JSON.parse(new AdmZip(zipFile).readAsText('model.json')) as { labels: string[] };
+  assert.deepEqual(bundled.labels, JSON.parse(fs.readFileSync(path.join(runs, 'story', 'model.json'), 'utf8')).labels);
 
   // an interrupted run: cancelled after its first epoch, then the server restarts; the new page resumes it
   await startRun(page, 'cut', 12);

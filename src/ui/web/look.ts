@@ -72,7 +72,7 @@ export async function renderLook(main: HTMLElement, runName?: string): Promise<v
 }
 
 function exports(name: string, r: RunResults): HTMLElement {
-  const label = { onnx: 'model.onnx', sidecar: 'model.json (sidecar)', report: 'report.html' } as const;
+  const label = { onnx: 'model.onnx', sidecar: 'model.json (sidecar)', report: 'report.html', web: 'web page (.zip, runs in a browser)' } as const;
   return h(
     'p',
     { id: 'exports' },
