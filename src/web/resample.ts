@@ -1,3 +1,6 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// A translation of libvips (https://github.com/libvips/libvips, libvips/resample/), Copyright John Cupitt and
+// the libvips contributors, under libvips's licence; see LICENSE.
 /**
  * A port of libvips's resize (the 8-bit paths of vips_resize as sharp calls it) to plain array code, so a web page
  * resizes decoded pixels to exactly the bytes graft's decoder (sharp, src/data/image.ts) produces. Ported from
