@@ -89,6 +89,8 @@ export class InferenceWorker {
   private nextId = 1;
   private failure: Error | undefined;
   private closed = false;
+  /** Runs accepted and not yet answered; close() waits for them (terminating a worker while onnxruntime-node runs in it aborts the process). */
+  private readonly accepted = new Set<Promise<unknown>>();
   /** The session's inputs, known once it is ready; each batch is checked against them before it is posted. */
   private inputs: readonly InputSpec[] = [];
   private readonly check: FeedCheckOptions;
@@ -158,10 +160,22 @@ export class InferenceWorker {
    * transferred (detached here) and returned in the result. The first `product(dims)` values are fed.
    * @throws onnxruntime's error message (the caller adds which batch it was).
    */
-  async run(input: Float32Array, dims: readonly number[]): Promise<WorkerRunResult> {
+  run(input: Float32Array, dims: readonly number[]): Promise<WorkerRunResult> {
+    if (this.closed) return Promise.reject(new Error('InferenceWorker.run: the worker is closed; create a new one.'));
+    const answer = this.post(input, dims);
+    // accepted before close(): close() waits for it
+    const settled = answer.then(
+      () => {},
+      () => {},
+    );
+    this.accepted.add(settled);
+    void settled.then(() => this.accepted.delete(settled));
+    return answer;
+  }
+
+  private async post(input: Float32Array, dims: readonly number[]): Promise<WorkerRunResult> {
     await this.ready;
     if (this.failure) throw this.failure;
-    if (this.closed) throw new Error('InferenceWorker.run: the worker is closed; create a new one.');
     if (input.byteOffset !== 0 || input.byteLength !== input.buffer.byteLength)
       throw new Error('InferenceWorker.run: the input must span its whole ArrayBuffer (it is transferred); allocate it with new Float32Array(n).');
     checkFeeds(this.inputs, { [this.inputs[0]?.name ?? '']: { type: 'float32', dims } }, this.check);
@@ -173,11 +187,15 @@ export class InferenceWorker {
     });
   }
 
-  /** Stops the worker (pending runs are rejected). Safe to call twice. */
+  /**
+   * Stops the worker once the batches already posted have been answered (terminating it while onnxruntime-node
+   * runs a batch aborts the whole process); runs asked for after this fail. Safe to call twice.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.fail(new Error('InferenceWorker: closed while a batch was running.'));
+    await Promise.all(this.accepted);
+    this.fail(new Error('InferenceWorker: closed.'));
     await this.worker.terminate();
   }
 }

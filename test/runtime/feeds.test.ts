@@ -95,6 +95,18 @@ test('the training step checks its whole feed through the same run: a wrong-shap
   await runner.release();
 });
 
+test('closing the feature-extraction worker waits for the batch it is running, instead of terminating onnxruntime mid-run', async () => {
+  const { InferenceWorker } = await import('../../src/features/runner.js');
+  const { encodeModel } = await import('../../src/onnx/io.js');
+  const worker = new InferenceWorker(encodeModel(cnn()), { threads: 1, label: 'feature extractor' });
+  await worker.ready;
+  const running = worker.run(new Float32Array(512 * 3 * 28 * 28), [512, 3, 28, 28]);
+  await worker.close();
+  const r = await running; // answered, not rejected: close() waited for it
+  assert.deepEqual(r.dims, [512, 3]);
+  await assert.rejects(worker.run(new Float32Array(3 * 28 * 28), [1, 3, 28, 28]), /closed/);
+});
+
 test('the feature-extraction worker checks each batch against its session inputs before posting it', async () => {
   const { InferenceWorker } = await import('../../src/features/runner.js');
   const { encodeModel } = await import('../../src/onnx/io.js');
