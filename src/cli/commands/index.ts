@@ -13,6 +13,7 @@ import * as lrFind from './lr-find.js';
 import * as models from './models.js';
 import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
+import * as shift from './shift.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
 
@@ -22,4 +23,4 @@ export interface CommandModule {
 }
 
 /** Every command, in the order `graft --help` lists them. */
-export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, importCmd, models];
+export const COMMANDS: CommandModule[] = [demo, inspect, predict, evalCmd, train, pretrain, lrFind, tune, adapt, shift, importCmd, models];
