@@ -171,3 +171,18 @@ function explain(cs: AutoCandidate[], i: number, v: Validator): string {
   });
   return `${s}; ${others.join(', ')}. No target label was read.`;
 }
+
+/** The candidates as a Markdown table (the pick marked), then the reason. */
+export function formatAutoTable(r: AutoReport): string[] {
+  const acc = r.candidates.some((c) => c.target_acc !== undefined);
+  const head = ['method', 'seed', 'SND', 'target entropy', 'IM', ...(acc ? ['target acc % (reported only)'] : []), `picked by ${NAMES[r.validator]}`];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const c of r.candidates) {
+    const picked = c.method === r.pick.method && c.seed === r.pick.seed;
+    const cells = [c.method, String(c.seed), c.snd.toFixed(4), c.target_entropy.toFixed(4), c.target_im.toFixed(4)];
+    if (acc) cells.push(c.target_acc === undefined ? '—' : (100 * c.target_acc).toFixed(1));
+    cells.push(picked ? '**pick**' : '');
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  return [...lines, '', r.reason];
+}

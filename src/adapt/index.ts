@@ -18,6 +18,7 @@ export {
   argmaxBy,
   autoAdapt,
   defaultCandidates,
+  formatAutoTable,
   parseValidator,
   VALIDATORS,
   type Validator,
