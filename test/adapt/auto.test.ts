@@ -15,9 +15,11 @@ import {
   scoreModel,
   snd,
   unlabelledArrays,
+  VALIDATORS,
   validatorScore,
 } from '../../src/adapt/index.js';
 import { mlp } from '../../src/nn/index.js';
+import { ADAPT_VALIDATORS } from '../../src/run/config.js';
 import { ArraySource } from '../../src/step/batches.js';
 import { Rng } from '../../src/tensor.js';
 import { blobs } from './toy.js';
@@ -98,6 +100,7 @@ test('validators are oriented so that higher wins, and argmax picks the first be
   assert.equal(argmaxBy([a, a], 'snd'), 0);
   assert.equal(validatorScore('entropy', a), -0.5);
   assert.equal(parseValidator(' IM '), 'im');
+  assert.deepEqual([...VALIDATORS], [...ADAPT_VALIDATORS], 'the config schema accepts exactly the validators');
   assert.throws(() => parseValidator('accuracy'), /unknown validator "accuracy".*snd, entropy, im.*target labels/);
 });
 
