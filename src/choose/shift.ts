@@ -177,18 +177,21 @@ export interface AdviceInput {
 
 /**
  * Plain-words advice from the measures. The thresholds are heuristics calibrated on graft's known shifts
- * (docs/benchmarks.md, "Shift"): MMD p ≥ 0.05 → no detectable shift; proxy A-distance < 0.5 small, < 1.5
+ * (docs/benchmarks.md, "Shift"): MMD p ≥ 0.05 or proxy A-distance < 0.1 → none; A < 0.5 small, < 1.5
  * moderate, else large. The method lists follow what worked on those shifts (docs/cli/adapt.md, bench/adapt.ts).
  */
 export function shiftAdvice(m: AdviceInput): { level: ShiftLevel; advice: string[]; methods: string[] } {
   const a = m.aDistance.toFixed(2);
   const p = m.pValue < 0.001 ? '< 0.001' : m.pValue.toFixed(3);
-  const level: ShiftLevel = m.pValue >= 0.05 ? 'none' : m.aDistance < 0.5 ? 'small' : m.aDistance < 1.5 ? 'moderate' : 'large';
+  // a detectable difference that no linear classifier can use (A < 0.1) is no shift to adapt to
+  const level: ShiftLevel = m.pValue >= 0.05 || m.aDistance < 0.1 ? 'none' : m.aDistance < 0.5 ? 'small' : m.aDistance < 1.5 ? 'moderate' : 'large';
   const advice: string[] = [];
   let methods: string[] = [];
   if (level === 'none') {
     advice.push(
-      `No shift detected: the MMD test cannot tell the domains apart (p = ${p}) and a linear domain classifier does little better than chance (proxy A-distance ${a}).`,
+      m.pValue >= 0.05
+        ? `No shift detected: the MMD test cannot tell the domains apart (p = ${p}) and a linear domain classifier does little better than chance (proxy A-distance ${a}).`
+        : `No shift that matters: the MMD test sees a difference (p = ${p}), but a linear domain classifier does no better than chance (proxy A-distance ${a}).`,
       'Adaptation is likely not needed: train on the source (graft train) and check on a few labelled target images.',
     );
   } else if (level === 'small') {

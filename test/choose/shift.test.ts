@@ -84,6 +84,9 @@ test('advice thresholds and bad input', async () => {
   const summary = { meanDistance: 0, coral: 0, covRelative: 0, normRatio: 1 };
   assert.equal(shiftAdvice({ aDistance: 1.9, pValue: 0.3, summary }).level, 'none');
   assert.equal(shiftAdvice({ aDistance: 0.3, pValue: 0.01, summary }).level, 'small');
+  const unusable = shiftAdvice({ aDistance: 0.05, pValue: 0.01, summary });
+  assert.equal(unusable.level, 'none');
+  assert.match(unusable.advice[0]!, /sees a difference \(p = 0\.010\), but a linear domain classifier does no better than chance/);
   assert.equal(shiftAdvice({ aDistance: 1.0, pValue: 0.01, summary }).level, 'moderate');
   assert.equal(shiftAdvice({ aDistance: 1.8, pValue: 0.01, summary }).level, 'large');
   assert.match(shiftAdvice({ aDistance: 1, pValue: 0.01, summary: { ...summary, normRatio: 3 } }).advice.join(' '), /3\.00× as large.*preprocessed alike/);
