@@ -40,6 +40,10 @@ test('MMD² matches the closed form for two Gaussians, and the permutation test 
   const same = mmdTest(a, gaussian(400, d, 3), { sigma, permutations: 100, seed: 0 });
   assert.ok(Math.abs(same.mmd2) < 0.01, `MMD² ${same.mmd2}`);
   assert.ok(same.pValue > 0.05, `p ${same.pValue}`);
+  // unbiased: over draws of one distribution MMD² averages 0 (the biased V-statistic would average 2(1 − c)/n ≈ 0.0067 here)
+  let sum = 0;
+  for (let k = 0; k < 20; k++) sum += mmdTest(gaussian(200, d, 100 + k), gaussian(200, d, 200 + k), { sigma, permutations: 0 }).mmd2;
+  assert.ok(Math.abs(sum / 20) < 0.002, `mean MMD² under no shift ${sum / 20}`);
   // the median heuristic: σ² = median pairwise squared distance; for N(0, I) in 2-D, ‖x − y‖² ~ 2·χ²₂ → median 4 ln 2
   const med = mmdTest(a, gaussian(400, d, 3), { permutations: 10 });
   assert.ok(Math.abs(med.sigma ** 2 - 4 * Math.LN2) < 0.2, `σ² ${med.sigma ** 2}, expected ${4 * Math.LN2}`);
