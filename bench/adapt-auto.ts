@@ -7,6 +7,7 @@
  *
  * Usage: node --import tsx bench/adapt-auto.ts [--candidates source-only,adabn,coral,dan,cdan,mcc,self-training]
  *        [--seeds 0,1,2] [--epochs 2] [--source-samples n] [--out runs/bench-adapt-auto.json]
+ *        node --import tsx bench/adapt-auto.ts --from runs/bench-adapt-auto.json   (the tables again, from the seeds done so far)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,21 +26,24 @@ const { values } = parseArgs({
     epochs: { type: 'string', default: '2' },
     'source-samples': { type: 'string' },
     out: { type: 'string', default: 'runs/bench-adapt-auto.json' },
+    from: { type: 'string' },
   },
 });
-const candidates = values.candidates.split(',').map((m) => parseMethod(m, '--candidates'));
-const seeds = values.seeds.split(',').map(Number);
 const t0 = performance.now();
+const saved = values.from ? JSON.parse(fs.readFileSync(values.from, 'utf8')) : undefined;
+const candidates = saved ? (saved.candidates as ReturnType<typeof parseMethod>[]) : values.candidates.split(',').map((m) => parseMethod(m, '--candidates'));
+const seeds: number[] = saved ? saved.perSeed.map((s: { seed: number }) => s.seed) : values.seeds.split(',').map(Number);
 const ds = await loadMnist();
-const k = values['source-samples'] ? Number(values['source-samples']) : ds.train.y.length;
+const k = saved ? (saved.sourceSamples as number) : values['source-samples'] ? Number(values['source-samples']) : ds.train.y.length;
+if (saved) values.epochs = saved.epochs;
 const source = new ArraySource(ds.train.x.subarray(0, k * 784), Int32Array.from(ds.train.y).subarray(0, k), [1, 28, 28], 10);
 const sourceVal = new ArraySource(ds.test.x, ds.test.y, [1, 28, 28], 10);
 const target = unlabelledArrays(styleShift(ds.train.x, { seed: 123 }), [1, 28, 28]);
 const targetEval = new ArraySource(styleShift(ds.test.x, { seed: 456 }), ds.test.y, [1, 28, 28], 10);
 const load = os.loadavg()[0]!;
 
-const perSeed: { seed: number; candidates: AutoCandidate[] }[] = [];
-for (const seed of seeds) {
+const perSeed: { seed: number; candidates: AutoCandidate[] }[] = saved?.perSeed ?? [];
+for (const seed of saved ? [] : seeds) {
   const r = await autoAdapt({
     model: (s) => smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, 28, 28], seed: s }),
     candidates,
