@@ -38,7 +38,7 @@ export interface AutoOptions extends Omit<CompareOptions, 'methods' | 'seeds'> {
   candidates?: (MethodName | MethodSpec)[];
   /** Seeds to try for every candidate (default [0]); each (method, seed) run is one candidate. */
   seeds?: number[];
-  /** The validator that picks (default 'snd'). */
+  /** The validator that picks (default 'im': on the public shift it picked the best method on every seed, SND the worst; docs/benchmarks.md). */
   validator?: Validator;
 }
 
@@ -101,7 +101,7 @@ export function argmaxBy(candidates: Pick<AutoCandidate, 'snd' | 'target_entropy
  */
 export async function autoAdapt(o: AutoOptions): Promise<AdaptResult & { auto: AutoReport }> {
   assertUnlabelled(o.target, 'adapt (auto)');
-  const validator = o.validator ?? 'snd';
+  const validator = o.validator ?? 'im';
   const seeds = o.seeds ?? [0];
   const first = typeof o.model === 'function' ? o.model(seeds[0]!) : o.model;
   const candidates = (o.candidates ?? defaultCandidates(first)).map((m) => (typeof m === 'string' ? parseMethod(m, 'candidates') : m));

@@ -42,7 +42,7 @@ export interface AdaptOptions {
   candidates?: (MethodName | MethodSpec)[];
   /** With method 'auto': the seeds to try (each method × seed is one candidate). */
   seeds?: number[];
-  /** With method 'auto': the validator that picks (default 'snd'). */
+  /** With method 'auto': the validator that picks (default 'im'). */
   validator?: Validator;
   /** Parameters to train (default: all). */
   trainable?: string[];

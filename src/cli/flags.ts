@@ -116,7 +116,7 @@ export const ADAPT_FLAGS: FlagSpec[] = [
     help: 'with --method auto: comma-separated methods to try (default: every method that applies)',
     value: (v) => String(v).split(','),
   },
-  { flags: '--validator <name>', key: 'adapt.validator', help: 'with --method auto: what picks the run without target labels: snd (default), entropy or im' },
+  { flags: '--validator <name>', key: 'adapt.validator', help: 'with --method auto: what picks the run without target labels: im (default), entropy or snd' },
   {
     flags: '--compare <list>',
     key: 'adapt.compare',

@@ -182,7 +182,7 @@ const adaptSchema = z.strictObject({
   /** With method auto: the methods to try (default: every method that applies). */
   candidates: z.array(z.string().min(1)).min(1).optional(),
   /** With method auto: the unsupervised validator that picks the run (none reads target labels). */
-  validator: z.enum(ADAPT_VALIDATORS).default('snd'),
+  validator: z.enum(ADAPT_VALIDATORS).default('im'),
   /** Methods compared in one table (overrides `method`). */
   compare: z.array(z.string().min(1)).min(1).optional(),
   /** Seeds of the comparison (default: [run.seed]). */

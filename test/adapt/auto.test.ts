@@ -114,7 +114,17 @@ test("method 'auto' picks the validator's argmax over every candidate, from unla
   const candidates = ['source-only', 'adabn', 'mcc', 'coral'] as const;
   // the target holds no labels at all; the labelled target copy is for reporting only
   const target = unlabelledArrays(targetX, [2]);
-  const r = await adapt({ ...quick, model: net, source, target, targetEval: targetTest, method: 'auto', candidates: [...candidates], seeds: [0, 1] });
+  const r = await adapt({
+    ...quick,
+    model: net,
+    source,
+    target,
+    targetEval: targetTest,
+    method: 'auto',
+    candidates: [...candidates],
+    seeds: [0, 1],
+    validator: 'snd',
+  });
   const auto = r.auto!;
   assert.equal(auto.validator, 'snd');
   assert.equal(auto.candidates.length, 8);
@@ -143,7 +153,17 @@ test("method 'auto' picks the validator's argmax over every candidate, from unla
     [2],
     2,
   );
-  const r2 = await adapt({ ...quick, model: net, source, target, targetEval: wrong, method: 'auto', candidates: [...candidates], seeds: [0, 1] });
+  const r2 = await adapt({
+    ...quick,
+    model: net,
+    source,
+    target,
+    targetEval: wrong,
+    method: 'auto',
+    candidates: [...candidates],
+    seeds: [0, 1],
+    validator: 'snd',
+  });
   assert.deepEqual(r2.auto!.pick, auto.pick);
   assert.deepEqual(
     r2.auto!.candidates.map((c) => c.snd),
@@ -155,9 +175,10 @@ test("method 'auto' picks the validator's argmax over every candidate, from unla
   );
 });
 
-test("method 'auto' with the IM validator; the auto options are refused without it", async () => {
+test("method 'auto' with the default validator (IM); the auto options are refused without it", async () => {
   const target = unlabelledArrays(targetX, [2]);
-  const r = await adapt({ ...quick, model: net(0), source, target, method: 'auto', candidates: ['source-only', 'mcc'], validator: 'im', seed: 3 });
+  const r = await adapt({ ...quick, model: net(0), source, target, method: 'auto', candidates: ['source-only', 'mcc'], seed: 3 });
+  assert.equal(r.auto!.validator, 'im');
   const cs = r.auto!.candidates;
   assert.deepEqual(
     cs.map((c) => c.seed),
