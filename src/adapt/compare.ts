@@ -42,8 +42,8 @@ export interface CompareOptions extends Omit<AdaptOptions, 'method' | 'seed' | '
   seeds: number[];
   /** The starting model, or a function of the seed (e.g. a fresh network to train from scratch). */
   model: Model | ((seed: number) => Model);
-  /** Called after every run (progress, logging). */
-  onRun?: (r: AdaptResult) => void;
+  /** Called after every run (progress, logging; awaited, so it may score or save the run's model). */
+  onRun?: (r: AdaptResult) => void | Promise<void>;
   /** Called before every run. (With `checkpointDir`, each (method, seed) run checkpoints into its own sub-folder `<method>-seed<seed>`.) */
   onStart?: (method: MethodName, seed: number) => void;
 }
@@ -66,12 +66,13 @@ export async function compareMethods(o: CompareOptions): Promise<{ rows: Compare
       else {
         // each run keeps its own checkpoints: <checkpointDir>/<method>-seed<seed>/
         const checkpointDir = o.checkpointDir && path.join(o.checkpointDir, `${spec.name}-seed${seed}`);
-        r = await adapt({ ...o, model, method: spec, seed, checkpointDir });
+        // one method, one seed: the lists (and auto's options) stay here
+        r = await adapt({ ...o, model, method: spec, seed, checkpointDir, seeds: undefined, candidates: undefined, validator: undefined });
       }
       if (spec.name === 'source-only' && Object.keys(spec).length === 1 && wantsAdabn) sourceOnly = r;
       const { model: _m, lastModel: _l, ...rest } = r;
       runs.push(rest);
-      o.onRun?.(r);
+      await o.onRun?.(r);
     }
     if (!plainSourceOnly) sourceOnly = undefined;
   }

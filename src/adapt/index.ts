@@ -11,6 +11,19 @@
 export { type AdaBnOptions, adaBN } from './adabn.js';
 export { type AdversarialLoss, type AdversarialOptions, DISC_PREFIX, domainAdversarialLoss, grlLambda } from './adversarial.js';
 export { strongAugment, weakAugment } from './augment.js';
+export {
+  type AutoCandidate,
+  type AutoOptions,
+  type AutoReport,
+  argmaxBy,
+  autoAdapt,
+  defaultCandidates,
+  formatAutoTable,
+  parseValidator,
+  VALIDATORS,
+  type Validator,
+  validatorScore,
+} from './auto.js';
 export { type CompareOptions, type CompareRow, compareMethods, formatCompareTable, type MeanStd, meanStd, summarize } from './compare.js';
 export { type AdaptStepSpec, type CompiledAdaptStep, compileAdaptStep, LAMBDA_INPUT } from './compile.js';
 export { assertUnlabelled, checkDomains, type UnlabelledSource, unlabelled, unlabelledArrays } from './data.js';
@@ -18,4 +31,15 @@ export { JointBatchSource } from './joint.js';
 export { coralLoss, DAN_MULTIPLIERS, entropyRows, type MmdOptions, mccLoss, mmdLoss, pseudoLabelLoss } from './losses.js';
 export { METHOD_INFO, METHODS, type MethodContext, type MethodInfo, type MethodName, type MethodSpec, type MethodTerm, parseMethod } from './methods.js';
 export { type AdaptOptions, type AdaptResult, adapt, checkHasBN, withAdaBN } from './run.js';
-export { better, CheckpointSelection, type EvalRecord, meanEntropy, type Scores, type SelectBy, type SelectionOptions, scoreModel, snd } from './select.js';
+export {
+  better,
+  CheckpointSelection,
+  type EvalRecord,
+  imScore,
+  meanEntropy,
+  type Scores,
+  type SelectBy,
+  type SelectionOptions,
+  scoreModel,
+  snd,
+} from './select.js';

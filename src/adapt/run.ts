@@ -18,6 +18,7 @@ import type { Tensor } from '../tensor.js';
 import type { Callback } from '../train/callbacks.js';
 import { fit } from '../train/fit.js';
 import { adaBN } from './adabn.js';
+import type { AutoReport, Validator } from './auto.js';
 import { compileAdaptStep } from './compile.js';
 import { assertUnlabelled, checkDomains, sampleIndices, type UnlabelledSource, unlabelled } from './data.js';
 import { JointBatchSource } from './joint.js';
@@ -32,7 +33,17 @@ export interface AdaptOptions {
   source: BatchSource;
   /** Unlabelled target data; wrap images with `unlabelled()` — a labelled source is refused. */
   target: BatchSource;
-  method: MethodName | MethodSpec;
+  /**
+   * The method, or 'auto': run the `candidates` (default: every method that applies) for every seed in `seeds`
+   * (default [seed]) and pick one run by the unsupervised `validator` (docs/cli/adapt.md, src/adapt/auto.ts).
+   */
+  method: MethodName | MethodSpec | 'auto';
+  /** With method 'auto': the methods to try. */
+  candidates?: (MethodName | MethodSpec)[];
+  /** With method 'auto': the seeds to try (each method × seed is one candidate). */
+  seeds?: number[];
+  /** With method 'auto': the validator that picks (default 'im'). */
+  validator?: Validator;
   /** Parameters to train (default: all). */
   trainable?: string[];
   /** Feature value for the adaptation term (default: the input of the final classifier). */
@@ -94,10 +105,12 @@ export interface AdaptResult {
   /** Wall time of the run (training, scoring and AdaBN). */
   seconds: number;
   featureCache: boolean;
+  /** With method 'auto': every candidate's validator scores, the pick and why. */
+  auto?: AutoReport;
 }
 
 /** The default bottleneck-free behaviour: train everything. */
-function checkOptions(o: AdaptOptions): { spec: MethodSpec; epochs: number; n: number; m: number } {
+function checkOptions(o: AdaptOptions & { method: MethodName | MethodSpec }): { spec: MethodSpec; epochs: number; n: number; m: number } {
   const spec = typeof o.method === 'string' ? { name: parseMethod(o.method) } : { ...o.method, name: parseMethod(o.method.name) };
   const epochs = o.epochs ?? 2;
   const n = o.batchSize ?? 64;
@@ -112,7 +125,15 @@ function checkOptions(o: AdaptOptions): { spec: MethodSpec; epochs: number; n: n
  * Runs one adaptation. Throws before training on: labelled target data, mismatched source/target samples,
  * AdaBN on a model without BatchNorm, an empty target, or a feature-aligning method on frozen features.
  */
-export async function adapt(o: AdaptOptions): Promise<AdaptResult> {
+export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
+  if (opts.method === 'auto') {
+    const { autoAdapt } = await import('./auto.js');
+    const { method: _m, seed, seeds, ...rest } = opts;
+    return autoAdapt({ ...rest, seeds: seeds ?? [seed ?? 0] });
+  }
+  if (opts.candidates || opts.seeds || opts.validator)
+    throw new Error(`adapt: candidates, seeds and validator apply to method 'auto' only; remove them, or set method: 'auto'.`);
+  const o = opts as AdaptOptions & { method: MethodName | MethodSpec };
   const t0 = performance.now();
   const { spec, epochs, n, m } = checkOptions(o);
   assertUnlabelled(o.target, 'adapt');
@@ -263,7 +284,7 @@ export async function withAdaBN(
 }
 
 /** A source over some samples of `src` (indices sorted), unlabelled when `src` is. */
-function subsetOf(src: UnlabelledSource, idx: Int32Array): UnlabelledSource {
+export function subsetOf(src: UnlabelledSource, idx: Int32Array): UnlabelledSource {
   return {
     unlabelled: true,
     length: idx.length,

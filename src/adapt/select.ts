@@ -18,6 +18,8 @@ export interface Scores {
   target_entropy: number;
   /** Soft neighborhood density of the target predictions: higher = better clustered (the default selector). */
   snd: number;
+  /** Information maximization of the target predictions, H(mean p) − mean H(p) in nats: higher = confident and diverse. */
+  target_im: number;
   /** Accuracy on the labelled target evaluation set (reported only; never used for selection). */
   target_acc?: number;
 }
@@ -77,6 +79,20 @@ export function meanEntropy(p: Float32Array, n: number, c: number): number {
   return n ? h / n : 0;
 }
 
+/**
+ * Information maximization score of row-wise probabilities p [n, C] (the IM objective of SHOT, Liang et al.
+ * 2020, as a validator): the entropy of the mean prediction minus the mean entropy of the predictions. High when
+ * each prediction is confident and the classes are used evenly; 0 for identical or uniform predictions.
+ */
+export function imScore(p: Float32Array, n: number, c: number): number {
+  if (!n) return 0;
+  const mean = new Float64Array(c);
+  for (let i = 0; i < n; i++) for (let k = 0; k < c; k++) mean[k]! += p[i * c + k]! / n;
+  let hMean = 0;
+  for (let k = 0; k < c; k++) if (mean[k]! > 0) hMean -= mean[k]! * Math.log(mean[k]!);
+  return hMean - meanEntropy(p, n, c);
+}
+
 /** Probabilities and accuracy of `session` (an inference model) over a batch source. */
 async function run(session: ort.InferenceSession, src: BatchSource, labelled: boolean): Promise<{ p: Float32Array; c: number; acc: number }> {
   const bufs = new BatchBuffers(src.sampleShape);
@@ -115,7 +131,7 @@ export async function scoreModel(model: Model, data: { sourceVal?: BatchSource; 
   try {
     const t = await run(session, data.targetSample, false);
     const n = data.targetSample.length;
-    const s: Scores = { target_entropy: meanEntropy(t.p, n, t.c), snd: snd(t.p, n, t.c) };
+    const s: Scores = { target_entropy: meanEntropy(t.p, n, t.c), snd: snd(t.p, n, t.c), target_im: imScore(t.p, n, t.c) };
     if (data.sourceVal) s.source_val_acc = (await run(session, data.sourceVal, true)).acc;
     if (data.targetEval) s.target_acc = (await run(session, data.targetEval, true)).acc;
     return s;

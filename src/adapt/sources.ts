@@ -26,7 +26,7 @@ async function mnist() {
 }
 
 /** Throws unless the model's preprocessing takes the built-ins' 28×28 grayscale NCHW images. */
-function checkMnistSized(pre: PreprocessConfig, what: string): void {
+export function checkMnistSized(pre: PreprocessConfig, what: string): void {
   if (pre.channels !== 1 || pre.size[0] !== 28 || pre.size[1] !== 28 || pre.layout !== 'NCHW')
     throw new Error(
       `${what} gives 1x28x28 grayscale images, but the model's preprocessing gives ${pre.channels}x${pre.size.join('x')} (${pre.layout}). ` +
@@ -35,7 +35,7 @@ function checkMnistSized(pre: PreprocessConfig, what: string): void {
 }
 
 /** Builds the built-in arrays with the model's scale/mean/std (they must be 28×28 grayscale). */
-function arraysFor(x: Float32Array, pre: PreprocessConfig, what: string): Float32Array {
+export function arraysFor(x: Float32Array, pre: PreprocessConfig, what: string): Float32Array {
   checkMnistSized(pre, what);
   const a = 255 / pre.scale / pre.std[0]!;
   const b = -pre.mean[0]! / pre.std[0]!;

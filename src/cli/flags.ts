@@ -118,7 +118,18 @@ export const ADAPT_FLAGS: FlagSpec[] = [
     key: 'adapt.targetEval',
     help: 'labelled target data, evaluated only (never trained on): a class folder or mnist-style-shift',
   },
-  { flags: '--method <name>', key: 'adapt.method', help: 'source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc (default), self-training, fixmatch' },
+  {
+    flags: '--method <name>',
+    key: 'adapt.method',
+    help: 'source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc (default), self-training, fixmatch, or auto (pick among --candidates without target labels)',
+  },
+  {
+    flags: '--candidates <list>',
+    key: 'adapt.candidates',
+    help: 'with --method auto: comma-separated methods to try (default: every method that applies)',
+    value: (v) => String(v).split(','),
+  },
+  { flags: '--validator <name>', key: 'adapt.validator', help: 'with --method auto: what picks the run without target labels: im (default), entropy or snd' },
   {
     flags: '--compare <list>',
     key: 'adapt.compare',

@@ -199,6 +199,9 @@ const lrFindSchema = z
 /** Checkpoint criteria of `graft adapt` (how a checkpoint is picked without target labels). */
 export const ADAPT_SELECT = ['snd', 'entropy', 'source-val', 'last'] as const;
 
+/** Validators of `graft adapt --method auto` (the same list as `VALIDATORS` in src/adapt/auto.ts). */
+export const ADAPT_VALIDATORS = ['snd', 'entropy', 'im'] as const;
+
 /**
  * `graft adapt`: unsupervised domain adaptation. The labelled source is `data.train` (split by `data.valSplit`,
  * cut by `data.limit`), the network `model.*`, the optimizer `train.*`, the seed and resume `run.*`; this section
@@ -209,8 +212,12 @@ const adaptSchema = z.strictObject({
   target: file.optional(),
   /** Labelled target data, evaluated only (never trained on): a class folder, a labelled manifest or 'mnist-style-shift'. */
   targetEval: file.optional(),
-  /** source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc, self-training or fixmatch. */
+  /** source-only, adabn, coral, dan, dann, cdan, cdan+e, mcc, self-training, fixmatch, or auto (pick among `candidates`). */
   method: z.string().min(1).default('mcc'),
+  /** With method auto: the methods to try (default: every method that applies). */
+  candidates: z.array(z.string().min(1)).min(1).optional(),
+  /** With method auto: the unsupervised validator that picks the run (none reads target labels). */
+  validator: z.enum(ADAPT_VALIDATORS).default('im'),
   /** Methods compared in one table (overrides `method`). */
   compare: z.array(z.string().min(1)).min(1).optional(),
   /** Seeds of the comparison (default: [run.seed]). */

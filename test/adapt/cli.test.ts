@@ -76,6 +76,27 @@ test('graft adapt --compare prints one table over seeds, and --out writes the re
   assert.ok(fs.existsSync(path.join(tmp, 'one', 'model.onnx')) && fs.existsSync(path.join(tmp, 'one', 'model.json')));
 });
 
+test('graft adapt --method auto runs the candidates, picks by the validator and saves the pick', async () => {
+  const out = path.join(tmp, 'auto');
+  const args = ['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--target-eval', path.join(tmp, 'tgt-eval'), ...common];
+  await graft([...args, '--method', 'auto', '--candidates', 'source-only,mcc,coral', '--validator', 'im', '--out', out]);
+  const doc = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  assert.deepEqual(doc.methods, ['source-only', 'mcc', 'coral']);
+  assert.equal(doc.auto.validator, 'im');
+  const ims = doc.auto.candidates.map((c: { target_im: number }) => c.target_im);
+  const pick = doc.auto.candidates[ims.indexOf(Math.max(...ims))];
+  assert.deepEqual(doc.auto.pick, { method: pick.method, seed: 0 });
+  const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.match(report, /\| method \| seed \| SND \| target entropy \| IM \| target acc % \(reported only\) \| picked by IM \|/);
+  assert.match(report, /picked \S+: the highest IM .* of 3 candidates/);
+  const sidecar = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8'));
+  assert.equal(sidecar.adapt.method, pick.method);
+  assert.match(sidecar.adapt.auto.reason, /No target label was read/);
+  await assert.rejects(graft([...args, '--method', 'mcc', '--candidates', 'mcc']), /--candidates \(adapt.candidates\) applies to --method auto only/);
+  await assert.rejects(graft([...args, '--method', 'auto', '--candidates', 'mcc,nope']), /--candidates: unknown adaptation method "nope"/);
+  await assert.rejects(graft([...args, '--method', 'auto', '--validator', 'acc']), /adapt.validator.*snd.*entropy.*im/s);
+});
+
 test('a target folder without images is a clear error', async () => {
   await assert.rejects(
     graft(['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'empty'), ...common]),

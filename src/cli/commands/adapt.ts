@@ -101,7 +101,14 @@ async function runAdapt(cmd: Command): Promise<void> {
     );
   if (train.optimizer.name !== 'sgd')
     throw new CliError(`graft adapt trains with SGD (train.optimizer.name is ${train.optimizer.name}); remove train.optimizer.name or set it to sgd.`);
-  const methods = (a.compare ?? [a.method]).map((m) => lib.parseMethod(m, a.compare ? '--compare' : '--method'));
+  // --method auto: run the candidates and pick one by an unsupervised validator (src/adapt/auto.ts)
+  const auto = !a.compare && a.method.trim().toLowerCase() === 'auto';
+  if (a.candidates && !auto)
+    throw new CliError(
+      `--candidates (adapt.candidates) applies to --method auto only${a.compare ? '; --compare lists the methods to compare' : ''}. Remove it, or add --method auto.`,
+    );
+  const listed = auto ? a.candidates : (a.compare ?? [a.method]);
+  const methods = listed?.map((m) => lib.parseMethod(m, auto ? '--candidates' : a.compare ? '--compare' : '--method'));
   const seeds = a.seeds ?? [run.seed];
   const { epochs, batchSize } = train;
   const { lr, momentum, weightDecay } = train.optimizer;
@@ -173,7 +180,7 @@ async function runAdapt(cmd: Command): Promise<void> {
       source: sourceRef,
       target: a.target,
       'target-eval': a.targetEval,
-      methods,
+      methods: auto ? { auto: methods ?? 'default', validator: a.validator } : methods,
       seeds,
       model: model.backbone,
       'freeze-backbone': a.freezeBackbone,
@@ -218,7 +225,10 @@ async function runAdapt(cmd: Command): Promise<void> {
     return net.model;
   };
   const trainableOf = new Map<import('../../ir/model.js').Model, string[]>();
-  if (methods.includes('adabn')) lib.checkHasBN(makeModel(seeds[0]!));
+  // auto without --candidates: every method that applies to this model
+  const tried = methods ?? lib.defaultCandidates(makeModel(seeds[0]!));
+  if (tried.includes('adabn')) lib.checkHasBN(makeModel(seeds[0]!));
+  if (auto) note(cmd, `--method auto: ${tried.length} candidates (${tried.join(', ')}) × ${seeds.length} seed(s), picked by ${a.validator}`);
 
   let bar: ReturnType<typeof createProgress> | undefined;
   let lastStep = 0;
@@ -227,7 +237,7 @@ async function runAdapt(cmd: Command): Promise<void> {
   let current = '';
   const modelFiles: string[] = [];
   const saveModel = (r: Awaited<ReturnType<typeof lib.adapt>>) => {
-    if (!out || methods.length !== 1) return;
+    if (!out || auto || tried.length !== 1) return;
     // one method: one model per seed (model.onnx when there is one seed)
     const file = seeds.length === 1 ? 'model.onnx' : `model-seed${r.seed}.onnx`;
     const net = new Network(r.model, { preprocess: pre, labels: src.classes });
@@ -235,8 +245,7 @@ async function runAdapt(cmd: Command): Promise<void> {
     modelFiles.push(file);
   };
   // compareMethods reuses each seed's source-only run for AdaBN (it only re-estimates BatchNorm statistics)
-  const { rows: _rows, runs } = await lib.compareMethods({
-    methods,
+  const options: Omit<import('../../adapt/compare.js').CompareOptions, 'methods'> = {
     seeds,
     model: makeModel,
     trainable: trainableOf.get(makeModel(seeds[0]!)),
@@ -285,16 +294,32 @@ async function runAdapt(cmd: Command): Promise<void> {
       note(cmd, `${current}: ${describe(r)}`);
       saveModel(r);
     },
-  });
+  };
+  let runs: Awaited<ReturnType<typeof lib.compareMethods>>['runs'];
+  let autoReport: import('../../adapt/auto.js').AutoReport | undefined;
+  if (auto) {
+    const r = await lib.autoAdapt({ ...options, candidates: tried, validator: a.validator });
+    ({ runs } = r.auto);
+    autoReport = r.auto;
+    if (out) {
+      // the pick: model.onnx, with the report of how it was picked in its sidecar
+      const net = new Network(r.model, { preprocess: pre, labels: src.classes });
+      net.save(path.join(out, 'model.onnx'), {
+        adapt: { method: r.method, seed: r.seed, selected: r.selected, auto: { validator: a.validator, reason: r.auto.reason } },
+      });
+      modelFiles.push('model.onnx');
+    }
+  } else ({ runs } = await lib.compareMethods({ ...options, methods: tried }));
   const rows = lib.summarize(runs);
-  const table = lib.formatCompareTable(rows, select);
+  const table = [...lib.formatCompareTable(rows, select), ...(autoReport ? ['', ...lib.formatAutoTable(autoReport)] : [])];
   const doc = {
     source: sourceRef,
     target: a.target,
     targetEval: a.targetEval,
-    methods,
+    methods: tried,
     seeds,
     selectBy: select,
+    ...(autoReport && { auto: { validator: autoReport.validator, pick: autoReport.pick, reason: autoReport.reason, candidates: autoReport.candidates } }),
     rows,
     runs,
     models: modelFiles,

@@ -16,6 +16,7 @@ import * as predict from './predict.js';
 import * as pretrain from './pretrain.js';
 import * as rankCmd from './rank.js';
 import * as serve from './serve.js';
+import * as shift from './shift.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
 import * as ui from './ui.js';
@@ -38,6 +39,7 @@ export const COMMANDS: CommandModule[] = [
   tune,
   adapt,
   rankCmd,
+  shift,
   importCmd,
   models,
   serve,
