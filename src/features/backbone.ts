@@ -15,7 +15,6 @@ import type { WarnFn } from '../data/files.js';
 import { ImageSource } from '../data/image-source.js';
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, suffixFrom } from '../ir/surgery.js';
-import { encodeModel } from '../onnx/io.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
 import { ArraySource, BatchBuffers, type BatchSource, batches } from '../step/batches.js';
 import type { OnTaskProgress } from '../util/progress.js';
@@ -188,7 +187,7 @@ function shareArrays(backbone: Model, inputShape: readonly number[], f: ArraySou
   const dims = f.sampleShape.reduce((a, c) => a * c, 1);
   const input = { arrays: [...inputShape] };
   const cut = backbone.graph.outputs[0]!.name;
-  const dir = path.join(featureCacheDir(cacheDir), featureStoreKey(encodeModel(backbone), cut, input));
+  const dir = path.join(featureCacheDir(cacheDir), featureStoreKey(backbone, cut, input));
   const store = FeatureStore.open(dir);
   const fresh: string[] = [];
   const rows: Float32Array[] = [];

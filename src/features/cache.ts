@@ -64,12 +64,15 @@ export function sha256(data: Uint8Array | string): string {
 }
 
 /**
- * The store key: sha256 over the format version, the model bytes' hash, the cut (output value name) and the
- * canonical preprocessing JSON (for in-memory arrays, which are fed as they are: `{ arrays: inputShape }`).
- * Any change to one of them selects a different store.
+ * The store key: sha256 over the format version, the hash of the extractor's computation (its ONNX bytes without
+ * metadata: the head a run grafted, or its parameter names, must not split the store), the cut (output value name)
+ * and the canonical input JSON (preprocessing; `{ arrays: inputShape }` for in-memory arrays, fed as they are;
+ * `{ tokenizer }` for text). Any change to one of them selects a different store. The one key of every store.
  */
-export function featureStoreKey(modelBytes: Uint8Array, cut: string, cfg: StoreInput): string {
-  return sha256(`graft-features/${STORE_FORMAT}\n${sha256(modelBytes)}\n${cut}\n${canonicalJson(cfg)}`);
+export function featureStoreKey(extractor: Model, cut: string, cfg: StoreInput): string {
+  const bare = extractor.clone();
+  bare.metadata = {};
+  return sha256(`graft-features/${STORE_FORMAT}\n${sha256(encodeModel(bare))}\n${cut}\n${canonicalJson(cfg)}`);
 }
 
 /** sha256 (hex) of a file's content. @throws naming the file and the fix when it cannot be read. */
@@ -94,7 +97,7 @@ export async function cachedFeatures(opts: CachedOptions): Promise<CachedResult>
   const warn = opts.onWarning ?? defaultWarn;
   const bytes = encodeModel(opts.model);
   const cut = opts.model.graph.outputs[0]!.name;
-  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(bytes, cut, cfg));
+  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(opts.model, cut, cfg));
   const store = FeatureStore.open(dir);
   if (store.damage.length) warn(`feature cache ${dir}: ${store.damage.join('; ')}. Damaged entries are recomputed.`);
 

@@ -8,7 +8,6 @@
 import path from 'node:path';
 import { makeTokenizer, type TextTokenizer, type TokenizerSpec } from '../data/tokenize.js';
 import type { Model } from '../ir/model.js';
-import { encodeModel } from '../onnx/io.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
 import type { BatchSource } from '../step/batches.js';
 import type { OnTaskProgress } from '../util/progress.js';
@@ -72,10 +71,7 @@ export interface TextFeatures {
 export async function textFeatures(encoder: Model, texts: readonly string[], tokenizer: TextTokenizer, opts: TextFeatureOptions = {}): Promise<TextFeatures> {
   const cut = encoder.graph.outputs[0]!.name;
   const input = { tokenizer: tokenizer.spec };
-  // keyed by the computation only: metadata (the head a run grafted, its parameter names) must not split the store
-  const bare = encoder.clone();
-  bare.metadata = {};
-  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(encodeModel(bare), cut, input));
+  const dir = path.join(featureCacheDir(opts.cacheDir), featureStoreKey(encoder, cut, input));
   const store = FeatureStore.open(dir);
   const keys = texts.map((t) => sha256(t));
   const hits = keys.filter((k) => store.has(k)).length;

@@ -8,6 +8,7 @@ import { parsePreprocessConfig } from '../../src/data/preprocess.js';
 import { type CachedOptions, cachedFeatures, canonicalJson, featureCacheDir } from '../../src/features/cache.js';
 import { FeatureStore } from '../../src/features/store.js';
 import { extractSubgraph } from '../../src/ir/surgery.js';
+import { Tensor } from '../../src/tensor.js';
 import { CFG, countingDecoder, directFeatures, makeImages, maxDiff, tinyModels } from './helpers.js';
 
 const tmp = await mkdtemp(join(tmpdir(), 'graft-cache-'));
@@ -101,6 +102,22 @@ test('changing the preprocessing or the cut selects another store (misses)', asy
   assert.ok(maxDiff(cut.r.features, want.subarray(0, 3 * 64)) <= 1e-6, 'same numbers, different store');
   assert.equal(fs.readdirSync(join(dir, 'features')).length, 3);
   assert.equal(canonicalJson({ b: 1, a: { d: [1, { z: 0, y: 1 }], c: 2 } }), '{"a":{"c":2,"d":[1,{"y":1,"z":0}]},"b":1}');
+});
+
+test("the model's metadata (the head a run grafted, its parameter names) does not split the store; its weights do", async () => {
+  const dir = freshCache();
+  await run(dir, files.slice(0, 3));
+  const relabelled = extractor.clone();
+  relabelled.metadata = { ...relabelled.metadata, 'graft.head_params': '["head.fc.weight"]', 'graft.cut': 'x' };
+  const same = await run(dir, files.slice(0, 3), { model: relabelled });
+  assert.equal(same.decodes, 0, 'metadata only: all hits');
+  assert.equal(same.r.hits, 3);
+  const changed = extractor.clone();
+  const [name, w] = [...changed.graph.initializers.entries()][0]!;
+  const data = Float32Array.from(w.data as Float32Array, (v) => v + 1);
+  changed.graph.initializers.set(name, new Tensor(w.dtype, w.dims, data));
+  const other = await run(dir, files.slice(0, 3), { model: changed });
+  assert.equal(other.decodes, 3, 'new weights: another store');
 });
 
 test('corrupt and missing files are skipped with a warning and not cached; strict throws', async () => {
