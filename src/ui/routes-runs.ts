@@ -23,6 +23,8 @@ export interface RunForm {
   backbone: string;
   mode?: string;
   epochs?: number;
+  /** The auto recipe's time budget in seconds (train.budget). */
+  budget?: number;
   batchSize?: number;
   /** Square input side (built-in architectures; a registry model keeps its own). */
   imageSize?: number;
@@ -43,6 +45,7 @@ function formFlags(f: RunForm, ctx: UiContext): Record<string, { value: unknown;
   set(arch ? 'model.arch' : 'model.backbone', f.backbone, 'backbone');
   set('train.mode', f.mode, 'recipe');
   set('train.epochs', f.epochs, 'epochs');
+  set('train.budget', f.budget, 'time budget');
   set('train.batchSize', f.batchSize, 'batch size');
   if (f.imageSize !== undefined) set('model.preprocess.size', [f.imageSize, f.imageSize], 'image size');
   set('data.valSplit', f.valSplit, 'validation split');

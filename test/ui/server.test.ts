@@ -92,6 +92,11 @@ test('no path outside the chosen folders: relative, absolute, encoded, through a
   assert.equal((await get('/api/runs/done/files/passwd?token=T0K')).statusCode, 404);
   const form = await ui.app.inject({ method: 'POST', url: '/api/runs?token=T0K', payload: { data: tmp, backbone: 'small-cnn' } });
   assert.equal(form.statusCode, 403, 'a run cannot train on a folder outside');
+  // the form's time budget reaches the config (train.budget) and is checked by it, as --budget is
+  const budget = await ui.app.inject({ method: 'POST', url: '/api/runs?token=T0K', payload: { data, backbone: 'small-cnn', mode: 'auto', budget: -5 } });
+  assert.equal(budget.statusCode, 400);
+  assert.match(budget.json().error, /train\.budget/);
+  assert.match(budget.json().error, /time budget/);
 });
 
 async function upload(body: Buffer, filename = 'x.png') {

@@ -20,8 +20,19 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
       h('option', { value: b.name, title: b.description }, `${b.name}${b.kind === 'registry' ? (b.cached ? ' (cached)' : ' (fetched on first use)') : ''}`),
     ),
   );
-  const mode = h('select', { id: 'mode' }, ...info.modes.map((m) => h('option', { value: m, selected: m === 'fine-tune' }, m)));
+  // the CLI's default recipe: auto (a head search, then the last stages when the time budget allows)
+  const mode = h('select', { id: 'mode' }, ...info.modes.map((m) => h('option', { value: m, selected: m === 'auto' }, m)));
   const epochs = h('input', { id: 'epochs', type: 'number', min: 1, value: 5 });
+  const budget = h('input', { id: 'budget', type: 'number', min: 1, value: 60 });
+  const budgetField = field('Time budget (s)', budget);
+  const epochsField = field('Epochs', epochs);
+  const showRecipe = () => {
+    // auto picks its own epochs within the budget; the other recipes train a set number of epochs
+    budgetField.hidden = mode.value !== 'auto';
+    epochsField.hidden = mode.value === 'auto';
+  };
+  mode.addEventListener('change', showRecipe);
+  showRecipe();
   const size = h('input', { id: 'image-size', type: 'number', min: 4, placeholder: 'model default' });
   const name = h('input', { id: 'run-name', placeholder: 'run-<date>', pattern: '[\\w.-]+' });
   const start = async () => {
@@ -30,7 +41,7 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
         data: data.value,
         backbone: backbone.value,
         mode: mode.value,
-        epochs: Number(epochs.value),
+        ...(mode.value === 'auto' ? { budget: Number(budget.value) } : { epochs: Number(epochs.value) }),
         imageSize: size.value ? Number(size.value) : undefined,
         name: name.value || undefined,
       });
@@ -52,7 +63,8 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
       field('Image folder', data),
       field('Backbone', backbone),
       field('Recipe', mode),
-      field('Epochs', epochs),
+      budgetField,
+      epochsField,
       field('Image size', size),
       field('Run name', name),
       h('button', { id: 'start', onclick: start }, 'Start'),
