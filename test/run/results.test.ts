@@ -74,7 +74,8 @@ test('runResults: metrics, confused pairs and mistakes by loss from predictions.
       ['fox', 1],
     ],
   );
-  assert.deepEqual(r.files, { onnx: 'model.onnx', sidecar: 'model.json' }, 'no report.html was written');
+  // no report.html was written; the web bundle is offered wherever there is a model.onnx
+  assert.deepEqual(r.files, { onnx: 'model.onnx', sidecar: 'model.json', web: 'web.zip' });
 });
 
 test('listRuns, resumeConfig and compareRuns read run folders', () => {
