@@ -167,7 +167,8 @@ describe('text through the CLI', { concurrency: true }, () => {
   });
 
   test('graft train --encoder <transformer.onnx> --mode last-stages fine-tunes the last block with the head; the export carries the trained encoder', async () => {
-    const r = await graft(['train', '--data', csv, '--encoder', bert, '--mode', 'last-stages', '--name', 'bert-ft', ...trainFlags, '--lr', '0.003', '--epochs', '3', '--json']);
+    const ft = ['--mode', 'last-stages', '--name', 'bert-ft', ...trainFlags, '--lr', '0.003', '--epochs', '3', '--json'];
+    const r = await graft(['train', '--data', csv, '--encoder', bert, ...ft]);
     assert.equal(r.code, 0, r.stderr);
     const model = path.join(tmp, 'runs', 'bert-ft', 'model.onnx');
     const trained = loadModel(model).graph.initializers;
