@@ -36,7 +36,7 @@ export function unlabelledArrays(x: Float32Array, sampleShape: readonly number[]
     unlabelled: true,
     length: x.length / per,
     sampleShape: [...sampleShape],
-    fill(indices, out, y) {
+    fill(indices, out: Float32Array, y) {
       for (let i = 0; i < indices.length; i++) out.set(x.subarray(indices[i]! * per, (indices[i]! + 1) * per), i * per);
       y.fill(-1n, 0, indices.length);
     },

@@ -6,7 +6,7 @@
  * sources here, so `Network.fit`, `evaluate` and `predict` work on text as they do on images.
  */
 import path from 'node:path';
-import { makeTokenizer, type TextTokenizer, type TokenizerSpec } from '../data/tokenize.js';
+import { makeTokenizer, PAD_ID, type TextTokenizer, type TokenizerSpec } from '../data/tokenize.js';
 import type { Model } from '../ir/model.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
 import type { BatchSource } from '../step/batches.js';
@@ -17,12 +17,17 @@ import { FeatureStore } from './store.js';
 const TEXT_FEEDS = { what: 'text embedding' };
 
 /**
- * Labelled texts for a text encoder. Its samples are not float tensors: it trains a head on the encoder's
- * embeddings (computed once, see {@link textFeatures}); `fill` refuses, naming the fix.
+ * Labelled texts for a text encoder. A head-only fit trains on the encoder's embeddings (computed once, see
+ * {@link textFeatures}); fine-tuning the encoder reads batches of int64 token ids, right-padded with the tokenizer's
+ * pad id to the longest text of each batch ([n, T]). Each text is tokenized once, on first use.
  */
 export class TextSource implements BatchSource {
+  /** One sample's shape as far as it is fixed: the token count T of a batch comes from {@link batchSampleShape}. */
   readonly sampleShape: readonly number[] = [1];
+  readonly sampleDtype = 'int64';
   readonly tokenizer: TextTokenizer;
+  private readonly ids: (number[] | undefined)[];
+  private readonly padId: bigint;
   constructor(
     readonly texts: readonly string[],
     readonly labels: Int32Array,
@@ -33,14 +38,36 @@ export class TextSource implements BatchSource {
   ) {
     if (labels.length !== texts.length) throw new Error(`TextSource: ${texts.length} texts but ${labels.length} labels; pass one label per text.`);
     this.tokenizer = 'encodeBatch' in tokenizer ? tokenizer : makeTokenizer(tokenizer);
+    this.ids = new Array(texts.length);
+    this.padId = BigInt(this.tokenizer.spec.kind === 'hf' ? this.tokenizer.spec.padId : PAD_ID);
   }
   get length(): number {
     return this.texts.length;
   }
-  fill(): void {
-    throw new Error(
-      'Text data trains the head on the frozen encoder\'s embeddings (computed once); fine-tuning the text encoder is not supported yet. Use train.mode "head" (--mode head).',
-    );
+  private tokens(i: number): number[] {
+    let t = this.ids[i];
+    if (!t) {
+      t = this.tokenizer.encode(this.texts[i]!);
+      this.ids[i] = t;
+    }
+    return t;
+  }
+  /** [T]: the longest text of the batch, in tokens (at least 1, as {@link TextTokenizer.encodeBatch} pads). */
+  batchSampleShape(indices: ArrayLike<number>): readonly number[] {
+    let T = 1;
+    for (let i = 0; i < indices.length; i++) T = Math.max(T, this.tokens(indices[i]!).length);
+    return [T];
+  }
+  fill(indices: ArrayLike<number>, x: Float32Array | BigInt64Array, y: BigInt64Array): void {
+    if (!(x instanceof BigInt64Array))
+      throw new Error("TextSource.fill: texts fill int64 token-id batches; allocate the batch with the source's sampleDtype (int64), as batches() does.");
+    const T = x.length / indices.length;
+    x.fill(this.padId);
+    for (let r = 0; r < indices.length; r++) {
+      const row = this.tokens(indices[r]!);
+      for (let t = 0; t < row.length; t++) x[r * T + t] = BigInt(row[t]!);
+      y[r] = BigInt(this.labels[indices[r]!]!);
+    }
   }
 }
 

@@ -265,6 +265,7 @@ export function stages(model: Model): Stage[] {
     groups.get(k)!.params.push(p);
   }
   for (const b of buffers) groups.get(keyAt(b, depth))?.buffers.push(b);
+  splitBlockList(groups, modulePath);
   const out: Stage[] = [];
   for (const [k, v] of groups) {
     const normLike = v.params.every((p) => g.initializers.get(p)!.dims.length <= 1);
@@ -278,6 +279,50 @@ export function stages(model: Model): Stage[] {
   }
   for (const s of out) s.count = s.params.reduce((a, p) => a + g.initializers.get(p)!.size, 0);
   return out;
+}
+
+/**
+ * A transformer's blocks are one list (`encoder.layer.0` … `encoder.layer.11`), which the prefix grouping sees as a
+ * single stage. When exactly one group is a list (its parameters share a module path followed by at least two block indices) and
+ * its blocks are alike (each holding the same parameter names), its blocks become the stages, in place.
+ * Several lists (ResNet's layer1 … layer4, each a list of blocks) are the stages already and stay as they are.
+ */
+function splitBlockList(groups: Map<string, { params: string[]; buffers: string[] }>, modulePath: (name: string) => string[]): void {
+  // a group's list: the module path all its parameters share (encoder.layer), then the block index
+  const listOf = (params: string[]) => {
+    const paths = params.map(modulePath);
+    let k = 0;
+    while (paths.every((q) => q.length > k + 1 && q[k] === paths[0]![k])) k++;
+    if (k === 0) return undefined;
+    const blocks = new Map<string, string>();
+    for (const [i, q] of paths.entries()) {
+      if (!/^\d+$/.test(q[k] ?? '')) return undefined;
+      blocks.set(
+        q[k]!,
+        `${blocks.get(q[k]!) ?? ''}|${params[i]!.split('.')
+          .slice(k + 1)
+          .join('.')}`,
+      );
+    }
+    return blocks.size < 2 ? undefined : { prefix: paths[0]!.slice(0, k).join('.'), uniform: new Set(blocks.values()).size === 1 };
+  };
+  const lists = [...groups].flatMap(([key, v]) => {
+    const l = listOf(v.params);
+    return l ? [{ key, ...l, v }] : [];
+  });
+  if (lists.length !== 1 || !lists[0]!.uniform) return;
+  const { key, prefix, v: list } = lists[0]!;
+  const blockOf = (n: string) => `${prefix}.${modulePath(n)[prefix.split('.').length]}`;
+  const blocks = new Map<string, { params: string[]; buffers: string[] }>();
+  for (const p of list.params) {
+    if (!blocks.has(blockOf(p))) blocks.set(blockOf(p), { params: [], buffers: [] });
+    blocks.get(blockOf(p))!.params.push(p);
+  }
+  for (const b of list.buffers) blocks.get(blockOf(b))?.buffers.push(b);
+  const entries = [...groups];
+  const at = entries.findIndex(([k]) => k === key);
+  groups.clear();
+  for (const [k, g] of [...entries.slice(0, at), ...blocks, ...entries.slice(at + 1)]) groups.set(k, g);
 }
 
 /**

@@ -134,7 +134,8 @@ const trainSchema = z.strictObject({
   /**
    * auto (the default; head with model.encoder): a seeded search over head settings on features computed once,
    * then the last stages when `budget` allows; head: frozen backbone; last-stages: head + last N stages; full:
-   * everything; fine-tune: fastai's recipe.
+   * everything; fine-tune: fastai's recipe. With model.encoder: head (default), last-stages (stages are the
+   * transformer's blocks), full or fine-tune; not auto.
    */
   mode: z.enum(TRAIN_MODES).optional(),
   /** auto: the wall-clock seconds the search and fine-tune may take (a number, or "90s", "1m", "1m30s"). */
@@ -256,8 +257,8 @@ export const configSchema = z
       issue(['model', 'backbone'], 'required: an ONNX backbone file (--backbone), a built-in model.arch (--arch) or a text model.encoder (--encoder)');
     if (models.length > 1)
       issue(['model', models[1]!], `give one of model.backbone, model.arch and model.encoder, not ${models.map((k) => `model.${k}`).join(' and ')}`);
-    if (c.model.encoder && c.train.mode !== undefined && c.train.mode !== 'head')
-      issue(['train', 'mode'], 'a text encoder trains the head on its cached embeddings: use mode head (fine-tuning the encoder is not supported yet)');
+    if (c.model.encoder && c.train.mode === 'auto')
+      issue(['train', 'mode'], 'a text encoder has no auto recipe yet: use mode head (the head on cached embeddings), last-stages, full or fine-tune');
     if (c.model.encoder && c.train.augment) issue(['train', 'augment'], 'image augmentation does not apply to text (model.encoder); remove it');
     if (c.train.optimizer.name !== 'sgd')
       for (const k of ['momentum', 'nesterov'] as const)

@@ -9,8 +9,15 @@ import { Rng, Tensor } from '../tensor.js';
 export interface BatchSource {
   /** Number of samples. */
   readonly length: number;
-  /** Shape of one sample (e.g. [1, 28, 28] or [512]). */
+  /** Shape of one sample (e.g. [1, 28, 28] or [512]); for samples padded per batch, see {@link batchSampleShape}. */
   readonly sampleShape: readonly number[];
+  /** Element type of `x` (default float32; int64 for token ids). */
+  readonly sampleDtype?: 'float32' | 'int64';
+  /**
+   * Shape of one sample in the batch of `indices`, when it depends on the batch (token ids padded to the longest
+   * text of the batch: [T]). Default {@link sampleShape}.
+   */
+  batchSampleShape?(indices: ArrayLike<number>): readonly number[];
   /** Number of classes (for classification). */
   readonly numClasses?: number;
   /**
@@ -18,8 +25,8 @@ export interface BatchSource {
    * unlabelled rows after the `size` labelled ones; `y` always holds `size` labels.
    */
   batchRows?(size: number): number;
-  /** Writes samples `indices` into `x` (row-major, batch first) and their labels into `y`. */
-  fill(indices: ArrayLike<number>, x: Float32Array, y: BigInt64Array, ctx: { epoch: number; seed: number }): void | Promise<void>;
+  /** Writes samples `indices` into `x` (row-major, batch first; a BigInt64Array when `sampleDtype` is int64) and their labels into `y`. */
+  fill(indices: ArrayLike<number>, x: Float32Array | BigInt64Array, y: BigInt64Array, ctx: { epoch: number; seed: number }): void | Promise<void>;
 }
 
 /** An in-memory dataset of float features/images and integer labels. */
@@ -67,20 +74,27 @@ export function epochOrder(n: number, seed: number, epoch: number, shuffle = tru
   return new Rng((seed * 2654435761 + epoch * 40503 + 1) >>> 0).permutation(n);
 }
 
-/** Reusable batch buffers, one pair per batch size. */
+/** Buffers of per-batch shapes kept at most (token ids padded per batch make one shape per length). */
+const MAX_POOLED = 64;
+
+/** Reusable batch buffers, one pair per batch size (and per sample shape and dtype, when those vary by batch). */
 export class BatchBuffers {
-  private pool = new Map<number, { x: Tensor; y: Tensor }>();
+  private pool = new Map<string, { x: Tensor; y: Tensor }>();
   /** `rows`: rows of x for a batch of `size` labels (a joint source's {@link BatchSource.batchRows}). */
   constructor(
     private readonly sampleShape: readonly number[],
     private readonly rows: (size: number) => number = (size) => size,
   ) {}
-  get(size: number): { x: Tensor; y: Tensor } {
-    let b = this.pool.get(size);
+  get(size: number, sampleShape: readonly number[] = this.sampleShape, dtype: 'float32' | 'int64' = 'float32'): { x: Tensor; y: Tensor } {
+    const key = `${size}:${sampleShape.join('x')}:${dtype}`;
+    let b = this.pool.get(key);
     if (!b) {
-      const dims = [this.rows(size), ...this.sampleShape];
-      b = { x: Tensor.f32(dims), y: new Tensor('int64', [size], new BigInt64Array(size)) };
-      this.pool.set(size, b);
+      const dims = [this.rows(size), ...sampleShape];
+      const n = dims.reduce((a, d) => a * d, 1);
+      const x = dtype === 'int64' ? new Tensor('int64', dims, new BigInt64Array(n)) : Tensor.f32(dims);
+      b = { x, y: new Tensor('int64', [size], new BigInt64Array(size)) };
+      if (this.pool.size >= MAX_POOLED) this.pool.delete(this.pool.keys().next().value!);
+      this.pool.set(key, b);
     }
     return b;
   }
@@ -101,8 +115,8 @@ export async function* batches(
   const count = opts.dropLast && full > 0 ? full : Math.ceil(src.length / bs);
   for (let b = opts.startBatch ?? 0; b < count; b++) {
     const idx = order.subarray(b * bs, Math.min(src.length, (b + 1) * bs));
-    const buf = bufs.get(idx.length);
-    await src.fill(idx, buf.x.data as Float32Array, buf.y.data as BigInt64Array, { epoch: opts.epoch, seed: opts.seed });
+    const buf = bufs.get(idx.length, src.batchSampleShape?.(idx) ?? src.sampleShape, src.sampleDtype);
+    await src.fill(idx, buf.x.data as Float32Array | BigInt64Array, buf.y.data as BigInt64Array, { epoch: opts.epoch, seed: opts.seed });
     yield { x: buf.x, y: buf.y, index: b, size: idx.length };
   }
 }

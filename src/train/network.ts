@@ -352,7 +352,12 @@ export class Network {
     let classes = 0;
     const bufs = new BatchBuffers(data.sampleShape);
     for await (const b of batches(data, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-      const r = await runChecked(s, { [s.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, PREDICT_FEEDS);
+      const r = await runChecked(
+        s,
+        { [s.inputNames[0]!]: new ort.Tensor(b.x.dtype as 'float32', b.x.data as Float32Array, [...b.x.dims]) },
+        undefined,
+        PREDICT_FEEDS,
+      );
       const p = r.probabilities!;
       classes = p.dims[1]!;
       out.push((p.data as Float32Array).slice());

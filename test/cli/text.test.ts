@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { makeTokenizer, type TokenizerSpec } from '../../src/data/tokenize.js';
 import { bertEncoder } from '../../src/nn/arch/bert.js';
-import { saveModel } from '../../src/onnx/io.js';
+import { loadModel, saveModel } from '../../src/onnx/io.js';
 import { runGraft } from '../cli-run.js';
 import { wordPieceTokenizerJson } from '../text-fixtures.js';
 
@@ -166,6 +166,20 @@ describe('text through the CLI', { concurrency: true }, () => {
     for (const t of top) assert.ok(Math.abs(probs[t.index]! - t.probability) < 1e-5);
   });
 
+  test('graft train --encoder <transformer.onnx> --mode last-stages fine-tunes the last block with the head; the export carries the trained encoder', async () => {
+    const ft = ['--mode', 'last-stages', '--name', 'bert-ft', ...trainFlags, '--lr', '0.003', '--epochs', '3', '--json'];
+    const r = await graft(['train', '--data', csv, '--encoder', bert, ...ft]);
+    assert.equal(r.code, 0, r.stderr);
+    const model = path.join(tmp, 'runs', 'bert-ft', 'model.onnx');
+    const trained = loadModel(model).graph.initializers;
+    const original = loadModel(bert).graph.initializers;
+    const same = (p: string) => Buffer.from(trained.get(p)!.data.buffer).equals(Buffer.from(original.get(p)!.data.buffer));
+    assert.equal(same('encoder.layer.0.attention.self.query.weight'), false, 'the last block (the only one) trained');
+    assert.equal(same('embeddings.word_embeddings.weight'), true, 'the embeddings stay frozen');
+    const p = await graft(['predict', model, 'free cash prize now', '--json']);
+    assert.equal(p.code, 0, p.stderr);
+  });
+
   test('bad text input: a missing column, bytes that are not UTF-8, a mode the text path does not have: one error, exit 1', async () => {
     const nocol = path.join(tmp, 'nocol.csv');
     fs.writeFileSync(nocol, 'body,label\nx,a\ny,b\n');
@@ -174,14 +188,14 @@ describe('text through the CLI', { concurrency: true }, () => {
     const [a, b, c] = await Promise.all([
       graft(['train', '--data', nocol, '--encoder', 'tfidf', '--name', 'bad1', ...trainFlags]),
       graft(['train', '--data', latin, '--encoder', 'tfidf', '--name', 'bad2', ...trainFlags]),
-      graft(['train', '--data', csv, '--encoder', 'tfidf', '--mode', 'full', '--name', 'bad3', ...trainFlags]),
+      graft(['train', '--data', csv, '--encoder', 'tfidf', '--mode', 'auto', '--name', 'bad3', ...trainFlags]),
     ]);
     assert.equal(a.code, 1);
     assert.match(a.stderr, /nocol\.csv:1: the header \(body,label\) has no "text" column/);
     assert.equal(b.code, 1);
     assert.match(b.stderr, /latin\.csv:3: the bytes at offset 18 are not valid UTF-8/);
     assert.equal(c.code, 1);
-    assert.match(c.stderr, /train\.mode.*use mode head/);
+    assert.match(c.stderr, /train\.mode.*no auto recipe.*use mode head.*last-stages, full or fine-tune/);
     for (const n of ['bad1', 'bad2', 'bad3']) assert.equal(fs.existsSync(path.join(tmp, 'runs', n, 'model.onnx')), false);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Text on the feature path (src/features/text.ts): embeddings come back in text order, go into the feature store
  * keyed by encoder + tokenizer + text hash, and a second call (or one with more texts) embeds only what the
- * store lacks; `sourceFeatures` sends a TextSource there; a TextSource refuses to be fed to a training step.
+ * store lacks; `sourceFeatures` sends a TextSource there; a TextSource fills int64 token-id batches and refuses a float buffer.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -73,6 +73,6 @@ test('sourceFeatures turns a TextSource into an in-memory source of embeddings w
   assert.deepEqual(Array.from(source.y), [1, 0, 1]);
   assert.deepEqual(source.sampleShape, [2]);
   assert.equal(stored?.keys.length, 3);
-  assert.throws(() => src.fill(), /trains the head on the frozen encoder's embeddings.*--mode head/);
+  assert.throws(() => src.fill([0], new Float32Array(1), new BigInt64Array(1)), /texts fill int64 token-id batches.*sampleDtype \(int64\)/);
   assert.throws(() => new TextSource(['a'], Int32Array.from([0, 1]), tok), /1 texts but 2 labels/);
 });
