@@ -47,9 +47,11 @@ export function coralLoss(e: Emitter, fs: string, ft: string): string {
 /** Options of {@link mmdLoss}. */
 export interface MmdOptions {
   /**
-   * Base bandwidth σ² of the Gaussian kernels exp(−‖a − b‖² / (σ²·m)): 'mean' (the mean pairwise squared
-   * distance of the batch, as the Transfer-Learning-Library's DAN), 'median' (the median heuristic), or a
-   * fixed number. The heuristics are computed per batch and not differentiated (PyTorch's `.detach()`).
+   * Base bandwidth σ² of the Gaussian kernels exp(−‖a − b‖² / (2·σ²·m)): 'mean' (the mean of the batch's full
+   * N×N squared-distance matrix, diagonal included — the Transfer-Learning-Library's `GaussianKernel`, so the
+   * default kernels are exactly TLlib DAN's `GaussianKernel(alpha=2^k)`, k = −3 … 1), 'median' (the median
+   * heuristic: the median pairwise squared distance), or a fixed number. The heuristics are computed per batch
+   * and not differentiated (PyTorch's `.detach()`).
    */
   bandwidth?: 'mean' | 'median' | number;
   /** Multipliers m of the base bandwidth, one kernel each (default 2^-3 … 2^1, DAN's five kernels). */
@@ -63,6 +65,8 @@ export const DAN_MULTIPLIERS: readonly number[] = [0.125, 0.25, 0.5, 1, 2];
  * Multi-kernel maximum mean discrepancy (DAN, Long et al. 2015), unbiased estimate:
  * MMD² = Σ_{i≠j} k(s_i,s_j)/(n(n−1)) + Σ_{i≠j} k(t_i,t_j)/(m(m−1)) − 2·Σ k(s_i,t_j)/(nm), with k the sum of
  * Gaussian kernels at the given bandwidths. Computed on the joint feature matrix [n + m, d] (source rows first).
+ * For n = m this is TLlib's `MultipleKernelMaximumMeanDiscrepancy(linear=False)` less its constant 2/(n − 1)
+ * (bench/adapt-vs-torch.ts checks it against PyTorch).
  * @param all joint features [n + m, d]; @param n number of source rows.
  */
 export function mmdLoss(e: Emitter, all: string, n: number, opts: MmdOptions = {}): string {
@@ -92,10 +96,10 @@ export function mmdLoss(e: Emitter, all: string, n: number, opts: MmdOptions = {
   let sigma: string;
   if (typeof bw === 'number') sigma = e.scalar(bw);
   else if (bw === 'mean') {
-    const mean = e.div(e.reduceSum(dist, 'all', false), e.scalar(rows * (rows - 1)));
+    const mean = e.div(e.reduceSum(dist, 'all', false), e.scalar(rows * rows));
     sigma = stopGradient(e, e.op('Max', [mean, e.scalar(1e-12)]));
   } else sigma = stopGradient(e, medianOffDiagonal(e, dist, rows));
-  const terms = mults.map((k) => e.op('Exp', [e.neg(e.div(dist, e.mul(sigma, e.scalar(k))))]));
+  const terms = mults.map((k) => e.op('Exp', [e.neg(e.div(dist, e.mul(sigma, e.scalar(2 * k))))]));
   const kernel = e.sum(terms);
   return e.reduceSum(e.mul(kernel, e.constTensor(w, 'mmd_weights')), 'all', false);
 }

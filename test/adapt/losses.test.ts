@@ -64,14 +64,14 @@ test('DAN multi-kernel MMD: gradient wrt the joint features (fixed bandwidth); h
     for (let i = 0; i < 9; i++)
       for (let j = 0; j < 9; j++) {
         if (i === j) continue;
-        const k = mults.reduce((acc, q) => acc + Math.exp(-dist[i]![j]! / (sigma * q)), 0);
+        const k = mults.reduce((acc, q) => acc + Math.exp(-dist[i]![j]! / (2 * sigma * q)), 0);
         const si = i < n;
         const sj = j < n;
         s += k * (si && sj ? 1 / (n * (n - 1)) : !si && !sj ? 1 / (m * (m - 1)) : -1 / (n * m));
       }
     return s;
   };
-  const mean = off.reduce((a, b) => a + b, 0) / off.length;
+  const mean = off.reduce((a, b) => a + b, 0) / 81; // the full 9×9 matrix, diagonal zeros included
   const median = upper[Math.ceil(upper.length / 2) - 1]!;
   const mults = [0.125, 0.25, 0.5, 1, 2];
   assert.ok(Math.abs((await value({ all }, (e) => mmdLoss(e, 'all', n, { bandwidth: 'mean' }))) - host(mean, mults)) < 1e-4);
@@ -80,6 +80,24 @@ test('DAN multi-kernel MMD: gradient wrt the joint features (fixed bandwidth); h
   const shifted = all.clone();
   for (let i = n * 3; i < 27; i++) (shifted.data as Float32Array)[i]! += 3;
   assert.ok((await value({ all: shifted }, (e) => mmdLoss(e, 'all', n))) > (await value({ all }, (e) => mmdLoss(e, 'all', n))));
+});
+
+test("DAN's default kernels are TLlib's: Σ_k exp(−D/(2·2^k·mean D)), quadratic estimate = TLlib's value − 2/(n − 1)", async () => {
+  // TLlib (tllib/alignment/dan.py, linear=False; tllib/modules/kernels.py GaussianKernel), restated on the host
+  const n = 5;
+  const all = randn([2 * n, 4], 7);
+  const r = rowsOf(all);
+  const dist = r.map((a) => r.map((b) => d2(a, b)));
+  const meanAll = dist.flat().reduce((a, b) => a + b, 0) / (2 * n) ** 2;
+  let tllib = 2 / (n - 1);
+  for (let i = 0; i < 2 * n; i++)
+    for (let j = 0; j < 2 * n; j++) {
+      const k = [-3, -2, -1, 0, 1].reduce((acc, p) => acc + Math.exp(-dist[i]![j]! / (2 * 2 ** p * meanAll)), 0);
+      const same = i < n === j < n;
+      tllib += k * (same ? (i === j ? 0 : 1 / (n * (n - 1))) : -1 / (n * n));
+    }
+  const graft = await value({ all }, (e) => mmdLoss(e, 'all', n));
+  assert.ok(Math.abs(graft + 2 / (n - 1) - tllib) < 1e-5, `graft ${graft} + 2/(n−1) vs TLlib ${tllib}`);
 });
 
 test('MCC: gradient wrt the target logits (entropy weights differentiated, as the reference)', async () => {
