@@ -20,6 +20,7 @@ import * as shift from './shift.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
 import * as ui from './ui.js';
+import * as worker from './worker.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -44,4 +45,5 @@ export const COMMANDS: CommandModule[] = [
   models,
   serve,
   ui,
+  worker,
 ];
