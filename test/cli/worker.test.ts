@@ -63,3 +63,36 @@ test('graft worker extracts shards, graft queue status counts them, SIGTERM stop
     if (w.exitCode === null) w.kill('SIGKILL');
   }
 });
+
+test('graft extract --queue writes the same bytes as graft extract on one machine', { timeout: 120_000 }, async () => {
+  const { saveModel } = await import('../../src/onnx/io.js');
+  const dir = path.join(tmp, 'extract');
+  await makeImages(path.join(dir, 'data', 'cats'), 3, 11);
+  await makeImages(path.join(dir, 'data', 'dogs'), 3, 12);
+  saveModel(tinyModels().full, path.join(dir, 'backbone.onnx'));
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(path.join(dir, 'backbone.json'), JSON.stringify({ preprocess: CFG }));
+  const url = `${redis.url}/3`;
+  const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '' };
+  const w = spawn(process.execPath, [GRAFT_BIN, 'worker', '--queue', url, '--threads', '1'], { cwd: dir, env });
+  let err = '';
+  w.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => w.once('exit', (code) => r(code)));
+  try {
+    const base = ['extract', '--data', 'data', '--backbone', 'backbone.onnx', '--threads', '1', '--quiet'];
+    const local = await runGraft([...base, '--out', 'local', '--cache-dir', 'cache-local'], dir);
+    assert.equal(local.code, 0, local.stderr);
+    const dist = await runGraft([...base, '--out', 'dist', '--cache-dir', path.join(dir, 'cache-shared'), '--queue', url, '--shard-size', '2'], dir);
+    assert.equal(dist.code, 0, dist.stderr);
+    const { readFile } = await import('node:fs/promises');
+    const a = await readFile(path.join(dir, 'local', 'features.f32'));
+    assert.equal(a.length, 6 * 4 * JSON.parse(await readFile(path.join(dir, 'local', 'index.json'), 'utf8')).dims);
+    assert.deepEqual(await readFile(path.join(dir, 'dist', 'features.f32')), a);
+    assert.deepEqual(await readFile(path.join(dir, 'dist', 'index.json'), 'utf8'), await readFile(path.join(dir, 'local', 'index.json'), 'utf8'));
+    assert.match(err, /shard \S+ done \(2 files\)/, 'the worker computed the shards');
+    w.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+  } finally {
+    if (w.exitCode === null) w.kill('SIGKILL');
+  }
+});

@@ -8,6 +8,7 @@ import * as adapt from './adapt.js';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
 import * as exportCmd from './export.js';
+import * as extract from './extract.js';
 import * as importCmd from './import.js';
 import * as inspect from './inspect.js';
 import * as lrFind from './lr-find.js';
@@ -34,6 +35,7 @@ export const COMMANDS: CommandModule[] = [
   predict,
   evalCmd,
   exportCmd,
+  extract,
   train,
   pretrain,
   lrFind,

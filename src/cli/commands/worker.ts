@@ -20,7 +20,8 @@ export function register(program: Command): void {
         queue: flags.queue,
         name: flags.name,
         threads: globals(this).threads,
-        onJob: (e) => note(this, e.ok ? `${e.name} ${e.id} done${e.files ? ` (${e.files} file${e.files === 1 ? '' : 's'})` : ''}` : `${e.name} ${e.id} failed: ${e.error}`),
+        onJob: (e) =>
+          note(this, e.ok ? `${e.name} ${e.id} done${e.files ? ` (${e.files} file${e.files === 1 ? '' : 's'})` : ''}` : `${e.name} ${e.id} failed: ${e.error}`),
       });
       note(this, `graft worker: waiting for jobs on ${flags.queue} (Ctrl-C finishes the running job and stops)`);
       await new Promise<void>((resolve) => {
