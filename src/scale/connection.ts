@@ -32,3 +32,25 @@ export function redisConnection(url: string): ConnectionOptions {
     maxRetriesPerRequest: null,
   };
 }
+
+/**
+ * Fails fast when nothing answers at the queue's host and port (BullMQ's client would otherwise retry forever).
+ * @throws naming the URL and how to fix it.
+ */
+export async function checkReachable(url: string, timeoutMs = 5000): Promise<void> {
+  const { host, port } = redisConnection(url) as { host: string; port: number };
+  const net = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ host, port });
+    const fail = (why: string) => {
+      s.destroy();
+      reject(new Error(`cannot reach the Redis server of --queue ${url} (${why}); start redis-server there, or check the host, port and firewall.`));
+    };
+    s.setTimeout(timeoutMs, () => fail(`no answer in ${timeoutMs / 1000} s`));
+    s.once('error', (e) => fail((e as NodeJS.ErrnoException).code ?? e.message));
+    s.once('connect', () => {
+      s.destroy();
+      resolve();
+    });
+  });
+}

@@ -12,7 +12,7 @@ import { planExtraction } from '../features/extract.js';
 import type { Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/io.js';
 import type { OnTaskProgress } from '../util/progress.js';
-import { EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
 import { ASSEMBLE_JOB, type AssembleJobData, type AssembleResult, EXTRACTOR_OBJECT, SHARD_JOB, type ShardJobData } from './jobs.js';
 import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
 
@@ -53,6 +53,7 @@ export interface DistributedResult extends CachedResult {
 export async function distributedFeatures(opts: DistributedOptions): Promise<DistributedResult> {
   const cfg = parsePreprocessConfig(opts.preprocess, 'distributedFeatures preprocessing config');
   const batchSize = opts.batchSize ?? 32;
+  await checkReachable(opts.queue);
   planExtraction(opts.model, cfg, batchSize);
   const storage = opts.storage ?? new LocalFeatureStorage(opts.cacheDir);
   const store = featureStoreKey(opts.model, opts.model.graph.outputs[0]!.name, cfg);

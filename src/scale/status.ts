@@ -1,6 +1,6 @@
 /** `graft queue status`: what the extraction queue holds and which workers are connected. */
 import { Queue } from 'bullmq';
-import { EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
 
 /** Counts of one queue. */
 export interface QueueStatus {
@@ -21,6 +21,7 @@ export interface QueueStatus {
 
 /** Reads the extraction queue's counts from Redis. */
 export async function queueStatus(url: string): Promise<QueueStatus> {
+  await checkReachable(url);
   const q = new Queue(EXTRACT_QUEUE, { connection: redisConnection(url), prefix: QUEUE_PREFIX });
   try {
     const c = await q.getJobCounts('waiting', 'active', 'delayed', 'waiting-children', 'completed', 'failed', 'prioritized');

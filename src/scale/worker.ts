@@ -10,7 +10,7 @@ import { featureStoreKey } from '../features/cache.js';
 import type { Decoder } from '../features/extract.js';
 import type { Model } from '../ir/model.js';
 import { decodeModel } from '../onnx/io.js';
-import { EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
 import { ASSEMBLE_JOB, type AssembleJobData, type AssembleResult, EXTRACTOR_OBJECT, SHARD_JOB, type ShardJobData, type ShardResult } from './jobs.js';
 import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
 
@@ -46,6 +46,7 @@ export interface GraftWorker {
 
 /** Starts a worker on the extraction queue. */
 export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
+  await checkReachable(opts.queue);
   const connection = redisConnection(opts.queue);
   const openStorage = opts.storage ?? ((loc: string) => new LocalFeatureStorage(loc));
   const models = new Map<string, Model>();

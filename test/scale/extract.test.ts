@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { cachedFeatures } from '../../src/features/cache.js';
+import { FeatureStore } from '../../src/features/store.js';
 import { distributedFeatures } from '../../src/scale/extract.js';
 import { queueStatus } from '../../src/scale/status.js';
 import { startWorker } from '../../src/scale/worker.js';
@@ -71,6 +72,11 @@ test('two workers fill the shared store; the result is byte-identical to a local
     assert.equal(st.completed, 5, 'four shards and their parent');
     assert.equal(st.failed, 0);
     assert.deepEqual(st.workers.sort(), ['a', 'b']);
+
+    // the same shards again, cut differently (every job a duplicate of work done): same bytes, no row twice
+    const again = await distributedFeatures({ queue: url, model: extractor, preprocess: CFG, items: files.map((p) => ({ path: p })), shardSize: 4, cacheDir });
+    assert.deepEqual(bytes(again.features), bytes(reference.features));
+    assert.equal(FeatureStore.open(r.store).size, files.length);
   } finally {
     await Promise.all(workers.map((w) => w.close()));
   }
@@ -122,4 +128,12 @@ test('a worker killed -9 mid-shard loses nothing: the job is retried and the res
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     await survivor?.close();
   }
+});
+
+test('an unreachable Redis is one clear error, not a hang', async () => {
+  const { freePort } = await import('../redis.js');
+  const url = `redis://127.0.0.1:${await freePort()}`;
+  await assert.rejects(queueStatus(url), /cannot reach the Redis server of --queue redis:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); start redis-server/);
+  await assert.rejects(startWorker({ queue: url }), /cannot reach the Redis server/);
+  await assert.rejects(distributedFeatures({ queue: url, model: extractor, preprocess: CFG, items: [], cacheDir: path.join(tmp, 'none') }), /cannot reach/);
 });
