@@ -86,7 +86,7 @@ test('a worker killed -9 mid-shard loses nothing: the job is retried and the res
   const url = `${redis.url}/2`;
   const cacheDir = path.join(tmp, 'shared-2');
   const script = fileURLToPath(new URL('./child-worker.ts', import.meta.url));
-  const child = spawn(process.execPath, ['--import', 'tsx', script, url, '1000', '400'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', script, url, '1000', '1000'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((r) => child.once('exit', r));
   let out = '';
   const said = (word: string) =>
