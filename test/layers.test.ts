@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src');
 const ENGINE = new Set(['onnx', 'ir', 'ops', 'autodiff', 'optim', 'runtime', 'step', 'nn']);
-const PIPELINE = new Set(['data', 'features', 'train', 'adapt', 'tune', 'report', 'models', 'import', 'run', 'web', 'choose']);
+const PIPELINE = new Set(['data', 'features', 'train', 'adapt', 'tune', 'report', 'models', 'import', 'run', 'web', 'choose', 'scale']);
 const SURFACES = new Set(['cli', 'api', 'demo', 'server', 'ui']);
 const BASE = new Set(['util', 'tensor.ts']);
 

@@ -8,6 +8,7 @@ import * as adapt from './adapt.js';
 import * as demo from './demo.js';
 import * as evalCmd from './eval.js';
 import * as exportCmd from './export.js';
+import * as extract from './extract.js';
 import * as importCmd from './import.js';
 import * as inspect from './inspect.js';
 import * as lrFind from './lr-find.js';
@@ -20,6 +21,7 @@ import * as shift from './shift.js';
 import * as train from './train.js';
 import * as tune from './tune.js';
 import * as ui from './ui.js';
+import * as worker from './worker.js';
 
 /** A module contributing one CLI command. */
 export interface CommandModule {
@@ -33,6 +35,7 @@ export const COMMANDS: CommandModule[] = [
   predict,
   evalCmd,
   exportCmd,
+  extract,
   train,
   pretrain,
   lrFind,
@@ -44,4 +47,5 @@ export const COMMANDS: CommandModule[] = [
   models,
   serve,
   ui,
+  worker,
 ];

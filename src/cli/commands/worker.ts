@@ -1,0 +1,53 @@
+/**
+ * `graft worker --queue redis://host:port`: takes feature-extraction shards from the queue (src/scale/worker.ts)
+ * until SIGINT/SIGTERM, then finishes the running job and exits. `graft queue status` shows the queue.
+ */
+import type { Command } from 'commander';
+import { emit, globals, note } from '../context.js';
+
+/** Registers `graft worker` and `graft queue status`. */
+export function register(program: Command): void {
+  program
+    .command('worker')
+    .description('take feature-extraction shards from a Redis queue (BullMQ) and fill the shared feature store')
+    .requiredOption('--queue <url>', 'the Redis server, redis://host:port')
+    .option('--name <name>', "this worker's name in `graft queue status` (default: host and pid)")
+    .action(async function (this: Command, flags: { queue: string; name?: string }) {
+      const { startWorker } = await import('../../scale/worker.js');
+      const { redisConnection } = await import('../../scale/connection.js');
+      redisConnection(flags.queue); // a bad URL is one clear error before anything starts
+      const w = await startWorker({
+        queue: flags.queue,
+        name: flags.name,
+        threads: globals(this).threads,
+        onJob: (e) =>
+          note(this, e.ok ? `${e.name} ${e.id} done${e.files ? ` (${e.files} file${e.files === 1 ? '' : 's'})` : ''}` : `${e.name} ${e.id} failed: ${e.error}`),
+      });
+      note(this, `graft worker: waiting for jobs on ${flags.queue} (Ctrl-C finishes the running job and stops)`);
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          note(this, 'graft worker: finishing the running job, then stopping (Ctrl-C again to abandon it; the queue retries it)');
+          process.once('SIGINT', () => process.exit(130));
+          void w.close().then(resolve);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
+    });
+
+  const queue = program.command('queue').description("look at graft's job queue");
+  queue
+    .command('status')
+    .description('jobs waiting, active, failed and retried, and the workers connected')
+    .requiredOption('--queue <url>', 'the Redis server, redis://host:port')
+    .action(async function (this: Command, flags: { queue: string }) {
+      const { queueStatus } = await import('../../scale/status.js');
+      const s = await queueStatus(flags.queue);
+      emit(this, s, () => [
+        `queue ${s.queue} on ${flags.queue}`,
+        `  waiting ${s.waiting}  active ${s.active}  delayed ${s.delayed}  waiting for shards ${s.waitingChildren}`,
+        `  completed ${s.completed}  failed ${s.failed}  retried ${s.retried}`,
+        `  workers alive: ${s.workers.length ? s.workers.join(', ') : 'none'}`,
+      ]);
+    });
+}

@@ -1,0 +1,56 @@
+/** The Redis connection of graft's queues, from a `redis://[user:password@]host:port[/db]` URL. */
+import type { ConnectionOptions } from 'bullmq';
+
+/** BullMQ key prefix of every graft queue. */
+export const QUEUE_PREFIX = 'graft';
+/** The queue of feature-extraction shards and their assembling parent jobs. */
+export const EXTRACT_QUEUE = 'extract';
+
+/**
+ * Parses a `--queue` URL into BullMQ connection options.
+ * @throws naming the URL and the expected form when it is not a redis:// or rediss:// URL.
+ */
+export function redisConnection(url: string): ConnectionOptions {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new Error(`--queue "${url}" is not a URL; give the Redis server as redis://host:port (e.g. redis://127.0.0.1:6379).`);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    throw new Error(`--queue "${url}" uses ${u.protocol}; graft's queue is Redis: give redis://host:port or rediss://host:port.`);
+  const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new Error(`--queue "${url}": the database "${u.pathname.slice(1)}" must be a number, as in redis://host:6379/0.`);
+  return {
+    host: u.hostname || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db,
+    tls: u.protocol === 'rediss:' ? {} : undefined,
+    // BullMQ workers block on Redis; ioredis must retry forever instead of failing commands
+    maxRetriesPerRequest: null,
+  };
+}
+
+/**
+ * Fails fast when nothing answers at the queue's host and port (BullMQ's client would otherwise retry forever).
+ * @throws naming the URL and how to fix it.
+ */
+export async function checkReachable(url: string, timeoutMs = 5000): Promise<void> {
+  const { host, port } = redisConnection(url) as { host: string; port: number };
+  const net = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ host, port });
+    const fail = (why: string) => {
+      s.destroy();
+      reject(new Error(`cannot reach the Redis server of --queue ${url} (${why}); start redis-server there, or check the host, port and firewall.`));
+    };
+    s.setTimeout(timeoutMs, () => fail(`no answer in ${timeoutMs / 1000} s`));
+    s.once('error', (e) => fail((e as NodeJS.ErrnoException).code ?? e.message));
+    s.once('connect', () => {
+      s.destroy();
+      resolve();
+    });
+  });
+}

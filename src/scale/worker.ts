@@ -1,0 +1,130 @@
+/**
+ * `graft worker`: takes feature-extraction shards from the queue and fills the shared feature store. Each shard
+ * goes through `cachedFeatures` (onnxruntime in a worker thread, off the event loop, so BullMQ keeps the job's lock
+ * alive), keyed by model, cut, preprocessing and file content: a shard that runs twice (at-least-once delivery, a
+ * worker killed mid-job and its job retried) finds its rows or recomputes equal ones, and the store only ever
+ * trusts rows whose data was fsynced before their index lines (src/features/store.ts).
+ */
+import { type Job, Worker } from 'bullmq';
+import { featureStoreKey } from '../features/cache.js';
+import type { Decoder } from '../features/extract.js';
+import type { Model } from '../ir/model.js';
+import { decodeModel } from '../onnx/io.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
+import { ASSEMBLE_JOB, type AssembleJobData, type AssembleResult, EXTRACTOR_OBJECT, SHARD_JOB, type ShardJobData, type ShardResult } from './jobs.js';
+import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
+
+/** Options of {@link startWorker}. */
+export interface WorkerOptions {
+  /** The Redis server, `redis://host:port`. */
+  queue: string;
+  /** Jobs run at once (default 1: one extraction already uses every core). */
+  concurrency?: number;
+  /** onnxruntime threads (default: all cores, or GRAFT_THREADS). */
+  threads?: number;
+  /** How long a job's lock lasts without renewal, in ms (BullMQ default 30 s); a dead worker's job is retried after it. */
+  lockDuration?: number;
+  /** How often stalled jobs (of dead workers) are looked for, in ms (default 30 s). */
+  stalledInterval?: number;
+  /** Opens the storage a job names (default: a local or shared folder, {@link LocalFeatureStorage}). */
+  storage?: (location: string) => FeatureStorage;
+  /** Replaces the image decoder (tests slow it down). */
+  decoder?: Decoder;
+  /** A name for `graft queue status` (default: host and pid). */
+  name?: string;
+  /** Called on each finished or failed job. */
+  onJob?: (e: { id: string; name: string; ok: boolean; error?: string; files?: number }) => void;
+}
+
+/** A running worker. */
+export interface GraftWorker {
+  /** Stops taking jobs, waits for the running ones to finish, and disconnects. */
+  close(): Promise<void>;
+  /** The BullMQ worker (for its events). */
+  readonly worker: Worker;
+}
+
+/** Starts a worker on the extraction queue. */
+export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
+  await checkReachable(opts.queue);
+  const connection = redisConnection(opts.queue);
+  const openStorage = opts.storage ?? ((loc: string) => new LocalFeatureStorage(loc));
+  const models = new Map<string, Model>();
+  const modelOf = async (storage: FeatureStorage, store: string): Promise<Model> => {
+    const key = `${storage.location}\n${store}`;
+    let m = models.get(key);
+    if (!m) {
+      const bytes = await storage.getObject(store, EXTRACTOR_OBJECT);
+      if (!bytes)
+        throw new Error(
+          `graft worker: the feature store ${store} in ${storage.location} has no ${EXTRACTOR_OBJECT}; this worker does not see the coordinator's storage. Mount the same shared folder at the same path on every machine.`,
+        );
+      m = decodeModel(bytes);
+      models.set(key, m);
+    }
+    return m;
+  };
+
+  const processor = async (job: Job): Promise<ShardResult | AssembleResult> => {
+    if (job.name === SHARD_JOB) {
+      const d = job.data as ShardJobData;
+      const storage = openStorage(d.storage);
+      const model = await modelOf(storage, d.store);
+      const key = featureStoreKey(model, model.graph.outputs[0]!.name, d.preprocess);
+      if (key !== d.store)
+        throw new Error(
+          `graft worker: the extractor in store ${d.store} hashes to ${key} with this job's preprocessing; the store is damaged. Delete it and extract again.`,
+        );
+      const warnings: string[] = [];
+      const r = await storage.features({
+        model,
+        preprocess: d.preprocess,
+        items: d.files.map((path) => ({ path })),
+        batchSize: d.batchSize,
+        threads: opts.threads,
+        decoder: opts.decoder,
+        onWarning: (m) => warnings.push(m),
+        onProgress: (done, total) => void job.updateProgress(Math.round((100 * done) / total)).catch(() => {}),
+      });
+      for (const w of warnings) await job.log(w);
+      return { hashes: r.keys, failed: r.failed.map((f) => ({ path: f.path, error: f.error.message })) };
+    }
+    if (job.name === ASSEMBLE_JOB) {
+      const d = job.data as AssembleJobData;
+      const storage = openStorage(d.storage);
+      const shards = Object.values(await job.getChildrenValues<ShardResult>());
+      const hashes = [...new Set(shards.flatMap((s) => s.hashes))];
+      const failed = shards.flatMap((s) => s.failed);
+      const missing = await storage.missing(d.store, hashes);
+      if (missing.length)
+        throw new Error(
+          `graft worker: ${missing.length} row(s) the shards reported are not in feature store ${d.store} at ${storage.location} (first ${missing[0]}); the shared folder is not the same on every machine, or it lost writes. Extract again.`,
+        );
+      const done = shards.reduce((a, s) => a + s.hashes.length + s.failed.length, 0);
+      if (done !== d.files) throw new Error(`graft worker: the shards covered ${done} of ${d.files} files; extract again.`);
+      return { rows: hashes.length, failed };
+    }
+    throw new Error(
+      `graft worker: unknown job "${job.name}" on the ${EXTRACT_QUEUE} queue; this worker runs ${SHARD_JOB} and ${ASSEMBLE_JOB} jobs. Update graft on this machine.`,
+    );
+  };
+
+  const worker = new Worker(EXTRACT_QUEUE, processor, {
+    connection,
+    prefix: QUEUE_PREFIX,
+    concurrency: opts.concurrency ?? 1,
+    // only the ones given: an explicit undefined would replace BullMQ's defaults
+    ...(opts.lockDuration !== undefined && { lockDuration: opts.lockDuration }),
+    ...(opts.stalledInterval !== undefined && { stalledInterval: opts.stalledInterval }),
+    maxStalledCount: 3,
+    name: opts.name ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`,
+  });
+  worker.on('completed', (job) => {
+    const files = job.name === SHARD_JOB ? (job.data as ShardJobData).files.length : undefined;
+    opts.onJob?.({ id: job.id!, name: job.name, ok: true, files });
+  });
+  worker.on('failed', (job, err) => opts.onJob?.({ id: job?.id ?? '?', name: job?.name ?? '?', ok: false, error: err.message }));
+  worker.on('error', () => {}); // connection errors: ioredis reconnects; BullMQ reports them here
+  await worker.waitUntilReady();
+  return { worker, close: () => worker.close() };
+}

@@ -1,0 +1,21 @@
+/**
+ * A worker process for the kill -9 test: `node --import tsx child-worker.ts <redis-url> <lockMs> <delayMs>`. Decoding
+ * sleeps `delayMs` per image so a shard is still running when the test kills it; prints `active <id>` when it takes one.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { decodeImage } from '../../src/data/image.js';
+import { startWorker } from '../../src/scale/worker.js';
+
+const [url, lockMs, delayMs] = process.argv.slice(2);
+const w = await startWorker({
+  queue: url!,
+  lockDuration: Number(lockMs),
+  stalledInterval: Number(lockMs),
+  threads: 1,
+  decoder: async (path, cfg, out, offset) => {
+    await sleep(Number(delayMs));
+    await decodeImage(path, cfg, { out, offset });
+  },
+});
+w.worker.on('active', (job) => process.stdout.write(`active ${job.id}\n`));
+process.stdout.write('ready\n');
