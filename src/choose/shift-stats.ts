@@ -9,6 +9,7 @@
  * Plain JS over Float32Array rows: the samples are small (≤ a few thousand rows), so no graph is needed.
  */
 import { Rng } from '../tensor.js';
+import { gramRows } from '../util/linalg.js';
 
 /** Rows of features: `n` rows of `d` values, row-major. */
 export interface FeatureRows {
@@ -31,24 +32,14 @@ function checkPair(a: FeatureRows, b: FeatureRows, what: string, min: number): v
 /** Squared Euclidean distances between every pair of rows of `z` ([N, d]), as a symmetric [N, N] matrix. */
 export function pairwiseSqDist(z: FeatureRows): Float64Array {
   const { x, n, d } = z;
-  const norms = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let k = 0; k < d; k++) s += x[i * d + k]! * x[i * d + k]!;
-    norms[i] = s;
-  }
+  const g = gramRows(x, n, d); // |xi - xj|² = gii + gjj - 2 gij
   const out = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const oi = i * d;
+  for (let i = 0; i < n; i++)
     for (let j = i + 1; j < n; j++) {
-      const oj = j * d;
-      let dot = 0;
-      for (let k = 0; k < d; k++) dot += x[oi + k]! * x[oj + k]!;
-      const v = Math.max(0, norms[i]! + norms[j]! - 2 * dot);
+      const v = Math.max(0, g[i * n + i]! + g[j * n + j]! - 2 * g[i * n + j]!);
       out[i * n + j] = v;
       out[j * n + i] = v;
     }
-  }
   return out;
 }
 
