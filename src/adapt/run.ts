@@ -11,7 +11,7 @@ import { paramNames } from '../ir/params.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
-import type { BatchSource } from '../step/batches.js';
+import { type BatchSource, subsetSource } from '../step/batches.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
@@ -283,19 +283,7 @@ export async function withAdaBN(
   };
 }
 
-/** A source over some samples of `src` (indices sorted), unlabelled when `src` is. */
+/** A source over some samples of `src` (indices sorted), unlabelled when `src` is: {@link subsetSource} keeping the target's marks. */
 export function subsetOf(src: UnlabelledSource, idx: Int32Array): UnlabelledSource {
-  return {
-    unlabelled: true,
-    length: idx.length,
-    sampleShape: src.sampleShape,
-    preprocess: src.preprocess,
-    fill: (indices, x, y, ctx) =>
-      src.fill(
-        Array.from(indices, (i) => idx[i]!),
-        x,
-        y,
-        ctx,
-      ),
-  };
+  return Object.assign(subsetSource(src, idx), { unlabelled: true as const, preprocess: src.preprocess });
 }

@@ -8,7 +8,7 @@ import { sampleIndices } from '../adapt/data.js';
 import { sourceFeatures } from '../features/backbone.js';
 import type { Model } from '../ir/model.js';
 import { extractSubgraph, featureCut } from '../ir/surgery.js';
-import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { BatchBuffers, type BatchSource, batches, subsetSource } from '../step/batches.js';
 import { Rng } from '../tensor.js';
 import type { OnTaskProgress } from '../util/progress.js';
 import { type ADistanceResult, type FeatureRows, type MmdResult, type MomentSummary, mmdTest, momentSummary, proxyADistance } from './shift-stats.js';
@@ -68,7 +68,7 @@ export interface ShiftReport {
 async function inputRows(src: BatchSource, idx: Int32Array): Promise<FeatureRows> {
   const per = src.sampleShape.reduce((a, b) => a * b, 1);
   const x = new Float32Array(idx.length * per);
-  const sub = subsetOf(src, idx);
+  const sub = subsetSource(src, idx);
   const bufs = new BatchBuffers(src.sampleShape);
   let row = 0;
   for await (const b of batches(sub, bufs, { batchSize: 256, seed: 0, epoch: 0, shuffle: false })) {
@@ -76,24 +76,6 @@ async function inputRows(src: BatchSource, idx: Int32Array): Promise<FeatureRows
     row += b.size;
   }
   return { x, n: idx.length, d: per };
-}
-
-/** A source over some samples of `src`: an image source's own subset (so its files hit the feature store), else a view. */
-function subsetOf(src: BatchSource, idx: Int32Array): BatchSource {
-  const s = src as BatchSource & { subset?: (i: ArrayLike<number>) => BatchSource };
-  if (typeof s.subset === 'function') return s.subset(idx);
-  return {
-    length: idx.length,
-    sampleShape: src.sampleShape,
-    numClasses: src.numClasses,
-    fill: (indices, x, y, ctx) =>
-      src.fill(
-        Array.from(indices, (i) => idx[i]!),
-        x,
-        y,
-        ctx,
-      ),
-  };
 }
 
 /**
@@ -131,7 +113,7 @@ export async function shift(o: ShiftOptions): Promise<ShiftReport> {
     const cut = featureCut(o.backbone, o.cut);
     const fx = extractSubgraph(o.backbone, cut.value);
     const feats = async (src: BatchSource, idx: Int32Array) => {
-      const f = (await sourceFeatures(fx, subsetOf(src, idx), { onTaskProgress: o.onTaskProgress })).source;
+      const f = (await sourceFeatures(fx, subsetSource(src, idx), { onTaskProgress: o.onTaskProgress })).source;
       const d = f.sampleShape.reduce((x, y) => x * y, 1);
       return { x: f.x, n: f.length, d };
     };

@@ -29,6 +29,25 @@ export interface BatchSource {
   fill(indices: ArrayLike<number>, x: Float32Array | BigInt64Array, y: BigInt64Array, ctx: { epoch: number; seed: number }): void | Promise<void>;
 }
 
+/**
+ * Samples `idx` of `src` as a source of their own: `src.subset(idx)` when the source has one (an image source's
+ * subset keeps its files, so they hit the feature store), else a view that maps batch indices through `idx` and keeps
+ * the source's dtype and per-batch shapes (token ids). The one subset view of graft (shift, adapt's target samples).
+ */
+export function subsetSource(src: BatchSource, idx: ArrayLike<number>): BatchSource {
+  const s = src as BatchSource & { subset?: (i: ArrayLike<number>) => BatchSource };
+  if (typeof s.subset === 'function') return s.subset(idx);
+  const map = (indices: ArrayLike<number>) => Array.from(indices, (i) => idx[i]!);
+  return {
+    length: idx.length,
+    sampleShape: src.sampleShape,
+    sampleDtype: src.sampleDtype,
+    numClasses: src.numClasses,
+    ...(src.batchSampleShape ? { batchSampleShape: (indices: ArrayLike<number>) => src.batchSampleShape!(map(indices)) } : {}),
+    fill: (indices, x, y, ctx) => src.fill(map(indices), x, y, ctx),
+  };
+}
+
 /** An in-memory dataset of float features/images and integer labels. */
 export class ArraySource implements BatchSource {
   readonly sampleShape: readonly number[];
