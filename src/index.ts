@@ -41,6 +41,8 @@ export { type AutoSummary, type AutoTrial, RunCancelled, type RunEvent, type Run
 export { type RunLrFindOptions, runLrFind } from './run/lr-find.js';
 export { type RunHandle, type RunTrainingOptions, runFolder, runTraining, startRun } from './run/train.js';
 export { type WebBundleOptions, type WebBundleResult, writeWebBundle } from './run/web-bundle.js';
+export { DEVICES, type Device, defaultDevice, listBackends, setDefaultDevice } from './runtime/device.js';
+export { defaultThreads, setDefaultThreads } from './runtime/threads.js';
 export { ArraySource, type BatchSource } from './step/batches.js';
 export { loadCheckpoint, saveCheckpoint } from './step/checkpoint.js';
 export { type CompiledStep, compileTrainStep, type LossSpec, type StepSpec } from './step/compile.js';

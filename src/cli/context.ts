@@ -1,5 +1,6 @@
 /** Shared plumbing for CLI commands: global options, output in text or JSON, and the one-line error format. */
 import { type Command, InvalidArgumentError } from 'commander';
+import type { Device } from '../runtime/device.js';
 import { withOomAdvice } from '../runtime/ort-errors.js';
 
 /** Options every command accepts (declared on the root program). */
@@ -8,6 +9,8 @@ export interface GlobalOptions {
   seed?: number;
   /** onnxruntime intra-op threads. */
   threads?: number;
+  /** Where onnxruntime runs: cpu (default) or webgpu. */
+  device?: Device;
   /** Machine-readable output: one JSON document on stdout, progress as JSON lines on stderr. */
   json?: boolean;
   /** No progress or informational output; results and errors only. */

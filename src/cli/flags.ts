@@ -182,7 +182,7 @@ export const ADAPT_FLAGS: FlagSpec[] = [
 ];
 
 /** Global options (declared on the root program) and their config keys. */
-const GLOBAL_KEYS: Record<string, string> = { seed: 'run.seed', threads: 'run.threads' };
+const GLOBAL_KEYS: Record<string, string> = { seed: 'run.seed', threads: 'run.threads', device: 'run.device' };
 
 function parseArg(spec: FlagSpec): ((v: string) => unknown) | undefined {
   const name = spec.flags.split(' ')[0];

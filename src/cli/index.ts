@@ -6,6 +6,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { registerStandardOps } from '../ops/index.js';
+import { DEVICES, setDefaultDevice } from '../runtime/device.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import { configureProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
@@ -20,6 +21,11 @@ export function buildProgram(): Command {
     .version(graftVersion(), '-V, --version', 'print the graft version')
     .addOption(new Option('--seed <n>', 'random seed for initialisation, shuffling and augmentation').argParser(positiveInt('--seed')))
     .addOption(new Option('--threads <n>', 'onnxruntime intra-op threads (default: all cores; env GRAFT_THREADS)').argParser(positiveInt('--threads')))
+    .addOption(
+      new Option('--device <name>', 'where onnxruntime runs: cpu, or webgpu where a WebGPU adapter exists (no silent fall back; env GRAFT_DEVICE)').choices(
+        DEVICES,
+      ),
+    )
     .option('--json', 'machine-readable output: one JSON document on stdout, progress as JSON lines on stderr')
     .option('-q, --quiet', 'no progress or notes; results and errors only')
     .showSuggestionAfterError(true)
@@ -28,6 +34,7 @@ export function buildProgram(): Command {
   program.hook('preAction', (_root, action) => {
     const g = action.optsWithGlobals() as GlobalOptions;
     if (g.threads) setDefaultThreads(g.threads);
+    if (g.device) setDefaultDevice(g.device);
     configureProgress({ json: !!g.json, quiet: !!g.quiet });
   });
   for (const c of COMMANDS) c.register(program);

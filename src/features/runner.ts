@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { checkFeeds, describeInputs, type FeedCheckOptions, type InputSpec } from '../runtime/feeds.js';
 import { withOomAdvice } from '../runtime/ort-errors.js';
-import { ORT_LOG_LEVEL, ortSessionOptions } from '../runtime/session.js';
+import { modelLoadError, ORT_LOG_LEVEL, ortSessionOptions } from '../runtime/session.js';
 
 /** Options of {@link InferenceWorker}. */
 export interface InferenceWorkerOptions {
@@ -119,11 +119,7 @@ export class InferenceWorker {
     this.worker.on('message', (m: WorkerMessage) => {
       if (m.id === 0) {
         if (m.error) {
-          const err = new Error(
-            `onnxruntime could not load the ${label}: ${m.error.replace(/\.+$/, '')}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export it with standard ops (opset 13–21).`,
-          );
-          err.name = 'ModelLoadError';
-          this.fail(err);
+          this.fail(modelLoadError(`the ${label}`, m.error));
           readyReject(this.failure!);
         } else {
           this.inputs = describeInputs(m.inputs ?? [], m.meta);

@@ -12,6 +12,7 @@ import { augmentSchema } from '../data/augment.js';
 import { isModelName } from '../models/name.js';
 import { findTextEncoder } from '../models/text-registry.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
+import { DEVICES } from '../runtime/device.js';
 import { TRAIN_MODES, type TrainMode } from '../train/recipes.js';
 import { editDistance } from '../util/edit-distance.js';
 
@@ -177,6 +178,8 @@ const runSchema = z.strictObject({
    */
   keepCheckpoints: z.boolean().default(false),
   threads: posInt.optional(),
+  /** Where onnxruntime runs the sessions: cpu, or webgpu (an error where no WebGPU adapter exists; never a silent CPU fall back). Default: env GRAFT_DEVICE, else cpu. */
+  device: z.enum(DEVICES).optional(),
   /** Corrupt images are errors instead of being skipped with a warning. */
   strict: z.boolean().default(false),
   /** Replace an existing run folder of the same name. */

@@ -5,6 +5,7 @@
 
 import path from 'node:path';
 import { renderVegaLite } from '../report/plot.js';
+import { setDefaultDevice } from '../runtime/device.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import { type LrFindPoint, type LrFindResult, lrFind, lrFindChart } from '../train/lr-find.js';
 import { phasesOf } from '../train/recipes.js';
@@ -35,6 +36,7 @@ export async function runLrFind(cfg: GraftConfig, opts: RunLrFindOptions): Promi
   if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
   const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
+  if (cfg.run.device) setDefaultDevice(cfg.run.device);
   const data = await loadRunData({ ...cfg, data: { ...cfg.data, valSplit: 0, val: undefined, test: undefined } }, io);
   const { net, preprocess } = await buildNetwork(cfg, data.classes, {
     mnist: data.train.kind === 'arrays',

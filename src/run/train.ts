@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { bufferNames } from '../ir/params.js';
 import { argmaxRows } from '../report/metrics.js';
+import { setDefaultDevice } from '../runtime/device.js';
 import { setDefaultThreads } from '../runtime/threads.js';
 import type { BatchSource } from '../step/batches.js';
 import type { Network } from '../train/network.js';
@@ -71,6 +72,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
       'train.mode auto cannot --resume: its search is not checkpointed and takes about its budget (train.budget) again. Run it again with --overwrite, or resume a run of an explicit recipe (--mode head|last-stages|full|fine-tune).',
     );
   if (cfg.run.threads) setDefaultThreads(cfg.run.threads);
+  if (cfg.run.device) setDefaultDevice(cfg.run.device);
   if (opts.configFile) emit({ type: 'note', message: configFileNote(opts.configFile) });
   const io = { warn: (message: string) => emit({ type: 'warning', message }), progress: (t: TaskProgress) => emit({ type: 'progress', ...t }) };
   const data = await loadRunData(cfg, io);

@@ -5,10 +5,12 @@ import type { Model } from '../ir/model.js';
 import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
+import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultThreads } from './threads.js';
 
+export { type Device, defaultDevice, setDefaultDevice } from './device.js';
 export { type FeedCheckOptions, FeedError, runChecked } from './feeds.js';
 export { defaultThreads, setDefaultThreads } from './threads.js';
 export { ort };
@@ -32,6 +34,8 @@ export interface SessionOptions {
   profile?: string;
   /** Let idle intra-op threads spin-wait; default: true unless env GRAFT_ORT_SPIN=0 (better on a machine shared with other work). */
   spinning?: boolean;
+  /** Where the session runs; default: {@link defaultDevice} (the process default, else env GRAFT_DEVICE, else cpu). */
+  device?: Device;
 }
 
 /**
@@ -43,6 +47,7 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
   const profile = opts.profile ?? process.env.GRAFT_ORT_PROFILE;
   const spinning = opts.spinning ?? process.env.GRAFT_ORT_SPIN !== '0';
   return {
+    executionProviders: executionProviders(opts.device ?? defaultDevice()),
     intraOpNumThreads: opts.threads ?? defaultThreads(),
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -59,14 +64,27 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
  */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const bytes = model instanceof Uint8Array ? model : encodeModel(lowered(model));
+  const options = ortSessionOptions(opts);
   try {
-    return await ort.InferenceSession.create(bytes, ortSessionOptions(opts));
+    return await ort.InferenceSession.create(bytes, options);
   } catch (e) {
     if (isOrtOutOfMemory((e as Error).message)) throw withOomAdvice(e);
-    throw new Error(
-      `onnxruntime could not load the model: ${(e as Error).message}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export with standard ops (opset 13–21).`,
-    );
+    throw modelLoadError('the model', (e as Error).message, opts.device);
   }
+}
+
+/**
+ * The one error for a session onnxruntime could not create (here or in a worker thread): the device's own
+ * error when the device is the trouble (./device.ts), else what failed and how to re-export.
+ */
+export function modelLoadError(label: string, message: string, device: Device = defaultDevice()): Error {
+  const onDevice = deviceError(device, message);
+  if (onDevice) return onDevice;
+  const err = new Error(
+    `onnxruntime could not load ${label}: ${message.replace(/\.+$/, '')}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export it with standard ops (opset 13–21).`,
+  );
+  err.name = 'ModelLoadError';
+  return err;
 }
 
 /** The model with graft-domain ops (used while differentiating) expanded into standard ONNX ops. */

@@ -17,7 +17,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type * as ort from 'onnxruntime-node';
 import { withOomAdvice } from '../runtime/ort-errors.js';
-import { ORT_LOG_LEVEL, ortSessionOptions } from '../runtime/session.js';
+import { modelLoadError, ORT_LOG_LEVEL, ortSessionOptions } from '../runtime/session.js';
 import { type BatchExecutor, ExecutorUnavailableError } from './batcher.js';
 import type { HostTensor } from './contract.js';
 import { oipDatatypeOf, ortTypeOf } from './tensors.js';
@@ -176,10 +176,7 @@ export class WorkerPool implements BatchExecutor {
           isReady = true;
           loaded(m.ready);
         } else {
-          const err = new Error(
-            `onnxruntime could not load ${this.opts.label}: ${m.error?.replace(/\.+$/, '')}. If this names an op or type, the model uses something onnxruntime's CPU provider lacks; re-export it with standard ops (opset 13–21).`,
-          );
-          err.name = 'ModelLoadError';
+          const err = modelLoadError(this.opts.label, m.error ?? 'unknown error');
           slot.dead = err;
           refused(err);
         }

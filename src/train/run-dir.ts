@@ -32,6 +32,7 @@ const RESUME_NEUTRAL = [
   'run.resume',
   'run.overwrite',
   'run.threads',
+  'run.device',
   'run.checkpointEvery',
   'run.keepCheckpoints',
   'run.strict',

@@ -39,6 +39,7 @@ const ADAPT_KEYS = [
     'run.name',
     'run.dir',
     'run.threads',
+    'run.device',
     'adapt',
   ]),
 ];
