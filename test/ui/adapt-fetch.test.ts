@@ -163,7 +163,7 @@ test('Compare shows adaptation methods on one target: scores, target accuracy, t
   // training runs' comparison leaves the adapt runs out (they have no curves)
   assert.equal(await page.locator('.pick input[value="auto-darker"]').count(), 0);
   const file = path.join(shots, 'adapt.png');
-  await page.locator('#adapt').screenshot({ path: file });
+  await page.locator('#adapt-section').screenshot({ path: file });
   toDocs(file, 'adapt');
   assert.deepEqual(errors, []);
   await page.close();
@@ -178,6 +178,7 @@ test('a registry backbone not in the cache is fetched with a progress bar (bytes
   assert.match(await page.textContent('#backbone option[value="tiny-net"]').then(String), /tiny-net \(fetched on first use\)/);
   await page.selectOption('#backbone', 'tiny-net');
   await page.selectOption('#mode', 'head');
+  assert.ok(await page.isHidden('#budget'), 'a set recipe asks for epochs, not a time budget');
   await page.fill('#epochs', '1');
   await page.fill('#run-name', 'fetched');
   await page.evaluate(() => {

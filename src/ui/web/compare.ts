@@ -111,7 +111,7 @@ async function renderAdaptation(main: HTMLElement): Promise<void> {
   main.append(
     h(
       'section',
-      {},
+      { id: 'adapt-section' },
       h('h2', {}, 'Adaptation methods'),
       h('p', { class: 'hint' }, 'graft adapt runs in the runs folder (graft adapt --out <runs>/<name>), those of one target side by side.'),
       h('label', {}, 'Target ', pick),
