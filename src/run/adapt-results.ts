@@ -177,7 +177,8 @@ export function adaptChartSpec(candidates: readonly AdaptCandidate[], runs: read
     }),
   );
   const shown = MEASURES.filter((m) => values.some((v) => v.measure === m.title)).map((m) => m.title);
-  const validators = [...new Set(runs.flatMap((r) => (r.auto ? [r.auto.validator] : [])))];
+  const name = (v: string) => (v === 'entropy' ? 'target entropy' : v.toUpperCase());
+  const validators = [...new Set(runs.flatMap((r) => (r.auto ? [name(r.auto.validator)] : [])))];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title: {
