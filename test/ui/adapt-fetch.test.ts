@@ -215,6 +215,45 @@ test('a registry backbone not in the cache is fetched with a progress bar (bytes
   assert.equal(seen.at(-1), `fetching tiny-net:${total}/${total}`, `the bar reached the whole file: ${seen.join(', ')}`);
   assert.equal(requests, 1);
   assert.deepEqual(fs.readFileSync(path.join(tmp, 'models', 'tiny-net.onnx')), backbone, 'the fetched file is in the cache');
+  // Look offers the training run, not the adapt runs beside it (they keep no validation predictions)
+  await page.click('nav button[data-tab="look"]');
+  await page.waitForSelector('#look-summary');
+  assert.deepEqual(await page.$$eval('#look-run option', (os) => os.map((o) => (o as HTMLOptionElement).value)), ['fetched']);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('the adaptation API says which runs it cannot compare: another target, or a run that is not an adapt run', async () => {
+  // a copy of the auto run, told it adapted to another target
+  const other = path.join(runs, 'elsewhere');
+  fs.cpSync(path.join(runs, 'auto-darker'), other, { recursive: true });
+  for (const f of ['config.json', 'results.json']) {
+    const doc = JSON.parse(fs.readFileSync(path.join(other, f), 'utf8'));
+    doc.target = 'sketches';
+    fs.writeFileSync(path.join(other, f), JSON.stringify(doc));
+  }
+  const get = async (q: string) => {
+    const res = await fetch(`${address}/api/adapt${q}${q ? '&' : '?'}token=${ui.token}`);
+    return { status: res.status, body: (await res.json()) as { error?: string } & unknown[] };
+  };
+  const groups = await get('');
+  assert.deepEqual(
+    (groups.body as unknown as { target: string; runs: string[] }[]).map((g) => [g.target, [...g.runs].sort()]),
+    [
+      ['sketches', ['elsewhere']],
+      [path.join(tmp, 'target'), ['auto-darker', 'compare-darker']],
+    ],
+  );
+  const mixed = await get('?runs=auto-darker,elsewhere');
+  assert.equal(mixed.status, 400);
+  assert.match(String(mixed.body.error), /auto-darker adapted to .*target and elsewhere to sketches; methods compare on one target only/);
+  const train = await get('?runs=fetched');
+  assert.equal(train.status, 400);
+  assert.match(String(train.body.error), /fetched holds no graft adapt run; pick one from the adaptation runs/);
+  const outside = await get('?runs=..');
+  assert.equal(outside.status, 400);
+  // and the training-run routes refuse an adapt run with a pointer
+  const look = await fetch(`${address}/api/runs/auto-darker/results?token=${ui.token}`);
+  assert.equal(look.status, 400);
+  assert.match(((await look.json()) as { error: string }).error, /is a graft adapt run: it keeps no validation predictions/);
 });
