@@ -37,6 +37,12 @@ export interface DownloadOptions {
   noResume?: boolean;
   /** Called with the byte count of every chunk received. */
   onData?: (bytes: number) => void;
+  /**
+   * Called once the transfer starts (`received`: the bytes already on disk from an interrupted download, else 0)
+   * and after every chunk, with the bytes of the file received so far and its size when known. Bars (the CLI's,
+   * a run's `progress` events) draw from this one callback.
+   */
+  onProgress?: (received: number, total: number | undefined) => void;
   /** Abort when no data arrives for this long (default 30 s; env GRAFT_DOWNLOAD_TIMEOUT_MS). */
   idleTimeoutMs?: number;
   /** Checks the complete temp file before it is renamed into place; returns a reason to reject it. */
@@ -192,6 +198,7 @@ async function downloadLocked(source: string, dest: string, dir: string, paths: 
     fs.rmSync(paths.note, { force: true });
   }
   let bytes = 0;
+  let total: number | undefined;
   let fd: number | undefined;
   try {
     if (resumed > cap) resumed = 0;
@@ -207,10 +214,13 @@ async function downloadLocked(source: string, dest: string, dir: string, paths: 
       while (done < chunk.length) done += fs.writeSync(fd!, chunk, done, chunk.length - done);
       bytes += chunk.length;
       opts.onData?.(chunk.length);
+      opts.onProgress?.(bytes, total);
     };
-    const announced = (total: number | undefined, from: number) => {
-      if (total !== undefined && total > cap) throw overCap(`${total} bytes announced`);
-      opts.onStart?.(total, from);
+    const announced = (size: number | undefined, from: number) => {
+      if (size !== undefined && size > cap) throw overCap(`${size} bytes announced`);
+      total = size;
+      opts.onStart?.(size, from);
+      opts.onProgress?.(from, size);
     };
     const restart = () => {
       // the server ignored the Range (200 instead of 206): start over from byte 0

@@ -84,6 +84,8 @@ export interface FetchOptions {
   /** Progress: called with the total bytes when known (and the bytes resumed from an interrupted download), then with every chunk. */
   onStart?: (total: number | undefined, resumed: number) => void;
   onData?: (bytes: number) => void;
+  /** Progress as the bytes of the file received so far and its size when known (see `DownloadOptions.onProgress`). */
+  onProgress?: (received: number, total: number | undefined) => void;
   /** Informational messages (e.g. "converting nsfwjs MobileNetV2"). */
   log?: (message: string) => void;
   /** Warnings (e.g. an op graft does not know, after the feature cut it may not matter). */
@@ -132,6 +134,7 @@ export async function fetchModel(entry: ModelEntry, opts: FetchOptions = {}): Pr
       validate,
       onStart: opts.onStart,
       onData: opts.onData,
+      onProgress: opts.onProgress,
     });
   } catch (e) {
     // offline: say how to use a mirror (only for the entry's own URL; --url is already explicit)

@@ -2,7 +2,7 @@
  * A model reference is a file path or a registry name (`mobilenetv2`, `nsfwjs:MobileNetV2`): the one rule for
  * telling them apart, and the step that turns a name into a cached file, fetching it on first use.
  */
-import { createProgress } from '../util/progress.js';
+import { createProgress, type OnTaskProgress } from '../util/progress.js';
 import { fetchModel } from './fetch.js';
 import { registryEntryOf } from './name.js';
 
@@ -18,6 +18,11 @@ export interface ResolveModelOptions {
   onWarning?: (message: string) => void;
   /** Show a download bar (a bar on a terminal, JSON lines otherwise; default true). */
   progress?: boolean;
+  /**
+   * Download progress: the bytes received so far and the file's size when known, called as the bar is (e.g.
+   * {@link downloadTaskProgress} turns it into a run's `progress` events; pass `progress: false` then).
+   */
+  onProgress?: (received: number, total: number | undefined) => void;
 }
 
 /**
@@ -36,13 +41,15 @@ export async function resolveModelRef(ref: string, opts: ResolveModelOptions = {
       mirror: opts.mirror,
       log: opts.onNote,
       warn: opts.onWarning,
-      onStart: (total, resumed) => {
+      onStart: (_total, resumed) => {
         opts.onNote?.(
           `${entry.name} is not in the model cache yet: fetching it from ${entry.download?.url ?? 'its source'}${resumed ? ` (resuming at ${resumed} bytes)` : ''} (first use only)`,
         );
-        if (opts.progress !== false) bar.onStart(total, resumed);
       },
-      onData: bar.onData,
+      onProgress: (received, total) => {
+        if (opts.progress !== false) bar.onProgress(received, total);
+        opts.onProgress?.(received, total);
+      },
     });
     return r.path;
   } finally {
@@ -50,25 +57,45 @@ export async function resolveModelRef(ref: string, opts: ResolveModelOptions = {
   }
 }
 
-/** A download's progress bar in KiB (a bar on a terminal, JSON lines otherwise): started by `onStart`, fed by `onData`. */
-export function downloadProgress(name: string): { onStart(total: number | undefined, resumed: number): void; onData(n: number): void; done(): void } {
+/**
+ * A download's progress bar in KiB (a bar on a terminal, JSON lines otherwise), drawn from a download's
+ * `onProgress(received, total)`: it starts on the first call (at the bytes an interrupted download resumes from).
+ */
+export function downloadProgress(name: string): { onProgress(received: number, total: number | undefined): void; done(): void } {
   let bar: ReturnType<typeof createProgress> | undefined;
-  let pending = 0;
+  let shown = 0;
+  let last = 0;
+  const show = (kib: number) => {
+    if (kib > shown) bar?.tick(kib - shown);
+    shown = Math.max(shown, kib);
+  };
   return {
-    onStart(total, resumed) {
-      bar = createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${name}`, unit: 'KiB' });
-      if (resumed >= 1024) bar.tick(Math.floor(resumed / 1024));
-    },
-    onData(n) {
-      pending += n;
-      if (pending >= 1024) {
-        bar?.tick(Math.floor(pending / 1024));
-        pending %= 1024;
-      }
+    onProgress(received, total) {
+      bar ??= createProgress({ total: total ? Math.ceil(total / 1024) : 0, label: `fetch ${name}`, unit: 'KiB' });
+      last = received;
+      show(Math.floor(received / 1024));
     },
     done() {
-      if (pending) bar?.tick(1);
+      show(Math.ceil(last / 1024));
       bar?.done();
     },
+  };
+}
+
+/**
+ * A download's `onProgress(received, total)` as {@link TaskProgress} reports in KiB (`fetching <name>`), for a
+ * run's `progress` events: one at the start, one per percent, and the last with done = total. A download whose
+ * size is unknown reports nothing (its note says it is being fetched).
+ */
+export function downloadTaskProgress(name: string, report: OnTaskProgress): (received: number, total: number | undefined) => void {
+  let lastPct = -1;
+  return (received, total) => {
+    if (!total) return;
+    const totalKib = Math.ceil(total / 1024);
+    const done = received >= total ? totalKib : Math.min(Math.floor(received / 1024), totalKib - 1);
+    const pct = Math.floor((100 * done) / totalKib);
+    if (pct === lastPct && done < totalKib) return;
+    lastPct = pct;
+    report({ task: `fetching ${name}`, done, total: totalKib, unit: 'KiB' });
   };
 }

@@ -59,6 +59,8 @@ export interface RunResults {
  */
 export function runResults(folder: string): RunResults {
   const info = readRun(folder);
+  if (info?.kind === 'adapt')
+    throw new Error(`${folder} is a graft adapt run: it keeps no validation predictions to look at; see its methods compared (adaptResults) or its report.md.`);
   if (info?.state !== 'finished') throw new Error(`${folder} holds no finished run; wait for it to finish, or resume it.`);
   const sidecar = JSON.parse(fs.readFileSync(path.join(folder, 'model.json'), 'utf8')) as { labels?: string[] };
   const classes = sidecar.labels ?? [];

@@ -1,7 +1,9 @@
 /**
  * The run folders under a runs directory, as a UI or a server lists them: each run's config, its state
  * (finished, or incomplete: cancelled or killed, so it can be resumed), its epoch history, and the config that
- * resumes it. Reads only what `runTraining` writes (config.json, metrics.jsonl, model.json).
+ * resumes it. Reads only what `runTraining` writes (config.json, metrics.jsonl, model.json), and tells a
+ * `graft adapt --out` folder (its config.json names the target and the methods; results.json when it ended)
+ * apart as kind 'adapt' (run/adapt-results.ts reads those).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -15,7 +17,12 @@ import { type GraftConfig, getPath, parseConfig } from './config.js';
 export interface RunInfo {
   name: string;
   folder: string;
-  /** finished: model.onnx and its sidecar are written; incomplete: cancelled, failed or killed (resumable). */
+  /** train: `runTraining`'s (graft train, graft ui); adapt: `graft adapt --out`'s. */
+  kind: 'train' | 'adapt';
+  /**
+   * finished: model.onnx and its sidecar are written (an adapt run: results.json); incomplete: cancelled, failed
+   * or killed (resumable).
+   */
   state: 'finished' | 'incomplete';
   /** config.json as stored (with `source`, where the config came from). */
   config: Record<string, unknown>;
@@ -38,11 +45,15 @@ export function readRun(folder: string): RunInfo | undefined {
   } catch {
     return undefined;
   }
+  if (isAdaptConfig(config)) {
+    const state = fs.existsSync(path.join(folder, 'results.json')) ? 'finished' : 'incomplete';
+    return { name: path.basename(folder), folder, kind: 'adapt', state, config, history: [], started };
+  }
   const metricsFile = path.join(folder, 'metrics.jsonl');
   const history = fs.existsSync(metricsFile) ? readJsonl<Record<string, number | string>>(metricsFile) : [];
   const sidecar = path.join(folder, 'model.json');
   const finished = fs.existsSync(path.join(folder, 'model.onnx')) && fs.existsSync(sidecar);
-  const info: RunInfo = { name: path.basename(folder), folder, state: finished ? 'finished' : 'incomplete', config, history, started };
+  const info: RunInfo = { name: path.basename(folder), folder, kind: 'train', state: finished ? 'finished' : 'incomplete', config, history, started };
   if (finished) {
     try {
       const m = JSON.parse(fs.readFileSync(sidecar, 'utf8')).metrics;
@@ -52,6 +63,11 @@ export function readRun(folder: string): RunInfo | undefined {
     }
   }
   return info;
+}
+
+/** Whether a stored config.json is `graft adapt`'s (its flags by name: the target and the methods), not a graft config. */
+export function isAdaptConfig(config: Record<string, unknown>): boolean {
+  return typeof config.target === 'string' && 'methods' in config && !('train' in config);
 }
 
 /** The runs in `dir` (one folder each), newest first; an empty list when `dir` does not exist. */
@@ -75,6 +91,7 @@ export function listRuns(dir: string): RunInfo[] {
 export function resumeConfig(folder: string): { config: GraftConfig; source: string } {
   const info = readRun(folder);
   if (!info) throw new Error(`${folder} holds no graft run (no readable config.json); start a new run instead of resuming.`);
+  if (info.kind === 'adapt') throw new Error(`${folder} is a graft adapt run; continue it with \`graft adapt --out ${folder} --resume\` and the same flags.`);
   const { source, ...raw } = info.config;
   const config = parseConfig(raw, path.join(folder, 'config.json'));
   config.run.resume = true;
@@ -95,6 +112,8 @@ export function compareRuns(folders: readonly string[]): RunComparison {
   const runs = folders.map((f) => {
     const r = readRun(f);
     if (!r) throw new Error(`${f} holds no graft run (no readable config.json); pick runs from the list.`);
+    if (r.kind === 'adapt')
+      throw new Error(`${r.name} is a graft adapt run; compare adaptation runs by their target (compareAdaptRuns), not with training runs.`);
     return r;
   });
   // keys that do not change the numbers (run.name, run.resume, threads, …) are no difference

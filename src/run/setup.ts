@@ -173,6 +173,11 @@ export async function buildNetwork(
     source: string;
     onNote?: (message: string) => void;
     onWarning?: (message: string) => void;
+    /**
+     * Progress of fetching a registry backbone not in the cache yet (`fetching <name>`, in KiB); without it, the
+     * fetch draws its own bar on stderr.
+     */
+    progress?: OnTaskProgress;
     /** The training texts, for a text encoder fitted on them (tfidf's IDF). */
     trainTexts?: readonly string[];
   },
@@ -194,8 +199,9 @@ export async function buildNetwork(
   const parse = (json: unknown) => parsePreprocessConfig(json, `model.preprocess (from ${opts.source} and the backbone)`);
   if (cfg.model.backbone) {
     // a registry name (mobilenetv2) is fetched into the model cache on first use; a path is used as it is
-    const { resolveModelRef } = await import('../models/resolve.js');
-    net = Network.load(await resolveModelRef(cfg.model.backbone, { onNote: opts.onNote, onWarning: opts.onWarning }));
+    const { downloadTaskProgress, resolveModelRef } = await import('../models/resolve.js');
+    const fetching = opts.progress && { progress: false, onProgress: downloadTaskProgress(cfg.model.backbone, opts.progress) };
+    net = Network.load(await resolveModelRef(cfg.model.backbone, { onNote: opts.onNote, onWarning: opts.onWarning, ...fetching }));
     if (!net.preprocess && override.size === undefined)
       throw new Error(
         `The backbone ${cfg.model.backbone} has no preprocessing config (no ${path.basename(cfg.model.backbone, '.onnx')}.json sidecar, no graft.preprocess metadata). ` +

@@ -84,6 +84,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
     source: opts.source,
     onNote: (message) => emit({ type: 'note', message }),
     onWarning: io.warn,
+    progress: io.progress,
     trainTexts: data.train.kind === 'texts' ? data.train.texts : undefined,
   });
   const net = auto ? withNewHead(built, cfg, data.classes) : built;

@@ -19,6 +19,8 @@ export interface UiInfo {
 /** One row of GET /api/runs. */
 export interface ListedRun {
   name: string;
+  /** train: a training run (Train, Look); adapt: a `graft adapt --out` run (Compare's adaptation methods). */
+  kind: 'train' | 'adapt';
   state: string;
   epochs: number;
   metrics?: { val?: { loss: number; acc: number }; test?: { loss: number; acc: number } };

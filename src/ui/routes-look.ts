@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { adaptRunsByTarget, compareAdaptRuns } from '../run/adapt-results.js';
 import { runResults } from '../run/results.js';
 import { compareRuns, listRuns, readRun } from '../run/runs.js';
 import { listStudies, studyView } from '../tune/charts.js';
@@ -18,21 +19,30 @@ export const EXPORTS = {
   report: { file: 'report.html', type: 'text/html; charset=utf-8' },
 } as const;
 
-/** Registers GET /api/runs, /api/runs/:name, /api/runs/:name/results, /api/runs/:name/files/:kind, /api/studies and /api/compare. */
+/**
+ * Registers GET /api/runs, /api/runs/:name, /api/runs/:name/results, /api/runs/:name/files/:kind, /api/studies,
+ * /api/compare and /api/adapt (adaptation runs by target, or those of one target compared).
+ */
 export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
   const { queue } = ctx;
   const folderOf = (name: string) => runFolderOf(ctx.runsDir, name);
 
   // the queue's runs (with their live state) and the runs folder's, newest first
   app.get('/api/runs', async (): Promise<ListedRun[]> => {
-    const onDisk: ListedRun[] = listRuns(ctx.runsDir).map((r) => ({ name: r.name, state: r.state, metrics: r.metrics, epochs: r.history.length }));
+    const onDisk: ListedRun[] = listRuns(ctx.runsDir).map((r) => ({
+      name: r.name,
+      kind: r.kind,
+      state: r.state,
+      metrics: r.metrics,
+      epochs: r.history.length,
+    }));
     const seen = new Set(onDisk.map((r) => r.name));
     const live = queue.list();
     for (const r of onDisk) {
       const q = queue.get(r.name);
       if (q && q.state !== 'finished') r.state = q.state;
     }
-    const queued = live.filter((r) => !seen.has(r.name)).map((r) => ({ name: r.name, state: r.state, epochs: 0 }));
+    const queued = live.filter((r) => !seen.has(r.name)).map((r) => ({ name: r.name, kind: 'train' as const, state: r.state, epochs: 0 }));
     return [...queued, ...onDisk];
   });
 
@@ -77,6 +87,15 @@ export function registerLookRoutes(app: FastifyInstance, ctx: UiContext): void {
       .filter(Boolean);
     if (names.length < 2) throw new HttpError(400, 'Compare needs two or more runs: /api/compare?runs=a,b.');
     return compareRuns(names.map(folderOf));
+  });
+
+  // adaptation runs (graft adapt --out inside the runs folder): the finished ones by target, or some compared
+  app.get('/api/adapt', async (req) => {
+    const q = (req.query as { runs?: string }).runs;
+    if (q === undefined) return adaptRunsByTarget(ctx.runsDir);
+    const names = q.split(',').filter(Boolean);
+    if (!names.length) throw new HttpError(400, 'Name one or more adaptation runs: /api/adapt?runs=a,b (GET /api/adapt lists them by target).');
+    return compareAdaptRuns(names.map(folderOf));
   });
 }
 

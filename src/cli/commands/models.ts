@@ -161,11 +161,10 @@ export async function runFetch(
         ...opts,
         log,
         warn: warnWith,
-        onStart: (total, resumed) => {
+        onStart: (_total, resumed) => {
           if (resumed) log(`${entry.name}: resuming an interrupted download at ${humanBytes(resumed)}`);
-          bar.onStart(total, resumed);
         },
-        onData: bar.onData,
+        onProgress: bar.onProgress,
       }),
     );
   } finally {

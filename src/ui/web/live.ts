@@ -1,5 +1,6 @@
 /** Every run's live state, from the server's event stream (server-sent events of run/queue.ts's messages). */
 import type { QueueMessage, QueueState } from '../../run/queue.js';
+import type { TaskProgress } from '../../util/progress.js';
 import { url } from './api.js';
 import { status } from './dom.js';
 
@@ -10,6 +11,8 @@ export interface LiveRun {
   history: Record<string, number | string>[];
   step?: { phase: string; epoch: number; epochs: number; batch: number; batches: number; loss: number };
   eta?: number;
+  /** The latest long task's progress (fetching a backbone, validating images, extracting features). */
+  task?: TaskProgress;
   notes: string[];
   error?: string;
 }
@@ -39,7 +42,8 @@ function apply(m: QueueMessage): void {
     if (e.type === 'step') {
       r.step = e;
       r.eta = m.eta;
-    } else if (e.type === 'epoch') r.history.push({ phase: e.phase, ...e.metrics });
+    } else if (e.type === 'progress') r.task = { task: e.task, done: e.done, total: e.total, unit: e.unit };
+    else if (e.type === 'epoch') r.history.push({ phase: e.phase, ...e.metrics });
     else if (e.type === 'note' || e.type === 'warning') r.notes.push(`${e.type === 'warning' ? '⚠ ' : ''}${e.message}`);
     else if (e.type === 'failed') r.error = e.error;
   }

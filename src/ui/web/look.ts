@@ -6,17 +6,14 @@
 
 import type { RunResults } from '../../run/results.js';
 import type { ImageClass } from '../../train/classify.js';
+import type { ListedRun } from '../api-types.js';
 import { api, imageUrl, url } from './api.js';
 import { chart, fill, h, num, pct, status } from './dom.js';
 import { tryPanel } from './try.js';
 
-interface ListedRun {
-  name: string;
-  state: string;
-}
-
 export async function renderLook(main: HTMLElement, runName?: string): Promise<void> {
-  const runs = (await api<ListedRun[]>('/api/runs')).filter((r) => r.state === 'finished');
+  // finished training runs (a graft adapt run keeps no validation predictions; the Compare tab shows it)
+  const runs = (await api<ListedRun[]>('/api/runs')).filter((r) => r.state === 'finished' && r.kind === 'train');
   if (!runs.length) {
     main.append(h('p', {}, 'No finished run yet: train one in the Train tab.'));
     return;

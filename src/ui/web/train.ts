@@ -8,6 +8,9 @@ import { type LiveRun, live, onLive } from './live.js';
 
 let stopLive: (() => void) | undefined;
 
+/** An amount of a task's unit; KiB from 1024 up as MiB. */
+const amount = (n: number, unit: string) => (unit === 'KiB' && n >= 1024 ? `${(n / 1024).toFixed(1)} MiB` : `${n} ${unit}`);
+
 export async function renderTrain(main: HTMLElement): Promise<void> {
   stopLive?.();
   const info = await api<Info>('/api/info');
@@ -54,6 +57,10 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
   const queue = h('table', { id: 'queue' });
   const curves = h('div', { id: 'live-curves' });
   const progress = h('p', { id: 'live-progress' });
+  // the latest long task (a registry backbone being fetched, images validated, features extracted) as a bar
+  const taskBar = h('progress', { id: 'live-task-bar' });
+  const taskText = h('span', { id: 'live-task-text' });
+  const task = h('p', { id: 'live-task', hidden: true }, taskBar, ' ', taskText);
   const notes = h('ul', { id: 'live-notes', class: 'notes' });
   main.append(
     h(
@@ -70,7 +77,7 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
       h('button', { id: 'start', onclick: start }, 'Start'),
     ),
     h('section', {}, h('h2', {}, 'Runs'), queue),
-    h('section', {}, h('h2', {}, 'Live'), progress, curves, notes),
+    h('section', {}, h('h2', {}, 'Live'), progress, task, curves, notes),
   );
 
   let shown = '';
@@ -85,6 +92,16 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
         ? ` · ${s.phase} epoch ${s.epoch}/${s.epochs}, batch ${s.batch}/${s.batches}, loss ${s.loss.toFixed(4)}${r.eta !== undefined ? ` · ETA ${Math.ceil(r.eta)} s` : ''}`
         : '') +
       (r.error ? ` · ${r.error}` : '');
+    const t = r.task;
+    task.hidden = !t || r.state !== 'running';
+    if (t) {
+      taskBar.max = t.total;
+      taskBar.value = t.done;
+      task.dataset.task = t.task;
+      task.dataset.done = String(t.done);
+      task.dataset.total = String(t.total);
+      taskText.textContent = `${t.task}: ${amount(t.done, t.unit)} / ${amount(t.total, t.unit)}`;
+    }
     fill(notes, ...r.notes.slice(-6).map((n) => h('li', {}, n)));
     if (r.history.length !== drawnEpochs) {
       drawnEpochs = r.history.length;
@@ -95,7 +112,8 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
   // rows are kept while their run's state stays the same (only the numbers change), so a button is never
   // replaced under the pointer; the table is redrawn on state changes and epochs, not on every step
   const drawQueue = async () => {
-    const runs = await api<ListedRun[]>('/api/runs');
+    // graft adapt runs have no curves, look or resume here: the Compare tab shows them
+    const runs = (await api<ListedRun[]>('/api/runs')).filter((r) => r.kind !== 'adapt');
     const old = new Map([...queue.querySelectorAll<HTMLTableRowElement>('tr[data-run]')].map((tr) => [tr.dataset.run, tr]));
     const rows = runs.map((r) => {
       const state = live.get(r.name)?.state ?? r.state;
