@@ -5,6 +5,8 @@ import type { ConnectionOptions } from 'bullmq';
 export const QUEUE_PREFIX = 'graft';
 /** The queue of feature-extraction shards and their assembling parent jobs. */
 export const EXTRACT_QUEUE = 'extract';
+/** The queue of tune trials (one coordinator per study puts them there; any worker runs them). */
+export const TUNE_QUEUE = 'tune';
 
 /**
  * Parses a `--queue` URL into BullMQ connection options.
@@ -52,5 +54,30 @@ export async function checkReachable(url: string, timeoutMs = 5000): Promise<voi
       s.destroy();
       resolve();
     });
+  });
+}
+
+/** The connection events of an ioredis client (BullMQ's, or one of ours). */
+interface RedisEvents {
+  on(event: 'error', f: (e: Error) => void): unknown;
+  on(event: 'ready', f: () => void): unknown;
+}
+
+/**
+ * Says once when the connection to Redis is lost and once when it is back (ioredis reconnects by itself and
+ * BullMQ's commands wait for it), instead of one error per retry or silence.
+ */
+export function watchConnection(client: RedisEvents, url: string, who: string, say: (message: string) => void): void {
+  let down = false;
+  client.on('error', (e) => {
+    if (down) return;
+    down = true;
+    const code = (e as NodeJS.ErrnoException).code ?? e.message;
+    say(`${who}: lost the connection to Redis at ${url} (${code}); reconnecting. Nothing is lost: the running work goes on and its results wait for the connection.`);
+  });
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    say(`${who}: reconnected to Redis at ${url}.`);
   });
 }
