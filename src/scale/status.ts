@@ -1,6 +1,6 @@
 /** `graft queue status`: what the extraction and tune queues hold and which workers are connected. */
 import { Queue } from 'bullmq';
-import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection, TUNE_QUEUE } from './connection.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection, type TUNE_QUEUE } from './connection.js';
 
 /** Counts of one queue. */
 export interface QueueStatus {

@@ -47,12 +47,21 @@ export function localSpec(spec: ObjectiveSpec): ObjectiveSpec {
  * @throws an UnrecoverableError (no retry) when no decision comes in `timeoutMs`: the coordinator is gone, and a
  * resumed study re-runs the trial as a new job.
  */
-export async function waitDecision(client: DecisionClient, key: string, timeoutMs: number, pollMs = 20): Promise<boolean> {
+export async function waitDecision(
+  client: DecisionClient,
+  key: string,
+  timeoutMs: number,
+  pollMs = 20,
+  stillThere: () => Promise<boolean> = async () => true,
+): Promise<boolean> {
   let waited = 0;
   let last = Date.now();
-  for (;;) {
+  for (let i = 1; ; i++) {
     const v = await client.get(key);
     if (v !== null) return v === '1';
+    // about once a second: a job that Redis lost (restarted empty) is queued again under a new id by the coordinator
+    if (i % Math.max(1, Math.round(1000 / pollMs)) === 0 && !(await stillThere()))
+      throw new Error(`its job is no longer in Redis (restarted without its data?); the coordinator has queued the trial again`);
     const now = Date.now();
     waited += Math.min(now - last, 4 * pollMs + 100);
     last = now;
@@ -86,7 +95,7 @@ export function trialRunner(o: TrialRunnerOptions): {
       const outcome = await pool.run(d.job, async (step, value) => {
         try {
           await job.updateProgress({ step, value } satisfies RungReport);
-          return await waitDecision(client, decisionKey(job.id!, step), d.decisionTimeoutMs, o.pollMs);
+          return await waitDecision(client, decisionKey(job.id!, step), d.decisionTimeoutMs, o.pollMs, async () => (await job.getState()) !== 'unknown');
         } catch (e) {
           lost ??= e as Error;
           throw e;

@@ -48,7 +48,11 @@ export interface QueueExecutorOptions {
 }
 
 interface Pending {
+  /** (session, trial, attempt): the trial's key here. */
   id: string;
+  /** The job on the queue now: `id`, then `id.r<n>` when it had to be queued again after Redis lost it. */
+  jobId: string;
+  incarnation: number;
   job: TrialJob;
   onReport: ReportHandler;
   resolve: (o: TrialOutcome) => void;
@@ -73,6 +77,7 @@ export class QueueExecutor implements Executor {
     private readonly o: QueueExecutorOptions,
     private readonly queue: Queue,
     workers: number,
+    private readonly watch: { stop(): void },
   ) {
     this.slots = o.slots ?? Math.max(1, workers);
     this.where = `${this.slots} trial${this.slots === 1 ? '' : 's'} at once on the queue ${o.queue} (${workers} worker${workers === 1 ? '' : 's'} connected now)`;
@@ -87,11 +92,11 @@ export class QueueExecutor implements Executor {
     const queue = new Queue(TUNE_QUEUE, { connection: redisConnection(o.queue), prefix: QUEUE_PREFIX });
     queue.on('error', () => {}); // connection errors: said once by watchConnection; ioredis reconnects
     const say = o.onWarning ?? console.warn;
-    watchConnection(await queue.backend.client, o.queue, 'graft tune (coordinator)', say);
+    const watch = watchConnection(await queue.backend.client, o.queue, 'graft tune (coordinator)', say);
     const workers = (await queue.getWorkers()).length;
     if (workers === 0 && o.slots === undefined)
       say(`no graft worker is connected to ${o.queue} yet: the trials wait on the queue until one starts (graft worker --queue ${o.queue}).`);
-    return new QueueExecutor(o, queue, workers);
+    return new QueueExecutor(o, queue, workers, watch);
   }
 
   run(job: TrialJob, onReport: ReportHandler): Promise<TrialOutcome> {
@@ -99,7 +104,7 @@ export class QueueExecutor implements Executor {
     // BullMQ job ids may not contain ':'
     const id = `${this.session}.${job.id}.${job.attempt}`;
     return new Promise<TrialOutcome>((resolve) => {
-      this.pending.set(id, { id, job, onReport, resolve, decided: new Map(), written: new Set(), added: false });
+      this.pending.set(id, { id, jobId: id, incarnation: 0, job, onReport, resolve, decided: new Map(), written: new Set(), added: false });
       if (!this.looping) {
         this.looping = true;
         void this.loop();
@@ -139,13 +144,17 @@ export class QueueExecutor implements Executor {
       threads: this.o.threads,
       decisionTimeoutMs: this.o.decisionTimeoutMs ?? 300_000,
     };
+    // a new id for a job queued again: a run of the lost one still going somewhere cannot touch it (its next
+    // report finds no job and gives up), and what the lost one left behind cannot pass for its result
+    const jobId = p.added ? `${p.id}.r${++p.incarnation}` : p.id;
     await this.queue.add(TRIAL_JOB, data, {
-      jobId: p.id,
+      jobId,
       attempts: this.o.attempts ?? 3,
       backoff: { type: 'exponential', delay: 500 },
       removeOnComplete: { age: 24 * 3600 },
       removeOnFail: { age: 7 * 24 * 3600 },
     });
+    p.jobId = jobId;
     p.added = true;
     p.written.clear();
   }
@@ -157,19 +166,20 @@ export class QueueExecutor implements Executor {
 
   private async check(p: Pending): Promise<void> {
     if (!p.added) return this.add(p);
-    const job = await this.queue.getJob(p.id);
-    const state = job ? await job.getState() : 'unknown';
-    if (!job || state === 'unknown') {
+    // the state first, then the job: read the other way round, a job that completes in between has no result yet
+    const state = await this.queue.getJobState(p.jobId);
+    const job = state === 'unknown' ? undefined : await this.queue.getJob(p.jobId);
+    if (!job) {
       this.warn(
-        `graft tune (coordinator): trial ${p.job.id}'s job ${p.id} is no longer in Redis (was it restarted without its data?); queued it again. Its rungs already in the study are not recorded twice.`,
+        `graft tune (coordinator): trial ${p.job.id}'s job ${p.jobId} is no longer in Redis (was it restarted without its data?); queued it again. Its rungs already in the study are not recorded twice.`,
       );
       return this.add(p);
     }
-    if (state === 'completed') return this.finish(p, outcomeOf(job.returnvalue, p.id));
+    if (state === 'completed') return this.finish(p, outcomeOf(job.returnvalue, p.jobId));
     if (state === 'failed')
       return this.finish(p, {
         state: 'failed',
-        error: `the trial's job ${p.id} failed on the queue after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ${job.failedReason}`,
+        error: `the trial's job ${p.jobId} failed on the queue after ${job.attemptsMade} attempt${job.attemptsMade === 1 ? '' : 's'}: ${job.failedReason}`,
       });
     const r = job.progress as Partial<RungReport> | number;
     if (typeof r !== 'object' || r === null || typeof r.step !== 'number' || typeof r.value !== 'number') return;
@@ -180,7 +190,7 @@ export class QueueExecutor implements Executor {
     }
     if (!p.written.has(r.step)) {
       const client = await this.queue.backend.client;
-      await client.set(decisionKey(p.id, r.step), prune ? '1' : '0', { EX: 24 * 3600 });
+      await client.set(decisionKey(p.jobId, r.step), prune ? '1' : '0', { EX: 24 * 3600 });
       p.written.add(r.step);
     }
   }
@@ -190,7 +200,7 @@ export class QueueExecutor implements Executor {
     this.closed = true;
     for (const p of this.pending.values()) {
       try {
-        const job = await this.queue.getJob(p.id);
+        const job = await this.queue.getJob(p.jobId);
         if (job && ['waiting', 'delayed', 'prioritized'].includes(await job.getState())) await job.remove();
       } catch {
         // a running job cannot be removed: its worker gives it up when no decision comes (decisionTimeoutMs)
@@ -198,6 +208,7 @@ export class QueueExecutor implements Executor {
       p.resolve({ state: 'failed', error: 'the study stopped before this trial finished' });
     }
     this.pending.clear();
+    this.watch.stop();
     await this.queue.close();
   }
 }

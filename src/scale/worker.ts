@@ -23,8 +23,8 @@ import {
   TRIAL_JOB,
   type TrialJobData,
 } from './jobs.js';
-import { trialRunner } from './trial-runner.js';
 import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
+import { trialRunner } from './trial-runner.js';
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
@@ -142,7 +142,9 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
     TUNE_QUEUE,
     async (job: Job) => {
       if (job.name !== TRIAL_JOB)
-        throw new Error(`graft worker: unknown job "${job.name}" on the ${TUNE_QUEUE} queue; this worker runs ${TRIAL_JOB} jobs. Update graft on this machine.`);
+        throw new Error(
+          `graft worker: unknown job "${job.name}" on the ${TUNE_QUEUE} queue; this worker runs ${TRIAL_JOB} jobs. Update graft on this machine.`,
+        );
       return runner.run(job as Job<TrialJobData>, await trials.backend.client);
     },
     { ...common, concurrency: opts.trialConcurrency ?? 1 },
@@ -156,11 +158,12 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
     w.on('error', () => {}); // connection errors: said once below; ioredis reconnects
   }
   await Promise.all([worker.waitUntilReady(), trials.waitUntilReady()]);
-  watchConnection(await worker.backend.client, opts.queue, `graft worker ${common.name}`, opts.onWarning ?? console.warn);
+  const watch = watchConnection(await worker.backend.client, opts.queue, `graft worker ${common.name}`, opts.onWarning ?? console.warn);
   return {
     worker,
     trials,
     close: async () => {
+      watch.stop();
       await Promise.all([worker.close(), trials.close()]);
       await runner.close();
     },

@@ -156,7 +156,10 @@ export class WorkerPool implements Executor {
         if (typeof prune === 'boolean') decide(prune);
         else
           prune.then(decide, (e) => {
-            // no decision will come: fail the trial and end its process, so no half-run trial is left behind in it
+            // no decision will come: fail the trial and end its process (out of the pool first, so no trial is
+            // given to it while it dies), so no half-run trial is left behind in it
+            const i = this.pool.indexOf(slot);
+            if (i >= 0) this.pool.splice(i, 1);
             slot.finish?.({ state: 'failed', error: `the study could not record a report: ${errorText(e)}` });
             child.kill('SIGKILL');
           });

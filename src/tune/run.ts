@@ -125,7 +125,16 @@ export async function runTune(cfg: TuneConfig, opts: RunTuneOptions = {}): Promi
       signal: opts.signal,
       onTrialEnd: opts.onTrialEnd,
       onWarning: io.warn,
-      settings: { sampler: cfg.sampler, pruner: cfg.pruner, workers, threads, seed: cfg.study.seed, trials, config: cfg.file, ...(executor.where && { where: executor.where }) },
+      settings: {
+        sampler: cfg.sampler,
+        pruner: cfg.pruner,
+        workers,
+        threads,
+        seed: cfg.study.seed,
+        trials,
+        config: cfg.file,
+        ...(executor.where && { where: executor.where }),
+      },
     });
     if (r.rerun.length) io.note(`re-ran trial${r.rerun.length === 1 ? '' : 's'} ${r.rerun.join(', ')} (interrupted when the study was killed)`);
     return { ...r, file, workers, threads };
