@@ -14,11 +14,13 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
+import { Queue } from 'bullmq';
 import sharp from 'sharp';
 import { parsePreprocessConfig } from '../src/data/preprocess.js';
 import { cachedFeatures } from '../src/features/cache.js';
 import { extractSubgraph, findCut } from '../src/ir/surgery.js';
 import { resnet18 } from '../src/nn/index.js';
+import { EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from '../src/scale/connection.js';
 import { distributedFeatures } from '../src/scale/extract.js';
 import { queueStatus } from '../src/scale/status.js';
 import { Rng } from '../src/tensor.js';
@@ -65,7 +67,7 @@ try {
   const local = (performance.now() - t0) / 1000;
   log(`local, 1 process × 1 thread: ${local.toFixed(2)} s, ${(N / local).toFixed(1)} images/s, ${((1000 * local) / N).toFixed(2)} ms/image`);
 
-  const rows: { k: number; s: number }[] = [];
+  const rows: { k: number; s: number; jobMs: number; busy: number }[] = [];
   for (const [round, k] of COUNTS.entries()) {
     const url = `${redis.url}/${round + 1}`;
     const env = { ...process.env, GRAFT_FROM_SOURCE: '1', NODE_OPTIONS: '' };
@@ -77,8 +79,18 @@ try {
       t0 = performance.now();
       await distributedFeatures({ queue: url, model, preprocess, items, shardSize: SHARD, batchSize: 32, cacheDir: join(dir, `shared-${k}`) });
       const s = (performance.now() - t0) / 1000;
-      rows.push({ k, s });
-      log(`${k} worker${k === 1 ? '' : 's'} × 1 thread: ${s.toFixed(2)} s, ${(N / s).toFixed(1)} images/s (load ${load()})`);
+      // each shard job's time on its worker (processedOn → finishedOn): their mean, and their sum over the wall time
+      // (how many workers were busy on average)
+      const q = new Queue(EXTRACT_QUEUE, { connection: redisConnection(url), prefix: QUEUE_PREFIX });
+      const shards = (await q.getJobs(['completed'], 0, 9999)).filter((j) => j.name === 'shard');
+      await q.close();
+      const ran = shards.map((j) => (j.finishedOn ?? 0) - (j.processedOn ?? 0));
+      const jobMs = ran.reduce((a, b) => a + b, 0) / Math.max(1, ran.length);
+      const busy = ran.reduce((a, b) => a + b, 0) / 1000 / s;
+      rows.push({ k, s, jobMs, busy });
+      log(
+        `${k} worker${k === 1 ? '' : 's'} × 1 thread: ${s.toFixed(2)} s, ${(N / s).toFixed(1)} images/s; a shard job ${jobMs.toFixed(0)} ms on its worker, ${busy.toFixed(2)} workers busy on average (load ${load()})`,
+      );
     } finally {
       for (const w of workers) w.kill('SIGTERM');
       await Promise.all(workers.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : w.once('exit', r)))));
@@ -86,12 +98,16 @@ try {
   }
   const jobs = Math.ceil(N / SHARD) + 1;
   const one = rows.find((r) => r.k === 1);
-  log('\n| workers | wall s | images/s | vs 1 worker |');
-  log('|---|---|---|---|');
-  for (const r of rows) log(`| ${r.k} | ${r.s.toFixed(2)} | ${(N / r.s).toFixed(1)} | ${one ? (one.s / r.s).toFixed(2) : '-'}x |`);
+  log('\n| workers | wall s | images/s | vs 1 worker | shard job ms | busy workers | overhead per shard ms |');
+  log('|---|---|---|---|---|---|---|');
+  const perImage = (1000 * local) / N;
+  for (const r of rows)
+    log(
+      `| ${r.k} | ${r.s.toFixed(2)} | ${(N / r.s).toFixed(1)} | ${one ? (one.s / r.s).toFixed(2) : '-'}x | ${r.jobMs.toFixed(0)} | ${r.busy.toFixed(2)} | ${(r.jobMs - SHARD * perImage).toFixed(0)} |`,
+    );
   if (one)
     log(
-      `\nper-job overhead (1 worker − local) / ${jobs} jobs (${jobs - 1} shards + the parent): ${((1000 * (one.s - local)) / jobs).toFixed(0)} ms; per-image cost ${((1000 * local) / N).toFixed(2)} ms`,
+      `\nper-image cost (local) ${perImage.toFixed(2)} ms; per-job overhead from wall times, (1 worker − local) / ${jobs} jobs (${jobs - 1} shards + the parent): ${((1000 * (one.s - local)) / jobs).toFixed(0)} ms`,
     );
 } finally {
   await redis.stop();
