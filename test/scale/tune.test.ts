@@ -3,7 +3,8 @@
  * (ASHA) and the study log; workers run the trials. Each case checks that the study equals a local run with one
  * worker (same parameters, values, states and rungs) and that the log holds every rung and every end exactly once:
  * with one worker, after a worker is killed -9 mid-trial, after Redis restarts empty mid-study, after a graceful
- * SIGTERM mid-trial, and when a job runs twice at once (a worker frozen past its lock while another takes the job).
+ * SIGTERM mid-trial (`graft worker` and `graft tune --queue` as a user runs them), and when a job runs twice at
+ * once (a worker frozen past its lock while another takes the job).
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -15,12 +16,14 @@ import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { queueStatus } from '../../src/scale/status.js';
+import { localSpec } from '../../src/scale/trial-runner.js';
 import { distributedTune } from '../../src/scale/tune.js';
 import { type GraftWorker, startWorker } from '../../src/scale/worker.js';
 import { parseTuneConfig, type TuneConfig } from '../../src/tune/config.js';
 import { runTune } from '../../src/tune/run.js';
+import { readStudy } from '../../src/tune/storage.js';
 import type { TrialRecord } from '../../src/tune/types.js';
-import { GRAFT_BIN } from '../cli-run.js';
+import { GRAFT_BIN, runGraft } from '../cli-run.js';
 import { startRedis, type TestRedis } from '../redis.js';
 
 const OBJECTIVE = fileURLToPath(new URL('../tune/fixtures/curve-objective.ts', import.meta.url));
@@ -30,19 +33,18 @@ let redis: TestRedis;
 let tmp: string;
 let reference: TrialRecord[];
 
-/** A small TPE + ASHA study of the synthetic learning curve (4 rungs per trial, `sleepMs` per rung). */
+/** A small TPE + ASHA study of the synthetic learning curve (4 rungs per trial, `sleepMs` per rung), as a tune config file's content. */
+function rawConfig(name: string, sleepMs = 60) {
+  return {
+    study: { name, dir: tmp, trials: 6, workers: 1, threadsPerWorker: 1, seed: 3 },
+    sampler: { name: 'tpe', startup: 3 },
+    pruner: { name: 'asha', minResource: 1, reductionFactor: 2 },
+    space: { lr: { type: 'log-uniform', low: 1e-4, high: 1 } },
+    objective: { module: OBJECTIVE, options: { epochs: 4, sleepMs } },
+  };
+}
 function config(name: string, sleepMs = 60): TuneConfig {
-  return parseTuneConfig(
-    {
-      study: { name, dir: tmp, trials: 6, workers: 1, threadsPerWorker: 1, seed: 3 },
-      sampler: { name: 'tpe', startup: 3 },
-      pruner: { name: 'asha', minResource: 1, reductionFactor: 2 },
-      space: { lr: { type: 'log-uniform', low: 1e-4, high: 1 } },
-      objective: { module: OBJECTIVE, options: { epochs: 4, sleepMs } },
-    },
-    `${name}.yaml`,
-    tmp,
-  );
+  return parseTuneConfig(rawConfig(name, sleepMs), `${name}.yaml`, tmp);
 }
 
 /** What must match between runs: parameters, outcome and every rung of every trial. */
@@ -206,9 +208,12 @@ test('Redis restarted (empty) mid-study: both sides say so, reconnect, and the s
   }
 });
 
-test('graft worker on SIGTERM mid-trial finishes the trial and exits 0; nothing is lost or retried', { timeout: 90_000 }, async () => {
+test('graft tune --queue with a graft worker that gets SIGTERM mid-trial: it finishes the trial and exits 0; nothing is lost or retried', {
+  timeout: 90_000,
+}, async () => {
   const url = `${redis.url}/4`;
-  const cfg = config('term', 150);
+  const configFile = path.join(tmp, 'term.json');
+  fs.writeFileSync(configFile, JSON.stringify(rawConfig('term', 150)));
   const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '' };
   const cli = spawn(process.execPath, [GRAFT_BIN, 'worker', '--queue', url, '--name', 'cli', '--threads', '1'], { cwd: tmp, env });
   let err = '';
@@ -220,8 +225,7 @@ test('graft worker on SIGTERM mid-trial finishes the trial and exits 0; nothing 
       assert.ok(cli.exitCode === null, `the worker exited early: ${err}`);
       await sleep(50);
     }
-    const run = distributedTune(cfg, { queue: url, progress: false, io: quiet([]) });
-    run.catch(() => {});
+    const run = runGraft(['tune', '--config', configFile, '--queue', url, '--json'], tmp);
     await firstReport(path.join(tmp, 'term', 'study.jsonl'));
     cli.kill('SIGTERM');
     assert.equal(await exited, 0, err);
@@ -229,8 +233,13 @@ test('graft worker on SIGTERM mid-trial finishes the trial and exits 0; nothing 
     assert.match(err, /trial \S+ done/, 'the trial it had was finished, not abandoned');
     rest = await startWorker({ queue: url, name: 'rest', threads: 1 });
     const r = await run;
-    assert.deepEqual(shape(r.trials), shape(reference));
-    assertOnce(r.file);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).trials.length, 6);
+    const file = path.join(tmp, 'term', 'study.jsonl');
+    const head = JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]!);
+    assert.match(head.settings.where, /^1 trial at once on the queue redis:\/\/127\.0\.0\.1:\d+\/4 \(1 worker connected now\)$/);
+    assert.deepEqual(shape([...readStudy(file).trials.values()].sort((a, b) => a.id - b.id)), shape(reference));
+    assertOnce(file);
     const st = await queueStatus(url, 'tune');
     assert.equal(st.retried, 0, 'no trial had to be taken back');
     assert.equal(st.failed, 0);
@@ -238,4 +247,14 @@ test('graft worker on SIGTERM mid-trial finishes the trial and exits 0; nothing 
     if (cli.exitCode === null) cli.kill('SIGKILL');
     await rest?.close();
   }
+});
+
+test("a worker runs graft's built-in objective from its own install when the coordinator's path is not on this machine", () => {
+  const elsewhere = { module: '/opt/elsewhere/graft/dist/src/tune/graft-objective.js', options: { a: 1 } };
+  const own = localSpec(elsewhere);
+  assert.ok(fs.existsSync(own.module), own.module);
+  assert.match(own.module, /[\\/]src[\\/]tune[\\/]graft-objective\.(ts|js)$/);
+  assert.deepEqual(own.options, { a: 1 });
+  const user = { module: '/opt/elsewhere/my-objective.ts' };
+  assert.deepEqual(localSpec(user), user, "a user's module is taken as given (it must be on a shared path)");
 });
