@@ -23,9 +23,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts `redis-server` (Debian's; .ci/run installs it) without persistence on a free port; resolves once it accepts connections. */
-export async function startRedis(): Promise<TestRedis> {
-  const port = await freePort();
+/**
+ * Starts `redis-server` (Debian's; .ci/run installs it) without persistence on a free port (or `fixedPort`: a restart
+ * of a stopped one, empty); resolves once it accepts connections.
+ */
+export async function startRedis(fixedPort?: number): Promise<TestRedis> {
+  const port = fixedPort ?? (await freePort());
   const proc: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });

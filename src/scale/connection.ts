@@ -5,6 +5,8 @@ import type { ConnectionOptions } from 'bullmq';
 export const QUEUE_PREFIX = 'graft';
 /** The queue of feature-extraction shards and their assembling parent jobs. */
 export const EXTRACT_QUEUE = 'extract';
+/** The queue of tune trials (one coordinator per study puts them there; any worker runs them). */
+export const TUNE_QUEUE = 'tune';
 
 /**
  * Parses a `--queue` URL into BullMQ connection options.
@@ -53,4 +55,40 @@ export async function checkReachable(url: string, timeoutMs = 5000): Promise<voi
       resolve();
     });
   });
+}
+
+/** The connection events of an ioredis client (BullMQ's, or one of ours). */
+interface RedisEvents {
+  on(event: 'error', f: (e: Error) => void): unknown;
+  on(event: 'close' | 'ready', f: () => void): unknown;
+}
+
+/**
+ * Says once when the connection to Redis is lost and once when it is back (ioredis reconnects by itself and
+ * BullMQ's commands wait for it), instead of one error per retry or silence. Call `stop()` before closing the client.
+ */
+export function watchConnection(client: RedisEvents, url: string, who: string, say: (message: string) => void): { stop(): void } {
+  let down = false;
+  let stopped = false;
+  let why = '';
+  const lost = () => {
+    if (down || stopped) return;
+    down = true;
+    say(
+      `${who}: lost the connection to Redis at ${url} (${why || 'closed'}); reconnecting. Nothing is lost: the running work goes on and its results wait for the connection.`,
+    );
+  };
+  client.on('error', (e) => {
+    why = (e as NodeJS.ErrnoException).code ?? e.message;
+    lost();
+  });
+  client.on('close', lost);
+  client.on('ready', () => {
+    why = '';
+    if (!down) return;
+    down = false;
+    say(`${who}: reconnected to Redis at ${url}.`);
+  });
+  // our own close is no lost connection
+  return { stop: () => void (stopped = true) };
 }

@@ -1,5 +1,7 @@
-/** The data of graft's extraction jobs on the queue (JSON; every field is what a worker on another machine needs). */
+/** The data of graft's extraction and tune jobs on the queue (JSON; every field is what a worker on another machine needs). */
 import type { PreprocessConfig } from '../data/preprocess.js';
+import type { ObjectiveSpec } from '../tune/objective.js';
+import type { TrialJob } from '../tune/types.js';
 
 /** Job name of one shard of files. */
 export const SHARD_JOB = 'shard';
@@ -39,4 +41,34 @@ export interface AssembleJobData {
 export interface AssembleResult {
   rows: number;
   failed: { path: string; error: string }[];
+}
+
+/** Job name of one tune trial (queue {@link TUNE_QUEUE}). */
+export const TRIAL_JOB = 'trial';
+
+/** A trial: run the objective `spec` with the trial's parameters, reporting each rung to the coordinator. */
+export interface TrialJobData {
+  /** The study (its log file), for messages. */
+  study: string;
+  /** The objective module (a path every worker sees) and its options. */
+  spec: ObjectiveSpec;
+  job: TrialJob;
+  /** onnxruntime threads of the trial (default: the worker's). */
+  threads?: number;
+  /** How long the worker waits for the coordinator's decision on a rung before it gives the trial up, in ms. */
+  decisionTimeoutMs: number;
+}
+
+/**
+ * The Redis key of the coordinator's prune decision on rung `step` of trial job `jobId` ("1": prune, "0": go on).
+ * Keyed by job (study session, trial, attempt) and rung, so a job run twice reads the same decision.
+ */
+export function decisionKey(jobId: string, step: number): string {
+  return `graft:tune-decision:${jobId}:${step}`;
+}
+
+/** A trial's rung report, kept in the job's progress until the coordinator decides. */
+export interface RungReport {
+  step: number;
+  value: number;
 }

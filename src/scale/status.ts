@@ -1,6 +1,6 @@
-/** `graft queue status`: what the extraction queue holds and which workers are connected. */
+/** `graft queue status`: what the extraction and tune queues hold and which workers are connected. */
 import { Queue } from 'bullmq';
-import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection, type TUNE_QUEUE } from './connection.js';
 
 /** Counts of one queue. */
 export interface QueueStatus {
@@ -19,10 +19,10 @@ export interface QueueStatus {
   workers: string[];
 }
 
-/** Reads the extraction queue's counts from Redis. */
-export async function queueStatus(url: string): Promise<QueueStatus> {
+/** Reads a queue's counts from Redis: the extraction queue (default) or the tune queue (`'tune'`). */
+export async function queueStatus(url: string, name: typeof EXTRACT_QUEUE | typeof TUNE_QUEUE = EXTRACT_QUEUE): Promise<QueueStatus> {
   await checkReachable(url);
-  const q = new Queue(EXTRACT_QUEUE, { connection: redisConnection(url), prefix: QUEUE_PREFIX });
+  const q = new Queue(name, { connection: redisConnection(url), prefix: QUEUE_PREFIX });
   try {
     const c = await q.getJobCounts('waiting', 'active', 'delayed', 'waiting-children', 'completed', 'failed', 'prioritized');
     const jobs = await q.getJobs(['active', 'completed', 'failed', 'waiting', 'delayed'], 0, 9999);
@@ -30,7 +30,7 @@ export async function queueStatus(url: string): Promise<QueueStatus> {
     // BullMQ names a worker's connection `<prefix>:<base64 queue>:w:<name>`
     const workers = (await q.getWorkers()).map((w) => String(w.rawname ?? w.name ?? w.addr ?? '?').replace(/^.*?:w:/, ''));
     return {
-      queue: EXTRACT_QUEUE,
+      queue: name,
       waiting: (c.waiting ?? 0) + (c.prioritized ?? 0),
       active: c.active ?? 0,
       delayed: c.delayed ?? 0,

@@ -1,5 +1,6 @@
 /**
- * `graft worker`: takes feature-extraction shards from the queue and fills the shared feature store. Each shard
+ * `graft worker`: takes feature-extraction shards and tune trials from the queue. Trials run in the local tune's
+ * trial processes (src/scale/trial-runner.ts). Each shard
  * goes through `cachedFeatures` (onnxruntime in a worker thread, off the event loop, so BullMQ keeps the job's lock
  * alive), keyed by model, cut, preprocessing and file content: a shard that runs twice (at-least-once delivery, a
  * worker killed mid-job and its job retried) finds its rows or recomputes equal ones, and the store only ever
@@ -10,16 +11,29 @@ import { featureStoreKey } from '../features/cache.js';
 import type { Decoder } from '../features/extract.js';
 import type { Model } from '../ir/model.js';
 import { decodeModel } from '../onnx/io.js';
-import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
-import { ASSEMBLE_JOB, type AssembleJobData, type AssembleResult, EXTRACTOR_OBJECT, SHARD_JOB, type ShardJobData, type ShardResult } from './jobs.js';
+import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection, TUNE_QUEUE, watchConnection } from './connection.js';
+import {
+  ASSEMBLE_JOB,
+  type AssembleJobData,
+  type AssembleResult,
+  EXTRACTOR_OBJECT,
+  SHARD_JOB,
+  type ShardJobData,
+  type ShardResult,
+  TRIAL_JOB,
+  type TrialJobData,
+} from './jobs.js';
 import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
+import { trialRunner } from './trial-runner.js';
 
 /** Options of {@link startWorker}. */
 export interface WorkerOptions {
   /** The Redis server, `redis://host:port`. */
   queue: string;
-  /** Jobs run at once (default 1: one extraction already uses every core). */
+  /** Extraction jobs run at once (default 1: one extraction already uses every core). */
   concurrency?: number;
+  /** Tune trials run at once, each in its own process (default 1). */
+  trialConcurrency?: number;
   /** onnxruntime threads (default: all cores, or GRAFT_THREADS). */
   threads?: number;
   /** How long a job's lock lasts without renewal, in ms (BullMQ default 30 s); a dead worker's job is retried after it. */
@@ -32,6 +46,8 @@ export interface WorkerOptions {
   decoder?: Decoder;
   /** A name for `graft queue status` (default: host and pid). */
   name?: string;
+  /** Connection lost / back notes (default console.warn). */
+  onWarning?: (message: string) => void;
   /** Called on each finished or failed job. */
   onJob?: (e: { id: string; name: string; ok: boolean; error?: string; files?: number }) => void;
 }
@@ -40,11 +56,13 @@ export interface WorkerOptions {
 export interface GraftWorker {
   /** Stops taking jobs, waits for the running ones to finish, and disconnects. */
   close(): Promise<void>;
-  /** The BullMQ worker (for its events). */
+  /** The BullMQ worker of extraction jobs (for its events). */
   readonly worker: Worker;
+  /** The BullMQ worker of tune trials. */
+  readonly trials: Worker;
 }
 
-/** Starts a worker on the extraction queue. */
+/** Starts a worker on the extraction and tune queues. */
 export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
   await checkReachable(opts.queue);
   const connection = redisConnection(opts.queue);
@@ -109,22 +127,45 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
     );
   };
 
-  const worker = new Worker(EXTRACT_QUEUE, processor, {
+  const common = {
     connection,
     prefix: QUEUE_PREFIX,
-    concurrency: opts.concurrency ?? 1,
     // only the ones given: an explicit undefined would replace BullMQ's defaults
     ...(opts.lockDuration !== undefined && { lockDuration: opts.lockDuration }),
     ...(opts.stalledInterval !== undefined && { stalledInterval: opts.stalledInterval }),
     maxStalledCount: 3,
     name: opts.name ?? `${process.env.HOSTNAME ?? 'worker'}-${process.pid}`,
-  });
-  worker.on('completed', (job) => {
-    const files = job.name === SHARD_JOB ? (job.data as ShardJobData).files.length : undefined;
-    opts.onJob?.({ id: job.id!, name: job.name, ok: true, files });
-  });
-  worker.on('failed', (job, err) => opts.onJob?.({ id: job?.id ?? '?', name: job?.name ?? '?', ok: false, error: err.message }));
-  worker.on('error', () => {}); // connection errors: ioredis reconnects; BullMQ reports them here
-  await worker.waitUntilReady();
-  return { worker, close: () => worker.close() };
+  };
+  const worker = new Worker(EXTRACT_QUEUE, processor, { ...common, concurrency: opts.concurrency ?? 1 });
+  const runner = trialRunner({ concurrency: opts.trialConcurrency ?? 1, threads: opts.threads });
+  const trials: Worker = new Worker(
+    TUNE_QUEUE,
+    async (job: Job) => {
+      if (job.name !== TRIAL_JOB)
+        throw new Error(
+          `graft worker: unknown job "${job.name}" on the ${TUNE_QUEUE} queue; this worker runs ${TRIAL_JOB} jobs. Update graft on this machine.`,
+        );
+      return runner.run(job as Job<TrialJobData>, await trials.backend.client);
+    },
+    { ...common, concurrency: opts.trialConcurrency ?? 1 },
+  );
+  for (const w of [worker, trials]) {
+    w.on('completed', (job) => {
+      const files = job.name === SHARD_JOB ? (job.data as ShardJobData).files.length : undefined;
+      opts.onJob?.({ id: job.id!, name: job.name, ok: true, files });
+    });
+    w.on('failed', (job, err) => opts.onJob?.({ id: job?.id ?? '?', name: job?.name ?? '?', ok: false, error: err.message }));
+    w.on('error', () => {}); // connection errors: said once below; ioredis reconnects
+  }
+  await Promise.all([worker.waitUntilReady(), trials.waitUntilReady()]);
+  const watch = watchConnection(await worker.backend.client, opts.queue, `graft worker ${common.name}`, opts.onWarning ?? console.warn);
+  return {
+    worker,
+    trials,
+    close: async () => {
+      watch.stop();
+      await Promise.all([worker.close(), trials.close()]);
+      await runner.close();
+    },
+  };
 }

@@ -12,12 +12,17 @@ import { errorText, isPruned, loadObjective, type Objective, type ObjectiveSpec 
 import type { TrialJob, TrialOutcome } from './types.js';
 import type { FromWorker, ToWorker } from './worker.js';
 
-/** Called with each intermediate report; returns true when the trial should stop (pruned). */
-export type ReportHandler = (step: number, value: number) => boolean;
+/**
+ * Called with each intermediate report; returns (or resolves to) true when the trial should stop (pruned).
+ * A distributed worker's handler is asynchronous: the decision comes from the study's coordinator over the queue.
+ */
+export type ReportHandler = (step: number, value: number) => boolean | Promise<boolean>;
 
 /** Runs trials; at most `slots` at once. */
 export interface Executor {
   readonly slots: number;
+  /** Where the trials run, for the study's opening note (default: the local worker processes). */
+  readonly where?: string;
   run(job: TrialJob, onReport: ReportHandler): Promise<TrialOutcome>;
   close(): Promise<void>;
 }
@@ -139,13 +144,25 @@ export class WorkerPool implements Executor {
     child.stderr!.on('data', keep);
     child.on('message', (m: FromWorker) => {
       if (m.type === 'report') {
-        let prune = false;
+        const decide = (prune: boolean) => {
+          if (child.connected) child.send({ type: 'decision', trial: m.trial, seq: m.seq, prune } satisfies ToWorker);
+        };
+        let prune: boolean | Promise<boolean> = false;
         try {
-          prune = slot.trial === m.trial && !!slot.onReport?.(m.step, m.value);
+          prune = slot.trial === m.trial && (slot.onReport?.(m.step, m.value) ?? false);
         } catch (e) {
           slot.finish?.({ state: 'failed', error: `the study could not record a report: ${errorText(e)}` });
         }
-        if (child.connected) child.send({ type: 'decision', trial: m.trial, seq: m.seq, prune } satisfies ToWorker);
+        if (typeof prune === 'boolean') decide(prune);
+        else
+          prune.then(decide, (e) => {
+            // no decision will come: fail the trial and end its process (out of the pool first, so no trial is
+            // given to it while it dies), so no half-run trial is left behind in it
+            const i = this.pool.indexOf(slot);
+            if (i >= 0) this.pool.splice(i, 1);
+            slot.finish?.({ state: 'failed', error: `the study could not record a report: ${errorText(e)}` });
+            child.kill('SIGKILL');
+          });
       } else if (m.type === 'outcome' && slot.trial === m.trial) slot.finish?.(m.outcome);
     });
     const died = (why: string) => {

@@ -33,6 +33,11 @@ export interface RunTuneOptions {
   /** Called once the executor exists (tests read the worker pids from it). */
   onExecutor?: (e: Executor) => void;
   onTrialEnd?: Parameters<typeof runStudy>[0]['onTrialEnd'];
+  /**
+   * Where trials run instead of local worker processes (distributed tuning: src/scale's queue executor). Given the
+   * prepared objective and the configured pool size; the study loop, sampler, pruner and log stay here.
+   */
+  executor?: (spec: ObjectiveSpec, size: { workers: number; threads: number }) => Promise<Executor>;
 }
 
 const quietIo: TuneIo = { note: () => {}, warn: (m) => process.stderr.write(`warning: ${m}\n`) };
@@ -92,11 +97,19 @@ export async function runTune(cfg: TuneConfig, opts: RunTuneOptions = {}): Promi
       `study.trials is ${trials}, but the grid has only ${sampler.size} combinations. Lower study.trials or remove it (a grid study runs every combination).`,
     );
   const spec = await prepare();
-  const { workers, threads } = poolSize(cfg);
-  const executor: Executor = workers === 0 ? new InProcessExecutor(spec, threads) : new WorkerPool({ workers, threads, objective: spec });
+  const size = poolSize(cfg);
+  const executor: Executor = opts.executor
+    ? await opts.executor(spec, size)
+    : size.workers === 0
+      ? new InProcessExecutor(spec, size.threads)
+      : new WorkerPool({ workers: size.workers, threads: size.threads, objective: spec });
+  const workers = opts.executor ? executor.slots : size.workers;
+  const threads = size.threads;
   opts.onExecutor?.(executor);
   io.note(
-    `${trials} trials, ${cfg.sampler.name} sampler, ${cfg.pruner.name} pruner, ${workers || 'no'} worker${workers === 1 ? '' : 's'} × ${threads} thread${threads === 1 ? '' : 's'}`,
+    `${trials} trials, ${cfg.sampler.name} sampler, ${cfg.pruner.name} pruner, ${
+      executor.where ?? `${workers || 'no'} worker${workers === 1 ? '' : 's'} × ${threads} thread${threads === 1 ? '' : 's'}`
+    }`,
   );
   try {
     const r = await runStudy({
@@ -112,7 +125,16 @@ export async function runTune(cfg: TuneConfig, opts: RunTuneOptions = {}): Promi
       signal: opts.signal,
       onTrialEnd: opts.onTrialEnd,
       onWarning: io.warn,
-      settings: { sampler: cfg.sampler, pruner: cfg.pruner, workers, threads, seed: cfg.study.seed, trials, config: cfg.file },
+      settings: {
+        sampler: cfg.sampler,
+        pruner: cfg.pruner,
+        workers,
+        threads,
+        seed: cfg.study.seed,
+        trials,
+        config: cfg.file,
+        ...(executor.where && { where: executor.where }),
+      },
     });
     if (r.rerun.length) io.note(`re-ran trial${r.rerun.length === 1 ? '' : 's'} ${r.rerun.join(', ')} (interrupted when the study was killed)`);
     return { ...r, file, workers, threads };

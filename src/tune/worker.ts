@@ -28,6 +28,9 @@ if (process.send) {
   process.on('disconnect', () => process.exit(0));
   // Ctrl-C reaches the whole process group: the study decides (it stops the workers and re-runs their trials on resume)
   process.on('SIGINT', () => {});
+  // likewise SIGTERM sent to the whole group (systemd, `kill -- -pgid`): a `graft worker` finishes its running trial
+  // on SIGTERM, which needs this process; it exits when its parent disconnects or dies
+  process.on('SIGTERM', () => {});
   process.on('message', (m: ToWorker) => {
     if (m.type === 'init') {
       spec = m.spec;

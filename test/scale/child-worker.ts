@@ -1,6 +1,7 @@
 /**
- * A worker process for the kill -9 test: `node --import tsx child-worker.ts <redis-url> <lockMs> <delayMs>`. Decoding
- * sleeps `delayMs` per image so a shard is still running when the test kills it; prints `active <id>` when it takes one.
+ * A worker process for the kill -9 tests: `node --import tsx child-worker.ts <redis-url> <lockMs> <delayMs>`. Decoding
+ * sleeps `delayMs` per image so a shard is still running when the test kills it; prints `active <id>` when it takes a
+ * shard and `trial <id>` when it takes a tune trial.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodeImage } from '../../src/data/image.js';
@@ -18,4 +19,5 @@ const w = await startWorker({
   },
 });
 w.worker.on('active', (job) => process.stdout.write(`active ${job.id}\n`));
+w.trials.on('active', (job) => process.stdout.write(`trial ${job.id}\n`));
 process.stdout.write('ready\n');

@@ -17,6 +17,7 @@ interface TuneFlags {
   workers?: number;
   threadsPerWorker?: number;
   timeout?: number;
+  queue?: string;
 }
 
 /** The tune config to use: `explicit`, else ./tune.yaml, ./tune.yml or ./tune.json. */
@@ -65,6 +66,10 @@ export function register(program: Command): void {
     .option('--workers <n>', 'trials in parallel, one process each (0: in this process) [study.workers]', positiveInt('--workers'))
     .option('--threads-per-worker <n>', 'onnxruntime threads per worker [study.threadsPerWorker]', positiveInt('--threads-per-worker'))
     .option('--timeout <s>', 'start no new trial after this many seconds [study.timeout]', positiveInt('--timeout'))
+    .option(
+      '--queue <url>',
+      'run the trials on `graft worker`s of this Redis queue, redis://host:port (this process keeps the study); --workers is then trials at once',
+    )
     .addHelpText('after', '\nSubcommands: graft tune show (table, best config, importances), graft tune best --export <out.onnx>. See docs/cli/tune.md.')
     // options after `show`/`best` belong to the subcommand: without this, `tune` took `tune best --config B`'s
     // --config for itself and the subcommand fell back to ./tune.yaml (another study)
@@ -84,7 +89,10 @@ export function register(program: Command): void {
       process.on('SIGINT', onSigint);
       let r: Awaited<ReturnType<typeof runTune>>;
       try {
-        r = await runTune(cfg, { resume: flags.resume, io, signal: ac.signal });
+        if (flags.queue) {
+          const { distributedTune } = await import('../../scale/tune.js');
+          r = await distributedTune(cfg, { queue: flags.queue, resume: flags.resume, io, signal: ac.signal });
+        } else r = await runTune(cfg, { resume: flags.resume, io, signal: ac.signal });
       } finally {
         process.off('SIGINT', onSigint);
       }

@@ -1,18 +1,19 @@
 /**
- * `graft worker --queue redis://host:port`: takes feature-extraction shards from the queue (src/scale/worker.ts)
+ * `graft worker --queue redis://host:port`: takes feature-extraction shards and tune trials from the queue (src/scale/worker.ts)
  * until SIGINT/SIGTERM, then finishes the running job and exits. `graft queue status` shows the queue.
  */
 import type { Command } from 'commander';
-import { emit, globals, note } from '../context.js';
+import { emit, globals, note, positiveInt } from '../context.js';
 
 /** Registers `graft worker` and `graft queue status`. */
 export function register(program: Command): void {
   program
     .command('worker')
-    .description('take feature-extraction shards from a Redis queue (BullMQ) and fill the shared feature store')
+    .description('take feature-extraction shards and tune trials from a Redis queue (BullMQ)')
     .requiredOption('--queue <url>', 'the Redis server, redis://host:port')
     .option('--name <name>', "this worker's name in `graft queue status` (default: host and pid)")
-    .action(async function (this: Command, flags: { queue: string; name?: string }) {
+    .option('--trials <n>', 'tune trials at once, one process each (default 1)', positiveInt('--trials'))
+    .action(async function (this: Command, flags: { queue: string; name?: string; trials?: number }) {
       const { startWorker } = await import('../../scale/worker.js');
       const { redisConnection } = await import('../../scale/connection.js');
       redisConnection(flags.queue); // a bad URL is one clear error before anything starts
@@ -20,6 +21,8 @@ export function register(program: Command): void {
         queue: flags.queue,
         name: flags.name,
         threads: globals(this).threads,
+        trialConcurrency: flags.trials,
+        onWarning: (m) => note(this, m),
         onJob: (e) =>
           note(this, e.ok ? `${e.name} ${e.id} done${e.files ? ` (${e.files} file${e.files === 1 ? '' : 's'})` : ''}` : `${e.name} ${e.id} failed: ${e.error}`),
       });
@@ -42,12 +45,14 @@ export function register(program: Command): void {
     .requiredOption('--queue <url>', 'the Redis server, redis://host:port')
     .action(async function (this: Command, flags: { queue: string }) {
       const { queueStatus } = await import('../../scale/status.js');
-      const s = await queueStatus(flags.queue);
-      emit(this, s, () => [
+      const queues = [await queueStatus(flags.queue, 'extract'), await queueStatus(flags.queue, 'tune')];
+      const lines = (s: (typeof queues)[number]) => [
         `queue ${s.queue} on ${flags.queue}`,
-        `  waiting ${s.waiting}  active ${s.active}  delayed ${s.delayed}  waiting for shards ${s.waitingChildren}`,
+        `  waiting ${s.waiting}  active ${s.active}  delayed ${s.delayed}${s.queue === 'extract' ? `  waiting for shards ${s.waitingChildren}` : ''}`,
         `  completed ${s.completed}  failed ${s.failed}  retried ${s.retried}`,
         `  workers alive: ${s.workers.length ? s.workers.join(', ') : 'none'}`,
-      ]);
+      ];
+      // the extraction queue's counts stay at the top level of --json (as before the tune queue); the tune queue's under "tune"
+      emit(this, { ...queues[0]!, tune: queues[1]! }, () => queues.flatMap(lines));
     });
 }
