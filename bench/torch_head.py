@@ -1,11 +1,13 @@
 """PyTorch peer for bench/head.ts (same protocol as shared/ref/exp_c_mlp_timing.py): MLP 512->256->256->10,
-SGD lr 0.01 momentum 0.9, cross-entropy, batch 32 (--batch), 10 epochs on 10,000 random 512-d vectors, 1 thread.
-Usage: OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/torch_head.py [--runs 3] [--batch 32]"""
+SGD lr 0.01 momentum 0.9, cross-entropy, batch 32 (--batch), 10 epochs on 10,000 random 512-d vectors, on --threads
+intra-op threads (default 1). Set OPENBLAS_NUM_THREADS to the same count: Debian torch runs its GEMMs in OpenBLAS.
+Usage: OPENBLAS_NUM_THREADS=N /usr/bin/python3 bench/torch_head.py [--runs 3] [--batch 32] [--threads N]"""
 import argparse, json, os, statistics, time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import torch, torch.nn as nn, torch.nn.functional as F
-ap = argparse.ArgumentParser(); ap.add_argument("--runs", type=int, default=3); ap.add_argument("--batch", type=int, default=32); a = ap.parse_args()
-torch.set_num_threads(1)
+ap = argparse.ArgumentParser(); ap.add_argument("--runs", type=int, default=3); ap.add_argument("--batch", type=int, default=32)
+ap.add_argument("--threads", type=int, default=1); a = ap.parse_args()
+torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 X = torch.randn(10000, 512); Y = torch.randint(0, 10, (10000,))
 times = []

@@ -13,6 +13,7 @@ import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import type { Tensor } from '../tensor.js';
 import { mseLoss, softmaxCrossEntropy } from './loss.js';
 import { toTrainingGraph } from './mode.js';
+import { gemmAccumulate } from './rewrites.js';
 import { emitBackwardAndUpdate } from './update.js';
 
 /** What the step optimises. */
@@ -238,6 +239,8 @@ export function compileTrainStep(spec: StepSpec): CompiledStep {
   for (const m of Object.values(metrics)) if (!g.outputs.some((o) => o.name === m)) g.outputs.push({ name: m, dtype: 'float32', shape: [] });
   if (gradNormOutput) g.outputs.push({ name: gradNormOutput, dtype: 'float32', shape: [] });
   for (const c of carried) g.outputs.push({ name: c.output, dtype: c.init.dtype, shape: [...c.init.dims] });
+  // each weight gradient's Gemm accumulates onto its optimizer state (momentum, weight decay) in place of an Add
+  gemmAccumulate(g);
   g.prune();
   g.topoSort();
   const model = new Model(g, opset);

@@ -57,6 +57,8 @@ export class StepRunner {
   /** Number of optimizer steps taken so far (1-based numbering inside). */
   stepCount = 0;
   private slots: Slot[] = [];
+  /** Whether onnxruntime writes the carried outputs into the pre-allocated `next` buffers (found on the first step). */
+  private writesFetches?: boolean;
   private constructor(
     readonly step: CompiledStep,
     private readonly session: ort.InferenceSession,
@@ -97,13 +99,16 @@ export class StepRunner {
       feeds[slot.spec.input] = slot.cur;
       fetches[slot.spec.output] = slot.next;
     }
+    if (this.writesFetches === undefined) for (const slot of this.slots) markUnwritten(slot.next);
     const out = await runChecked(this.session, feeds, fetches, TRAIN_FEEDS);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
+    this.writesFetches ??= this.slots.every((slot) => holdsResult(slot.next, out[slot.spec.output]!));
     for (const slot of this.slots) {
-      // onnxruntime writes into the pre-allocated buffer; guard against a binding that returns a new one.
+      // onnxruntime-node writes into the pre-allocated buffer, then returns a copy of it (its binding copies every
+      // output); copy back only where a binding left the buffer unwritten
       const got = out[slot.spec.output]!;
-      if (got.data !== slot.next.data) (slot.next.data as Float32Array).set(got.data as Float32Array);
+      if (!this.writesFetches && got.data !== slot.next.data) (slot.next.data as Float32Array).set(got.data as Float32Array);
       const t = slot.cur;
       slot.cur = slot.next;
       slot.next = t;
@@ -199,6 +204,27 @@ export class EvalRunner implements BatchEvaluator {
   async release(): Promise<void> {
     await this.session.release();
   }
+}
+
+/** A NaN bit pattern no kernel produces, written to the first element of a fetch buffer before the first step. */
+const UNWRITTEN = 0x7f8a5a5a;
+
+function markUnwritten(t: ort.Tensor): void {
+  const d = t.data as Float32Array;
+  if (d.length) new Uint32Array(d.buffer, d.byteOffset, 1)[0] = UNWRITTEN;
+}
+
+/** Whether the pre-allocated buffer `mine` was overwritten with the result `got` (checked in full, once per runner). */
+function holdsResult(mine: ort.Tensor, got: ort.Tensor): boolean {
+  if (got.data === mine.data) return true;
+  const a = mine.data as Float32Array;
+  const b = got.data as Float32Array;
+  if (a.length !== b.length) return false;
+  if (a.length && new Uint32Array(a.buffer, a.byteOffset, 1)[0] === UNWRITTEN) return false;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return false;
+  return true;
 }
 
 function scalar(v: number): ort.Tensor {

@@ -159,3 +159,102 @@ test('Pads that are not plain spatial zero padding of Convs only stay', async ()
   assert.equal(foldPadIntoConv(padConv([0, 0, 1, 1, 0, 0, 1, 1], {}, { reluUser: true }).g), 0, 'read by a non-Conv too');
   assert.equal(foldPadIntoConv(padConv([0, 0, 1, 1, 0, 0, 1, 1], { kernel_shape: [3, 3] }, { value: 0 }).g), 1, 'explicit zero fill folds');
 });
+
+/**
+ * One SGD step on a linear layer as the step compiler builds it: the weight gradient from autodiff (a Gemm), then
+ * torch.optim.SGD's update from `sgd().emit`. Inputs x, W, the momentum buffer and lr; outputs W' and the buffer'.
+ */
+async function sgdLayer(opts: { momentum: number; weightDecay: number }) {
+  const { sgd } = await import('../../src/optim/index.js');
+  const g = new Graph();
+  g.inputs.push({ name: 'x', dtype: 'float32', shape: [8, 3] }, { name: 'W', dtype: 'float32', shape: [5, 3] }, { name: 'lr', dtype: 'float32', shape: [] });
+  const e = new Emitter(g, 17);
+  const rng = new Rng(11);
+  const r = e.constTensor(
+    Tensor.f32(
+      [8, 5],
+      Array.from({ length: 40 }, () => rng.normal()),
+    ),
+  );
+  const loss = e.reduceSum(e.mul(e.op('Gemm', ['x', 'W'], { transB: 1 }), r), 'all', false);
+  const { grads } = backward(g, 17, loss, ['W']);
+  const upd = sgd({ lr: 0.1, ...opts }).emit(e, [{ param: 'W', grad: grads.get('W')!, group: 0, dims: [5, 3] }], ['lr'], [{}], {});
+  for (const s of upd.state) g.inputs.push({ name: s.input, dtype: 'float32', shape: [5, 3] });
+  g.outputs = [upd.params.get('W')!, ...upd.state.map((s) => s.output)].map((name) => ({ name, dtype: 'float32' as const, shape: [5, 3] }));
+  g.prune();
+  return { g, state: upd.state.map((s) => s.input) };
+}
+
+test('gemmAccumulate: SGD momentum and weight decay fold into the weight-gradient Gemm, bit-identical over steps', async () => {
+  const { gemmAccumulate } = await import('../../src/step/rewrites.js');
+  for (const opts of [
+    { momentum: 0.9, weightDecay: 0 },
+    { momentum: 0.9, weightDecay: 5e-4 },
+    { momentum: 0, weightDecay: 0.01 },
+  ]) {
+    const plain = await sgdLayer(opts);
+    const fused = await sgdLayer(opts);
+    const adds = (g: Graph) => g.nodes.filter((n) => n.op === 'Add').length;
+    const before = adds(fused.g);
+    assert.equal(gemmAccumulate(fused.g), 1, `one fold for ${JSON.stringify(opts)}`);
+    assert.equal(adds(fused.g), before - 1, 'the Add is gone');
+    const gemm = fused.g.nodes.find((n) => n.op === 'Gemm' && n.inputs.length === 3)!;
+    assert.ok(gemm, 'a Gemm with an accumulator input');
+    assert.equal(Math.fround(Number(gemm.attrs.beta)), Math.fround(opts.weightDecay || opts.momentum), 'beta is the folded constant');
+    if (opts.weightDecay === 0) assert.ok(!fused.g.nodes.some((n) => n.op === 'Mul' && n.inputs.includes(fused.state[0]!)), 'μ·buf is in the Gemm');
+    const [sp, sf] = [await createSession(new Model(plain.g, 17), { threads: 1 }), await createSession(new Model(fused.g, 17), { threads: 1 })];
+    const rng = new Rng(5);
+    const rand = (dims: number[]) =>
+      Tensor.f32(
+        dims,
+        Array.from({ length: dims[0]! * dims[1]! }, () => rng.normal()),
+      );
+    let w = rand([5, 3]);
+    let buf = Tensor.f32([5, 3]);
+    for (let t = 0; t < 4; t++) {
+      const feeds: Record<string, Tensor> = { x: rand([8, 3]), W: w, lr: Tensor.scalar(0.1) };
+      if (fused.state.length) {
+        feeds[plain.state[0]!] = buf;
+      }
+      const a = await runHost(sp, feeds);
+      const fusedFeeds = { ...feeds };
+      if (fused.state.length) {
+        delete fusedFeeds[plain.state[0]!];
+        fusedFeeds[fused.state[0]!] = buf;
+      }
+      const b = await runHost(sf, fusedFeeds);
+      for (const [i, o] of plain.g.outputs.entries()) {
+        const want = [...(a[o.name]!.data as Float32Array)];
+        assert.deepEqual([...(b[fused.g.outputs[i]!.name]!.data as Float32Array)], want, `${JSON.stringify(opts)} step ${t}: ${o.name}`);
+      }
+      w = a[plain.g.outputs[0]!.name]!;
+      if (plain.state.length) buf = a[plain.g.outputs[1]!.name]!;
+    }
+  }
+});
+
+test('gemmAccumulate leaves an Add alone when the Gemm output is read twice, X broadcasts, or the scale is not a constant', async () => {
+  const { gemmAccumulate } = await import('../../src/step/rewrites.js');
+  const build = (kind: 'twice' | 'broadcast' | 'input-scale' | 'plain') => {
+    const g = new Graph();
+    g.inputs.push(
+      { name: 'a', dtype: 'float32', shape: [4, 3] },
+      { name: 'b', dtype: 'float32', shape: [3, 5] },
+      { name: 'x', dtype: 'float32', shape: kind === 'broadcast' ? [5] : [4, 5] },
+      { name: 's', dtype: 'float32', shape: [] },
+    );
+    const e = new Emitter(g, 17);
+    const m = e.op('Gemm', ['a', 'b']);
+    const y = e.add(kind === 'input-scale' ? e.mul('s', 'x') : 'x', m);
+    g.outputs = [{ name: y, dtype: 'float32' }];
+    if (kind === 'twice') g.outputs.push({ name: e.op('Relu', [m]), dtype: 'float32' });
+    return g;
+  };
+  assert.equal(gemmAccumulate(build('twice')), 0);
+  assert.equal(gemmAccumulate(build('broadcast')), 0);
+  // a non-constant scale stays a Mul, but its product still becomes the accumulator (beta 1)
+  const g = build('input-scale');
+  assert.equal(gemmAccumulate(g), 1);
+  assert.ok(g.nodes.some((n) => n.op === 'Mul'));
+  assert.equal(gemmAccumulate(build('plain')), 1);
+});
