@@ -48,6 +48,7 @@ const stopBusy = () => {
   for (const b of busy) b.kill();
 };
 process.on('exit', stopBusy);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
 
 /** A persistent bench/torch_step.py --serve process: time(threads, iters) resolves to its median ms. */
 async function torchPeer(model: string, batch: number) {

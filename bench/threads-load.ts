@@ -5,7 +5,7 @@
  * configurations round by round, first on the machine as it is and then with `--busy` extra busy-loop processes.
  * Usage: node --import tsx bench/threads-load.ts [--model nsfwjs:MobileNetV2 | --arch small] [--batch 8] [--rounds 3] [--iters 2] [--busy 1]
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { linear, paramNames, smallCNN } from '../src/nn/index.js';
@@ -57,9 +57,16 @@ for (const c of configs) {
   runners.set(c, r);
 }
 
+const busy: ChildProcess[] = [];
+const stopBusy = () => {
+  for (const b of busy.splice(0)) b.kill();
+};
+process.on('exit', stopBusy);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130));
+
 const result: Record<string, Record<string, number>> = {};
 for (const load of ['as-is', `busy${values.busy}`]) {
-  const procs = load === 'as-is' ? [] : Array.from({ length: Number(values.busy) }, () => spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+  if (load !== 'as-is') for (let i = 0; i < Number(values.busy); i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
   const times = new Map<string, number[]>(configs.map((c) => [c, []]));
   for (let round = 0; round < Number(values.rounds); round++)
     for (const c of configs) {
@@ -71,7 +78,7 @@ for (const load of ['as-is', `busy${values.busy}`]) {
         times.get(c)!.push(performance.now() - s);
       }
     }
-  for (const p of procs) p.kill();
+  stopBusy();
   result[load] = Object.fromEntries(configs.map((c) => [c, +median(times.get(c)!).toFixed(1)]));
   console.log(`${load} (loadavg ${os.loadavg()[0]!.toFixed(1)}): ${configs.map((c) => `${c} ${result[load]![c]} ms`).join(', ')}`);
 }
