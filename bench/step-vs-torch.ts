@@ -39,7 +39,12 @@ const rounds = Number(values.rounds);
 const iters = Number(values.iters);
 const torchThreads = values['torch-threads'].split(',').map(Number);
 const graftThreads = values['graft-threads'] ? Number(values['graft-threads']) : undefined;
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+/** The middle value; the mean of the two middle ones for an even count. */
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 const size = 224;
 
 /** Another program computing: N node processes spinning until this one exits. */

@@ -42,7 +42,12 @@ const y = Tensor.i64(
   [batch],
   Array.from({ length: batch }, () => rng.int(10)),
 );
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+/** The middle value; the mean of the two middle ones for an even count. */
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
 
 const configs = values.configs.split(',');
 const options = (c: string): SessionOptions => {
