@@ -188,7 +188,10 @@ function stride1InputGrad(e: Emitter, dy: string, w: string, p: Plan): string | 
   const pads = [...p.pb.map((v, i) => span[i]! - v), ...p.pe.map((v, i) => span[i]! - v)];
   if (pads.some((v) => v < 0)) return null;
   const spatial = range(2, p.rank + 2);
-  const flipped = e.op('Slice', [w, e.ints(spatial.map(() => -1)), e.ints(p.k.map((k) => -k - 1)), e.ints(spatial), e.ints(spatial.map(() => -1))]);
+  // a 1×1 kernel is its own flip: no Slice (a copy of the weight per step; MobileNetV2 has 34 such layers)
+  const flipped = p.k.every((k) => k === 1)
+    ? w
+    : e.op('Slice', [w, e.ints(spatial.map(() => -1)), e.ints(p.k.map((k) => -k - 1)), e.ints(spatial), e.ints(spatial.map(() => -1))]);
   annotate(e, flipped, [p.K, p.C / p.group, ...p.k]);
   const g = p.group;
   let wt: string;

@@ -8,11 +8,11 @@ import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
-import { defaultThreads } from './threads.js';
+import { defaultSpinning, defaultThreads } from './threads.js';
 
 export { type Device, defaultDevice, setDefaultDevice } from './device.js';
 export { type FeedCheckOptions, FeedError, runChecked } from './feeds.js';
-export { defaultThreads, setDefaultThreads } from './threads.js';
+export { defaultSpinning, defaultThreads, setDefaultThreads, spinningFor } from './threads.js';
 export { ort };
 
 /**
@@ -32,7 +32,7 @@ export interface SessionOptions {
   optimization?: 'disabled' | 'basic' | 'extended' | 'all';
   /** Write an onnxruntime profile (Chrome trace JSON) with this file prefix; default: env GRAFT_ORT_PROFILE. */
   profile?: string;
-  /** Let idle intra-op threads spin-wait; default: true unless env GRAFT_ORT_SPIN=0 (better on a machine shared with other work). */
+  /** Let idle intra-op threads spin-wait; default: {@link defaultSpinning} (env GRAFT_ORT_SPIN=0/1, else only while the machine has a free core per thread). */
   spinning?: boolean;
   /** Where the session runs; default: {@link defaultDevice} (the process default, else env GRAFT_DEVICE, else cpu). */
   device?: Device;
@@ -41,14 +41,15 @@ export interface SessionOptions {
 /**
  * onnxruntime's session options for graft's {@link SessionOptions}: the one place they are built (also for the
  * feature-extraction worker, which creates its session in a worker thread from this plain object), and the one
- * place the environment defaults (GRAFT_ORT_PROFILE, GRAFT_ORT_SPIN) are read.
+ * place the environment default GRAFT_ORT_PROFILE is read (threads and spinning come from ./threads.ts).
  */
 export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const profile = opts.profile ?? process.env.GRAFT_ORT_PROFILE;
-  const spinning = opts.spinning ?? process.env.GRAFT_ORT_SPIN !== '0';
+  const threads = opts.threads ?? defaultThreads();
+  const spinning = opts.spinning ?? defaultSpinning(threads);
   return {
     executionProviders: executionProviders(opts.device ?? defaultDevice()),
-    intraOpNumThreads: opts.threads ?? defaultThreads(),
+    intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',

@@ -2,7 +2,8 @@
  * The onnxruntime intra-op thread count of sessions whose options name none. Sessions take `threads`
  * explicitly (SessionOptions, StepRunner.create); this is only the default. It is, in order: the process default
  * set by {@link setDefaultThreads} (the CLI's --threads), then env GRAFT_THREADS (how a parent process, such as
- * tune's worker pool, hands a child its thread budget), then every core. This is the one place that reads it.
+ * tune's worker pool, hands a child its thread budget), then every core. This is the one place that reads it,
+ * and the one place that decides whether idle intra-op threads spin-wait ({@link defaultSpinning}).
  */
 import os from 'node:os';
 
@@ -20,4 +21,39 @@ export function defaultThreads(): number {
   if (processDefault) return processDefault;
   const env = Number(process.env.GRAFT_THREADS);
   return Number.isInteger(env) && env > 0 ? env : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/** What {@link spinningFor} decides from: the machine's cores, its 1-minute load average and this process's own share. */
+export interface CpuState {
+  /** Cores this process may use. */
+  cores: number;
+  /** The 1-minute load average (runnable threads, this process's included). */
+  load: number;
+  /** Cores this process itself kept busy on average (CPU time / uptime). */
+  own: number;
+}
+
+/**
+ * Whether `threads` intra-op threads should spin-wait between parallel sections: only when each has a core that no
+ * other process is using (the load beyond this process's own leaves at least threads − ½ cores free). Spinning saves
+ * a wake-up per parallel section on a quiet machine; when other processes hold the cores it burns the time slices the
+ * working threads need: MobileNetV2's and SmallCNN's steps ran 1.5–2× slower with 2 spinning threads than with 2
+ * blocking ones under load (docs/benchmarks.md, "Threads under load").
+ */
+export function spinningFor(threads: number, cpu: CpuState): boolean {
+  const others = Math.max(0, cpu.load - Math.min(cpu.own, cpu.cores));
+  return cpu.cores - others >= threads - 0.5;
+}
+
+/**
+ * Whether a session with `threads` intra-op threads spin-waits when its options do not say: env GRAFT_ORT_SPIN=0 or
+ * 1 decides outright, else {@link spinningFor} on the machine's state now (os.loadavg, which reads 0 where the OS has
+ * none, so there threads spin as onnxruntime's default).
+ */
+export function defaultSpinning(threads: number): boolean {
+  const env = process.env.GRAFT_ORT_SPIN;
+  if (env === '0' || env === '1') return env === '1';
+  const used = process.cpuUsage();
+  const own = (used.user + used.system) / 1e6 / Math.max(1, process.uptime());
+  return spinningFor(threads, { cores: Math.max(1, os.availableParallelism?.() ?? os.cpus().length), load: os.loadavg()[0] ?? 0, own });
 }
