@@ -89,7 +89,8 @@ export function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-function pad(rows: number[][], padId = PAD_ID): TokenBatch {
+/** Token-id rows right-padded with `padId` to the longest (at least 1 column): how every text batch is padded. */
+export function padTokenIds(rows: readonly (readonly number[])[], padId = PAD_ID): TokenBatch {
   const T = Math.max(1, ...rows.map((r) => r.length));
   const ids = new BigInt64Array(rows.length * T);
   if (padId !== 0) ids.fill(BigInt(padId));
@@ -138,12 +139,12 @@ export function makeTokenizer(spec: TokenizerSpec, where = 'tokenizer'): TextTok
       const ids = tok.encode(text).ids.map(Number);
       return ids.length > max ? [...ids.slice(0, max - 1), ids.at(-1)!] : ids;
     };
-    return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode), h.padId) };
+    return { spec, encode, encodeBatch: (texts) => padTokenIds(texts.map(encode), h.padId) };
   } else
     throw new Error(
       `${where}: unknown tokenizer kind ${JSON.stringify(s.kind)}; graft writes "hashed-words", "vocab-words" or "hf". Regenerate the tokenizer file.`,
     );
-  return { spec, encode, encodeBatch: (texts) => pad(texts.map(encode)) };
+  return { spec, encode, encodeBatch: (texts) => padTokenIds(texts.map(encode)) };
 }
 
 /** The tokenizer file beside a text model: `model.onnx` → `model.tokenizer.json`. */
