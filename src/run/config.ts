@@ -157,6 +157,17 @@ const trainSchema = z.strictObject({
   earlyStopping: earlyStoppingSchema,
   /** true for torchvision's RandomResizedCrop + flip, an object for details, false for none. */
   augment: z.preprocess((v) => (v === true ? {} : v === false || v === null ? undefined : v), augmentSchema.optional()),
+  /**
+   * With model.encoder (a transformer): SetFit's contrastive phase before the head — the encoder is fine-tuned on
+   * pairs of training texts (same label → cosine 1, different → 0). A number is its `iterations` (pairs per text
+   * are 2 × iterations); `epochs` (default 1) and `lr` (Adam, default 2e-5 as SetFit's body) refine it.
+   */
+  contrastive: z
+    .preprocess(
+      (v) => (typeof v === 'number' ? { iterations: v } : v),
+      z.strictObject({ iterations: posInt, epochs: posInt.default(1), lr: z.number().positive().default(2e-5) }),
+    )
+    .optional(),
 });
 
 const runSchema = z.strictObject({

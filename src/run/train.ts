@@ -83,6 +83,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
     onNote: (message) => emit({ type: 'note', message }),
     onWarning: io.warn,
     trainTexts: data.train.kind === 'texts' ? data.train.texts : undefined,
+    trainLabels: data.train.kind === 'texts' ? data.train.labels : undefined,
   });
   const net = auto ? withNewHead(built, cfg, data.classes) : built;
   const K = data.classes.length;
