@@ -63,6 +63,7 @@ const testRows = Array.from(
 );
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-contrastive-'));
+process.env.GRAFT_CACHE_DIR ??= path.join(dir, 'cache'); // the feature store, removed with the folder
 const encoder = path.join(dir, 'tiny-bert', 'model.onnx');
 fs.mkdirSync(path.dirname(encoder), { recursive: true });
 saveModel(bertEncoder({ vocabSize: 30522, hidden: 32, heads: 2, layers: 2, maxPositions: 256, seed: 0 }), encoder);

@@ -271,6 +271,8 @@ export const configSchema = z
     if (c.model.encoder && c.train.mode === 'auto')
       issue(['train', 'mode'], 'a text encoder has no auto recipe yet: use mode head (the head on cached embeddings), last-stages, full or fine-tune');
     if (c.model.encoder && c.train.augment) issue(['train', 'augment'], 'image augmentation does not apply to text (model.encoder); remove it');
+    if (c.train.contrastive && !c.model.encoder)
+      issue(['train', 'contrastive'], 'the contrastive phase pairs texts: it needs a text model.encoder (--encoder); remove it for images');
     if (c.train.optimizer.name !== 'sgd')
       for (const k of ['momentum', 'nesterov'] as const)
         if (c.train.optimizer[k] !== undefined) issue(['train', 'optimizer', k], `applies to sgd only; remove it or set optimizer.name to sgd`);

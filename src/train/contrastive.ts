@@ -164,7 +164,7 @@ export interface ContrastiveOptions {
 /**
  * Fine-tunes `encoder` (token ids → embedding) on pairs of the labelled `texts` with the cosine-similarity loss
  * and returns a copy with the trained weights (the same graph and parameter names), ready for a head.
- * @returns the tuned encoder and the mean loss of each epoch.
+ * @returns the tuned encoder, the mean loss of each epoch and the number of pairs.
  */
 export async function contrastiveTune(
   encoder: Model,
@@ -172,7 +172,7 @@ export async function contrastiveTune(
   labels: ArrayLike<number>,
   tokenizer: TokenizerSpec | TextTokenizer,
   opts: ContrastiveOptions,
-): Promise<{ encoder: Model; losses: number[] }> {
+): Promise<{ encoder: Model; losses: number[]; pairs: number }> {
   const tok = 'encodeBatch' in tokenizer ? tokenizer : makeTokenizer(tokenizer);
   const dims = embeddingDims(encoder);
   const pairs = samplePairs(labels, opts.iterations, opts.seed ?? 0);
@@ -192,7 +192,7 @@ export async function contrastiveTune(
     const t = net.model.graph.initializers.get(name);
     if (t) tuned.graph.initializers.set(name, t);
   }
-  return { encoder: tuned, losses: r.history.map((h) => h.train_loss!) };
+  return { encoder: tuned, losses: r.history.map((h) => h.train_loss!), pairs: pairs.length };
 }
 
 /** The embedding width of a text encoder: its output's last dim. */

@@ -127,3 +127,53 @@ test('contrastive fine-tuning of the tiny BERT lowers the loss, separates the la
   const after = await gap(r.encoder);
   assert.ok(after > before + 0.05, `same − different cosine: ${before.toFixed(3)} before, ${after.toFixed(3)} after`);
 });
+
+test('train.contrastive through runTraining: the note reports the phase and the exported model holds the tuned encoder', async () => {
+  const fs = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const { parseConfig } = await import('../../src/run/config.js');
+  const { runTraining } = await import('../../src/run/train.js');
+  const { loadModel, saveModel } = await import('../../src/onnx/io.js');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-contrastive-'));
+  const cacheDir = process.env.GRAFT_CACHE_DIR;
+  process.env.GRAFT_CACHE_DIR = path.join(tmp, 'cache');
+  try {
+    const encoder = path.join(tmp, 'bert', 'model.onnx');
+    fs.mkdirSync(path.dirname(encoder), { recursive: true });
+    saveModel(bertEncoder({ vocabSize: 30522, hidden: 16, heads: 2, layers: 1, seed: 2 }), encoder);
+    fs.writeFileSync(path.join(tmp, 'bert', 'tokenizer.json'), JSON.stringify(wordPieceTokenizerJson()));
+    const { texts, labels } = sentimentTexts(16);
+    const csv = path.join(tmp, 'train.csv');
+    fs.writeFileSync(csv, `text,label\n${texts.map((t, i) => `${t},${labels[i] ? 'pos' : 'neg'}`).join('\n')}\n`);
+    const cfg = (contrastive?: object) =>
+      parseConfig({
+        data: { train: csv, valSplit: 0 },
+        model: { encoder },
+        train: { epochs: 1, batchSize: 8, ...(contrastive ? { contrastive } : {}) },
+        run: { dir: path.join(tmp, 'runs'), name: contrastive ? 'c' : 'h', seed: 0, threads: 1 },
+      });
+    const notes: string[] = [];
+    const withPhase = await runTraining(cfg({ iterations: 2, lr: 1e-3 }), { source: 'test', onEvent: (e) => e.type === 'note' && notes.push(e.message) });
+    assert.ok(
+      notes.some((n) => /^contrastive phase: 64 pairs \(2 iteration\(s\)\), 1 epoch\(s\)/.test(n)),
+      notes.join('\n'),
+    );
+    const plain = await runTraining(cfg(), { source: 'test' });
+    const w = 'encoder.layer.0.attention.self.query.weight';
+    const a = loadModel(withPhase.model).graph.initializers.get(w)!.data as Float32Array;
+    const b = loadModel(plain.model).graph.initializers.get(w)!.data as Float32Array;
+    assert.ok(
+      a.some((v, i) => v !== b[i]),
+      'the contrastive run exported a tuned encoder',
+    );
+    assert.throws(
+      () => parseConfig({ data: { train: 'x' }, model: { arch: 'small-cnn' }, train: { contrastive: 3 } }),
+      /train\.contrastive: .*needs a text model\.encoder/,
+    );
+  } finally {
+    if (cacheDir === undefined) delete process.env.GRAFT_CACHE_DIR;
+    else process.env.GRAFT_CACHE_DIR = cacheDir;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
