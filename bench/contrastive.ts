@@ -4,7 +4,7 @@
  * tokenizer), a linear head trained on its embeddings — without and with `train.contrastive` first — through
  * `runTraining` end to end, scored on the in-domain test set. Several seeds (each a different 8-shot sample).
  *
- *   node --import tsx bench/contrastive.ts [--seeds 3] [--iterations 5] [--lr 0.001]
+ *   node --import tsx bench/contrastive.ts [--seeds 5] [--iterations 10] [--lr 0.0003]
  */
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -22,10 +22,10 @@ import { wordPieceTokenizerJson } from '../test/text-fixtures.js';
 
 const { values } = parseArgs({
   options: {
-    seeds: { type: 'string', default: '3' },
+    seeds: { type: 'string', default: '5' },
     shots: { type: 'string', default: '8' },
-    iterations: { type: 'string', default: '5' },
-    lr: { type: 'string', default: '0.001' },
+    iterations: { type: 'string', default: '10' },
+    lr: { type: 'string', default: '0.0003' },
     test: { type: 'string', default: '300' },
   },
 });
