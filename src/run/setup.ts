@@ -194,7 +194,9 @@ export async function buildNetwork(
         seed: cfg.run.seed,
         threads: cfg.run.threads,
       });
-      opts.onNote?.(`contrastive phase: ${r.pairs} pairs (${c.iterations} iteration(s)), ${c.epochs} epoch(s), mean loss by epoch ${r.losses.map((l) => l.toFixed(4)).join(', ')}`);
+      opts.onNote?.(
+        `contrastive phase: ${r.pairs} pairs (${c.iterations} iteration(s)), ${c.epochs} epoch(s), mean loss by epoch ${r.losses.map((l) => l.toFixed(4)).join(', ')}`,
+      );
       enc.model = r.encoder;
     }
     const net = new Network(enc.model);
