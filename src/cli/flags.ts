@@ -62,6 +62,12 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--epochs <n>', key: 'train.epochs', type: 'int', help: 'training epochs (fine-tune: after the frozen phase)' },
   { flags: '--freeze-epochs <n>', key: 'train.freezeEpochs', type: 'int', help: 'fine-tune: frozen-backbone epochs first (default 1)' },
   { flags: '--last-stages <n>', key: 'train.lastStages', type: 'int', help: 'last-stages: trailing stages to train, head included (default 2)' },
+  {
+    flags: '--contrastive <iterations>',
+    key: 'train.contrastive',
+    type: 'int',
+    help: 'text transformer: SetFit contrastive phase on pairs before the head (pairs per text = 2 x iterations)',
+  },
   { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'minibatch size (default 32)' },
   { flags: '--optimizer <name>', key: 'train.optimizer.name', help: 'sgd (default), adam or adamw' },
   {

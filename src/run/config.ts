@@ -158,6 +158,17 @@ const trainSchema = z.strictObject({
   earlyStopping: earlyStoppingSchema,
   /** true for torchvision's RandomResizedCrop + flip, an object for details, false for none. */
   augment: z.preprocess((v) => (v === true ? {} : v === false || v === null ? undefined : v), augmentSchema.optional()),
+  /**
+   * With model.encoder (a transformer): SetFit's contrastive phase before the head — the encoder is fine-tuned on
+   * pairs of training texts (same label → cosine 1, different → 0). A number is its `iterations` (pairs per text
+   * are 2 × iterations); `epochs` (default 1) and `lr` (Adam, default 2e-5 as SetFit's body) refine it.
+   */
+  contrastive: z
+    .preprocess(
+      (v) => (typeof v === 'number' ? { iterations: v } : v),
+      z.strictObject({ iterations: posInt, epochs: posInt.default(1), lr: z.number().positive().default(2e-5) }),
+    )
+    .optional(),
 });
 
 const runSchema = z.strictObject({
@@ -263,6 +274,8 @@ export const configSchema = z
     if (c.model.encoder && c.train.mode === 'auto')
       issue(['train', 'mode'], 'a text encoder has no auto recipe yet: use mode head (the head on cached embeddings), last-stages, full or fine-tune');
     if (c.model.encoder && c.train.augment) issue(['train', 'augment'], 'image augmentation does not apply to text (model.encoder); remove it');
+    if (c.train.contrastive && !c.model.encoder)
+      issue(['train', 'contrastive'], 'the contrastive phase pairs texts: it needs a text model.encoder (--encoder); remove it for images');
     if (c.train.optimizer.name !== 'sgd')
       for (const k of ['momentum', 'nesterov'] as const)
         if (c.train.optimizer[k] !== undefined) issue(['train', 'optimizer', k], `applies to sgd only; remove it or set optimizer.name to sgd`);

@@ -180,11 +180,30 @@ export async function buildNetwork(
     progress?: OnTaskProgress;
     /** The training texts, for a text encoder fitted on them (tfidf's IDF). */
     trainTexts?: readonly string[];
+    /** Their labels, for the contrastive phase (train.contrastive). */
+    trainLabels?: Int32Array;
   },
 ): Promise<{ net: Network; preprocess: NetworkInput }> {
   if (cfg.model.encoder) {
     const { resolveTextEncoder } = await import('../models/text-registry.js');
     const enc = await resolveTextEncoder(cfg.model.encoder, { trainTexts: opts.trainTexts, onNote: opts.onNote, pooling: cfg.model.pooling });
+    const c = cfg.train.contrastive;
+    if (c && opts.trainTexts && opts.trainLabels) {
+      // SetFit: the encoder learns from pairs of the training texts before any head sees them
+      const { contrastiveTune } = await import('../train/contrastive.js');
+      const { adam } = await import('../optim/index.js');
+      const r = await contrastiveTune(enc.model, opts.trainTexts, opts.trainLabels, enc.tokenizer, {
+        ...c,
+        batchSize: cfg.train.batchSize,
+        optimizer: adam({ lr: c.lr }),
+        seed: cfg.run.seed,
+        threads: cfg.run.threads,
+      });
+      opts.onNote?.(
+        `contrastive phase: ${r.pairs} pairs (${c.iterations} iteration(s)), ${c.epochs} epoch(s), mean loss by epoch ${r.losses.map((l) => l.toFixed(4)).join(', ')}`,
+      );
+      enc.model = r.encoder;
+    }
     const net = new Network(enc.model);
     net.text = enc.tokenizer;
     net.labels = classes;

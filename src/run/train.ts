@@ -86,6 +86,7 @@ async function trainRun(cfg: GraftConfig, opts: RunTrainingOptions, emit: RunLis
     onWarning: io.warn,
     progress: io.progress,
     trainTexts: data.train.kind === 'texts' ? data.train.texts : undefined,
+    trainLabels: data.train.kind === 'texts' ? data.train.labels : undefined,
   });
   const net = auto ? withNewHead(built, cfg, data.classes) : built;
   const K = data.classes.length;

@@ -1,6 +1,6 @@
 /**
  * The web bundle (`graft export --web`): a static folder that classifies images in a browser on onnxruntime-web
- * with graft's exact preprocessing. It holds the model (model.onnx, the graph `graft predict` runs), model.json
+ * with graft's exact preprocessing, or texts with graft's own tokenizer (a text model: see writeTextBundle). It holds the model (model.onnx, the graph `graft predict` runs), model.json
  * (labels, preprocessing, temperature, threshold; docs/formats.md), graft's browser code compiled to ES modules
  * (src/web/ and the pure modules it imports, under graft/), onnxruntime-web's wasm build (ort/) and a demo page
  * (index.html). Nothing is fetched from the internet: serve the folder with any static server.
@@ -12,10 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { parsePreprocessConfig } from '../data/preprocess.js';
 import { encodeModel } from '../onnx/io.js';
 import { classifierIO } from '../train/classify.js';
+import { readTextClassifier } from '../train/classify-text.js';
 import { Network } from '../train/network.js';
 import { describeFsError } from '../util/fs-errors.js';
-import type { WebBundleMeta } from '../web/index.js';
-import { demoPage } from './web-page.js';
+import type { WebBundleMeta, WebTextBundleMeta } from '../web/index.js';
+import { demoPage, textDemoPage } from './web-page.js';
 
 /** onnxruntime-web files the bundle needs: the wasm-only ES module build and its wasm binary with its loader. */
 export const ORT_WEB_FILES = ['ort.wasm.min.mjs', 'ort-wasm-simd-threaded.mjs', 'ort-wasm-simd-threaded.wasm'] as const;
@@ -36,7 +37,7 @@ export interface WebBundleResult {
   /** Paths relative to `dir`, sorted. */
   files: string[];
   bytes: number;
-  meta: WebBundleMeta;
+  meta: WebBundleMeta | WebTextBundleMeta;
 }
 
 /** The .onnx file of a model argument: the file itself, or `model.onnx` inside a run folder. */
@@ -67,6 +68,7 @@ export async function writeWebBundle(model: string, dir: string, opts: WebBundle
   if (opts.threshold !== undefined && !(opts.threshold >= 0 && opts.threshold <= 1))
     throw new Error(`threshold ${opts.threshold} is not a probability; give a number from 0 to 1.`);
   const net = Network.load(file);
+  if (net.text) return writeTextBundle(file, net, dir, opts);
   const preprocess = parsePreprocessConfig(...preprocessSource(net, file, opts.preprocessFile));
   const io = classifierIO(net.model, file, preprocess);
   const labels = net.labels ?? (io.classes !== undefined ? Array.from({ length: io.classes }, (_, i) => String(i)) : undefined);
@@ -87,8 +89,85 @@ export async function writeWebBundle(model: string, dir: string, opts: WebBundle
     ort: { module: `ort/${ORT_WEB_FILES[0]}`, wasmPaths: 'ort/' },
     source: { model: path.basename(file), exportedAt: new Date().toISOString() },
   };
-  const modules = await browserModules();
+  return writeBundle(dir, meta, [
+    ['model.onnx', encodeModel(net.model)],
+    ['index.html', demoPage(meta)],
+  ]);
+}
 
+/**
+ * The bundle of a text model: the model, its tokenizer description (model.tokenizer.json, which graft's browser
+ * tokenizer reads), `@huggingface/tokenizers` bundled by esbuild into vendor/ for a Hugging Face tokenizer, and a
+ * page to type texts into.
+ */
+async function writeTextBundle(file: string, net: Network, dir: string, opts: WebBundleOptions): Promise<WebBundleResult> {
+  if (opts.preprocessFile) throw new Error(`${file} is a text model; --preprocess applies to image models. Drop it (the tokenizer beside the model is used).`);
+  const { info } = readTextClassifier(file);
+  if (info.labels.length === 0)
+    throw new Error(`Model ${file} has no labels and its output "${info.output}" has no fixed class count; add "labels" to its model.json sidecar.`);
+  const spec = info.tokenizer.spec;
+  const meta: WebTextBundleMeta = {
+    format: 'graft-web',
+    version: 1,
+    kind: 'text',
+    model: 'model.onnx',
+    input: info.input,
+    output: info.output,
+    softmax: info.softmax,
+    labels: [...info.labels],
+    temperature: info.temperature,
+    ...(opts.threshold !== undefined ? { threshold: opts.threshold } : {}),
+    tokenizer: 'model.tokenizer.json',
+    ...(spec.kind === 'hf' ? { hfModule: HF_MODULE } : {}),
+    ort: { module: `ort/${ORT_WEB_FILES[0]}`, wasmPaths: 'ort/' },
+    source: { model: path.basename(file), exportedAt: new Date().toISOString() },
+  };
+  const files: [string, string | Uint8Array][] = [
+    ['model.onnx', encodeModel(net.model)],
+    ['model.tokenizer.json', `${JSON.stringify(spec)}\n`],
+    ['index.html', textDemoPage(meta)],
+  ];
+  if (spec.kind === 'hf') files.push(...(await hfTokenizersModule()));
+  return writeBundle(dir, meta, files);
+}
+
+/** Where a text bundle keeps `@huggingface/tokenizers`, relative to model.json. */
+export const HF_MODULE = 'vendor/tokenizers.mjs';
+
+/** `@huggingface/tokenizers` (pure JS) as one browser ES module, bundled by esbuild, with its licence. */
+async function hfTokenizersModule(): Promise<[string, string][]> {
+  const require = createRequire(import.meta.url);
+  let esbuild: typeof import('esbuild');
+  try {
+    esbuild = await import('esbuild');
+  } catch {
+    throw new Error('esbuild is not installed, so the Hugging Face tokenizer cannot be bundled for the browser; reinstall graft (npm install).');
+  }
+  let entry: string;
+  try {
+    entry = require.resolve('@huggingface/tokenizers');
+  } catch {
+    throw new Error('@huggingface/tokenizers is not installed, so a Hugging Face tokenizer cannot run in the page; reinstall graft (npm install).');
+  }
+  // the package's browser ES build (its "browser" export), re-exported as one self-contained module
+  const r = await esbuild.build({
+    stdin: { contents: "export { Tokenizer } from '@huggingface/tokenizers';", resolveDir: path.dirname(fileURLToPath(import.meta.url)), loader: 'js' },
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    minify: true,
+    write: false,
+    logLevel: 'silent',
+  });
+  const out: [string, string][] = [[HF_MODULE, r.outputFiles[0]!.text]];
+  const license = path.join(path.dirname(entry), '..', 'LICENSE');
+  if (fs.existsSync(license)) out.push(['vendor/LICENSE-tokenizers', fs.readFileSync(license, 'utf8')]);
+  return out;
+}
+
+/** Writes model.json, `files`, graft's browser modules and onnxruntime-web into `dir`, atomically (see writeWebBundle). */
+async function writeBundle(dir: string, meta: WebBundleMeta | WebTextBundleMeta, files: [string, string | Uint8Array][]): Promise<WebBundleResult> {
+  const modules = await browserModules();
   const target = path.resolve(dir);
   const tmp = `${target}.partial-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
@@ -98,23 +177,22 @@ export async function writeWebBundle(model: string, dir: string, opts: WebBundle
       fs.mkdirSync(path.dirname(p), { recursive: true });
       fs.writeFileSync(p, data);
     };
-    put('model.onnx', encodeModel(net.model));
     put('model.json', `${JSON.stringify(meta, null, 2)}\n`);
+    for (const [rel, data] of files) put(rel, data);
     for (const [rel, code] of modules) put(path.join('graft', rel), code);
     const ortDir = ortWebDist();
     for (const f of ORT_WEB_FILES) put(path.join('ort', f), fs.readFileSync(path.join(ortDir, f)));
     const license = path.join(ortDir, '..', 'LICENSE');
     if (fs.existsSync(license)) put(path.join('ort', 'LICENSE'), fs.readFileSync(license));
-    put('index.html', demoPage(meta));
     if (fs.existsSync(target)) fs.rmSync(target, { recursive: true, force: true });
     fs.renameSync(tmp, target);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw new Error(describeFsError('write the web bundle', target, e));
   }
-  const files = listFiles(target);
-  const bytes = files.reduce((s, f) => s + fs.statSync(path.join(target, f)).size, 0);
-  return { dir: target, files, bytes, meta };
+  const listed = listFiles(target);
+  const bytes = listed.reduce((s, f) => s + fs.statSync(path.join(target, f)).size, 0);
+  return { dir: target, files: listed, bytes, meta };
 }
 
 function preprocessSource(net: Network, file: string, preprocessFile?: string): [unknown, string] {

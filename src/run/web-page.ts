@@ -1,5 +1,5 @@
-/** The demo page of a web bundle (index.html): pick or drop images, see the top classes with their probabilities. */
-import type { WebBundleMeta } from '../web/index.js';
+/** The demo page of a web bundle (index.html): pick or drop images (or type texts), see the top classes with their probabilities. */
+import type { WebBundleMeta, WebTextBundleMeta } from '../web/index.js';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -100,6 +100,99 @@ document.getElementById('file').addEventListener('change', (ev) => { if (clf) cl
 drop.addEventListener('dragover', (ev) => { ev.preventDefault(); drop.classList.add('over'); });
 drop.addEventListener('dragleave', () => drop.classList.remove('over'));
 drop.addEventListener('drop', (ev) => { ev.preventDefault(); drop.classList.remove('over'); if (clf) classify([...ev.dataTransfer.files]); });
+</script>
+</body>
+</html>
+`;
+}
+
+/** index.html for a text bundle: type texts (one per line), see each one's top classes; loads ./graft/web/index.js. */
+export function textDemoPage(meta: WebTextBundleMeta): string {
+  const k = Math.min(5, meta.labels.length);
+  const classes = meta.labels.length <= 12 ? meta.labels.join(', ') : `${meta.labels.slice(0, 12).join(', ')}, … (${meta.labels.length} classes)`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>graft text classifier: ${escapeHtml(meta.source?.model ?? 'model')}</title>
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; margin: 2rem auto; max-width: 52rem; padding: 0 1rem; color: #222; }
+  textarea { width: 100%; min-height: 6rem; font: inherit; }
+  #results { display: flex; flex-direction: column; gap: 1rem; margin-top: 1.5rem; }
+  table { border-collapse: collapse; } td { padding: 0.1rem 0.6rem; } td.p { text-align: right; font-variant-numeric: tabular-nums; }
+  .bar { background: #2a7; height: 0.6rem; border-radius: 3px; }
+  .unknown { color: #a40; font-weight: bold; }
+  .error { color: #b00; }
+</style>
+</head>
+<body>
+<h1>Text classifier</h1>
+<p>Classes: ${escapeHtml(classes)}. Runs in this page on onnxruntime-web (wasm); texts never leave the browser.</p>
+<p id="status">Loading the model…</p>
+<label for="texts">Texts, one per line:</label>
+<textarea id="texts"></textarea>
+<button id="go" disabled>Classify</button>
+<div id="results"></div>
+<script type="module">
+import { WebTextClassifier } from './graft/web/index.js';
+
+const K = ${k};
+const status = document.getElementById('status');
+const results = document.getElementById('results');
+const go = document.getElementById('go');
+let clf;
+try {
+  clf = await WebTextClassifier.load(new URL('./', location.href));
+  status.textContent = 'Ready.';
+  go.disabled = false;
+  document.body.dataset.ready = 'true';
+} catch (e) {
+  status.textContent = e.message;
+  status.className = 'error';
+  document.body.dataset.error = e.message;
+}
+
+go.addEventListener('click', async () => {
+  const texts = document.getElementById('texts').value.split('\\n').filter((t) => t.trim());
+  results.replaceChildren();
+  let rows;
+  try {
+    rows = await clf.classifyTexts(texts, K);
+  } catch (e) {
+    status.textContent = e.message;
+    status.className = 'error';
+    return;
+  }
+  rows.forEach((r, i) => {
+    const div = document.createElement('div');
+    div.className = 'result';
+    const title = document.createElement('strong');
+    title.textContent = texts[i];
+    const table = document.createElement('table');
+    for (const t of r.top) {
+      const tr = table.insertRow();
+      tr.insertCell().textContent = t.label;
+      const p = tr.insertCell();
+      p.className = 'p';
+      p.textContent = t.probability.toFixed(4);
+      const bar = document.createElement('div');
+      bar.className = 'bar';
+      bar.style.width = (100 * t.probability).toFixed(1) + 'px';
+      tr.insertCell().append(bar);
+    }
+    div.append(title, table);
+    if (r.unknown) {
+      const u = document.createElement('p');
+      u.className = 'unknown';
+      u.textContent = 'unknown (top probability below ' + clf.meta.threshold + ')';
+      div.append(u);
+    }
+    div.dataset.top = r.top[0].label;
+    div.dataset.probabilities = JSON.stringify(Array.from(r.probabilities));
+    results.append(div);
+  });
+});
 </script>
 </body>
 </html>

@@ -14,10 +14,11 @@ import { FeedError } from '../runtime/feeds.js';
 import { calibrateRows, labelRows } from '../train/classify.js';
 import { graftVersion } from '../util/version.js';
 import { ExecutorUnavailableError } from './batcher.js';
-import { type HostTensor, QueueFullError, type ServeMetrics } from './contract.js';
+import { QueueFullError, type ServeMetrics } from './contract.js';
 import { badRequest, HttpError } from './errors.js';
 import { classificationOutput, decodeMessage, parseInferRequest, requestedOutputs, requestTensors, responseOutput } from './oip.js';
 import type { ModelRepository, ServedModel } from './repository.js';
+import { classifyTextRequest, type Run } from './text.js';
 
 /** Limits and options of the HTTP layer. */
 export interface AppOptions {
@@ -179,7 +180,7 @@ function clientMessage(err: Error & { code?: string }, bodyLimit: number): strin
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
     case 'FST_REQ_FILE_TOO_LARGE':
-      return `The request body is over the limit of ${bodyLimit} bytes; send fewer or smaller images per request, or start graft serve with a larger --max-body.`;
+      return `The request body is over the limit of ${bodyLimit} bytes; send fewer or smaller images (or texts) per request, or start graft serve with a larger --max-body.`;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'The request body is empty; /infer takes a JSON object with "inputs".';
     default:
@@ -197,19 +198,24 @@ function metadata(m: ServedModel, versions: string[]) {
     platform: 'onnxruntime_onnx',
     inputs: m.runner.info.inputs,
     outputs: m.runner.info.outputs,
-    parameters: m.image
+    parameters: m.text
       ? {
-          image_input: m.image.input,
-          classifier_output: m.image.output,
-          labels: m.image.hasLabels ? m.image.labels : undefined,
-          temperature: m.image.temperature,
+          text_input: m.text.input,
+          tokenizer: m.text.tokenizer.spec.kind,
+          classifier_output: m.text.output,
+          labels: m.text.hasLabels ? m.text.labels : undefined,
+          temperature: m.text.temperature,
         }
-      : { images: m.imageError },
+      : m.image
+        ? {
+            image_input: m.image.input,
+            classifier_output: m.image.output,
+            labels: m.image.hasLabels ? m.image.labels : undefined,
+            temperature: m.image.temperature,
+          }
+        : { images: m.imageError },
   };
 }
-
-/** Runs a request on the served model (through the repository, so a hot reload in between does not refuse it). */
-type Run = (inputs: Record<string, HostTensor>, outputs?: readonly string[]) => Promise<Record<string, HostTensor>>;
 
 async function infer(m: ServedModel, run: Run, body: unknown, maxPixels?: number) {
   const req = parseInferRequest(Buffer.isBuffer(body) ? jsonOf(body) : body);
@@ -239,6 +245,15 @@ function jsonOf(body: Buffer): unknown {
   }
 }
 
+/** A text model's classify body sent without a JSON content type. */
+function textJsonOf(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (e) {
+    throw badRequest(`The request body is not valid JSON (${(e as Error).message}); a text model's /classify takes {"text": "..."} or {"texts": ["..."]}.`);
+  }
+}
+
 /** Parses `?name=` as a number in [lo, hi] (integer when `int`); undefined when absent. */
 function queryNumber(q: Record<string, string>, name: string, lo: number, hi: number, int: boolean): number | undefined {
   const v = q[name];
@@ -251,10 +266,15 @@ function queryNumber(q: Record<string, string>, name: string, lo: number, hi: nu
 
 /** POST .../classify: images (multipart files or one raw body) → `[{file, label, p, top}]`, as `graft predict` labels them. */
 async function classify(m: ServedModel, run: Run, req: FastifyRequest<{ Querystring: Record<string, string> }>, maxPixels?: number) {
-  const image = m.image;
-  if (!image) throw badRequest(`Model "${m.name}" cannot classify images: ${m.imageError ?? 'it has no preprocessing'}`);
   const threshold = queryNumber(req.query, 'threshold', 0, 1, false);
   const topK = queryNumber(req.query, 'top', 1, 1000, true) ?? 5;
+  if (m.text) {
+    if (req.isMultipart()) throw badRequest(`Model "${m.name}" is a text model: POST JSON {"text": "..."} or {"texts": ["...", "..."]}, not files.`);
+    const body = Buffer.isBuffer(req.body) ? textJsonOf(req.body) : req.body;
+    return classifyTextRequest(m, m.text, run, body, { topK, threshold });
+  }
+  const image = m.image;
+  if (!image) throw badRequest(`Model "${m.name}" cannot classify images: ${m.imageError ?? 'it has no preprocessing'}`);
   const names: string[] = [];
   const bufs: Buffer[] = [];
   if (req.isMultipart()) {

@@ -6,6 +6,9 @@
  *
  * - **Batch size**: `info.maxBatchSize`: a model's fixed batch dim (partial batches are zero-padded to it, the
  *   padding rows' outputs dropped) or the cap for a dynamic one.
+ * - **Padding**: requests batch together when their inputs' inner dims agree, except an input named in
+ *   `padInputs` (token ids [n, T]): its T may differ, and each request's rows are right-padded to the batch's
+ *   longest with the input's pad value.
  * - **Bounded queue**: one request more than `maxQueue` waiting is refused with {@link QueueFullError}, with a
  *   Retry-After estimated from the measured time per run.
  * - **Isolation**: a request is checked ({@link checkRequest}) before it joins the queue, so a malformed one fails
@@ -59,6 +62,8 @@ export interface BatcherOptions {
   concurrency?: number;
   metrics?: ServeMetrics;
   clock?: Clock;
+  /** Inputs padded along dim 1 to the batch's longest, with their pad value (contract.ts `RunnerOptions.padInputs`). */
+  padInputs?: Record<string, number>;
 }
 
 interface Request {
@@ -122,7 +127,8 @@ export class DynamicBatcher implements ModelRunner {
       return Promise.reject(e);
     }
     if (this.queue.length >= this.maxQueue) return Promise.reject(new QueueFullError(this.opts.model, this.retryAfterS()));
-    const key = this.info.inputs.map((t) => inputs[t.name]!.shape.slice(1).join('x')).join('|');
+    const pad = this.opts.padInputs ?? {};
+    const key = this.info.inputs.map((t) => inputs[t.name]!.shape.slice(t.name in pad ? 2 : 1).join('x')).join('|');
     return new Promise((resolve, reject) => {
       this.queue.push({ inputs, outputs, rows, key, arrived: this.clock.now(), resolve, reject });
       this.queuedRows += rows;
@@ -232,6 +238,15 @@ export class DynamicBatcher implements ModelRunner {
     const inputs: Record<string, HostTensor> = {};
     for (const spec of this.info.inputs) {
       const first = requests[0]!.inputs[spec.name]!;
+      const padValue = this.opts.padInputs?.[spec.name];
+      if (padValue !== undefined && first.shape.length === 2) {
+        inputs[spec.name] = padRows(
+          requests.map((r) => r.inputs[spec.name]!),
+          batch,
+          padValue,
+        );
+        continue;
+      }
       const per = rowSize(first.shape);
       const data = allocate(first.datatype, batch * per);
       let at = 0;
@@ -275,4 +290,19 @@ export class DynamicBatcher implements ModelRunner {
       return result;
     });
   }
+}
+
+/** Concatenates [n_i, T_i] tensors into one [batch, max T_i], each row right-padded with `padValue` (the rest too). */
+function padRows(parts: readonly HostTensor[], batch: number, padValue: number): HostTensor {
+  const T = Math.max(1, ...parts.map((t) => t.shape[1]!));
+  const datatype = parts[0]!.datatype;
+  const data = allocate(datatype, batch * T);
+  const big = data instanceof BigInt64Array;
+  (data as Float32Array).fill((big ? BigInt(padValue) : padValue) as number);
+  let row = 0;
+  for (const t of parts) {
+    const [n, w] = [t.shape[0]!, t.shape[1]!];
+    for (let r = 0; r < n; r++, row++) (data as Float32Array).set((t.data as Float32Array).subarray(r * w, (r + 1) * w), row * T);
+  }
+  return { datatype, shape: [batch, T], data };
 }

@@ -53,6 +53,12 @@ export interface RunnerOptions {
   maxQueue?: number;
   /** onnxruntime intra-op threads per session (default: graft's default thread count). */
   threads?: number;
+  /**
+   * Inputs whose dim 1 is a length that varies per request (a text model's token ids), with the value they are
+   * right-padded with: the batched runner batches requests of different lengths together, padding each to the
+   * batch's longest (padding a text model's ids with its pad id leaves its outputs unchanged).
+   */
+  padInputs?: Record<string, number>;
   /** Model name and version, for metrics labels and error messages. */
   model: string;
   version: string;

@@ -1,7 +1,8 @@
 /**
  * The Open Inference Protocol (KServe v2) REST tensors: parsing an infer request's JSON into {@link HostTensor}s
  * checked against the model (names, datatypes, shapes, element counts), BYTES inputs holding base64 images
- * decoded with the model's own preprocessing (the decode path of `graft predict`), and the response's output
+ * decoded with the model's own preprocessing (the decode path of `graft predict`), BYTES inputs holding texts
+ * tokenized with a text model's own tokenizer (server/text.ts), and the response's output
  * tensors, with Triton's classification extension (`"parameters": {"classification": k}` → "score:index:label").
  */
 import { z } from 'zod';
@@ -10,6 +11,7 @@ import { calibrateRows } from '../train/classify.js';
 import type { HostTensor, OipDatatype } from './contract.js';
 import { badRequest } from './errors.js';
 import type { ServedModel } from './repository.js';
+import { textTensor } from './text.js';
 
 const DATATYPES = ['BOOL', 'UINT8', 'INT8', 'INT16', 'INT32', 'INT64', 'FP16', 'FP32', 'FP64', 'BYTES'] as const;
 
@@ -188,12 +190,13 @@ export async function requestTensors(req: InferRequest, served: ServedModel, lim
     if (values.length !== count)
       throw badRequest(`Input "${inp.name}" has shape [${inp.shape.join(', ')}], which holds ${count} element(s), but "data" has ${values.length}.`);
     if (inp.datatype === 'BYTES' && spec.datatype !== 'BYTES') {
-      out[inp.name] = await imageTensor(values, inp.shape, served, inp.name, limits);
+      out[inp.name] =
+        served.text?.input === inp.name ? textTensor(served.text, values, inp.shape, inp.name) : await imageTensor(values, inp.shape, served, inp.name, limits);
       continue;
     }
     if (inp.datatype !== spec.datatype)
       throw badRequest(
-        `Input "${inp.name}" is ${inp.datatype}, but model "${served.name}" takes ${spec.datatype}${served.image?.input === inp.name ? ' (or BYTES: base64 images)' : ''}; send ${spec.datatype} data.`,
+        `Input "${inp.name}" is ${inp.datatype}, but model "${served.name}" takes ${spec.datatype}${served.image?.input === inp.name ? ' (or BYTES: base64 images)' : served.text?.input === inp.name ? ' (or BYTES: texts, tokenized by the server)' : ''}; send ${spec.datatype} data.`,
       );
     if (spec.datatype === 'BYTES') throw badRequest(`Input "${inp.name}" is a BYTES (string) tensor, which graft serve cannot feed to onnxruntime.`);
     out[inp.name] = { datatype: spec.datatype, shape: inp.shape, data: typed(values, spec.datatype, inp.name) };
@@ -250,11 +253,11 @@ export function classificationOutput(name: string, t: HostTensor, k: number, ser
   const classes = t.shape.at(-1)!;
   const rows = t.shape.length === 2 ? t.shape[0]! : 1;
   const scores = Float32Array.from(t.data as ArrayLike<number>);
-  const image = served.image;
-  if (image && name === image.output) calibrateRows(image, scores, classes);
+  const clf = served.image ?? served.text;
+  if (clf && name === clf.output) calibrateRows(clf, scores, classes);
   const kk = Math.min(k, classes);
   // labels name the classes of any output with one score per class (logits, probabilities)
-  const labels = image?.hasLabels && image.labels.length === classes ? image.labels : undefined;
+  const labels = clf?.hasLabels && clf.labels.length === classes ? clf.labels : undefined;
   const data: string[] = [];
   for (let r = 0; r < rows; r++) {
     const row = scores.subarray(r * classes, (r + 1) * classes);

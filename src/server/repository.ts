@@ -7,7 +7,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { tokenizerPath } from '../data/tokenize.js';
 import { type ClassifierInfo, readClassifier } from '../train/classify.js';
+import { readTextClassifier, type TextClassifierInfo } from '../train/classify-text.js';
 import { ExecutorUnavailableError } from './batcher.js';
 import type { HostTensor, ModelRunner, OpenRunner, RunnerOptions } from './contract.js';
 import { HttpError } from './errors.js';
@@ -21,6 +23,8 @@ export interface ServedModel {
   /** How to classify images with it; undefined when the model has no preprocessing (then `imageError` says why). */
   image?: ClassifierInfo;
   imageError?: string;
+  /** How to classify texts with it: a text model (a `.tokenizer.json` beside it), tokenized server-side. */
+  text?: TextClassifierInfo;
 }
 
 /** Where models come from: one file served as `name`/`version`, or a repository folder that is watched. */
@@ -212,7 +216,12 @@ export class ModelRepository {
   }
 
   private async open(name: string, version: string, file: string): Promise<ServedModel> {
-    const runner = await this.opts.openRunner(file, { ...this.opts.runner, model: name, version });
+    // a text model (tokenizer beside it) is read as one, so a broken tokenizer fails the load like a broken model
+    const text = fs.existsSync(tokenizerPath(file)) ? readTextClassifier(file).info : undefined;
+    const padInputs = text ? { padInputs: { [text.input]: text.padId } } : {};
+    const runner = await this.opts.openRunner(file, { ...this.opts.runner, ...padInputs, model: name, version });
+    if (text)
+      return { name, version, file, runner, text, imageError: `it is a text model: send texts, {"texts": ["..."]}, to /classify or BYTES to "${text.input}".` };
     let image: ClassifierInfo | undefined;
     let imageError: string | undefined;
     try {
@@ -316,16 +325,18 @@ function isDir(p: string): boolean {
   }
 }
 
-/** size:mtime of a model file and its sidecar; undefined when the model file is missing. */
+/** size:mtime of a model file, its sidecar and its tokenizer; undefined when the model file is missing. */
 function signature(file: string): string | undefined {
   try {
     const st = fs.statSync(file);
     let side = '';
-    try {
-      const j = fs.statSync(file.replace(/\.onnx$/, '.json'));
-      side = `${j.size}:${j.mtimeMs}`;
-    } catch {
-      // no sidecar
+    for (const f of [file.replace(/\.onnx$/, '.json'), tokenizerPath(file)]) {
+      try {
+        const j = fs.statSync(f);
+        side += `${j.size}:${j.mtimeMs};`;
+      } catch {
+        // no sidecar or tokenizer
+      }
     }
     return `${st.ino}:${st.size}:${st.mtimeMs}|${side}`;
   } catch {

@@ -81,5 +81,6 @@ export const openBatchedRunner = (async (file: string, opts: BatchedRunnerOption
     ...(opts.maxQueueDelayMs !== undefined ? { maxQueueDelayMs: opts.maxQueueDelayMs } : {}),
     ...(opts.maxQueue !== undefined ? { maxQueue: opts.maxQueue } : {}),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    ...(opts.padInputs ? { padInputs: opts.padInputs } : {}),
   });
 }) satisfies OpenRunner;

@@ -1,30 +1,30 @@
 /**
- * graft in the browser: classify images with a model exported by `graft export --web`, on onnxruntime-web's wasm
- * backend, with graft's own preprocessing (./preprocess.ts) and probabilities (softmax of logits / temperature), so a
+ * graft in the browser: classify images (and texts: ./text.ts) with a model exported by `graft export --web`, on
+ * onnxruntime-web's wasm backend, with graft's own preprocessing (./preprocess.ts) and probabilities (softmax of logits / temperature), so a
  * page gets the numbers `graft predict` prints. Browser-only code: no Node built-ins; onnxruntime-web is loaded
  * from the bundle's `ort/` folder (no CDN, works offline from any static server).
  *
+ * A page imports `WebClassifier` from the bundle's `graft/web/index.js` (this module), then:
+ *
  * ```js
- * import { WebClassifier } from './graft/web/index.js';
  * const clf = await WebClassifier.load();            // the bundle this module sits in
  * const { top } = await clf.classifyBlob(file, 3);   // a File/Blob from <input type="file"> or a drop
  * ```
  */
-import type * as Ort from 'onnxruntime-web';
 import type { PreprocessConfig } from '../data/pixels.js';
 import { topKRow } from '../report/metrics.js';
 import { softmaxRows } from '../util/softmax.js';
+import { type BundleMetaBase, type LoadOptions, openBundle, type WebOrt, type WebSession } from './bundle.js';
 import { type Pixels, preprocessPixels } from './preprocess.js';
+
+export type { BundleMetaBase, LoadOptions } from './bundle.js';
 
 export { geometry, type Pixels, preprocessPixels, toRgb } from './preprocess.js';
 export { type Kernel, type Raster, resizeContain, resizeFill } from './resample.js';
+export { type WebTextBundleMeta, type WebTextClassification, WebTextClassifier } from './text.js';
 
 /** The bundle's model.json (see docs/formats.md, "Web bundle"). */
-export interface WebBundleMeta {
-  format: 'graft-web';
-  version: 1;
-  /** The ONNX file, relative to model.json. */
-  model: string;
+export interface WebBundleMeta extends BundleMetaBase {
   /** Graph input fed with the preprocessed image. */
   input: string;
   /** Graph output read: "logits" (softmax applied here), else probabilities. */
@@ -36,8 +36,6 @@ export interface WebBundleMeta {
   temperature: number;
   /** Open-set threshold: a top probability below it is labelled "unknown" (as `graft predict --threshold`). */
   threshold?: number;
-  /** onnxruntime-web's ES module and the folder of its .wasm files, relative to model.json. */
-  ort: { module: string; wasmPaths: string };
   /** Provenance: the graft model it was exported from, and when. */
   source?: { model: string; exportedAt: string };
 }
@@ -59,21 +57,13 @@ export interface WebClassification {
   unknown: boolean;
 }
 
-/** Options of {@link WebClassifier.load}. */
-export interface LoadOptions {
-  /** onnxruntime-web wasm threads (default 1: no cross-origin isolation needed). */
-  numThreads?: number;
-}
-
-type OrtModule = typeof Ort;
-
 /** A classifier running in the page: one onnxruntime-web session plus the bundle's labels and preprocessing. */
 export class WebClassifier {
   private constructor(
     /** The bundle's model.json. */
     readonly meta: WebBundleMeta,
-    private readonly ort: OrtModule,
-    private readonly session: Ort.InferenceSession,
+    private readonly ort: WebOrt,
+    private readonly session: WebSession,
   ) {}
 
   /**
@@ -81,20 +71,7 @@ export class WebClassifier {
    * @throws naming the file and what to do when model.json, onnxruntime-web or the model cannot be loaded.
    */
   static async load(base: string | URL = new URL('../../', import.meta.url), opts: LoadOptions = {}): Promise<WebClassifier> {
-    const root = new URL(base, globalThis.location?.href);
-    const metaUrl = new URL('model.json', root);
-    const res = await fetch(metaUrl);
-    if (!res.ok)
-      throw new Error(`graft web: cannot load ${metaUrl} (HTTP ${res.status}); serve the folder written by \`graft export --web\` and load from its root.`);
-    const meta = (await res.json()) as WebBundleMeta;
-    if (meta.format !== 'graft-web' || meta.version !== 1)
-      throw new Error(
-        `graft web: ${metaUrl} is not a graft web bundle (format "${meta.format}", version ${meta.version}); re-export it with \`graft export --web\`.`,
-      );
-    const ort = (await import(new URL(meta.ort.module, root).href)) as OrtModule;
-    ort.env.wasm.wasmPaths = new URL(meta.ort.wasmPaths, root).href;
-    ort.env.wasm.numThreads = opts.numThreads ?? 1;
-    const session = await ort.InferenceSession.create(new URL(meta.model, root).href, { executionProviders: ['wasm'] });
+    const { meta, ort, session } = await openBundle<WebBundleMeta>(base, 'image', opts);
     return new WebClassifier(meta, ort, session);
   }
 

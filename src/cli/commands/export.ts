@@ -34,9 +34,15 @@ export function register(program: Command): void {
       const { writeWebBundle } = await import('../../run/web-bundle.js');
       const r = await writeWebBundle(model, opts.out, { threshold: opts.threshold, preprocessFile: opts.preprocess, overwrite: opts.overwrite });
       const mb = (r.bytes / 1e6).toFixed(1);
-      emit(cmd, { dir: r.dir, files: r.files, bytes: r.bytes, labels: r.meta.labels, preprocess: r.meta.preprocess }, () => [
-        `wrote a web bundle for ${model} to ${r.dir} (${r.files.length} files, ${mb} MB): ${r.meta.labels.length} classes, input ${r.meta.preprocess.size.join('x')}`,
-        `serve the folder with any static server (e.g. python3 -m http.server -d ${r.dir} 8000, or examples/browser/serve.mjs) and open http://127.0.0.1:8000/`,
-      ]);
+      const m = r.meta;
+      const input = m.kind === 'text' ? 'texts, tokenized in the page' : `input ${m.preprocess.size.join('x')}`;
+      emit(
+        cmd,
+        { dir: r.dir, files: r.files, bytes: r.bytes, labels: m.labels, ...(m.kind === 'text' ? { kind: 'text' } : { preprocess: m.preprocess }) },
+        () => [
+          `wrote a web bundle for ${model} to ${r.dir} (${r.files.length} files, ${mb} MB): ${m.labels.length} classes, ${input}`,
+          `serve the folder with any static server (e.g. python3 -m http.server -d ${r.dir} 8000, or examples/browser/serve.mjs) and open http://127.0.0.1:8000/`,
+        ],
+      );
     });
 }
