@@ -8,19 +8,27 @@
  *
  * Usage: node --import tsx bench/adabn.ts [--from runs/bench-adapt-auto.json] [--seeds 0,1,2]
  *        node --import tsx bench/adabn.ts --write-init runs/adabn-init --seeds 0,1,2
+ *        node --import tsx bench/adabn.ts --train-from runs/torch-init --seeds 0   (graft's source-only training, bench/adapt-auto.ts's
+ *          short protocol, from initial weights in <dir>/seed<s>.json, e.g. PyTorch's SmallCNN() after torch.manual_seed(s))
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { adaBN, meanStd, predictProbabilities } from '../src/adapt/index.js';
+import { adaBN, adapt, meanStd, predictProbabilities, unlabelledArrays } from '../src/adapt/index.js';
 import { loadMnist } from '../src/data/idx.js';
 import { styleShift } from '../src/data/shift.js';
 import { smallCNN } from '../src/nn/index.js';
 import { loadModel } from '../src/onnx/io.js';
 import { ArraySource } from '../src/step/batches.js';
+import { Tensor } from '../src/tensor.js';
 
 const { values } = parseArgs({
-  options: { from: { type: 'string', default: 'runs/bench-adapt-auto.json' }, seeds: { type: 'string', default: '0,1,2' }, 'write-init': { type: 'string' } },
+  options: {
+    from: { type: 'string', default: 'runs/bench-adapt-auto.json' },
+    seeds: { type: 'string', default: '0,1,2' },
+    'write-init': { type: 'string' },
+    'train-from': { type: 'string' },
+  },
 });
 const seeds = values.seeds.split(',').map(Number);
 if (values['write-init']) {
@@ -38,6 +46,25 @@ const first10k = new ArraySource(trainShift.subarray(0, 10000 * 784), ds.train.y
 const test = new ArraySource(styleShift(ds.test.x, { seed: 456 }), ds.test.y, [1, 28, 28], 10);
 const acc = async (m: ReturnType<typeof loadModel>) => 100 * (await predictProbabilities(m, test, true)).acc;
 const cols: Record<string, number[]> = {};
+if (values['train-from']) {
+  // graft's source-only run (bench/adapt-auto.ts's protocol) from the given initial weights
+  for (const s of seeds) {
+    const m = smallCNN({ classes: 10 }).build({ inputShape: ['N', 1, 28, 28], seed: s });
+    const w = JSON.parse(fs.readFileSync(path.join(values['train-from'], `seed${s}.json`), 'utf8')) as Record<string, number[]>;
+    for (const [k, t] of m.graph.initializers) m.graph.initializers.set(k, new Tensor('float32', t.dims, Float32Array.from(w[k]!)));
+    const k = 5000;
+    const source = new ArraySource(ds.train.x.subarray(0, k * 784), Int32Array.from(ds.train.y).subarray(0, k), [1, 28, 28], 10);
+    const target = unlabelledArrays(trainShift, [1, 28, 28]);
+    const r = await adapt({ model: m, source, target, method: 'source-only', epochs: 2, batchSize: 64, lr: 0.01, seed: s });
+    const row = {
+      as_is: await acc(r.lastModel),
+      adabn_train10k: await acc(await adaBN(r.lastModel, first10k)),
+      adabn_test: await acc(await adaBN(r.lastModel, test)),
+    };
+    console.log(JSON.stringify({ seed: s, init: values['train-from'], ...row }));
+  }
+  process.exit(0);
+}
 for (const s of seeds)
   for (const which of ['selected', 'last']) {
     const file = `${values.from}.probs/seed${s}-source-only-${which}.onnx`;
