@@ -5,18 +5,39 @@
  * the target accuracy (labels used only here, after the fact): how often the pick is within 2 points of the
  * seed's best candidate, the mean regret, and the picked accuracy over seeds next to every fixed method's.
  *
+ *
+ * Ensembles: every candidate's softmax on the validators' target sample and on the labelled target test set is
+ * kept (<out>.probs/seed<s>-<method>.f32), so the ensembles of `--ensemble k` (the mean of the top-k candidates'
+ * softmax by the validator; src/adapt/ensemble.ts builds that model) are graded from the same runs: per seed
+ * (methods as candidates) and over pooled seeds (method × seed as candidates).
+ *
  * Usage: node --import tsx bench/adapt-auto.ts [--candidates source-only,adabn,coral,dan,cdan,mcc,self-training]
- *        [--seeds 0,1,2] [--epochs 2] [--source-samples n] [--out runs/bench-adapt-auto.json]
+ *        [--seeds 0,1,2] [--epochs 2] [--source-samples n] [--select im] [--out runs/bench-adapt-auto.json]
  *        node --import tsx bench/adapt-auto.ts --from runs/bench-adapt-auto.json   (the tables again, from the seeds done so far)
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { type AutoCandidate, argmaxBy, autoAdapt, meanStd, parseMethod, unlabelledArrays, VALIDATORS } from '../src/adapt/index.js';
+import { sampleIndices } from '../src/adapt/data.js';
+import {
+  type AutoCandidate,
+  argmaxBy,
+  autoAdapt,
+  meanStd,
+  parseMethod,
+  predictProbabilities,
+  probabilityScores,
+  type SelectBy,
+  unlabelledArrays,
+  VALIDATORS,
+  validatorScore,
+} from '../src/adapt/index.js';
+import { subsetOf } from '../src/adapt/run.js';
 import { loadMnist } from '../src/data/idx.js';
 import { styleShift } from '../src/data/shift.js';
 import { smallCNN } from '../src/nn/index.js';
+import { saveModel } from '../src/onnx/io.js';
 import { ArraySource } from '../src/step/batches.js';
 
 const { values } = parseArgs({
@@ -25,6 +46,7 @@ const { values } = parseArgs({
     seeds: { type: 'string', default: '0,1,2' },
     epochs: { type: 'string', default: '2' },
     'source-samples': { type: 'string' },
+    select: { type: 'string', default: 'im' },
     out: { type: 'string', default: 'runs/bench-adapt-auto.json' },
     from: { type: 'string' },
   },
@@ -41,6 +63,11 @@ const sourceVal = new ArraySource(ds.test.x, ds.test.y, [1, 28, 28], 10);
 const target = unlabelledArrays(styleShift(ds.train.x, { seed: 123 }), [1, 28, 28]);
 const targetEval = new ArraySource(styleShift(ds.test.x, { seed: 456 }), ds.test.y, [1, 28, 28], 10);
 const load = os.loadavg()[0]!;
+// the validators' fixed target sample: the one autoAdapt scores every candidate on
+const sample = subsetOf(target, sampleIndices(target.length, 1000, 0));
+const probsDir = `${saved ? values.from : values.out}.probs`;
+const probFile = (seed: number, method: string) => path.join(probsDir, `seed${seed}-${method}.f32`);
+const select = (saved?.select ?? values.select) as SelectBy;
 
 const perSeed: { seed: number; candidates: AutoCandidate[] }[] = saved?.perSeed ?? [];
 for (const seed of saved ? [] : seeds) {
@@ -55,14 +82,30 @@ for (const seed of saved ? [] : seeds) {
     epochs: Number(values.epochs),
     batchSize: 64,
     lr: 0.01,
-    onRun: (x) =>
+    select,
+    onRun: async (x) => {
+      // the softmax on the validators' sample, then on the labelled target test set (for the ensembles below)
+      const a = await predictProbabilities(x.model, sample);
+      const b = await predictProbabilities(x.model, targetEval);
+      fs.mkdirSync(probsDir, { recursive: true });
+      fs.writeFileSync(
+        probFile(seed, x.method),
+        Buffer.concat([Buffer.from(a.p.buffer, a.p.byteOffset, a.p.byteLength), Buffer.from(b.p.buffer, b.p.byteOffset, b.p.byteLength)]),
+      );
+      // the source-only models, for the AdaBN experiments (which checkpoint, which images)
+      if (x.method === 'source-only') {
+        saveModel(x.model, path.join(probsDir, `seed${seed}-source-only-selected.onnx`));
+        saveModel(x.lastModel, path.join(probsDir, `seed${seed}-source-only-last.onnx`));
+        fs.writeFileSync(path.join(probsDir, `seed${seed}-source-only.json`), JSON.stringify({ selected: x.selected, last: x.last, history: x.history }));
+      }
       process.stderr.write(
         `[seed ${seed}] ${x.method}: target ${(100 * x.selected.target_acc!).toFixed(1)} % (${x.seconds.toFixed(0)} s, ${((performance.now() - t0) / 1000).toFixed(0)} s total)\n`,
-      ),
+      );
+    },
   });
   perSeed.push({ seed, candidates: r.auto.candidates });
   fs.mkdirSync(path.dirname(values.out), { recursive: true });
-  fs.writeFileSync(values.out, `${JSON.stringify({ candidates, seeds, epochs: values.epochs, sourceSamples: k, perSeed }, null, 2)}\n`);
+  fs.writeFileSync(values.out, `${JSON.stringify({ candidates, seeds, epochs: values.epochs, sourceSamples: k, select, perSeed }, null, 2)}\n`);
 }
 
 const pct = (x: number) => 100 * x;
@@ -89,7 +132,98 @@ for (const m of candidates) {
     `| ${m} | ${cs.map((c) => pct(c.target_acc!).toFixed(1)).join(' / ')} | ${a.mean.toFixed(1)} ± ${a.std.toFixed(1)} | ${f((c) => c.snd)} | ${f((c) => c.target_entropy)} | ${f((c) => c.target_im)} |`,
   );
 }
+
+// ensembles: the mean softmax of the top-k candidates by IM (as `--ensemble k` exports it), graded here
+const C = 10;
+const ns = sample.length;
+const ne = targetEval.length;
+const yEval = ds.test.y;
+const probsOf = (seed: number, method: string) => {
+  const buf = fs.readFileSync(probFile(seed, method));
+  const f = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+  return { sample: f.subarray(0, ns * C), eval: f.subarray(ns * C, (ns + ne) * C) };
+};
+const mean = (ps: Float32Array[]) => {
+  const out = new Float32Array(ps[0]!.length);
+  for (const p of ps) for (let i = 0; i < out.length; i++) out[i]! += p[i]! / ps.length;
+  return out;
+};
+const accOf = (p: Float32Array) => {
+  let hit = 0;
+  for (let i = 0; i < ne; i++) {
+    let arg = 0;
+    for (let c = 1; c < C; c++) if (p[i * C + c]! > p[i * C + arg]!) arg = c;
+    if (arg === yEval[i]) hit++;
+  }
+  return hit / ne;
+};
+type Pooled = AutoCandidate & { probs: { sample: Float32Array; eval: Float32Array } };
+/** The top-k of `pool` by IM, ensembled: its target acc and its own IM on the sample. */
+const ensembleOf = (pool: Pooled[], kk: number) => {
+  const top = [...pool].sort((a, b) => validatorScore('im', b) - validatorScore('im', a)).slice(0, kk);
+  const ps = mean(top.map((c) => c.probs.sample));
+  return { members: top, acc: accOf(mean(top.map((c) => c.probs.eval))), im: probabilityScores(ps, ns, C).target_im };
+};
+const poolOf = (ss: typeof perSeed) => ss.flatMap((s) => s.candidates.map((c) => ({ ...c, probs: probsOf(s.seed, c.method) })));
+const tag = (c: AutoCandidate, withSeed: boolean) => (withSeed ? `${c.method}/${c.seed}` : c.method);
+const ens: string[] = [
+  '| auto variant (IM ranks the candidates) | members per trial | target acc % per trial | mean ± std | within 2 points of the best single | mean regret vs the best single |',
+  '|---|---|---|---|---|---|',
+];
+const ensRow = (name: string, trials: { pool: Pooled[]; pick: (pool: Pooled[]) => { members: AutoCandidate[]; acc: number } }[], withSeed: boolean) => {
+  const rs = trials.map((t) => ({ ...t.pick(t.pool), best: Math.max(...t.pool.map((c) => c.target_acc!)) }));
+  const a = meanStd(rs.map((r) => pct(r.acc)));
+  const reg = rs.map((r) => pct(r.best - r.acc));
+  ens.push(
+    `| ${name} | ${rs.map((r) => r.members.map((c) => tag(c, withSeed)).join('+')).join(' / ')} | ${rs.map((r) => pct(r.acc).toFixed(1)).join(' / ')} | ${a.mean.toFixed(1)} ± ${a.std.toFixed(1)} | ${reg.filter((x) => x <= 2).length}/${reg.length} | ${meanStd(reg).mean.toFixed(1)} |`,
+  );
+};
+const single = (pool: Pooled[]) => {
+  const c = pool[argmaxBy(pool, 'im')]!;
+  return { members: [c], acc: c.target_acc! };
+};
+/** The pick or an ensemble of the top 2 or 3, whichever has the highest IM on the sample. */
+const bestOf = (pool: Pooled[]) => {
+  const opts = [1, 2, 3].map((kk) => ensembleOf(pool, kk));
+  return opts.reduce((a, b) => (b.im > a.im ? b : a));
+};
+if (perSeed.every((s) => s.candidates.every((c) => fs.existsSync(probFile(s.seed, c.method))))) {
+  const perTrial = perSeed.map((s) => ({ pool: poolOf([s]) }));
+  ensRow(
+    'pick (one run)',
+    perTrial.map((t) => ({ ...t, pick: single })),
+    false,
+  );
+  for (const kk of [2, 3])
+    ensRow(
+      `ensemble top-${kk}`,
+      perTrial.map((t) => ({ ...t, pick: (p) => ensembleOf(p, kk) })),
+      false,
+    );
+  ensRow(
+    'pick or top-2/top-3 ensemble, by its own IM',
+    perTrial.map((t) => ({ ...t, pick: bestOf })),
+    false,
+  );
+  if (perSeed.length > 1) {
+    // method × seed as candidates: each trial pools every seed but one (the pools overlap; see docs/benchmarks.md)
+    const loo = perSeed.map((s) => ({ pool: poolOf(perSeed.filter((x) => x !== s)) }));
+    ensRow(
+      'method × seed pool (leave one seed out): pick',
+      loo.map((t) => ({ ...t, pick: single })),
+      true,
+    );
+    for (const kk of [2, 3])
+      ensRow(
+        `method × seed pool (leave one seed out): ensemble top-${kk}`,
+        loo.map((t) => ({ ...t, pick: (p) => ensembleOf(p, kk) })),
+        true,
+      );
+  }
+  lines.push('', ...ens);
+}
+
 console.log(
-  `MNIST → style shift, ${k} source images, ${values.epochs} epoch(s), seeds ${seeds.join(',')}; ${os.cpus().length} cores, load ${load.toFixed(1)} at start; ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
+  `MNIST → style shift, ${k} source images, ${values.epochs} epoch(s), checkpoints by ${select}, seeds ${seeds.join(',')}; ${os.cpus().length} cores, load ${load.toFixed(1)} at start; ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
 );
 console.log(lines.join('\n'));

@@ -3,11 +3,13 @@
  * adaptation path ({@link compareMethods} → {@link adapt} → `fit`), then pick one run with an unsupervised
  * validator that never sees target labels: SND, the mean prediction entropy or IM, each computed on the same
  * fixed sample of unlabelled target images for every candidate. The report lists every candidate's scores and
- * says why the pick won.
+ * says why the pick won. With `ensemble: k`, the top-k candidates by the validator are exported as one model that
+ * averages their softmax (src/adapt/ensemble.ts).
  */
 import type { Model } from '../ir/model.js';
 import { type CompareOptions, type CompareRow, compareMethods } from './compare.js';
 import { assertUnlabelled, sampleIndices } from './data.js';
+import { ensembleModel } from './ensemble.js';
 import { METHODS, type MethodName, type MethodSpec, parseMethod } from './methods.js';
 import { type AdaptResult, subsetOf } from './run.js';
 import { type Scores, scoreModel } from './select.js';
@@ -40,6 +42,21 @@ export interface AutoOptions extends Omit<CompareOptions, 'methods' | 'seeds'> {
   seeds?: number[];
   /** The validator that picks (default 'im': on the public shift it picked the best method on every seed, SND the worst; docs/benchmarks.md). */
   validator?: Validator;
+  /**
+   * Export the mean softmax of the top `ensemble` candidates by the validator as one model (default 1: the pick
+   * alone). The members are whole candidate runs (method × seed); the ensemble is scored like a candidate.
+   */
+  ensemble?: number;
+}
+
+/** The exported ensemble: its members (best first) and its own scores on the common target sample. */
+export interface AutoEnsemble {
+  members: { method: MethodName; seed: number }[];
+  snd: number;
+  target_entropy: number;
+  target_im: number;
+  /** Reported only (targetEval), never used to build it. */
+  target_acc?: number;
 }
 
 /** One candidate run and its validator scores (on the common target sample). */
@@ -72,6 +89,8 @@ export interface AutoReport {
   rows: CompareRow[];
   /** Every run (models dropped). */
   runs: Omit<AdaptResult, 'model' | 'lastModel'>[];
+  /** With `ensemble` > 1: the exported ensemble of the top candidates. */
+  ensemble?: AutoEnsemble;
 }
 
 /** The candidates tried by default: every method, AdaBN only when the model has BatchNorm. */
@@ -103,14 +122,21 @@ export async function autoAdapt(o: AutoOptions): Promise<AdaptResult & { auto: A
   assertUnlabelled(o.target, 'adapt (auto)');
   const validator = o.validator ?? 'im';
   const seeds = o.seeds ?? [0];
+  const k = o.ensemble ?? 1;
+  if (!(Number.isInteger(k) && k >= 1))
+    throw new Error(`adapt (auto): ensemble must be a positive integer (the number of top candidates to average), got ${k}.`);
   const first = typeof o.model === 'function' ? o.model(seeds[0]!) : o.model;
   const candidates = (o.candidates ?? defaultCandidates(first)).map((m) => (typeof m === 'string' ? parseMethod(m, 'candidates') : m));
   if (!candidates.length) throw new Error('adapt (auto): no candidate methods; pass e.g. candidates: ["source-only", "mcc", "dann"].');
+  if (k > candidates.length * seeds.length)
+    throw new Error(
+      `adapt (auto): ensemble ${k} needs at least ${k} candidate runs, and ${candidates.length} method(s) × ${seeds.length} seed(s) give ${candidates.length * seeds.length}; lower ensemble or add candidates or seeds.`,
+    );
   // one fixed sample of the target for every candidate, so their scores compare
   const sample = subsetOf(o.target, sampleIndices(o.target.length, o.targetSamples ?? 1000, 0));
   const scored: AutoCandidate[] = [];
-  let best: AdaptResult | undefined;
-  let bestScore = -Infinity;
+  // the top-k runs so far, best first (a stable sort: the earlier run wins a tie, as in argmaxBy)
+  let top: { score: number; run: AdaptResult }[] = [];
   const { rows, runs } = await compareMethods({
     ...o,
     methods: candidates,
@@ -129,10 +155,7 @@ export async function autoAdapt(o: AutoOptions): Promise<AdaptResult & { auto: A
       };
       if (r.selected.target_acc !== undefined) c.target_acc = r.selected.target_acc;
       scored.push(c);
-      if (c.score > bestScore) {
-        best = r;
-        bestScore = c.score;
-      }
+      top = [...top, { score: c.score, run: r }].sort((a, b) => b.score - a.score).slice(0, k);
       await o.onRun?.(r);
     },
   });
@@ -147,12 +170,23 @@ export async function autoAdapt(o: AutoOptions): Promise<AdaptResult & { auto: A
     rows,
     runs,
   };
-  return { ...best!, auto };
+  const best = top[0]!.run;
+  if (k === 1) return { ...best, auto };
+  // the top-k as one model: the mean of their softmax, scored on the same sample as every candidate
+  const model = ensembleModel(top.map((t) => t.run.model));
+  const s = await scoreModel(model, { targetSample: sample, sourceVal: o.sourceVal, targetEval: o.targetEval });
+  const members = top.map((t) => ({ method: t.run.method, seed: t.run.seed }));
+  auto.ensemble = { members, snd: s.snd, target_entropy: s.target_entropy, target_im: s.target_im };
+  if (s.target_acc !== undefined) auto.ensemble.target_acc = s.target_acc;
+  const many = new Set(scored.map((c) => c.seed)).size > 1;
+  auto.reason += ` Exported the mean softmax of the top ${k} by ${NAMES[validator]}: ${top.map((t) => label(t.run, many)).join(', ')} (the ensemble's ${NAMES[validator]} ${raw(validator, auto.ensemble).toFixed(4)}).`;
+  return { ...best, model, lastModel: model, selected: { ...best.selected, ...s }, auto };
 }
 
 const NAMES: Record<Validator, string> = { snd: 'SND', entropy: 'target entropy', im: 'IM' };
-const raw = (v: Validator, c: AutoCandidate) => (v === 'snd' ? c.snd : v === 'entropy' ? c.target_entropy : c.target_im);
-const label = (c: AutoCandidate, seeds: boolean) => (seeds ? `${c.method} (seed ${c.seed})` : c.method);
+const raw = (v: Validator, c: Pick<AutoCandidate, 'snd' | 'target_entropy' | 'target_im'>) =>
+  v === 'snd' ? c.snd : v === 'entropy' ? c.target_entropy : c.target_im;
+const label = (c: Pick<AutoCandidate, 'method' | 'seed'>, seeds: boolean) => (seeds ? `${c.method} (seed ${c.seed})` : c.method);
 
 /** The reason line: the pick's score, the runner-up, and what the other validators would pick. */
 function explain(cs: AutoCandidate[], i: number, v: Validator): string {
@@ -182,6 +216,13 @@ export function formatAutoTable(r: AutoReport): string[] {
     const cells = [c.method, String(c.seed), c.snd.toFixed(4), c.target_entropy.toFixed(4), c.target_im.toFixed(4)];
     if (acc) cells.push(c.target_acc === undefined ? '—' : (100 * c.target_acc).toFixed(1));
     cells.push(picked ? '**pick**' : '');
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  if (r.ensemble) {
+    const e = r.ensemble;
+    const cells = [`ensemble of ${e.members.length}`, '—', e.snd.toFixed(4), e.target_entropy.toFixed(4), e.target_im.toFixed(4)];
+    if (acc) cells.push(e.target_acc === undefined ? '—' : (100 * e.target_acc).toFixed(1));
+    cells.push('**exported**');
     lines.push(`| ${cells.join(' | ')} |`);
   }
   return [...lines, '', r.reason];

@@ -67,7 +67,7 @@ export async function compareMethods(o: CompareOptions): Promise<{ rows: Compare
         // each run keeps its own checkpoints: <checkpointDir>/<method>-seed<seed>/
         const checkpointDir = o.checkpointDir && path.join(o.checkpointDir, `${spec.name}-seed${seed}`);
         // one method, one seed: the lists (and auto's options) stay here
-        r = await adapt({ ...o, model, method: spec, seed, checkpointDir, seeds: undefined, candidates: undefined, validator: undefined });
+        r = await adapt({ ...o, model, method: spec, seed, checkpointDir, seeds: undefined, candidates: undefined, validator: undefined, ensemble: undefined });
       }
       if (spec.name === 'source-only' && Object.keys(spec).length === 1 && wantsAdabn) sourceOnly = r;
       const { model: _m, lastModel: _l, ...rest } = r;
@@ -107,7 +107,7 @@ export function summarize(runs: Omit<AdaptResult, 'model' | 'lastModel'>[]): Com
 const fmt = (v: MeanStd | undefined, digits = 1) => (v ? (v.n > 1 ? `${v.mean.toFixed(digits)} ± ${v.std.toFixed(digits)}` : v.mean.toFixed(digits)) : '—');
 
 /** The comparison as a Markdown table (one row per method). */
-export function formatCompareTable(rows: CompareRow[], selectBy = 'snd'): string[] {
+export function formatCompareTable(rows: CompareRow[], selectBy = 'im'): string[] {
   const hasTarget = rows.some((r) => r.target_acc);
   const head = [
     'method',

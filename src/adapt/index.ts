@@ -13,6 +13,7 @@ export { type AdversarialLoss, type AdversarialOptions, DISC_PREFIX, domainAdver
 export { strongAugment, weakAugment } from './augment.js';
 export {
   type AutoCandidate,
+  type AutoEnsemble,
   type AutoOptions,
   type AutoReport,
   argmaxBy,
@@ -27,6 +28,7 @@ export {
 export { type CompareOptions, type CompareRow, compareMethods, formatCompareTable, type MeanStd, meanStd, summarize } from './compare.js';
 export { type AdaptStepSpec, type CompiledAdaptStep, compileAdaptStep, LAMBDA_INPUT } from './compile.js';
 export { assertUnlabelled, checkDomains, type UnlabelledSource, unlabelled, unlabelledArrays } from './data.js';
+export { ENSEMBLE_EPS, ensembleModel } from './ensemble.js';
 export { JointBatchSource } from './joint.js';
 export { coralLoss, DAN_MULTIPLIERS, entropyRows, type MmdOptions, mccLoss, mmdLoss, pseudoLabelLoss } from './losses.js';
 export { METHOD_INFO, METHODS, type MethodContext, type MethodInfo, type MethodName, type MethodSpec, type MethodTerm, parseMethod } from './methods.js';
@@ -37,6 +39,8 @@ export {
   type EvalRecord,
   imScore,
   meanEntropy,
+  predictProbabilities,
+  probabilityScores,
   type Scores,
   type SelectBy,
   type SelectionOptions,

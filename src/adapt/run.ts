@@ -44,6 +44,8 @@ export interface AdaptOptions {
   seeds?: number[];
   /** With method 'auto': the validator that picks (default 'im'). */
   validator?: Validator;
+  /** With method 'auto': export the mean softmax of the top k candidates by the validator as one model (default 1, the pick alone). */
+  ensemble?: number;
   /** Parameters to train (default: all). */
   trainable?: string[];
   /** Feature value for the adaptation term (default: the input of the final classifier). */
@@ -63,7 +65,7 @@ export interface AdaptOptions {
   weightDecay?: number;
   schedule?: (step: number, total: number) => number;
   seed?: number;
-  /** Checkpoint criterion (default 'snd'). */
+  /** Checkpoint criterion (default 'im'; SND picked near-uniform checkpoints on the public shift, docs/benchmarks.md). */
   select?: SelectBy;
   /** Score a checkpoint every this many steps (default: each epoch). */
   evalEvery?: number;
@@ -131,8 +133,8 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     const { method: _m, seed, seeds, ...rest } = opts;
     return autoAdapt({ ...rest, seeds: seeds ?? [seed ?? 0] });
   }
-  if (opts.candidates || opts.seeds || opts.validator)
-    throw new Error(`adapt: candidates, seeds and validator apply to method 'auto' only; remove them, or set method: 'auto'.`);
+  if (opts.candidates || opts.seeds || opts.validator || opts.ensemble !== undefined)
+    throw new Error(`adapt: candidates, seeds, validator and ensemble apply to method 'auto' only; remove them, or set method: 'auto'.`);
   const o = opts as AdaptOptions & { method: MethodName | MethodSpec };
   const t0 = performance.now();
   const { spec, epochs, n, m } = checkOptions(o);
@@ -148,9 +150,9 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
   const info = METHOD_INFO[spec.name];
   const trainable = o.trainable ?? paramNames(o.model);
   const seed = o.seed ?? 0;
-  const select = o.select ?? 'snd';
+  const select = o.select ?? 'im';
   if (select === 'source-val' && !o.sourceVal)
-    throw new Error("adapt: select 'source-val' needs sourceVal (labelled source validation data); pass it or choose 'snd'.");
+    throw new Error("adapt: select 'source-val' needs sourceVal (labelled source validation data); pass it or choose 'im'.");
   const targetSample = subsetOf(target, sampleIndices(target.length, o.targetSamples ?? 1000, seed + 1));
 
   // frozen backbone → cached features, head only

@@ -24,11 +24,16 @@ export interface Scores {
   target_acc?: number;
 }
 
-/** How a checkpoint is picked: SND (max), target entropy (min), source-validation accuracy (max), or the last one. */
-export type SelectBy = 'snd' | 'entropy' | 'source-val' | 'last';
+/**
+ * How a checkpoint is picked: IM (max; the default), SND (max), target entropy (min), source-validation accuracy
+ * (max), or the last one. IM is the default because on the public shift SND picked near-uniform predictions
+ * (docs/benchmarks.md, "Adapt --method auto").
+ */
+export type SelectBy = 'im' | 'snd' | 'entropy' | 'source-val' | 'last';
 
 /** True when scores `a` are better than `b` under `by`. */
 export function better(a: Scores, b: Scores, by: SelectBy): boolean {
+  if (by === 'im') return a.target_im > b.target_im;
   if (by === 'snd') return a.snd > b.snd;
   if (by === 'entropy') return a.target_entropy < b.target_entropy;
   if (by === 'source-val') return (a.source_val_acc ?? 0) > (b.source_val_acc ?? 0);
@@ -94,7 +99,7 @@ export function imScore(p: Float32Array, n: number, c: number): number {
 }
 
 /** Probabilities and accuracy of `session` (an inference model) over a batch source. */
-async function run(session: ort.InferenceSession, src: BatchSource, labelled: boolean): Promise<{ p: Float32Array; c: number; acc: number }> {
+async function runProbabilities(session: ort.InferenceSession, src: BatchSource, labelled: boolean): Promise<{ p: Float32Array; c: number; acc: number }> {
   const bufs = new BatchBuffers(src.sampleShape);
   const chunks: Float32Array[] = [];
   let c = 0;
@@ -125,15 +130,34 @@ async function run(session: ort.InferenceSession, src: BatchSource, labelled: bo
   return { p, c, acc: src.length ? hit / src.length : 0 };
 }
 
+/**
+ * The softmax probabilities [n, C] of a forward model (x → logits, inference mode) over `src`, in its order; with
+ * `labelled`, also the accuracy against its labels (otherwise 0).
+ */
+export async function predictProbabilities(model: Model, src: BatchSource, labelled = false): Promise<{ p: Float32Array; classes: number; acc: number }> {
+  const session = await createSession(toInferenceModel(model, { logits: false }));
+  try {
+    const r = await runProbabilities(session, src, labelled);
+    return { p: r.p, classes: r.c, acc: r.acc };
+  } finally {
+    await session.release();
+  }
+}
+
+/** The unsupervised scores (entropy, SND, IM) of probabilities p [n, C]. */
+export function probabilityScores(p: Float32Array, n: number, c: number): Pick<Scores, 'target_entropy' | 'snd' | 'target_im'> {
+  return { target_entropy: meanEntropy(p, n, c), snd: snd(p, n, c), target_im: imScore(p, n, c) };
+}
+
 /** Scores a forward model (inference mode) on the given data; `targetSample` should be a fixed subset (≤ ~2000). */
 export async function scoreModel(model: Model, data: { sourceVal?: BatchSource; targetSample: BatchSource; targetEval?: BatchSource }): Promise<Scores> {
   const session = await createSession(toInferenceModel(model, { logits: false }));
   try {
-    const t = await run(session, data.targetSample, false);
+    const t = await runProbabilities(session, data.targetSample, false);
     const n = data.targetSample.length;
-    const s: Scores = { target_entropy: meanEntropy(t.p, n, t.c), snd: snd(t.p, n, t.c), target_im: imScore(t.p, n, t.c) };
-    if (data.sourceVal) s.source_val_acc = (await run(session, data.sourceVal, true)).acc;
-    if (data.targetEval) s.target_acc = (await run(session, data.targetEval, true)).acc;
+    const s: Scores = probabilityScores(t.p, n, t.c);
+    if (data.sourceVal) s.source_val_acc = (await runProbabilities(session, data.sourceVal, true)).acc;
+    if (data.targetEval) s.target_acc = (await runProbabilities(session, data.targetEval, true)).acc;
     return s;
   } finally {
     await session.release();

@@ -137,6 +137,12 @@ export const ADAPT_FLAGS: FlagSpec[] = [
   },
   { flags: '--validator <name>', key: 'adapt.validator', help: 'with --method auto: what picks the run without target labels: im (default), entropy or snd' },
   {
+    flags: '--ensemble <k>',
+    key: 'adapt.ensemble',
+    type: 'int',
+    help: 'with --method auto: save the mean softmax of the top k runs by the validator as one model.onnx (default 1: the pick alone)',
+  },
+  {
     flags: '--compare <list>',
     key: 'adapt.compare',
     help: 'comma-separated methods to compare in one table (overrides --method)',
@@ -164,7 +170,7 @@ export const ADAPT_FLAGS: FlagSpec[] = [
   {
     flags: '--select <criterion>',
     key: 'adapt.select',
-    help: 'how the checkpoint is picked without target labels: snd (default), entropy, source-val or last',
+    help: 'how the checkpoint is picked without target labels: im (default), snd, entropy, source-val or last',
   },
   { flags: '--eval-every <steps>', key: 'adapt.evalEvery', type: 'int', help: 'score a checkpoint every n steps (default: each epoch)' },
   { flags: '--val-split <f>', key: 'data.valSplit', type: 'number', help: 'fraction of a source folder held out for source validation (default 0.1)' },

@@ -212,7 +212,7 @@ const lrFindSchema = z
   .refine((o) => o.endLr > o.startLr, { message: 'endLr must be larger than startLr', path: ['endLr'] });
 
 /** Checkpoint criteria of `graft adapt` (how a checkpoint is picked without target labels). */
-export const ADAPT_SELECT = ['snd', 'entropy', 'source-val', 'last'] as const;
+export const ADAPT_SELECT = ['im', 'snd', 'entropy', 'source-val', 'last'] as const;
 
 /** Validators of `graft adapt --method auto` (the same list as `VALIDATORS` in src/adapt/auto.ts). */
 export const ADAPT_VALIDATORS = ['snd', 'entropy', 'im'] as const;
@@ -233,12 +233,14 @@ const adaptSchema = z.strictObject({
   candidates: z.array(z.string().min(1)).min(1).optional(),
   /** With method auto: the unsupervised validator that picks the run (none reads target labels). */
   validator: z.enum(ADAPT_VALIDATORS).default('im'),
+  /** With method auto: save the mean softmax of the top k runs by the validator as one model (default: the pick alone). */
+  ensemble: posInt.optional(),
   /** Methods compared in one table (overrides `method`). */
   compare: z.array(z.string().min(1)).min(1).optional(),
   /** Seeds of the comparison (default: [run.seed]). */
   seeds: z.array(z.number().int().min(0)).min(1).optional(),
   /** How the checkpoint is picked without target labels. */
-  select: z.enum(ADAPT_SELECT).default('snd'),
+  select: z.enum(ADAPT_SELECT).default('im'),
   /** Score a checkpoint every n steps (default: each epoch). */
   evalEvery: posInt.optional(),
   /** Hidden width of the bottleneck head trained with `freezeBackbone`. */

@@ -66,11 +66,15 @@ test('graft adapt --compare prints one table over seeds, and --out writes the re
     path.join(tmp, 'run'),
   ]);
   const out = fs.readFileSync(path.join(tmp, 'run', 'report.md'), 'utf8');
-  assert.match(out, /\| method \| target acc % \(snd-picked\) \| target acc % \(last\) \| source val acc % \| SND/);
+  // IM picks each run's checkpoint by default (SND, the old default, picked near-uniform ones: docs/benchmarks.md)
+  assert.match(out, /\| method \| target acc % \(im-picked\) \| target acc % \(last\) \| source val acc % \| SND/);
   assert.match(out, /\| source-only \| \d+\.\d ± \d+\.\d \|/);
   assert.match(out, /\| mcc \| \d+\.\d ± \d+\.\d \|/);
   const doc = JSON.parse(fs.readFileSync(path.join(tmp, 'run', 'results.json'), 'utf8'));
   assert.equal(doc.runs.length, 4);
+  assert.equal(doc.selectBy, 'im');
+  for (const r of doc.runs as { selected: { target_im: number }; history: { target_im: number }[] }[])
+    assert.equal(r.selected.target_im, Math.max(...r.history.map((h) => h.target_im)), 'the selected checkpoint has the highest IM');
   await graft(['--source', src, '--target', path.join(tmp, 'tgt'), ...common, '--method', 'dann', '--out', path.join(tmp, 'one')]);
   assert.match(fs.readFileSync(path.join(tmp, 'one', 'report.md'), 'utf8'), /\| dann \|/);
   assert.ok(fs.existsSync(path.join(tmp, 'one', 'model.onnx')) && fs.existsSync(path.join(tmp, 'one', 'model.json')));
@@ -79,7 +83,7 @@ test('graft adapt --compare prints one table over seeds, and --out writes the re
 test('graft adapt --method auto runs the candidates, picks by the validator and saves the pick', async () => {
   const out = path.join(tmp, 'auto');
   const args = ['--source', path.join(tmp, 'src'), '--target', path.join(tmp, 'tgt'), '--target-eval', path.join(tmp, 'tgt-eval'), ...common];
-  await graft([...args, '--method', 'auto', '--candidates', 'source-only,mcc,coral', '--validator', 'im', '--out', out]);
+  await graft([...args, '--method', 'auto', '--candidates', 'source-only,mcc,coral', '--validator', 'im', '--ensemble', '2', '--out', out]);
   const doc = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
   assert.deepEqual(doc.methods, ['source-only', 'mcc', 'coral']);
   assert.equal(doc.auto.validator, 'im');
@@ -89,12 +93,24 @@ test('graft adapt --method auto runs the candidates, picks by the validator and 
   const report = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
   assert.match(report, /\| method \| seed \| SND \| target entropy \| IM \| target acc % \(reported only\) \| picked by IM \|/);
   assert.match(report, /picked \S+: the highest IM .* of 3 candidates/);
+  // --ensemble 2: model.onnx is the mean softmax of the two best by IM
+  const second = doc.auto.candidates
+    .filter((c: unknown) => c !== pick)
+    .sort((a: { target_im: number }, b: { target_im: number }) => b.target_im - a.target_im)[0];
+  assert.deepEqual(doc.auto.ensemble.members, [
+    { method: pick.method, seed: 0 },
+    { method: second.method, seed: 0 },
+  ]);
+  assert.match(report, /\| ensemble of 2 \| — \| .* \| \*\*exported\*\* \|/);
+  assert.match(report, /Exported the mean softmax of the top 2 by IM/);
   const sidecar = JSON.parse(fs.readFileSync(path.join(out, 'model.json'), 'utf8'));
   assert.equal(sidecar.adapt.method, pick.method);
+  assert.equal(sidecar.adapt.auto.ensemble.members.length, 2);
   assert.match(sidecar.adapt.auto.reason, /No target label was read/);
   await assert.rejects(graft([...args, '--method', 'mcc', '--candidates', 'mcc']), /--candidates \(adapt.candidates\) applies to --method auto only/);
   await assert.rejects(graft([...args, '--method', 'auto', '--candidates', 'mcc,nope']), /--candidates: unknown adaptation method "nope"/);
   await assert.rejects(graft([...args, '--method', 'auto', '--validator', 'acc']), /adapt.validator.*snd.*entropy.*im/s);
+  await assert.rejects(graft([...args, '--method', 'mcc', '--ensemble', '2']), /--ensemble \(adapt.ensemble\) applies to --method auto only/);
 });
 
 test('a target folder without images is a clear error', async () => {
@@ -230,7 +246,7 @@ test('progress shows the classification and adaptation losses apart, and each ch
   const progress = lines.filter((l) => l.startsWith('{"event":"progress"')).map((l) => JSON.parse(l));
   assert.ok(progress.length > 0 && progress.every((p) => typeof p.cls_loss === 'number' && typeof p.adapt_loss === 'number'), r.stderr);
   for (const p of progress) assert.ok(Math.abs(p.loss - (p.cls_loss + p.adapt_loss)) < 1e-3, JSON.stringify(p));
-  const scored = lines.map((l, i) => [l, i] as const).filter(([l]) => /\[seed 0\] mcc: checkpoint at step \d+ \(epoch \d\): SND/.test(l));
+  const scored = lines.map((l, i) => [l, i] as const).filter(([l]) => /\[seed 0\] mcc: checkpoint at step \d+ \(epoch \d\): IM \S+, SND/.test(l));
   assert.equal(scored.length, 3, 'one line per epoch');
   const final = lines.findIndex((l) => l.includes('"final":true'));
   assert.ok(scored[0]![1] < final, 'the first checkpoint is reported before training ends');

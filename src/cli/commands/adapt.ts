@@ -1,7 +1,7 @@
 /**
  * `graft adapt`: unsupervised domain adaptation from labelled source images to unlabelled target images.
  * One method (`--method`), or several compared over seeds (`--compare m1,m2 --seeds 0,1,2`) in one table of
- * mean ± std. The checkpoint is picked without target labels (SND by default); `--target-eval` reports the
+ * mean ± std. The checkpoint is picked without target labels (IM by default); `--target-eval` reports the
  * target accuracy of labelled target data that is never trained on. Training runs through the same `fit` loop as
  * `graft train`: with `--out`, every run checkpoints into <out>/checkpoints/<method>-seed<seed>/ and `--resume`
  * continues a killed run exactly. See docs/cli/adapt.md.
@@ -108,6 +108,8 @@ async function runAdapt(cmd: Command): Promise<void> {
     throw new CliError(
       `--candidates (adapt.candidates) applies to --method auto only${a.compare ? '; --compare lists the methods to compare' : ''}. Remove it, or add --method auto.`,
     );
+  if (a.ensemble !== undefined && !auto)
+    throw new CliError('--ensemble (adapt.ensemble) applies to --method auto only: it averages the top runs that auto ranks. Remove it, or add --method auto.');
   const listed = auto ? a.candidates : (a.compare ?? [a.method]);
   const methods = listed?.map((m) => lib.parseMethod(m, auto ? '--candidates' : a.compare ? '--compare' : '--method'));
   const seeds = a.seeds ?? [run.seed];
@@ -181,7 +183,7 @@ async function runAdapt(cmd: Command): Promise<void> {
       source: sourceRef,
       target: a.target,
       'target-eval': a.targetEval,
-      methods: auto ? { auto: methods ?? 'default', validator: a.validator } : methods,
+      methods: auto ? { auto: methods ?? 'default', validator: a.validator, ensemble: a.ensemble } : methods,
       seeds,
       model: model.backbone,
       'freeze-backbone': a.freezeBackbone,
@@ -299,14 +301,19 @@ async function runAdapt(cmd: Command): Promise<void> {
   let runs: Awaited<ReturnType<typeof lib.compareMethods>>['runs'];
   let autoReport: import('../../adapt/auto.js').AutoReport | undefined;
   if (auto) {
-    const r = await lib.autoAdapt({ ...options, candidates: tried, validator: a.validator });
+    const r = await lib.autoAdapt({ ...options, candidates: tried, validator: a.validator, ensemble: a.ensemble });
     ({ runs } = r.auto);
     autoReport = r.auto;
     if (out) {
       // the pick: model.onnx, with the report of how it was picked in its sidecar
       const net = new Network(r.model, { preprocess: pre, labels: src.classes });
       net.save(path.join(out, 'model.onnx'), {
-        adapt: { method: r.method, seed: r.seed, selected: r.selected, auto: { validator: a.validator, reason: r.auto.reason } },
+        adapt: {
+          method: r.method,
+          seed: r.seed,
+          selected: r.selected,
+          auto: { validator: a.validator, reason: r.auto.reason, ...(r.auto.ensemble && { ensemble: r.auto.ensemble }) },
+        },
       });
       modelFiles.push('model.onnx');
     }
@@ -320,7 +327,15 @@ async function runAdapt(cmd: Command): Promise<void> {
     methods: tried,
     seeds,
     selectBy: select,
-    ...(autoReport && { auto: { validator: autoReport.validator, pick: autoReport.pick, reason: autoReport.reason, candidates: autoReport.candidates } }),
+    ...(autoReport && {
+      auto: {
+        validator: autoReport.validator,
+        pick: autoReport.pick,
+        reason: autoReport.reason,
+        candidates: autoReport.candidates,
+        ...(autoReport.ensemble && { ensemble: autoReport.ensemble }),
+      },
+    }),
     rows,
     runs,
     models: modelFiles,
@@ -360,20 +375,33 @@ function openRunFolder(out: string, config: Record<string, unknown>, o: { resume
 }
 
 /** One scored checkpoint, in a line. */
-function describeScores(e: { step: number; epoch: number; snd: number; target_entropy: number; source_val_acc?: number; target_acc?: number }): string {
-  const parts = [`SND ${e.snd.toFixed(3)}`, `target entropy ${e.target_entropy.toFixed(3)}`];
+function describeScores(e: {
+  step: number;
+  epoch: number;
+  snd: number;
+  target_entropy: number;
+  target_im: number;
+  source_val_acc?: number;
+  target_acc?: number;
+}): string {
+  const parts = [`IM ${e.target_im.toFixed(3)}`, `SND ${e.snd.toFixed(3)}`, `target entropy ${e.target_entropy.toFixed(3)}`];
   if (e.source_val_acc !== undefined) parts.push(`source val ${(100 * e.source_val_acc).toFixed(1)}%`);
   if (e.target_acc !== undefined) parts.push(`target ${(100 * e.target_acc).toFixed(1)}%`);
   return `checkpoint at step ${e.step} (epoch ${e.epoch}): ${parts.join(', ')}`;
 }
 
 function describe(r: {
-  selected: { step: number; snd: number; target_entropy: number; source_val_acc?: number; target_acc?: number };
+  selected: { step: number; snd: number; target_entropy: number; target_im: number; source_val_acc?: number; target_acc?: number };
   seconds: number;
   selectBy: string;
 }): string {
   const s = r.selected;
-  const parts = [`picked step ${s.step} by ${r.selectBy}`, `SND ${s.snd.toFixed(3)}`, `target entropy ${s.target_entropy.toFixed(3)}`];
+  const parts = [
+    `picked step ${s.step} by ${r.selectBy}`,
+    `IM ${s.target_im.toFixed(3)}`,
+    `SND ${s.snd.toFixed(3)}`,
+    `target entropy ${s.target_entropy.toFixed(3)}`,
+  ];
   if (s.source_val_acc !== undefined) parts.push(`source val ${(100 * s.source_val_acc).toFixed(1)}%`);
   if (s.target_acc !== undefined) parts.push(`target ${(100 * s.target_acc).toFixed(1)}%`);
   return `${parts.join(', ')} (${r.seconds.toFixed(0)} s)`;
