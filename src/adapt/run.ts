@@ -173,6 +173,12 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     forward = split.head;
     cached = true;
   }
+  // token ids (a text encoder's input) are embedded once: only the head adapts, on the cached embeddings
+  if (!cached && o.source.sampleDtype === 'int64')
+    throw new Error(
+      `adapt: text is adapted on cached embeddings, so the encoder must be frozen (every trainable parameter after its graft.cut) and the method one that needs no augmented views (${spec.name} given). ` +
+        'Build the model with textAdaptModel (a frozen encoder and a bottleneck head), and use coral, dan, dann, cdan, mcc, self-training or source-only.',
+    );
   if (o.featureCache === true && !cached)
     throw new Error('adapt: featureCache: true needs a model with a graft.cut (replaceHead) and only parameters after the cut trainable, and not FixMatch.');
 
