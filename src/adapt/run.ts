@@ -9,6 +9,7 @@ import { computeFeatures, headOnlySplit } from '../features/backbone.js';
 import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
 import { type BatchSource, subsetSource } from '../step/batches.js';
@@ -62,6 +63,8 @@ export interface AdaptOptions {
   momentum?: number;
   weightDecay?: number;
   schedule?: (step: number, total: number) => number;
+  /** The optimizer, in place of SGD with `lr`, `momentum` and `weightDecay` (e.g. `adam({ lr: 0.003 })` for a head on text embeddings). */
+  optimizer?: Optimizer & { readonly lr: number };
   seed?: number;
   /** Checkpoint criterion (default 'snd'). */
   select?: SelectBy;
@@ -184,7 +187,7 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
 
   if (data.source.length < n) throw new Error(`The source has ${data.source.length} samples, fewer than one batch of ${n}; lower the batch size.`);
   const total = epochs * Math.floor(data.source.length / n);
-  const optimizer = sgd({ lr: o.lr ?? DEFAULT_LR.sgd, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
+  const optimizer = o.optimizer ?? sgd({ lr: o.lr ?? DEFAULT_LR.sgd, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
   const step = compileAdaptStep({
     model: forward,
     features: o.features,
