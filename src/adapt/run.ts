@@ -9,6 +9,7 @@ import { computeFeatures, headOnlySplit } from '../features/backbone.js';
 import { type Model, withInitializers } from '../ir/model.js';
 import { paramNames } from '../ir/params.js';
 import { DEFAULT_LR } from '../optim/defaults.js';
+import type { Optimizer } from '../optim/optimizer.js';
 import { invSchedule } from '../optim/schedule.js';
 import { sgd } from '../optim/sgd.js';
 import { type BatchSource, subsetSource } from '../step/batches.js';
@@ -64,6 +65,8 @@ export interface AdaptOptions {
   momentum?: number;
   weightDecay?: number;
   schedule?: (step: number, total: number) => number;
+  /** The optimizer, in place of SGD with `lr`, `momentum` and `weightDecay` (e.g. `adam({ lr: 0.003 })` for a head on text embeddings). */
+  optimizer?: Optimizer & { readonly lr: number };
   seed?: number;
   /** Checkpoint criterion (default 'im'; SND picked near-uniform checkpoints on the public shift, docs/benchmarks.md). */
   select?: SelectBy;
@@ -175,12 +178,18 @@ export async function adapt(opts: AdaptOptions): Promise<AdaptResult> {
     forward = split.head;
     cached = true;
   }
+  // token ids (a text encoder's input) are embedded once: only the head adapts, on the cached embeddings
+  if (!cached && o.source.sampleDtype === 'int64')
+    throw new Error(
+      `adapt: text is adapted on cached embeddings, so the encoder must be frozen (every trainable parameter after its graft.cut) and the method one that needs no augmented views (${spec.name} given). ` +
+        'Build the model with textAdaptModel (a frozen encoder and a bottleneck head), and use coral, dan, dann, cdan, mcc, self-training or source-only.',
+    );
   if (o.featureCache === true && !cached)
     throw new Error('adapt: featureCache: true needs a model with a graft.cut (replaceHead) and only parameters after the cut trainable, and not FixMatch.');
 
   if (data.source.length < n) throw new Error(`The source has ${data.source.length} samples, fewer than one batch of ${n}; lower the batch size.`);
   const total = epochs * Math.floor(data.source.length / n);
-  const optimizer = sgd({ lr: o.lr ?? DEFAULT_LR.sgd, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
+  const optimizer = o.optimizer ?? sgd({ lr: o.lr ?? DEFAULT_LR.sgd, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
   const step = compileAdaptStep({
     model: forward,
     features: o.features,

@@ -105,7 +105,12 @@ async function runProbabilities(session: ort.InferenceSession, src: BatchSource,
   let c = 0;
   let hit = 0;
   for await (const b of batches(src, bufs, { batchSize: 500, seed: 0, epoch: 0, shuffle: false })) {
-    const out = await runChecked(session, { [session.inputNames[0]!]: new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]) }, undefined, {
+    // float32 images or features; int64 token ids of a text model
+    const x =
+      b.x.dtype === 'int64'
+        ? new ort.Tensor('int64', b.x.data as BigInt64Array, [...b.x.dims])
+        : new ort.Tensor('float32', b.x.data as Float32Array, [...b.x.dims]);
+    const out = await runChecked(session, { [session.inputNames[0]!]: x }, undefined, {
       what: 'adaptation scoring',
     });
     const p = out.probabilities!;

@@ -1,12 +1,15 @@
 /**
  * The domains `graft shift` compares: an image folder (read recursively; sub-folder names are ignored), a
  * manifest (its label column, if any, is not read), or a built-in set of 28×28 grey images: `mnist` (the MNIST
- * training images), `mnist-style-shift` (graft adapt's style-shifted target) and `fashion-mnist`.
+ * training images), `mnist-style-shift` (graft adapt's style-shifted target) and `fashion-mnist`; or, for a text
+ * encoder, a text table or a folder of `.txt` files ({@link loadTextDomain}).
  */
 import fs from 'node:fs';
 import { sampleIndices } from '../adapt/data.js';
 import { arraysFor, checkMnistSized } from '../adapt/sources.js';
 import type { PreprocessConfig } from '../data/preprocess.js';
+import type { TokenizerSpec } from '../data/tokenize.js';
+import type { TextSource } from '../features/text.js';
 import { ArraySource, type BatchSource } from '../step/batches.js';
 
 /** Built-in domain names. */
@@ -64,4 +67,27 @@ export async function loadDomain(ref: string, pre: PreprocessConfig, o: LoadDoma
     paths = Array.from(keep, (i) => paths[i]!);
   }
   return (await ImageSource.create(paths, new Int32Array(paths.length), { preprocess: pre, onWarning: o.warn })).source;
+}
+
+/** One domain's texts, and the batch source of them for an encoder's tokenizer. */
+export interface TextDomain {
+  texts: string[];
+  /** The texts as a source for the encoder whose tokenizer is given (labels unread, all 0). */
+  source(tokenizer: TokenizerSpec): TextSource;
+}
+
+/**
+ * Loads one domain's texts: a CSV/TSV/JSONL table (its label column not read) or a folder of `.txt` files.
+ * @throws naming the flag and file:line for bad text input (see `loadTextData`).
+ */
+export async function loadTextDomain(ref: string, o: { flag?: string; textColumn?: string; warn?: (message: string) => void } = {}): Promise<TextDomain> {
+  const { loadTextData } = await import('../data/text.js');
+  const { TextSource } = await import('../features/text.js');
+  let t: Awaited<ReturnType<typeof loadTextData>>;
+  try {
+    t = await loadTextData(ref, { labelled: false, textColumn: o.textColumn, onWarning: o.warn });
+  } catch (e) {
+    throw new Error(`${o.flag ?? 'domain'}: ${(e as Error).message}`);
+  }
+  return { texts: t.texts, source: (tokenizer) => new TextSource(t.texts, new Int32Array(t.texts.length), tokenizer, undefined, t.origins) };
 }

@@ -6,6 +6,10 @@
  * cut at its features by the one cut rule (`featureCut`) and run once over the subsample through the feature
  * path and its on-disk store (`sourceFeatures`), then scored: LogME, SFDA, leave-one-out kNN accuracy and a
  * linear probe's held-out accuracy (scores.ts). A failing backbone is reported with its error; the others go on.
+ *
+ * Text encoders rank the same way (`encoders` in place of `backbones`): the data is then a text table or a folder
+ * of `.txt` files per class, each encoder is resolved by the run layer (`buildNetwork` with `model.encoder`; tfidf
+ * fits its IDF on the subsample's texts) and its embeddings go through the same feature store.
  */
 import { sourceFeatures } from '../features/backbone.js';
 import { extractSubgraph, featureCut } from '../ir/surgery.js';
@@ -18,9 +22,14 @@ import { type FeatureScores, SCORE_NAMES, type ScoreName, type ScoreOptions, sco
 /** Options of {@link rank}. */
 export interface RankOptions extends ScoreOptions {
   /** Candidate backbones: model files, registry names (`nsfwjs:MobileNetV2`) or built-in architectures (`arch:lenet5`). */
-  backbones: string[];
-  /** Labelled data: an image folder of `<class>/<images>`, a CSV/JSONL manifest (path,label) or `mnist`. */
+  backbones?: string[];
+  /** Candidate text encoders instead (tfidf, glove, glove-sif, an encoder .onnx, …); `data` is then text. */
+  encoders?: string[];
+  /** Labelled data: an image folder of `<class>/<images>`, a CSV/JSONL manifest (path,label) or `mnist`; with `encoders`, a text table (CSV/TSV/JSONL) or a folder of `<class>/*.txt`. */
   data: string;
+  /** Text data: the text and label columns (default 'text' and 'label'). */
+  textColumn?: string;
+  labelColumn?: string;
   /** At most this many images, a class-stratified seeded subsample (default 2000). */
   limit?: number;
   /** Seed of the subsample, the probe's split and initialisation, and random-init architectures (default 0). */
@@ -56,9 +65,11 @@ export interface BackboneRank {
 export interface RankResult {
   data: string;
   classes: string[];
-  /** Images in the subsample. */
+  /** Images (or texts) in the subsample. */
   n: number;
   seed: number;
+  /** What was ranked on: 'images', or 'texts' for text encoders. */
+  unit: 'images' | 'texts';
   /** Every backbone, in the order given. */
   backbones: BackboneRank[];
   /** Per score, the scored backbones best first. */
@@ -74,20 +85,27 @@ export const ARCH_PREFIX = 'arch:';
  *   reported in its row instead.
  */
 export async function rank(opts: RankOptions): Promise<RankResult> {
-  if (!opts.backbones.length) throw new Error('rank: no backbones given; pass model files, registry names (nsfwjs:MobileNetV2) or arch:<name>.');
+  const backbones = opts.backbones ?? [];
+  const encoders = opts.encoders ?? [];
+  if (backbones.length && encoders.length)
+    throw new Error('rank: give backbones (image models) or encoders (text encoders), not both: one ranking is over one kind of data.');
+  if (!backbones.length && !encoders.length)
+    throw new Error('rank: no backbones given; pass model files, registry names (nsfwjs:MobileNetV2) or arch:<name>, or text encoders (tfidf, glove, …).');
   const seed = opts.seed ?? 0;
   const limit = opts.limit ?? 2000;
   const warn = opts.onWarning ?? ((m: string) => process.emitWarning(m));
-  const { classes, data } = await loadRankData({ ...opts, seed, limit, onWarning: warn });
+  const text = encoders.length > 0;
+  const unit = text ? 'texts' : 'images';
+  const { classes, data } = await loadRankData({ ...opts, seed, limit, onWarning: warn, text });
   const rows: BackboneRank[] = [];
-  for (const ref of opts.backbones) {
+  for (const ref of text ? encoders : backbones) {
     const t0 = performance.now();
     try {
-      const { cut, source } = await backboneFeatures(ref, data, classes, { ...opts, seed, limit, onWarning: warn });
+      const { cut, source } = await backboneFeatures(ref, data, classes, { ...opts, seed, limit, onWarning: warn, text });
       const dims = source.sampleShape.reduce((a, c) => a * c, 1);
       if (source.length <= dims)
         warn(
-          `backbone ${ref}: ${source.length} images for ${dims} feature dimensions; LogME and SFDA fit a linear model per class and favour wide features when images are fewer than dimensions. Compare their values only among backbones with n > dims, or rank more images (limit ${limit}).`,
+          `backbone ${ref}: ${source.length} ${unit} for ${dims} feature dimensions; LogME and SFDA fit a linear model per class and favour wide features when ${unit} are fewer than dimensions. Compare their values only among backbones with n > dims, or rank more ${unit} (limit ${limit}).`,
         );
       const scores = await scoreFeatures(source.x as Float32Array, source.length, dims, source.y as Int32Array, {
         ...opts,
@@ -102,11 +120,17 @@ export async function rank(opts: RankOptions): Promise<RankResult> {
       rows.push({ backbone: ref, seconds: (performance.now() - t0) / 1000, error });
     }
   }
-  return { data: opts.data, classes, n: data.labels.length, seed, backbones: rows, ranking: rankingOf(rows) };
+  return { data: opts.data, classes, n: data.labels.length, seed, unit, backbones: rows, ranking: rankingOf(rows) };
 }
 
 /** What {@link loadRankData} and {@link backboneFeatures} need of the rank options. */
-type FeatureJob = Omit<RankOptions, 'backbones' | 'k' | 'probe'> & { seed: number; limit: number; onWarning: (message: string) => void };
+type FeatureJob = Omit<RankOptions, 'backbones' | 'encoders' | 'k' | 'probe'> & {
+  seed: number;
+  limit: number;
+  onWarning: (message: string) => void;
+  /** The candidates are text encoders (the data is text). */
+  text?: boolean;
+};
 
 /** The class-stratified seeded subsample of `opts.data` (at most `opts.limit` images), by the run layer's data setup. */
 export async function loadRankData(opts: FeatureJob): Promise<{ classes: string[]; data: LabelledData }> {
@@ -131,6 +155,7 @@ export async function backboneFeatures(
     source: `graft rank (backbone ${ref})`,
     onNote: opts.onNote,
     onWarning: opts.onWarning,
+    trainTexts: data.kind === 'texts' ? data.texts : undefined,
   });
   const cut = featureCut(net.model, opts.cut ?? net.cut).value;
   const src = await sourceOf(data, preprocess, classes.length, { warn: opts.onWarning });
@@ -155,11 +180,19 @@ export function rankingOf(rows: readonly BackboneRank[]): Record<ScoreName, stri
   return Object.fromEntries(SCORE_NAMES.map((s) => [s, ranked(s)])) as Record<ScoreName, string[]>;
 }
 
-/** The run config that loads the data subsample and builds `ref` (arch:<name> or a model reference; none: any backbone). */
+/**
+ * The run config that loads the data subsample and builds `ref` (arch:<name>, a model reference, or with `o.text` a
+ * text encoder; none: any backbone or encoder, the data alone).
+ */
 function configFor(ref: string | undefined, o: FeatureJob): GraftConfig {
-  const model = ref?.startsWith(ARCH_PREFIX) ? { arch: ref.slice(ARCH_PREFIX.length) } : { backbone: ref ?? 'data-only.onnx' };
+  const model = o.text
+    ? { encoder: ref ?? 'tfidf' }
+    : ref?.startsWith(ARCH_PREFIX)
+      ? { arch: ref.slice(ARCH_PREFIX.length) }
+      : { backbone: ref ?? 'data-only.onnx' };
+  const columns = { ...(o.textColumn ? { textColumn: o.textColumn } : {}), ...(o.labelColumn ? { labelColumn: o.labelColumn } : {}) };
   return parseConfig(
-    { data: { train: o.data, valSplit: 0, limit: o.limit }, model: { ...model, ...(o.cut ? { cut: o.cut } : {}) }, run: { seed: o.seed } },
+    { data: { train: o.data, valSplit: 0, limit: o.limit, ...columns }, model: { ...model, ...(o.cut ? { cut: o.cut } : {}) }, run: { seed: o.seed } },
     `graft rank${ref ? ` (backbone ${ref})` : ''}`,
   );
 }

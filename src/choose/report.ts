@@ -24,7 +24,7 @@ export function formatRanking(r: RankResult): string[] {
   const w = head.map((h, j) => Math.max(h.length, ...body.map((c) => c[j]!.length)));
   const line = (cells: string[]) => cells.map((c, j) => (j === 0 ? c.padEnd(w[j]!) : c.padStart(w[j]!))).join('  ');
   const out = [
-    `${r.n} images of ${r.data} (${r.classes.length} classes, class-stratified subsample, seed ${r.seed}); higher is better, (rank) per score`,
+    `${r.n} ${r.unit ?? 'images'} of ${r.data} (${r.classes.length} classes, class-stratified subsample, seed ${r.seed}); higher is better, (rank) per score`,
     '',
     line(head),
     ...body.map(line),
@@ -42,7 +42,7 @@ export function rankingPlotSpec(r: RankResult): VegaLiteSpec {
   );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
-    title: `Backbones ranked on ${path.basename(r.data)} (${r.n} images, no fine-tuning)`,
+    title: `${r.unit === 'texts' ? 'Text encoders' : 'Backbones'} ranked on ${path.basename(r.data)} (${r.n} ${r.unit ?? 'images'}, no fine-tuning)`,
     data: { values },
     facet: { column: { field: 'score', type: 'nominal', title: null, sort: SCORE_NAMES.map((s) => SCORE_TITLES[s]) } },
     spec: {

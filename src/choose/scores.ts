@@ -20,6 +20,12 @@ export const SCORE_TITLES: Record<ScoreName, string> = {
   probe: 'linear-probe accuracy (held out)',
 };
 
+/**
+ * Widest features SFDA is computed for: it solves a d×d within-class scatter (Cholesky, O(d³)), minutes in
+ * JavaScript for TF-IDF's 8192 buckets. Wider features get SFDA NaN (n/a) with a warning; the other scores stand.
+ */
+export const SFDA_MAX_DIMS = 2048;
+
 /** Every score of one backbone. */
 export type FeatureScores = Record<ScoreName, number>;
 
@@ -50,9 +56,14 @@ export async function scoreFeatures(
   } catch (e) {
     opts.onWarning?.(`no linear-probe accuracy: ${(e as Error).message}`);
   }
+  const wide = d > SFDA_MAX_DIMS;
+  if (wide)
+    opts.onWarning?.(
+      `no SFDA for ${d} feature dimensions: it solves a ${d}×${d} system (O(d³)); beyond ${SFDA_MAX_DIMS} dimensions graft skips it. LogME, kNN and the probe stand.`,
+    );
   return {
     logme: logme(x, n, d, { labels }).score,
-    sfda: sfda(x, n, d, labels).score,
+    sfda: wide ? Number.NaN : sfda(x, n, d, labels).score,
     knn: knnAccuracy(x, n, d, labels, { k: opts.k }),
     probe,
   };

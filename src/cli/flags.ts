@@ -117,13 +117,27 @@ export const FLAGS: FlagSpec[] = [
  * {@link ADAPT_DEFAULTS} (src/cli/commands/adapt.ts).
  */
 export const ADAPT_FLAGS: FlagSpec[] = [
-  { flags: '--source <data>', key: 'data.train', help: 'labelled source: an image folder (one sub-folder per class) or mnist' },
-  { flags: '--target <data>', key: 'adapt.target', help: 'unlabelled target: a folder of images (any layout), or mnist-style-shift / mnist' },
+  {
+    flags: '--source <data>',
+    key: 'data.train',
+    help: 'labelled source: an image folder (one sub-folder per class) or mnist; with --encoder, a text CSV/TSV/JSONL or a folder of <class>/*.txt',
+  },
+  {
+    flags: '--target <data>',
+    key: 'adapt.target',
+    help: 'unlabelled target: a folder of images (any layout), or mnist-style-shift / mnist; with --encoder, a text table or .txt folder',
+  },
   {
     flags: '--target-eval <data>',
     key: 'adapt.targetEval',
-    help: 'labelled target data, evaluated only (never trained on): a class folder or mnist-style-shift',
+    help: 'labelled target data, evaluated only (never trained on): a class folder or mnist-style-shift; with --encoder, a labelled text table',
   },
+  {
+    flags: '--encoder <name|encoder.onnx>',
+    key: 'model.encoder',
+    help: 'adapt text: the frozen text encoder (tfidf, glove, glove-sif, or an encoder .onnx); a new --bottleneck head adapts on its cached embeddings',
+  },
+  ...FLAGS.filter((f) => ['model.pooling', 'data.textColumn', 'data.labelColumn'].includes(f.key)),
   {
     flags: '--method <name>',
     key: 'adapt.method',

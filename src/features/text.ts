@@ -44,6 +44,24 @@ export class TextSource implements BatchSource {
   get length(): number {
     return this.texts.length;
   }
+  /**
+   * The texts at `indices` (in that order) as a source of their own, with this tokenizer and the token ids
+   * already computed: `subsetSource` hands it out, so a subset still embeds through the feature store.
+   */
+  subset(indices: ArrayLike<number>): TextSource {
+    const idx = Array.from(indices);
+    const sub = new TextSource(
+      idx.map((i) => this.texts[i]!),
+      Int32Array.from(idx, (i) => this.labels[i]!),
+      this.tokenizer,
+      this.numClasses,
+      this.origins && idx.map((i) => this.origins![i]!),
+    );
+    idx.forEach((i, k) => {
+      sub.ids[k] = this.ids[i];
+    });
+    return sub;
+  }
   private tokens(i: number): number[] {
     let t = this.ids[i];
     if (!t) {

@@ -1,5 +1,6 @@
 /**
- * `graft adapt`: unsupervised domain adaptation from labelled source images to unlabelled target images.
+ * `graft adapt`: unsupervised domain adaptation from labelled source images to unlabelled target images, or
+ * (with `--encoder`) from labelled source texts to unlabelled target texts, on a frozen text encoder's embeddings.
  * One method (`--method`), or several compared over seeds (`--compare m1,m2 --seeds 0,1,2`) in one table of
  * mean ± std. The checkpoint is picked without target labels (IM by default); `--target-eval` reports the
  * target accuracy of labelled target data that is never trained on. Training runs through the same `fit` loop as
@@ -9,10 +10,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { DEFAULT_ARCH_WIDTH, findConfigFile, type GraftConfig, getPath, loadConfig, readConfigFile } from '../../run/config.js';
+import { findConfigFile, type GraftConfig, getPath, loadConfig, readConfigFile } from '../../run/config.js';
 import { atomicWrite } from '../../util/atomic-write.js';
 import { toJsonLine } from '../../util/jsonl.js';
 import { createProgress } from '../../util/progress.js';
+import { type PrepareContext, prepareImages, prepareTexts } from '../adapt-inputs.js';
 import { CliError, emit, globals, note } from '../context.js';
 import { ADAPT_FLAGS, addConfigFlags, flagValues } from '../flags.js';
 
@@ -44,12 +46,6 @@ const ADAPT_KEYS = [
   ]),
 ];
 
-const num = (v: unknown, flag: string, ok: (x: number) => boolean, want: string) => {
-  const x = Number(v);
-  if (typeof v !== 'number' || !Number.isFinite(x) || !ok(x)) throw new CliError(`${flag} must be ${want} (got ${JSON.stringify(v)}).`);
-  return x;
-};
-
 /** Registers `graft adapt`. */
 export function register(program: Command): void {
   const cmd = program
@@ -72,13 +68,14 @@ export function loadAdaptConfig(cmd: Command): { config: GraftConfig; out?: stri
   const flags = flagValues(cmd, undefined, ADAPT_FLAGS);
   const fromFile = file ? readConfigFile(file) : {};
   // without model.backbone (--model), graft adapt trains its SmallCNN from scratch
-  const backbone = flags['model.backbone'] ?? getPath(fromFile, 'model.backbone');
+  // with model.encoder (--encoder), text: a frozen encoder and a new head
+  const backbone = flags['model.backbone'] ?? getPath(fromFile, 'model.backbone') ?? flags['model.encoder'] ?? getPath(fromFile, 'model.encoder');
   const defaults = backbone ? ADAPT_DEFAULTS : { ...ADAPT_DEFAULTS, 'model.arch': 'small-cnn' };
   const { config, raw, source } = loadConfig({ file, flags, defaults });
   const foreign = leafKeys(raw).filter((k) => !ADAPT_KEYS.some((a) => k === a || k.startsWith(`${a}.`)));
   if (foreign.length)
     throw new CliError(
-      `${foreign.join(', ')} in ${source} ${foreign.length > 1 ? 'do' : 'does'} not apply to graft adapt (it reads data.train, data.valSplit, data.limit, model.backbone/arch/width/preprocess.size/channels, ` +
+      `${foreign.join(', ')} in ${source} ${foreign.length > 1 ? 'do' : 'does'} not apply to graft adapt (it reads data.train, data.valSplit, data.limit, data.textColumn/labelColumn, model.backbone/encoder/pooling/arch/width/preprocess.size/channels, ` +
         'train.epochs/batchSize/optimizer/schedule, run.seed/name/dir/resume/overwrite/checkpointEvery and the adapt section). ' +
         'Remove it, or give graft adapt its own file with --config; docs/cli/adapt.md lists every key.',
     );
@@ -118,12 +115,10 @@ async function runAdapt(cmd: Command): Promise<void> {
   const valSplit = data.valSplit;
   const { bottleneck, evalEvery, select } = a;
   if (batchSize < 2) throw new CliError(`--batch-size (train.batchSize) must be an integer ≥ 2 for graft adapt (got ${batchSize}).`);
-  if ((a.freezeBackbone || a.unfreezeLast) && !model.backbone)
+  if ((a.freezeBackbone || a.unfreezeLast) && !model.backbone && !model.encoder)
     throw new CliError(`${a.freezeBackbone ? '--freeze-backbone' : '--unfreeze-last'} needs --model <file.onnx> (a pretrained model to freeze).`);
   if (a.freezeBackbone && a.unfreezeLast) throw new CliError('--freeze-backbone and --unfreeze-last exclude each other; pick one.');
-  const lastStages = a.unfreezeLast;
   const warn = (m: string) => note(cmd, `warning: ${m}`);
-  const width = model.width ?? DEFAULT_ARCH_WIDTH;
   const checkpointEvery = run.checkpointEvery;
   if ((run.resume || run.overwrite || checkpointEvery) && !out)
     throw new CliError(
@@ -135,48 +130,10 @@ async function runAdapt(cmd: Command): Promise<void> {
   const { makeLrSchedule } = await import('../../run/setup.js');
   const schedule = makeLrSchedule(train.schedule) ?? (() => 1);
 
-  // preprocessing: the model's, or MNIST's for the built-in source, or --image-size/--channels for folders
-  const { parsePreprocessConfig } = await import('../../data/preprocess.js');
-  const { MNIST_ARRAYS_PREPROCESS, loadSource, loadTarget, loadTargetEval } = await import('../../adapt/sources.js');
-  const { Network } = await import('../../train/network.js');
-  const base = model.backbone ? Network.load(model.backbone) : undefined;
-  if (base && !base.preprocess)
-    throw new CliError(
-      `--model ${model.backbone} has no preprocessing config (no .json sidecar or graft.preprocess metadata); export it with graft train, or add the sidecar.`,
-    );
-  const extra = Object.keys(model.preprocess ?? {}).filter((k) => k !== 'size' && k !== 'channels');
-  if (extra.length)
-    throw new CliError(
-      `model.preprocess.${extra[0]} does not apply to graft adapt: only model.preprocess.size and channels (--image-size, --channels) do; remove it.`,
-    );
-  const sizeOf = (v: unknown) => (Array.isArray(v) && v.length === 2 && v[0] === v[1] ? v[0] : v);
-  const size = num(
-    sizeOf(model.preprocess?.size ?? 32),
-    '--image-size (model.preprocess.size)',
-    (x) => Number.isInteger(x) && x >= 4 && x % 4 === 0,
-    'a multiple of 4 (≥ 4)',
-  );
-  const channels = num(model.preprocess?.channels ?? 3, '--channels (model.preprocess.channels)', (x) => x === 1 || x === 3, '1 or 3');
-  // --image-size/--channels decode image folders without --model; elsewhere they would be silently ignored
-  const fixed = base?.preprocess
-    ? { size: base.preprocess.size?.[0], channels: base.preprocess.channels, from: `the preprocessing of --model ${model.backbone}` }
-    : sourceRef === 'mnist'
-      ? { size: 28, channels: 1, from: '--source mnist (28×28 grayscale)' }
-      : undefined;
-  for (const [flag, key, value] of [
-    ['--image-size', 'size', size],
-    ['--channels', 'channels', channels],
-  ] as const)
-    if (fixed && given(`model.preprocess.${key}`) && value !== fixed[key])
-      throw new CliError(
-        `${flag} ${value} does not apply: the input is fixed by ${fixed.from}. ${flag} only sets how image folders are decoded without --model; remove it.`,
-      );
-  const pre = parsePreprocessConfig(
-    base?.preprocess ?? (sourceRef === 'mnist' ? MNIST_ARRAYS_PREPROCESS : { size: [size, size], channels, resize: 'stretch', mean: [0.5], std: [0.5] }),
-    model.backbone ? `the preprocessing of ${model.backbone}` : 'the adapt preprocessing',
-  );
   const limit = data.limit;
   if (limit !== undefined && limit < 2) throw new CliError(`--source-samples (data.limit) must be an integer ≥ 2 (got ${limit}).`);
+  const ctx: PrepareContext = { cmd, config, given, seeds, warn };
+  const prep = model.encoder ? await prepareTexts(ctx) : await prepareImages(ctx);
   if (out) {
     // what changes the numbers, by flag name; resuming needs the same values
     const runConfig: Record<string, unknown> = {
@@ -185,9 +142,6 @@ async function runAdapt(cmd: Command): Promise<void> {
       'target-eval': a.targetEval,
       methods: auto ? { auto: methods ?? 'default', validator: a.validator, ensemble: a.ensemble } : methods,
       seeds,
-      model: model.backbone,
-      'freeze-backbone': a.freezeBackbone,
-      'unfreeze-last': lastStages,
       bottleneck,
       epochs,
       'batch-size': batchSize,
@@ -199,38 +153,19 @@ async function runAdapt(cmd: Command): Promise<void> {
       'eval-every': evalEvery,
       'val-split': valSplit,
       'source-samples': limit,
-      'image-size': size,
-      channels,
-      width,
+      ...prep.runConfig,
     };
     openRunFolder(out, runConfig, run);
   }
-  const src = await loadSource(sourceRef, pre, { valSplit, seed: seeds[0]!, warn, limit });
-  const target = await loadTarget(a.target, pre, warn);
-  const targetEval = a.targetEval ? await loadTargetEval(a.targetEval, pre, src.classes, warn) : undefined;
+  const { src, target, targetEval, makeModel, trainable, network, unit } = await prep.load();
   lib.checkDomains(src.train, target, { source: `source (${sourceRef})`, target: `target (${a.target})` });
   note(
     cmd,
-    `source ${sourceRef}: ${src.train.length} labelled images (${src.val?.length ?? 0} held out), ${src.classes.length} classes; target ${a.target}: ${target.length} unlabelled images`,
+    `source ${sourceRef}: ${src.train.length} labelled ${unit} (${src.val?.length ?? 0} held out), ${src.classes.length} classes; target ${a.target}: ${target.length} unlabelled ${unit}`,
   );
-
-  const { smallCNN, mlp, linear } = await import('../../nn/index.js');
-  const classes = src.classes.length;
-  const makeModel = (seed: number) => {
-    if (!base)
-      return smallCNN({ width, classes, inChannels: pre.channels, imageSize: pre.size[0] }).build({ inputShape: ['N', pre.channels, ...pre.size], seed });
-    const net = new Network(base.model.clone(), { preprocess: base.preprocess, cut: base.cut });
-    const out = net.model.graph.info(net.model.graph.outputs[0]!.name)?.shape?.at(-1);
-    if (a.freezeBackbone) net.freeze().replaceHead(mlp([bottleneck], classes), { seed });
-    else if (out !== classes) net.replaceHead(linear(null, classes), { seed });
-    if (lastStages) net.freeze().unfreeze({ lastStages });
-    trainableOf.set(net.model, [...net.trainable]);
-    return net.model;
-  };
-  const trainableOf = new Map<import('../../ir/model.js').Model, string[]>();
   // auto without --candidates: every method that applies to this model
-  const tried = methods ?? lib.defaultCandidates(makeModel(seeds[0]!));
-  if (tried.includes('adabn')) lib.checkHasBN(makeModel(seeds[0]!));
+  const tried = methods ?? prep.candidates(makeModel(seeds[0]!));
+  prep.check(tried, makeModel);
   if (auto) note(cmd, `--method auto: ${tried.length} candidates (${tried.join(', ')}) × ${seeds.length} seed(s), picked by ${a.validator}`);
 
   let bar: ReturnType<typeof createProgress> | undefined;
@@ -243,15 +178,14 @@ async function runAdapt(cmd: Command): Promise<void> {
     if (!out || auto || tried.length !== 1) return;
     // one method: one model per seed (model.onnx when there is one seed)
     const file = seeds.length === 1 ? 'model.onnx' : `model-seed${r.seed}.onnx`;
-    const net = new Network(r.model, { preprocess: pre, labels: src.classes });
-    net.save(path.join(out, file), { adapt: { method: r.method, seed: r.seed, selected: r.selected } });
+    network(r.model).save(path.join(out, file), { adapt: { method: r.method, seed: r.seed, selected: r.selected } });
     modelFiles.push(file);
   };
   // compareMethods reuses each seed's source-only run for AdaBN (it only re-estimates BatchNorm statistics)
   const options: Omit<import('../../adapt/compare.js').CompareOptions, 'methods'> = {
     seeds,
     model: makeModel,
-    trainable: trainableOf.get(makeModel(seeds[0]!)),
+    trainable,
     source: src.train,
     sourceVal: src.val,
     target,
@@ -306,8 +240,7 @@ async function runAdapt(cmd: Command): Promise<void> {
     autoReport = r.auto;
     if (out) {
       // the pick: model.onnx, with the report of how it was picked in its sidecar
-      const net = new Network(r.model, { preprocess: pre, labels: src.classes });
-      net.save(path.join(out, 'model.onnx'), {
+      network(r.model).save(path.join(out, 'model.onnx'), {
         adapt: {
           method: r.method,
           seed: r.seed,
