@@ -22,7 +22,11 @@ const { values } = parseArgs({
 });
 const iters = Number(values.iters);
 const devices = values.devices.split(',').map((d) => parseDevice(d.trim()));
-console.log(`onnxruntime backends: ${listBackends().map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`).join(', ')}`);
+console.log(
+  `onnxruntime backends: ${listBackends()
+    .map((b) => `${b.name}${b.bundled ? '' : ' (not bundled)'}`)
+    .join(', ')}`,
+);
 
 const MODELS = {
   resnet18: { batch: 16, build: () => resnet18({ classes: 1000 }).build({ inputShape: ['N', 3, 224, 224], seed: 0 }) },
