@@ -32,16 +32,7 @@ export interface FeedCheckOptions {
   what?: string;
   /** How to fix a mis-shaped feed; default: make the preprocessing match the model, or fix the batch's shape. */
   fix?: string;
-  /**
-   * Hand the session's CPU arena back at the end of this run (onnxruntime's arena shrinkage): the memory of its
-   * intermediate values is freed instead of kept for the next run. For the last run before another session works
-   * (a training step before the epoch's evaluation, the evaluation's last batch), so two arenas do not peak together.
-   */
-  releaseArena?: boolean;
 }
-
-/** onnxruntime's run option that frees the CPU arena's unused regions when a run ends. */
-const RELEASE_ARENA: ort.InferenceSession.RunOptions = { extra: { memory: { enable_memory_arena_shrinkage: 'cpu:0' } } };
 
 /** A feed that does not fit the model's inputs (missing, unknown, wrong dtype or shape). */
 export class FeedError extends Error {
@@ -87,7 +78,6 @@ export async function runChecked(
 ): Promise<ort.InferenceSession.ReturnType> {
   checkFeeds(inputSpecs(session), feeds, opts);
   try {
-    if (opts?.releaseArena) return await session.run(feeds, (fetches ?? session.outputNames) as ort.InferenceSession.FetchesType, RELEASE_ARENA);
     return fetches ? await session.run(feeds, fetches as ort.InferenceSession.FetchesType) : await session.run(feeds);
   } catch (e) {
     throw withOomAdvice(e);

@@ -43,17 +43,6 @@ export interface BatchFeed {
 /** How the step's and the eval's feed checks are worded (constants: a checked run allocates nothing). */
 const TRAIN_FEEDS: FeedCheckOptions = { what: 'the training step' };
 const EVAL_FEEDS: FeedCheckOptions = { what: 'the evaluation' };
-const TRAIN_FEEDS_RELEASE: FeedCheckOptions = { ...TRAIN_FEEDS, releaseArena: true };
-const EVAL_FEEDS_RELEASE: FeedCheckOptions = { ...EVAL_FEEDS, releaseArena: true };
-
-/** How one run treats the session's memory. */
-export interface RunMemory {
-  /**
-   * Free the session's intermediate memory when this run ends (onnxruntime's arena shrinkage) instead of keeping
-   * it for the next run: for the last run before another session works, e.g. the last step before an evaluation.
-   */
-  releaseArena?: boolean;
-}
 
 function asOrt(t: Tensor | ort.Tensor): ort.Tensor {
   if (!(t instanceof Tensor)) return t;
@@ -92,7 +81,7 @@ export class StepRunner {
    * One training step. `lr` holds one learning rate per parameter group.
    * @throws NonFiniteLossError (state untouched) when the loss is NaN/Inf.
    */
-  async train(batch: BatchFeed, lr: number[], seed = 0, mem: RunMemory = {}): Promise<StepResult> {
+  async train(batch: BatchFeed, lr: number[], seed = 0): Promise<StepResult> {
     const s = this.step;
     const stepNo = this.stepCount + 1;
     const feeds: Record<string, ort.Tensor> = { [s.dataInput]: asOrt(batch.x), [s.targetInput]: asOrt(batch.y) };
@@ -108,7 +97,7 @@ export class StepRunner {
       feeds[slot.spec.input] = slot.cur;
       fetches[slot.spec.output] = slot.next;
     }
-    const out = await runChecked(this.session, feeds, fetches, mem.releaseArena ? TRAIN_FEEDS_RELEASE : TRAIN_FEEDS);
+    const out = await runChecked(this.session, feeds, fetches, TRAIN_FEEDS);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
     for (const slot of this.slots) {
@@ -133,11 +122,11 @@ export class StepRunner {
   }
 
   /** Evaluates one batch in inference mode with the current state. */
-  async evaluate(batch: BatchFeed, mem: RunMemory = {}): Promise<EvalResult> {
+  async evaluate(batch: BatchFeed): Promise<EvalResult> {
     if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
     const state: Record<string, ort.Tensor> = {};
     for (const slot of this.slots) if (this.evalSpec.stateInputs.includes(slot.spec.input)) state[slot.spec.input] = slot.cur;
-    return runEval(this.evalSession, this.evalSpec, batch, state, mem);
+    return runEval(this.evalSession, this.evalSpec, batch, state);
   }
 
   /** Current values of all carried state (copies), keyed by input name. */
@@ -181,18 +170,11 @@ export interface EvalResult {
 
 /** Anything that evaluates batches in inference mode (a {@link StepRunner} during training, an {@link EvalRunner} otherwise). */
 export interface BatchEvaluator {
-  evaluate(batch: BatchFeed, mem?: RunMemory): Promise<EvalResult>;
+  evaluate(batch: BatchFeed): Promise<EvalResult>;
 }
 
-async function runEval(
-  session: ort.InferenceSession,
-  ev: CompiledEval,
-  batch: BatchFeed,
-  state: Record<string, ort.Tensor>,
-  mem: RunMemory = {},
-): Promise<EvalResult> {
-  const feeds = { [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y), ...state };
-  const out = await runChecked(session, feeds, undefined, mem.releaseArena ? EVAL_FEEDS_RELEASE : EVAL_FEEDS);
+async function runEval(session: ort.InferenceSession, ev: CompiledEval, batch: BatchFeed, state: Record<string, ort.Tensor>): Promise<EvalResult> {
+  const out = await runChecked(session, { [ev.dataInput]: asOrt(batch.x), [ev.targetInput]: asOrt(batch.y), ...state }, undefined, EVAL_FEEDS);
   const metrics: Record<string, number> = {};
   for (const [k, v] of Object.entries(ev.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
   return { loss: (out[ev.lossOutput]!.data as Float32Array)[0]!, metrics, output: out[ev.output]! };
@@ -211,8 +193,8 @@ export class EvalRunner implements BatchEvaluator {
       );
     return new EvalRunner(ev, await createSession(ev.model, opts));
   }
-  evaluate(batch: BatchFeed, mem: RunMemory = {}): Promise<EvalResult> {
-    return runEval(this.session, this.ev, batch, {}, mem);
+  evaluate(batch: BatchFeed): Promise<EvalResult> {
+    return runEval(this.session, this.ev, batch, {});
   }
   async release(): Promise<void> {
     await this.session.release();

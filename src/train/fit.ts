@@ -53,12 +53,10 @@ export interface FitResult {
 /** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */
 export async function evaluateSource(runner: BatchEvaluator, src: BatchSource, batchSize = 256): Promise<{ loss: number; acc: number; n: number }> {
   const bufs = new BatchBuffers(src.sampleShape);
-  const last = Math.ceil(src.length / batchSize) - 1;
   let loss = 0;
   let correct = 0;
   for await (const b of batches(src, bufs, { batchSize, seed: 0, epoch: 0, shuffle: false })) {
-    // the last batch hands the evaluation's memory back, so training (or the next session) does not sit beside it
-    const r = await runner.evaluate({ x: b.x, y: b.y }, { releaseArena: b.index === last });
+    const r = await runner.evaluate({ x: b.x, y: b.y });
     loss += r.loss * b.size;
     correct += r.metrics.correct ?? 0;
   }
@@ -132,9 +130,7 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
       const lrs = runner.step.lrScales.map((s) => opts.lr * s * mult);
       let r: Awaited<ReturnType<StepRunner['train']>>;
       try {
-        // before the epoch's validation, the step hands its intermediate memory back (the evaluation's session has its own)
-        const releaseArena = opts.val !== undefined && b.index + 1 === stepsPerEpoch;
-        r = await runner.train({ x: b.x, y: b.y }, lrs, seed, { releaseArena });
+        r = await runner.train({ x: b.x, y: b.y }, lrs, seed);
       } catch (e) {
         if (e instanceof NonFiniteLossError && lastFile)
           throw new Error(

@@ -1,7 +1,7 @@
 /** The one checked run: a missing, unknown or mis-shaped feed is named in graft's words before onnxruntime runs. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { linear, paramNames, sequential, smallCNN } from '../../src/nn/index.js';
+import { linear, sequential, smallCNN } from '../../src/nn/index.js';
 import { sgd } from '../../src/optim/index.js';
 import { FeedError, inputSpecs, runChecked } from '../../src/runtime/feeds.js';
 import { createSession, ort } from '../../src/runtime/session.js';
@@ -121,36 +121,4 @@ test('the feature-extraction worker checks each batch against its session inputs
   } finally {
     await worker.close();
   }
-});
-
-test('releaseArena: a step and an evaluation that hand their arena back give the same results, and the next run refills it', async () => {
-  const model = cnn();
-  const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.1, momentum: 0.9 }) });
-  const x = Tensor.f32(
-    [4, 3, 28, 28],
-    Float32Array.from({ length: 4 * 3 * 28 * 28 }, (_, i) => Math.sin(i)),
-  );
-  const y = new Tensor('int64', [4], BigInt64Array.from([0n, 1n, 2n, 1n]));
-  const run = async (release: boolean[]) => {
-    const r = await StepRunner.create(step, compileEvalStep(model, step));
-    const losses: number[] = [];
-    for (const releaseArena of release) losses.push((await r.train({ x, y }, [0.1], 0, { releaseArena })).loss);
-    const ev = await r.evaluate({ x, y }, { releaseArena: true });
-    const again = await r.evaluate({ x, y });
-    await r.release();
-    return { losses, ev: ev.loss, again: again.loss };
-  };
-  const kept = await run([false, false, false]);
-  const released = await run([true, false, true]);
-  assert.deepEqual(released.losses, kept.losses, 'bit-identical steps');
-  assert.equal(released.ev, kept.ev);
-  assert.equal(released.again, released.ev);
-  // the plain checked run takes it too, with and without named fetches
-  const s = await createSession(compileEvalStep(model).model);
-  const feeds = { input: new ort.Tensor('float32', x.data as Float32Array, [...x.dims]), target: new ort.Tensor('int64', y.data as BigInt64Array, [4]) };
-  const a = await runChecked(s, feeds, undefined, { releaseArena: true });
-  const b = await runChecked(s, feeds);
-  assert.deepEqual([...Object.keys(a)].sort(), [...s.outputNames].sort());
-  for (const k of s.outputNames) assert.deepEqual(a[k]!.data, b[k]!.data);
-  await s.release();
 });
