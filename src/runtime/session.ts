@@ -32,16 +32,24 @@ export interface SessionOptions {
   profile?: string;
   /** Let idle intra-op threads spin-wait; default: true unless env GRAFT_ORT_SPIN=0 (better on a machine shared with other work). */
   spinning?: boolean;
+  /**
+   * onnxruntime's CPU memory arena; default: on unless env GRAFT_ORT_ARENA=0. Off, each intermediate tensor is malloc'd
+   * and freed as the run goes, so a session holds nothing between runs and two sessions never hold their peaks at
+   * once: a whole MobileNetV2 fine-tune at batch 32 peaks at 2.87 GB instead of 3.9 GB (PyTorch: 3.23 GB), but a
+   * step costs ~1.9x the CPU time (fresh pages each run; docs/benchmarks.md), so it is the memory-over-speed choice.
+   */
+  arena?: boolean;
 }
 
 /**
  * onnxruntime's session options for graft's {@link SessionOptions}: the one place they are built (also for the
  * feature-extraction worker, which creates its session in a worker thread from this plain object), and the one
- * place the environment defaults (GRAFT_ORT_PROFILE, GRAFT_ORT_SPIN) are read.
+ * place the environment defaults (GRAFT_ORT_PROFILE, GRAFT_ORT_SPIN, GRAFT_ORT_ARENA) are read.
  */
 export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const profile = opts.profile ?? process.env.GRAFT_ORT_PROFILE;
   const spinning = opts.spinning ?? process.env.GRAFT_ORT_SPIN !== '0';
+  const arena = opts.arena ?? process.env.GRAFT_ORT_ARENA !== '0';
   return {
     intraOpNumThreads: opts.threads ?? defaultThreads(),
     interOpNumThreads: 1,
@@ -53,6 +61,7 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
     // peak (a MobileNetV2 training step at batch 8: 1.82 GB peak RSS with it, 1.02 GB without; bench/memory.ts).
     // The arena alone already reuses each run's chunks.
     enableMemPattern: false,
+    ...(arena ? {} : { enableCpuMemArena: false }),
     ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
     ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   };
