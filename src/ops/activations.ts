@@ -74,6 +74,32 @@ function clipBound(e: Emitter, n: Node, i: 1 | 2): string | undefined {
   return typeof a === 'number' ? e.scalar(a) : undefined;
 }
 
+/**
+ * Makes the forward pass compute `mask` (a bool comparison of an activation `y` with its input) as soon as `y` exists,
+ * so the backward keeps the 1-byte mask instead of the float input it was compared with (freed in the forward).
+ * onnxruntime runs a node only when something needs it, so a mask that only the backward reads would run there, and
+ * its float input would stay alive until then (MobileNetV2's ReLU6 inputs: a sixth of a training step's memory).
+ * The consumers of `y` read it through `Reshape(y, Shape(mask))` instead: the same buffer (Reshape aliases its input,
+ * Shape reads no data), now after the mask. Returns `mask`.
+ */
+function forwardMask(e: Emitter, y: string, mask: string): string {
+  const g = e.graph;
+  const consumers = g.nodes.filter((m) => m.inputs.includes(y) && !m.outputs.includes(mask));
+  if (consumers.length === 0) return mask;
+  const shape = e.op('Shape', [mask]);
+  const after = e.op('Reshape', [y, shape]);
+  const info = g.info(y);
+  if (info) g.valueInfo.set(after, { ...info, name: after });
+  for (const m of consumers) m.inputs = m.inputs.map((i) => (i === y ? after : i));
+  // keep the node list in topological order (passes such as prune() rely on it): the three nodes right after y's producer
+  const moved = g.nodes.filter((m) => m.outputs.some((o) => o === mask || o === shape || o === after));
+  const rest = g.nodes.filter((m) => !moved.includes(m));
+  const at = rest.findIndex((m) => m.outputs.includes(y));
+  rest.splice(at + 1, 0, ...moved);
+  g.nodes = rest;
+  return mask;
+}
+
 defineOp('Clip', {
   infer: sameAsInput(),
   // dx = dy where min ≤ x ≤ max (the clamp convention); dmin / dmax collect dy where x fell below / above.
@@ -86,7 +112,7 @@ defineOp('Clip', {
       if (lo && hi) {
         // min ≤ x ≤ max exactly where the output equals the input: one comparison pass instead of three (ReLU6 is
         // on every MobileNet activation)
-        out[0] = select(e, e.op('Equal', [n.outputs[0]!, x]), dy!);
+        out[0] = select(e, forwardMask(e, n.outputs[0]!, e.op('Equal', [n.outputs[0]!, x])), dy!);
       } else if (lo) out[0] = select(e, e.op('GreaterOrEqual', [x, lo]), dy!);
       else if (hi) out[0] = select(e, e.op('LessOrEqual', [x, hi]), dy!);
       else out[0] = dy!;

@@ -36,17 +36,25 @@ export interface SessionOptions {
   spinning?: boolean;
   /** Where the session runs; default: {@link defaultDevice} (the process default, else env GRAFT_DEVICE, else cpu). */
   device?: Device;
+  /**
+   * onnxruntime's CPU memory arena; default: on unless env GRAFT_ORT_ARENA=0. Off, each intermediate tensor is malloc'd
+   * and freed as the run goes, so a session holds nothing between runs and two sessions never hold their peaks at
+   * once: a whole MobileNetV2 fine-tune at batch 32 peaks at 2.87 GB instead of 3.9 GB (PyTorch: 3.23 GB), but a
+   * step costs ~1.9x the CPU time (fresh pages each run; docs/benchmarks.md), so it is the memory-over-speed choice.
+   */
+  arena?: boolean;
 }
 
 /**
  * onnxruntime's session options for graft's {@link SessionOptions}: the one place they are built (also for the
  * feature-extraction worker, which creates its session in a worker thread from this plain object), and the one
- * place the environment default GRAFT_ORT_PROFILE is read (threads and spinning come from ./threads.ts).
+ * place the environment defaults GRAFT_ORT_PROFILE and GRAFT_ORT_ARENA are read (threads and spinning come from ./threads.ts).
  */
 export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const profile = opts.profile ?? process.env.GRAFT_ORT_PROFILE;
   const threads = opts.threads ?? defaultThreads();
   const spinning = opts.spinning ?? defaultSpinning(threads);
+  const arena = opts.arena ?? process.env.GRAFT_ORT_ARENA !== '0';
   return {
     executionProviders: executionProviders(opts.device ?? defaultDevice()),
     intraOpNumThreads: threads,
@@ -54,6 +62,12 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
     executionMode: 'sequential',
     graphOptimizationLevel: opts.optimization ?? 'all',
     logSeverityLevel: ORT_LOG_SEVERITY,
+    // No memory pattern: with it, the first run's tensors stay in the CPU arena as free chunks while every later run
+    // allocates the planned pattern as one more contiguous block beside them, so an arena holds about twice a run's
+    // peak (a MobileNetV2 training step at batch 8: 1.82 GB peak RSS with it, 1.02 GB without; bench/memory.ts).
+    // The arena alone already reuses each run's chunks.
+    enableMemPattern: false,
+    ...(arena ? {} : { enableCpuMemArena: false }),
     ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
     ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   };
