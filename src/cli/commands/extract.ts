@@ -4,9 +4,10 @@
  */
 import { type Command, Option } from 'commander';
 import { emit, globals, note } from '../context.js';
+import { addStoreOptions, type StoreFlags } from '../store.js';
 import { atLeastOne, warner } from './predict.js';
 
-interface ExtractFlags {
+interface ExtractFlags extends StoreFlags {
   data: string;
   backbone: string;
   cut?: string;
@@ -19,7 +20,7 @@ interface ExtractFlags {
 
 /** Registers `graft extract`. */
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('extract')
     .description("compute a backbone's features of a data set into the feature store and an output folder, here or on graft workers (--queue)")
     .requiredOption('-d, --data <path>', 'labelled images: a folder of <class>/<images> or a CSV/JSONL manifest (path,label)')
@@ -31,18 +32,18 @@ export function register(program: Command): void {
     .addOption(new Option('-b, --batch-size <n>', 'images per inference batch').default(32).argParser(atLeastOne('--batch-size')))
     .option(
       '--cache-dir <dir>',
-      'root of the feature store (default: GRAFT_CACHE_DIR, else ./.graft-cache); with --queue, a folder every worker sees at the same path',
-    )
-    .action(async (opts: ExtractFlags, cmd: Command) => {
-      const { extractRun } = await import('../../run/extract.js');
-      const { taskProgressBars } = await import('../../util/progress.js');
-      const r = await extractRun({
-        ...opts,
-        threads: globals(cmd).threads,
-        onNote: (m) => note(cmd, m),
-        onWarning: warner(cmd),
-        onTaskProgress: globals(cmd).quiet ? undefined : taskProgressBars(),
-      });
-      emit(cmd, r, () => [`wrote ${r.rows} rows of ${r.dims} features to ${r.out}${r.failed.length ? ` (${r.failed.length} files skipped)` : ''}`]);
+      'root of the feature store (default: GRAFT_CACHE_DIR, else ./.graft-cache); with --queue, a folder every worker sees at the same path; with an s3:// --store, where its local mirror goes',
+    );
+  addStoreOptions(cmd).action(async (opts: ExtractFlags, cmd: Command) => {
+    const { extractRun } = await import('../../run/extract.js');
+    const { taskProgressBars } = await import('../../util/progress.js');
+    const r = await extractRun({
+      ...opts,
+      threads: globals(cmd).threads,
+      onNote: (m) => note(cmd, m),
+      onWarning: warner(cmd),
+      onTaskProgress: globals(cmd).quiet ? undefined : taskProgressBars(),
     });
+    emit(cmd, r, () => [`wrote ${r.rows} rows of ${r.dims} features to ${r.out}${r.failed.length ? ` (${r.failed.length} files skipped)` : ''}`]);
+  });
 }
