@@ -169,6 +169,19 @@ test('a worker killed -9 between a shard’s rows and its index leaves no shard 
   }
 });
 
+test('S3FeatureStorage.features on one machine uploads its new rows; another machine reads them all as hits', async () => {
+  const items = files.map((p) => ({ path: p }));
+  const one = new S3FeatureStorage({ url: 's3://feats/solo', endpoint: s3.endpoint, cacheDir: path.join(tmp, 'solo-1') });
+  const a = await one.features({ model: extractor, preprocess: CFG, items, batchSize: 4, threads: 1 });
+  assert.equal(a.hits, 0);
+  assert.deepEqual(bytes(a.features), bytes(reference.features));
+  const two = new S3FeatureStorage({ url: 's3://feats/solo', endpoint: s3.endpoint, cacheDir: path.join(tmp, 'solo-2') });
+  const b = await two.features({ model: extractor, preprocess: CFG, items, batchSize: 4, threads: 1 });
+  assert.equal(b.hits, files.length, 'every row came from the bucket');
+  assert.deepEqual(bytes(b.features), bytes(reference.features));
+  assert.equal(shardObjects('solo/features/').length, 2, 'one shard (rows and index); the second machine uploaded nothing');
+});
+
 test('a missing bucket, denied access and an unreachable endpoint are each one clear error, before any job is queued', { timeout: 30_000 }, async () => {
   const url = `${redis.url}/3`;
   const extract = (storage: string, s3Endpoint: string) =>
