@@ -27,7 +27,10 @@ export function register(program: Command): void {
     .requiredOption('--backbone <model>', 'a model file, registry name or run folder')
     .option('--cut <value>', "the feature value (default: the model's recorded cut, else the input of its classifier)")
     .option('-o, --out <dir>', 'where features.f32 and index.json go', 'features')
-    .option('--queue <url>', 'compute on `graft worker`s through this Redis server (redis://host:port); the store (--store, else the cache folder) must be shared')
+    .option(
+      '--queue <url>',
+      'compute on `graft worker`s through this Redis server (redis://host:port); the store (--store, else the cache folder) must be shared',
+    )
     .addOption(new Option('--shard-size <n>', 'files per worker job (with --queue)').default(256).argParser(atLeastOne('--shard-size')))
     .addOption(new Option('-b, --batch-size <n>', 'images per inference batch').default(32).argParser(atLeastOne('--batch-size')))
     .option(
