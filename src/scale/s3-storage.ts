@@ -14,6 +14,7 @@
  * moved into the mirror — and a killed call leaves nothing anyone reads.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { GetObjectCommand, HeadBucketCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { parsePreprocessConfig } from '../data/preprocess.js';
@@ -55,6 +56,22 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 const STORE_KEY = /^[0-9a-f]{64}$/;
+
+const scratchHost = () => os.hostname().replace(/[^A-Za-z0-9-]/g, '_');
+
+/** Removes scratch folders of this host's processes that are gone (killed mid-shard); never another host's. */
+function removeDeadScratch(root: string): void {
+  const host = scratchHost();
+  for (const name of fs.readdirSync(root)) {
+    const [h, pid] = name.split('.');
+    if (h !== host || !pid || Number(pid) === process.pid) continue;
+    try {
+      process.kill(Number(pid), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(root, name), { recursive: true, force: true });
+    }
+  }
+}
 const SHARD_NAME = /^[A-Za-z0-9._-]+$/;
 
 /** The shared feature stores in an S3 bucket (see the module comment for the layout and why it is atomic). */
@@ -201,7 +218,8 @@ export class S3FeatureStorage implements FeatureStorage {
     const dir = await this.sync(storeKey);
     const tmpRoot = path.join(this.mirror, '.scratch');
     fs.mkdirSync(tmpRoot, { recursive: true });
-    const scratch = fs.mkdtempSync(path.join(tmpRoot, `${process.pid}-`));
+    removeDeadScratch(tmpRoot);
+    const scratch = fs.mkdtempSync(path.join(tmpRoot, `${scratchHost()}.${process.pid}.`));
     try {
       const work = path.join(featureCacheDir(scratch), storeKey);
       fs.mkdirSync(work, { recursive: true });

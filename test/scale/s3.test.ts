@@ -4,9 +4,10 @@
  * as complete, and a missing bucket, denied access and an unreachable endpoint are each one clear error.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -176,9 +177,15 @@ test('S3FeatureStorage.features on one machine uploads its new rows; another mac
   assert.equal(a.hits, 0);
   assert.deepEqual(bytes(a.features), bytes(reference.features));
   const two = new S3FeatureStorage({ url: 's3://feats/solo', endpoint: s3.endpoint, cacheDir: path.join(tmp, 'solo-2') });
+  // scratch left by a process of this host killed mid-shard is removed; another host's (a shared cache folder) is not
+  const host = hostname().replace(/[^A-Za-z0-9-]/g, '_');
+  const dead = path.join(two.mirror, '.scratch', `${host}.${spawnSync('true').pid}.abc`);
+  const other = path.join(two.mirror, '.scratch', `not-${host}.${spawnSync('true').pid}.abc`);
+  for (const d of [dead, other]) mkdirSync(d, { recursive: true });
   const b = await two.features({ model: extractor, preprocess: CFG, items, batchSize: 4, threads: 1 });
   assert.equal(b.hits, files.length, 'every row came from the bucket');
   assert.deepEqual(bytes(b.features), bytes(reference.features));
+  assert.ok(!existsSync(dead) && existsSync(other), 'only the dead local process’s scratch was removed');
   assert.equal(shardObjects('solo/features/').length, 2, 'one shard (rows and index); the second machine uploaded nothing');
 });
 
