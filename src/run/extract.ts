@@ -28,6 +28,11 @@ export interface ExtractRunOptions {
   /** Files per shard job with `queue` (default 256). */
   shardSize?: number;
   batchSize?: number;
+  /** The shared feature storage: a folder, or `s3://bucket/prefix` (default: the cache folder `cacheDir`). */
+  store?: string;
+  /** The S3-compatible server of an `s3://` store (default: env AWS_ENDPOINT_URL_S3, else AWS). */
+  s3Endpoint?: string;
+  /** The cache root (the store when `store` is not given; an S3 store's local mirror goes under it). */
   cacheDir?: string;
   threads?: number;
   onTaskProgress?: OnTaskProgress;
@@ -68,7 +73,12 @@ export async function extractRun(opts: ExtractRunOptions): Promise<ExtractRunRes
   let r: CachedResult;
   if (opts.queue) {
     const { distributedFeatures } = await import('../scale/extract.js');
-    r = await distributedFeatures({ ...common, queue: opts.queue, shardSize: opts.shardSize });
+    r = await distributedFeatures({ ...common, queue: opts.queue, shardSize: opts.shardSize, storage: opts.store, s3Endpoint: opts.s3Endpoint });
+  } else if (opts.store !== undefined || opts.s3Endpoint !== undefined) {
+    const { openFeatureStorage } = await import('../scale/storage.js');
+    const storage = await openFeatureStorage(opts.store, { s3Endpoint: opts.s3Endpoint, cacheDir: opts.cacheDir });
+    const { cacheDir: _, ...rest } = common;
+    r = await storage.features({ ...rest, threads: opts.threads });
   } else {
     const { cachedFeatures } = await import('../features/cache.js');
     r = await cachedFeatures({ ...common, threads: opts.threads });

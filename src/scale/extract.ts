@@ -14,7 +14,7 @@ import { encodeModel } from '../onnx/io.js';
 import type { OnTaskProgress } from '../util/progress.js';
 import { checkReachable, EXTRACT_QUEUE, QUEUE_PREFIX, redisConnection } from './connection.js';
 import { ASSEMBLE_JOB, type AssembleJobData, type AssembleResult, EXTRACTOR_OBJECT, SHARD_JOB, type ShardJobData } from './jobs.js';
-import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
+import { type FeatureStorage, openFeatureStorage } from './storage.js';
 
 /** Options of {@link distributedFeatures}. */
 export interface DistributedOptions {
@@ -29,9 +29,14 @@ export interface DistributedOptions {
   shardSize?: number;
   /** Images per inference batch on the workers (default 32). */
   batchSize?: number;
-  /** The shared store (default: the cache folder `cacheDir`, which every worker must see at the same path). */
-  storage?: FeatureStorage;
-  /** Cache root for the default storage (default: GRAFT_CACHE_DIR, else ./.graft-cache). */
+  /**
+   * The shared store: a {@link FeatureStorage}, or a `--store` value (a folder, or `s3://bucket/prefix` with
+   * `s3Endpoint`) opened by `openFeatureStorage` (default: the cache folder `cacheDir`, which every worker must see at the same path).
+   */
+  storage?: FeatureStorage | string;
+  /** The S3-compatible server when `storage` is an `s3://` URL (default: env AWS_ENDPOINT_URL_S3, else AWS). */
+  s3Endpoint?: string;
+  /** Cache root for the default storage, and of an S3 store's local mirror (default: GRAFT_CACHE_DIR, else ./.graft-cache). */
   cacheDir?: string;
   /** Tries per shard before the extraction fails (default 3). */
   attempts?: number;
@@ -55,7 +60,9 @@ export async function distributedFeatures(opts: DistributedOptions): Promise<Dis
   const batchSize = opts.batchSize ?? 32;
   await checkReachable(opts.queue);
   planExtraction(opts.model, cfg, batchSize);
-  const storage = opts.storage ?? new LocalFeatureStorage(opts.cacheDir);
+  const storage =
+    typeof opts.storage === 'object' ? opts.storage : await openFeatureStorage(opts.storage, { s3Endpoint: opts.s3Endpoint, cacheDir: opts.cacheDir });
+  await storage.check(); // a missing bucket, denied access or unreachable server: one clear error before any job is queued
   const store = featureStoreKey(opts.model, opts.model.graph.outputs[0]!.name, cfg);
   await storage.putObject(store, EXTRACTOR_OBJECT, encodeModel(opts.model));
   const files = opts.items.map((i) => i.path);
@@ -96,7 +103,7 @@ export async function distributedFeatures(opts: DistributedOptions): Promise<Dis
     const r = await storage.features({ model: opts.model, preprocess: cfg, items: opts.items, batchSize, onTaskProgress: task, onWarning: opts.onWarning });
     if (r.hits < r.indices.length)
       (opts.onWarning ?? console.warn)(
-        `distributed extraction ${parent.id}: ${r.indices.length - r.hits} of the ${assembled.rows} rows the workers stored were not in ${storage.location} here and were computed on this machine; check that every machine sees the same shared folder.`,
+        `distributed extraction ${parent.id}: ${r.indices.length - r.hits} of the ${assembled.rows} rows the workers stored were not in ${storage.location} here and were computed on this machine; check that every machine sees the same shared storage.`,
       );
     return { ...r, job: parent.id! };
   } finally {

@@ -1,8 +1,9 @@
 /**
  * Where a distributed extraction's shared feature stores live. Workers and the coordinator reach the same
  * stores through one {@link FeatureStorage}; the default, {@link LocalFeatureStorage}, is a folder (local disk or
- * a shared mount such as NFS) in the format of src/features/store.ts. An S3-compatible storage implements the
- * same interface (shards as objects: a PUT is all-or-nothing, so a partly written shard is never visible).
+ * a shared mount such as NFS) in the format of src/features/store.ts; {@link S3FeatureStorage} (src/scale/s3-storage.ts)
+ * keeps them in an S3-compatible bucket (shards as objects: a PUT is all-or-nothing, so a partly written shard is
+ * never visible). {@link openFeatureStorage} is the one parser of a `--store` value.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { describeFsError } from '../util/fs-errors.js';
 
 /** The shared feature stores, by store key (`featureStoreKey(model, cut, preprocessing)`). */
 export interface FeatureStorage {
-  /** Where it is, for messages and for workers: a folder, or later `s3://bucket/prefix`. */
+  /** Where it is, for messages and for workers (it travels in the jobs): a folder, or `s3://bucket/prefix`. */
   readonly location: string;
   /** Writes a named object beside a store's shards, atomically (readers see all of it or nothing). */
   putObject(storeKey: string, name: string, bytes: Uint8Array): Promise<void>;
@@ -23,6 +24,35 @@ export interface FeatureStorage {
   missing(storeKey: string, hashes: readonly string[]): Promise<string[]>;
   /** `cachedFeatures` through this storage: reads the rows it has, computes and stores the rest. */
   features(opts: Omit<CachedOptions, 'cacheDir'>): Promise<CachedResult>;
+  /** Checks that the storage is there and usable (one clear error otherwise), before any job depends on it. */
+  check(): Promise<void>;
+}
+
+/** Options of {@link openFeatureStorage}. */
+export interface OpenStorageOptions {
+  /** The S3-compatible server for `s3://` stores (default: env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS). */
+  s3Endpoint?: string;
+  /** Local cache root: the folder's root when `store` is not given, and where an S3 store's local mirror lives. */
+  cacheDir?: string;
+}
+
+/**
+ * The storage a `--store` value names: `s3://bucket[/prefix]` is an {@link S3FeatureStorage} (the S3 client is
+ * loaded only then), a plain path a {@link LocalFeatureStorage} folder; undefined is the cache folder `cacheDir`.
+ * @throws on another URL scheme or a malformed S3 URL, saying what to write instead.
+ */
+export async function openFeatureStorage(store: string | undefined, opts: OpenStorageOptions = {}): Promise<FeatureStorage> {
+  if (store?.startsWith('s3://')) {
+    const { S3FeatureStorage } = await import('./s3-storage.js');
+    return new S3FeatureStorage({ url: store, endpoint: opts.s3Endpoint, cacheDir: opts.cacheDir });
+  }
+  if (store !== undefined && /^[A-Za-z][A-Za-z0-9+.-]+:\/\//.test(store))
+    throw new Error(
+      `--store ${store}: graft's feature storage is a folder (local or a shared mount) or s3://bucket/prefix; ${store.split(':')[0]}:// is not supported.`,
+    );
+  if (opts.s3Endpoint !== undefined)
+    throw new Error(`--s3-endpoint ${opts.s3Endpoint} is given but --store is not an s3:// URL; give --store s3://bucket/prefix, or drop --s3-endpoint.`);
+  return new LocalFeatureStorage(store ?? opts.cacheDir);
 }
 
 /** The default storage: graft's cache folder (`<root>/features/<key>/`), local or on a shared mount. */
@@ -63,5 +93,14 @@ export class LocalFeatureStorage implements FeatureStorage {
   }
   features(opts: Omit<CachedOptions, 'cacheDir'>): Promise<CachedResult> {
     return cachedFeatures({ ...opts, cacheDir: this.root });
+  }
+  async check(): Promise<void> {
+    const dir = featureCacheDir(this.root);
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+      fs.accessSync(dir, fs.constants.W_OK);
+    } catch (e) {
+      throw new Error(describeFsError('use the feature store folder', dir, e, 'Point --store (or --cache-dir, GRAFT_CACHE_DIR) at a writable folder.'));
+    }
   }
 }

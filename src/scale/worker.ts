@@ -23,7 +23,7 @@ import {
   TRIAL_JOB,
   type TrialJobData,
 } from './jobs.js';
-import { type FeatureStorage, LocalFeatureStorage } from './storage.js';
+import { type FeatureStorage, type LocalFeatureStorage, openFeatureStorage } from './storage.js';
 import { trialRunner } from './trial-runner.js';
 
 /** Options of {@link startWorker}. */
@@ -40,8 +40,17 @@ export interface WorkerOptions {
   lockDuration?: number;
   /** How often stalled jobs (of dead workers) are looked for, in ms (default 30 s). */
   stalledInterval?: number;
-  /** Opens the storage a job names (default: a local or shared folder, {@link LocalFeatureStorage}). */
-  storage?: (location: string) => FeatureStorage;
+  /**
+   * The feature storage this worker serves (`--store`: a folder or `s3://bucket/prefix`), checked at start so a
+   * machine that cannot reach it says so at once. Jobs carry their storage's location and are opened by it.
+   */
+  store?: string;
+  /** The S3-compatible server for `s3://` stores (default: env AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS). */
+  s3Endpoint?: string;
+  /** Local cache root (for an S3 store's local mirror; default: GRAFT_CACHE_DIR, else ./.graft-cache). */
+  cacheDir?: string;
+  /** Opens the storage a job names (default: {@link openFeatureStorage}: a folder, {@link LocalFeatureStorage}, or `s3://…`). */
+  storage?: (location: string) => FeatureStorage | Promise<FeatureStorage>;
   /** Replaces the image decoder (tests slow it down). */
   decoder?: Decoder;
   /** A name for `graft queue status` (default: host and pid). */
@@ -65,8 +74,24 @@ export interface GraftWorker {
 /** Starts a worker on the extraction and tune queues. */
 export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
   await checkReachable(opts.queue);
+  const opened = new Map<string, Promise<FeatureStorage>>(); // one client per storage, reused by every job
+  const open = (loc: string, s3Endpoint?: string) =>
+    Promise.resolve(opts.storage ? opts.storage(loc) : openFeatureStorage(loc, { s3Endpoint, cacheDir: opts.cacheDir }));
+  const openStorage = (loc: string): Promise<FeatureStorage> => {
+    let s = opened.get(loc);
+    if (!s) {
+      s = open(loc, loc.startsWith('s3://') ? opts.s3Endpoint : undefined);
+      s.catch(() => opened.delete(loc));
+      opened.set(loc, s);
+    }
+    return s;
+  };
+  if (opts.store !== undefined) {
+    const s = await open(opts.store, opts.s3Endpoint);
+    await s.check();
+    opened.set(s.location, Promise.resolve(s));
+  }
   const connection = redisConnection(opts.queue);
-  const openStorage = opts.storage ?? ((loc: string) => new LocalFeatureStorage(loc));
   const models = new Map<string, Model>();
   const modelOf = async (storage: FeatureStorage, store: string): Promise<Model> => {
     const key = `${storage.location}\n${store}`;
@@ -75,7 +100,7 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
       const bytes = await storage.getObject(store, EXTRACTOR_OBJECT);
       if (!bytes)
         throw new Error(
-          `graft worker: the feature store ${store} in ${storage.location} has no ${EXTRACTOR_OBJECT}; this worker does not see the coordinator's storage. Mount the same shared folder at the same path on every machine.`,
+          `graft worker: the feature store ${store} in ${storage.location} has no ${EXTRACTOR_OBJECT}; this worker does not see the coordinator's storage. Mount the same shared folder at the same path on every machine, or point every machine at the same S3 server (--s3-endpoint).`,
         );
       m = decodeModel(bytes);
       models.set(key, m);
@@ -86,7 +111,7 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
   const processor = async (job: Job): Promise<ShardResult | AssembleResult> => {
     if (job.name === SHARD_JOB) {
       const d = job.data as ShardJobData;
-      const storage = openStorage(d.storage);
+      const storage = await openStorage(d.storage);
       const model = await modelOf(storage, d.store);
       const key = featureStoreKey(model, model.graph.outputs[0]!.name, d.preprocess);
       if (key !== d.store)
@@ -109,14 +134,14 @@ export async function startWorker(opts: WorkerOptions): Promise<GraftWorker> {
     }
     if (job.name === ASSEMBLE_JOB) {
       const d = job.data as AssembleJobData;
-      const storage = openStorage(d.storage);
+      const storage = await openStorage(d.storage);
       const shards = Object.values(await job.getChildrenValues<ShardResult>());
       const hashes = [...new Set(shards.flatMap((s) => s.hashes))];
       const failed = shards.flatMap((s) => s.failed);
       const missing = await storage.missing(d.store, hashes);
       if (missing.length)
         throw new Error(
-          `graft worker: ${missing.length} row(s) the shards reported are not in feature store ${d.store} at ${storage.location} (first ${missing[0]}); the shared folder is not the same on every machine, or it lost writes. Extract again.`,
+          `graft worker: ${missing.length} row(s) the shards reported are not in feature store ${d.store} at ${storage.location} (first ${missing[0]}); the shared storage is not the same on every machine, or it lost writes. Extract again.`,
         );
       const done = shards.reduce((a, s) => a + s.hashes.length + s.failed.length, 0);
       if (done !== d.files) throw new Error(`graft worker: the shards covered ${done} of ${d.files} files; extract again.`);

@@ -96,3 +96,47 @@ test('graft extract --queue writes the same bytes as graft extract on one machin
     if (w.exitCode === null) w.kill('SIGKILL');
   }
 });
+
+test('graft extract --queue --store s3://… through graft worker --store s3://… writes the same bytes; a missing bucket stops the worker at start', {
+  timeout: 120_000,
+}, async () => {
+  const { startS3StandIn } = await import('../scale/s3-standin.js');
+  const { saveModel } = await import('../../src/onnx/io.js');
+  const { readFile, writeFile } = await import('node:fs/promises');
+  const s3 = await startS3StandIn(['feats']);
+  const dir = path.join(tmp, 'extract-s3');
+  await makeImages(path.join(dir, 'data', 'cats'), 3, 11);
+  await makeImages(path.join(dir, 'data', 'dogs'), 3, 12);
+  saveModel(tinyModels().full, path.join(dir, 'backbone.onnx'));
+  await writeFile(path.join(dir, 'backbone.json'), JSON.stringify({ preprocess: CFG }));
+  const url = `${redis.url}/4`;
+  const creds = { AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const env = { ...process.env, ...creds, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '', GRAFT_CACHE_DIR: path.join(dir, 'worker-cache') };
+  const store = ['--store', 's3://feats/cli', '--s3-endpoint', s3.endpoint];
+  const w = spawn(process.execPath, [GRAFT_BIN, 'worker', '--queue', url, '--threads', '1', ...store], { cwd: dir, env });
+  let err = '';
+  w.stderr.on('data', (d) => (err += d));
+  const exited = new Promise<number | null>((r) => w.once('exit', (code) => r(code)));
+  try {
+    const base = ['extract', '--data', 'data', '--backbone', 'backbone.onnx', '--threads', '1', '--quiet'];
+    const local = await runGraft([...base, '--out', 'local', '--cache-dir', 'cache-local'], dir);
+    assert.equal(local.code, 0, local.stderr);
+    const dist = await runGraft([...base, '--out', 'dist', '--cache-dir', 'cache-coordinator', '--queue', url, '--shard-size', '2', ...store], dir, creds);
+    assert.equal(dist.code, 0, dist.stderr);
+    assert.deepEqual(await readFile(path.join(dir, 'dist', 'features.f32')), await readFile(path.join(dir, 'local', 'features.f32')));
+    assert.deepEqual(await readFile(path.join(dir, 'dist', 'index.json'), 'utf8'), await readFile(path.join(dir, 'local', 'index.json'), 'utf8'));
+    assert.match(err, /shard \S+ done \(2 files\)/, 'the worker computed the shards');
+    assert.ok(
+      s3.keys('feats', 'cli/features/').some((k) => k.endsWith('.jsonl')),
+      'into the bucket',
+    );
+    w.kill('SIGTERM');
+    assert.equal(await exited, 0, err);
+    const bad = await runGraft(['worker', '--queue', url, '--store', 's3://nope/x', '--s3-endpoint', s3.endpoint], dir, creds);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /S3 bucket "nope" does not exist at http:\/\/127\.0\.0\.1:\d+/);
+  } finally {
+    if (w.exitCode === null) w.kill('SIGKILL');
+    s3.close();
+  }
+});
