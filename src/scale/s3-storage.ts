@@ -89,6 +89,10 @@ export class S3FeatureStorage implements FeatureStorage {
     if (endpoint !== undefined && !/^https?:\/\/[^/]+/.test(endpoint))
       throw new Error(`S3 endpoint "${endpoint}" is not an http(s) URL; give --s3-endpoint (or AWS_ENDPOINT_URL_S3) as http://host:port.`);
     this.endpoint = endpoint;
+    // The SDK warns on every Node 20 process that its releases from 2027 need Node >= 22. graft supports Node 20
+    // and pins the SDK's major version, so the note is about a future graft, not this run: keep it out of the
+    // user's output unless they set the variable themselves.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       endpoint,
       region: opts.region ?? (process.env.AWS_REGION || process.env.AWS_DEFAULT_REGION || 'us-east-1'),
