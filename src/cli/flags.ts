@@ -178,7 +178,12 @@ export const ADAPT_FLAGS: FlagSpec[] = [
   { flags: '--bottleneck <n>', key: 'adapt.bottleneck', type: 'int', help: 'hidden width of the bottleneck head (with --freeze-backbone; default 256)' },
   { flags: '--epochs <n>', key: 'train.epochs', type: 'int', help: 'epochs over the source (default 2)' },
   { flags: '--batch-size <n>', key: 'train.batchSize', type: 'int', help: 'source images per step, and as many target images (default 64)' },
-  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'SGD learning rate (default 0.01, annealed (1+10p)^-0.75)' },
+  {
+    flags: '--optimizer <name>',
+    key: 'train.optimizer.name',
+    help: 'sgd (default, the reference protocol), adam or adamw (e.g. a head on text embeddings, which SGD at these defaults leaves at the majority class)',
+  },
+  { flags: '--lr <x>', key: 'train.optimizer.lr', type: 'number', help: 'learning rate (default 0.01 for sgd, 0.001 for adam/adamw; annealed (1+10p)^-0.75)' },
   { flags: '--momentum <x>', key: 'train.optimizer.momentum', type: 'number', help: 'SGD momentum (default 0.9)' },
   { flags: '--weight-decay <x>', key: 'train.optimizer.weightDecay', type: 'number', help: 'weight decay (default 5e-4)' },
   {

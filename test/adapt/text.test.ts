@@ -167,6 +167,18 @@ test('graft adapt --encoder --method auto tries the text methods and picks one w
   assert.ok(fs.existsSync(path.join(out, 'model.tokenizer.json')));
 });
 
+test('graft adapt --optimizer adam trains with Adam (recorded in the run), and --momentum is refused with it', async () => {
+  const weights = async (optimizer: string) => {
+    const out = path.join(tmp, `opt-${optimizer}`);
+    await graft([...common, '--method', 'source-only', '--optimizer', optimizer, '--lr', '0.01', '--out', out]);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).optimizer, optimizer);
+    return fs.readFileSync(path.join(out, 'model.onnx'));
+  };
+  const [sgdModel, adamModel] = [await weights('sgd'), await weights('adam')];
+  assert.ok(!sgdModel.equals(adamModel), 'the same run with Adam ends with other weights than with SGD');
+  await assert.rejects(graft([...common, '--optimizer', 'adam', '--momentum', '0.5']), /train\.optimizer\.momentum \(from --momentum\): applies to sgd only/);
+});
+
 test('graft adapt --encoder: image-only flags and image-only methods are clear errors', async () => {
   await assert.rejects(graft([...common, '--image-size', '32']), /--image-size\/--channels \(model.preprocess\) does not apply with --encoder/);
   await assert.rejects(graft([...common, '--unfreeze-last', '1']), /--unfreeze-last \(adapt.unfreezeLast\) does not apply with --encoder/);

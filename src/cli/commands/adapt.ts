@@ -97,8 +97,6 @@ async function runAdapt(cmd: Command): Promise<void> {
     throw new CliError(
       `graft adapt builds only the small-cnn without --model (model.arch is ${model.arch}); pretrain that network with graft pretrain and pass it as --model.`,
     );
-  if (train.optimizer.name !== 'sgd')
-    throw new CliError(`graft adapt trains with SGD (train.optimizer.name is ${train.optimizer.name}); remove train.optimizer.name or set it to sgd.`);
   // --method auto: run the candidates and pick one by an unsupervised validator (src/adapt/auto.ts)
   const auto = !a.compare && a.method.trim().toLowerCase() === 'auto';
   if (a.candidates && !auto)
@@ -127,7 +125,7 @@ async function runAdapt(cmd: Command): Promise<void> {
   if (run.resume && run.overwrite) throw new CliError('--resume and --overwrite exclude each other; pick one.');
   if (model.backbone && given('model.width'))
     throw new CliError('--width sets the width of the SmallCNN built without --model; remove it (the network comes from --model).');
-  const { makeLrSchedule } = await import('../../run/setup.js');
+  const { makeLrSchedule, makeOptimizer } = await import('../../run/setup.js');
   const schedule = makeLrSchedule(train.schedule) ?? (() => 1);
 
   const limit = data.limit;
@@ -145,6 +143,7 @@ async function runAdapt(cmd: Command): Promise<void> {
       bottleneck,
       epochs,
       'batch-size': batchSize,
+      optimizer: train.optimizer.name,
       lr,
       momentum,
       'weight-decay': weightDecay,
@@ -195,6 +194,8 @@ async function runAdapt(cmd: Command): Promise<void> {
     lr,
     momentum,
     weightDecay,
+    // SGD is built by adapt() from lr, momentum and weightDecay (the reference protocol); Adam/AdamW from the config
+    ...(train.optimizer.name !== 'sgd' && { optimizer: makeOptimizer(train.optimizer) }),
     schedule,
     select,
     evalEvery,
