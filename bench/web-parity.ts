@@ -13,7 +13,7 @@ import { decodeImage } from '../src/data/image.js';
 import { writeWebBundle } from '../src/run/web-bundle.js';
 import { classifyFiles, loadClassifier } from '../src/train/classify.js';
 import { launchBrowser } from '../test/browser.js';
-import { startLoopback, stopLoopback } from '../test/loopback.js';
+import { serveFolder, startLoopback, stopLoopback } from '../test/loopback.js';
 import { LABELS, saveSpatialModel, writeTestImage } from '../test/web/fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-web-bench-'));
@@ -29,13 +29,6 @@ const IMAGES: [string, number, number][] = [
   ['shrink8.jpg', 320, 260],
   ['photo.jpg', 1600, 1200],
 ];
-const MIME: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
 
 saveSpatialModel(path.join(tmp, 'run', 'model.onnx'), { size: [28, 32], resize: 'crop', mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
 for (const [name, w, h] of IMAGES) await writeTestImage(path.join(site, 'images', name), w, h, w + 3 * h);
@@ -51,12 +44,7 @@ for (const f of files) {
   sharpMs.push(performance.now() - t);
 }
 
-const { server, base } = await startLoopback((req, res) => {
-  const file = path.join(site, decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
-  if (!file.startsWith(site) || !fs.existsSync(file)) return void res.writeHead(404).end();
-  res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
-  fs.createReadStream(file).pipe(res);
-});
+const { server, base } = await startLoopback(serveFolder(site));
 const browser = await launchBrowser();
 try {
   const page = await browser.newPage();

@@ -18,19 +18,12 @@ import { decodeImage } from '../../src/data/image.js';
 import { writeWebBundle } from '../../src/run/web-bundle.js';
 import { classifyFiles, loadClassifier } from '../../src/train/classify.js';
 import { launchBrowser } from '../browser.js';
-import { startLoopback, stopLoopback } from '../loopback.js';
+import { serveFolder, startLoopback, stopLoopback } from '../loopback.js';
 import { LABELS, saveSpatialModel, writeTestImage } from './fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-web-'));
 const modelDir = path.join(tmp, 'run');
 const padConfig = path.join(tmp, 'pad.json');
-const MIME: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
 /** [file name, width, height]: PNG grown, PNG shrunk ×12.5 (not square), JPEG shrunk ×1.3, JPEG grown, PNG square */
 const IMAGES: [string, number, number][] = [
   ['tiny.png', 9, 7],
@@ -54,16 +47,7 @@ before(async () => {
   fs.copyFileSync(fileURLToPath(new URL('../../examples/browser/my-page.html', import.meta.url)), path.join(tmp, 'site', 'my-page.html'));
   await writeWebBundle(path.join(modelDir, 'model.onnx'), path.join(tmp, 'site', 'pad'), { preprocessFile: padConfig, threshold: 0.9 });
   const root = path.join(tmp, 'site');
-  ({ server, base } = await startLoopback((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = path.join(root, rel.endsWith('/') ? `${rel}index.html` : rel);
-    if (!file.startsWith(root) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  }));
+  ({ server, base } = await startLoopback(serveFolder(root)));
   browser = await launchBrowser();
 });
 

@@ -15,18 +15,11 @@ import type { Browser } from 'playwright-core';
 import { writeWebBundle } from '../../src/run/web-bundle.js';
 import { classifyTexts, loadTextClassifier } from '../../src/train/classify-text.js';
 import { launchBrowser } from '../browser.js';
-import { startLoopback, stopLoopback } from '../loopback.js';
+import { serveFolder, startLoopback, stopLoopback } from '../loopback.js';
 import { SENTIMENT, saveTextModels, sentimentTexts } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-web-text-'));
 const site = path.join(tmp, 'site');
-const MIME: Record<string, string> = {
-  '.html': 'text/html',
-  '.js': 'text/javascript',
-  '.mjs': 'text/javascript',
-  '.json': 'application/json',
-  '.wasm': 'application/wasm',
-};
 const TEXTS = [...sentimentTexts(6).texts, 'Großartig — I LOVE it!!', 'an awful, awful film and a very sad ending for everyone who watched it today', 'x'];
 let models: { tfidf: string; bert: string };
 let browser: Browser | undefined;
@@ -37,16 +30,7 @@ before(async () => {
   models = await saveTextModels(tmp);
   await writeWebBundle(models.tfidf, path.join(site, 'tfidf'));
   await writeWebBundle(path.dirname(models.bert), path.join(site, 'bert'), { threshold: 0.99 });
-  ({ server, base } = await startLoopback((req, res) => {
-    const rel = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    const file = path.join(site, rel.endsWith('/') ? `${rel}index.html` : rel);
-    if (!file.startsWith(site) || !fs.existsSync(file) || !fs.statSync(file).isFile()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': MIME[path.extname(file)] ?? 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  }));
+  ({ server, base } = await startLoopback(serveFolder(site)));
   browser = await launchBrowser();
 });
 
