@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { decodeBatch, decodeImage } from '../../src/data/image.js';
 import { type PreprocessConfig, parsePreprocessConfig } from '../../src/data/preprocess.js';
+import { cachedFeatures } from '../../src/features/cache.js';
 import type { Decoder } from '../../src/features/extract.js';
 import type { Model } from '../../src/ir/model.js';
 import { extractSubgraph, findCut } from '../../src/ir/surgery.js';
@@ -65,4 +66,12 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
+}
+
+/**
+ * The single-process extraction a distributed one must equal byte for byte: `model`'s features of `files` through
+ * the feature store in `cacheDir`, batches of 4, one thread.
+ */
+export function localFeatures(model: Model, files: string[], cacheDir: string): ReturnType<typeof cachedFeatures> {
+  return cachedFeatures({ model, preprocess: CFG, items: files.map((p) => ({ path: p })), batchSize: 4, cacheDir, threads: 1 });
 }

@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cachedFeatures } from '../../src/features/cache.js';
+import type { cachedFeatures } from '../../src/features/cache.js';
 import { FeatureStore } from '../../src/features/store.js';
 import { distributedFeatures } from '../../src/scale/extract.js';
 import { queueStatus } from '../../src/scale/status.js';
 import { startWorker } from '../../src/scale/worker.js';
-import { CFG, makeImages, tinyModels } from '../features/helpers.js';
+import { CFG, localFeatures, makeImages, tinyModels } from '../features/helpers.js';
 import { startRedis, type TestRedis } from '../redis.js';
 
 let redis: TestRedis;
@@ -27,14 +27,7 @@ before(async () => {
   redis = await startRedis();
   tmp = await mkdtemp(path.join(tmpdir(), 'graft-scale-'));
   files = await makeImages(path.join(tmp, 'images'), 10);
-  reference = await cachedFeatures({
-    model: extractor,
-    preprocess: CFG,
-    items: files.map((p) => ({ path: p })),
-    batchSize: 4,
-    cacheDir: path.join(tmp, 'local'),
-    threads: 1,
-  });
+  reference = await localFeatures(extractor, files, path.join(tmp, 'local'));
 });
 after(async () => {
   await redis?.stop();

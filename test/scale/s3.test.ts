@@ -11,13 +11,13 @@ import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { cachedFeatures, hashFile } from '../../src/features/cache.js';
+import { type cachedFeatures, hashFile } from '../../src/features/cache.js';
 import { distributedFeatures } from '../../src/scale/extract.js';
 import { S3FeatureStorage } from '../../src/scale/s3-storage.js';
 import { queueStatus } from '../../src/scale/status.js';
 import { openFeatureStorage } from '../../src/scale/storage.js';
 import { startWorker } from '../../src/scale/worker.js';
-import { CFG, makeImages, tinyModels } from '../features/helpers.js';
+import { CFG, localFeatures, makeImages, tinyModels } from '../features/helpers.js';
 import { freePort, startRedis, type TestRedis } from '../redis.js';
 import { type S3StandIn, startS3StandIn } from './s3-standin.js';
 
@@ -36,14 +36,7 @@ before(async () => {
   s3.denied.add('locked');
   tmp = await mkdtemp(path.join(tmpdir(), 'graft-s3-'));
   files = await makeImages(path.join(tmp, 'images'), 10);
-  reference = await cachedFeatures({
-    model: extractor,
-    preprocess: CFG,
-    items: files.map((p) => ({ path: p })),
-    batchSize: 4,
-    cacheDir: path.join(tmp, 'local'),
-    threads: 1,
-  });
+  reference = await localFeatures(extractor, files, path.join(tmp, 'local'));
 });
 after(async () => {
   s3?.close();
