@@ -23,7 +23,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
 import { loadFashionMnist } from '../src/data/idx.js';
 import { DEFAULT_BUDGET_S, type GraftConfig, parseConfig } from '../src/run/config.js';
 import { runTraining } from '../src/run/train.js';
@@ -31,6 +30,7 @@ import { parseTuneConfig } from '../src/tune/config.js';
 import { trainForExport } from '../src/tune/graft-prepare.js';
 import { runTune } from '../src/tune/run.js';
 import { configureProgress } from '../src/util/progress.js';
+import { writeClassFolders } from './fashion-folder.js';
 
 const { values } = parseArgs({
   options: {
@@ -61,20 +61,8 @@ if (!fs.existsSync(path.join(out, 'data', 'done'))) {
   for (const [split, dir, per] of [
     [fm.train, trainDir, 80],
     [fm.test, testDir, 40],
-  ] as const) {
-    for (const [label, name] of CLASSES) {
-      fs.mkdirSync(path.join(dir, name), { recursive: true });
-      let k = 0;
-      for (let i = 0; i < split.n && k < per; i++) {
-        if (split.y[i] !== label) continue;
-        const px = Uint8Array.from(split.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
-        await sharp(px, { raw: { width: 28, height: 28, channels: 1 } })
-          .png()
-          .toFile(path.join(dir, name, `${String(i).padStart(5, '0')}.png`));
-        k++;
-      }
-    }
-  }
+  ] as const)
+    await writeClassFolders(split, dir, CLASSES, per);
   fs.writeFileSync(path.join(out, 'data', 'done'), '');
 }
 

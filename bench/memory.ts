@@ -25,7 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import sharp from 'sharp';
+import { writeClassFolders } from './fashion-folder.js';
 
 const { values } = parseArgs({
   options: {
@@ -118,20 +118,8 @@ async function makeFolders(): Promise<void> {
   for (const [split, dir, per] of [
     [fm.train, trainDir, Number(values['per-class'])],
     [fm.test, testDir, Number(values['test-per-class'])],
-  ] as const) {
-    for (const [label, name] of CLASSES.entries()) {
-      fs.mkdirSync(path.join(dir, name), { recursive: true });
-      let k = 0;
-      for (let i = 0; i < split.n && k < per; i++) {
-        if (split.y[i] !== label) continue;
-        const px = Uint8Array.from(split.x.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255));
-        await sharp(px, { raw: { width: 28, height: 28, channels: 1 } })
-          .png()
-          .toFile(path.join(dir, name, `${String(i).padStart(5, '0')}.png`));
-        k++;
-      }
-    }
-  }
+  ] as const)
+    await writeClassFolders(split, dir, CLASSES.entries(), per);
   fs.writeFileSync(stamp, '');
 }
 
