@@ -1,5 +1,6 @@
 /**
- * StepRunner: runs a compiled training step in onnxruntime-node, one `session.run` per step.
+ * StepRunner: runs a compiled training step in onnxruntime-node, one `session.run` per step, or K steps per run
+ * through the step unrolled K times (`stepsPerRun`, see step/repeat.ts).
  * Parameters, optimizer state and BN statistics live in pre-allocated ort.Tensors that ping-pong
  * between two buffers (outputs are written into the idle buffer, then swapped), so a step makes
  * no JS-array round trip and allocates no new parameter memory.
@@ -9,6 +10,7 @@ import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOpti
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
+import { type RepeatedStep, repeatStep } from './repeat.js';
 
 /** Raised when the loss becomes NaN/Inf; the runner's state is still the last good one. */
 export class NonFiniteLossError extends Error {
@@ -40,6 +42,22 @@ export interface BatchFeed {
   y: Tensor | ort.Tensor;
 }
 
+/** Options of {@link StepRunner.create}: the sessions' options, and how many steps one run may take. */
+export interface StepRunnerOptions extends SessionOptions {
+  /**
+   * Also open the step unrolled this many times (K ≥ 2), so {@link StepRunner.trainSteps} takes K steps in one
+   * `session.run`, bit-identical to K {@link StepRunner.train} calls. Default 1 (single steps only).
+   */
+  stepsPerRun?: number;
+}
+
+/** The K-step session of a runner (see {@link StepRunnerOptions.stepsPerRun}). */
+interface MultiStep {
+  spec: RepeatedStep;
+  session: ort.InferenceSession;
+  inputNames: Set<string>;
+}
+
 /** How the step's and the eval's feed checks are worded (constants: a checked run allocates nothing). */
 const TRAIN_FEEDS: FeedCheckOptions = { what: 'the training step' };
 const EVAL_FEEDS: FeedCheckOptions = { what: 'the evaluation' };
@@ -57,14 +75,17 @@ export class StepRunner {
   /** Number of optimizer steps taken so far (1-based numbering inside). */
   stepCount = 0;
   private slots: Slot[] = [];
-  /** Whether onnxruntime writes the carried outputs into the pre-allocated `next` buffers (found on the first step). */
-  private writesFetches?: boolean;
+  /** Per session: whether onnxruntime writes the carried outputs into the pre-allocated `next` buffers (found on its first run). */
+  private writesFetches = new Map<ort.InferenceSession, boolean>();
+  /** Steps the last {@link trainSteps} took (what {@link rewind} undoes); 0 once anything else ran. */
+  private rewindable = 0;
   private constructor(
     readonly step: CompiledStep,
     private readonly session: ort.InferenceSession,
     private readonly evalSpec: CompiledEval | undefined,
     private readonly evalSession: ort.InferenceSession | undefined,
     private readonly inputNames: Set<string>,
+    private readonly multi?: MultiStep,
   ) {
     for (const c of step.carried) {
       if (!inputNames.has(c.input)) continue;
@@ -72,11 +93,25 @@ export class StepRunner {
     }
   }
 
-  /** Creates sessions for a compiled step (and its eval graph, if given). */
-  static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: SessionOptions = {}): Promise<StepRunner> {
-    const session = await createSession(step.model, opts);
-    const evalSession = evalSpec ? await createSession(evalSpec.model, opts) : undefined;
-    return new StepRunner(step, session, evalSpec, evalSession, new Set(session.inputNames));
+  /** Creates sessions for a compiled step (and its eval graph, if given; and the step unrolled `stepsPerRun` times, if ≥ 2). */
+  static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: StepRunnerOptions = {}): Promise<StepRunner> {
+    const { stepsPerRun = 1, ...sessionOpts } = opts;
+    if (!(Number.isInteger(stepsPerRun) && stepsPerRun >= 1))
+      throw new Error(`StepRunner.create: stepsPerRun must be a whole number ≥ 1 (got ${stepsPerRun}); use 1 for one step per run.`);
+    const session = await createSession(step.model, sessionOpts);
+    const evalSession = evalSpec ? await createSession(evalSpec.model, sessionOpts) : undefined;
+    let multi: MultiStep | undefined;
+    if (stepsPerRun > 1) {
+      const spec = repeatStep(step, stepsPerRun);
+      const s = await createSession(spec.model, sessionOpts);
+      multi = { spec, session: s, inputNames: new Set(s.inputNames) };
+    }
+    return new StepRunner(step, session, evalSpec, evalSession, new Set(session.inputNames), multi);
+  }
+
+  /** Steps one {@link trainSteps} call takes (1: this runner runs single steps only). */
+  get stepsPerRun(): number {
+    return this.multi?.spec.steps ?? 1;
   }
 
   /**
@@ -90,35 +125,118 @@ export class StepRunner {
     s.lrInputs.forEach((name, i) => {
       if (this.inputNames.has(name)) feeds[name] = scalar(lr[i] ?? lr[0]!);
     });
-    if (s.dropoutSeedInput && this.inputNames.has(s.dropoutSeedInput)) feeds[s.dropoutSeedInput] = scalar(((seed * 1000003 + stepNo) % 65521) / 7.31);
+    if (s.dropoutSeedInput && this.inputNames.has(s.dropoutSeedInput)) feeds[s.dropoutSeedInput] = scalar(dropoutSeed(seed, stepNo));
     for (const [k, v] of Object.entries(s.scalarValues(stepNo))) if (this.inputNames.has(k)) feeds[k] = scalar(v);
     const fetches: Record<string, ort.Tensor | null> = { [s.lossOutput]: null };
     for (const m of Object.values(s.metricOutputs)) fetches[m] = null;
     if (s.gradNormOutput) fetches[s.gradNormOutput] = null;
-    for (const slot of this.slots) {
-      feeds[slot.spec.input] = slot.cur;
-      fetches[slot.spec.output] = slot.next;
-    }
-    if (this.writesFetches === undefined) for (const slot of this.slots) markUnwritten(slot.next);
-    const out = await runChecked(this.session, feeds, fetches, TRAIN_FEEDS);
+    this.rewindable = 0;
+    const out = await this.runState(this.session, feeds, fetches);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
-    this.writesFetches ??= this.slots.every((slot) => holdsResult(slot.next, out[slot.spec.output]!));
-    for (const slot of this.slots) {
-      // onnxruntime-node writes into the pre-allocated buffer, then returns a copy of it (its binding copies every
-      // output); copy back only where a binding left the buffer unwritten
-      const got = out[slot.spec.output]!;
-      if (!this.writesFetches && got.data !== slot.next.data) (slot.next.data as Float32Array).set(got.data as Float32Array);
-      const t = slot.cur;
-      slot.cur = slot.next;
-      slot.next = t;
-    }
+    this.takeState(this.session, out);
     this.stepCount = stepNo;
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(s.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
     const r: StepResult = { loss, metrics };
     if (s.gradNormOutput) r.gradNorm = (out[s.gradNormOutput]!.data as Float32Array)[0]!;
     return r;
+  }
+
+  /**
+   * K = {@link stepsPerRun} training steps in one `session.run`, bit-identical to K {@link train} calls: `batch.x`
+   * holds the K batches stacked ([K, rows, ...sample]), `batch.y` their targets ([K, rows]), `lrs[j]` step j's
+   * learning rate per parameter group.
+   * @returns each step's result; or undefined when a loss is NaN/Inf, with the state left as before the call (run
+   * the K steps with {@link train} to find the step and its error).
+   */
+  async trainSteps(batch: BatchFeed, lrs: number[][], seed = 0): Promise<StepResult[] | undefined> {
+    const m = this.multi;
+    if (!m) throw new Error('StepRunner.trainSteps: this runner takes one step per run; create it with stepsPerRun ≥ 2.');
+    const spec = m.spec;
+    const k = spec.steps;
+    if (lrs.length !== k) throw new Error(`StepRunner.trainSteps: ${lrs.length} learning-rate rows for ${k} steps; pass one per step.`);
+    const s = this.step;
+    const first = this.stepCount + 1;
+    const feeds: Record<string, ort.Tensor> = { [s.dataInput]: asOrt(batch.x), [s.targetInput]: asOrt(batch.y) };
+    const stacked = (name: string, value: (j: number) => number) => {
+      if (m.inputNames.has(name))
+        feeds[name] = new ort.Tensor(
+          'float32',
+          Float32Array.from({ length: k }, (_, j) => value(j)),
+          [k],
+        );
+    };
+    for (const [i, name] of s.lrInputs.entries()) stacked(name, (j) => lrs[j]![i] ?? lrs[j]![0]!);
+    if (s.dropoutSeedInput) stacked(s.dropoutSeedInput, (j) => dropoutSeed(seed, first + j));
+    if (s.scalarInputs.length) {
+      const values = Array.from({ length: k }, (_, j) => s.scalarValues(first + j));
+      for (const name of s.scalarInputs) stacked(name, (j) => values[j]![name]!);
+    }
+    const fetches: Record<string, ort.Tensor | null> = { [spec.lossOutput]: null };
+    for (const v of Object.values(spec.metricOutputs)) fetches[v] = null;
+    if (spec.gradNormOutput) fetches[spec.gradNormOutput] = null;
+    this.rewindable = 0;
+    const out = await this.runState(m.session, feeds, fetches);
+    const losses = out[spec.lossOutput]!.data as Float32Array;
+    if (!losses.every(Number.isFinite)) return undefined;
+    this.takeState(m.session, out);
+    this.stepCount += k;
+    this.rewindable = k;
+    const results: StepResult[] = [];
+    for (let j = 0; j < k; j++) {
+      const metrics: Record<string, number> = {};
+      for (const [key, v] of Object.entries(spec.metricOutputs)) metrics[key] = (out[v]!.data as Float32Array)[j]!;
+      const r: StepResult = { loss: losses[j]!, metrics };
+      if (spec.gradNormOutput) r.gradNorm = (out[spec.gradNormOutput]!.data as Float32Array)[j]!;
+      results.push(r);
+    }
+    return results;
+  }
+
+  /**
+   * Undoes the last {@link trainSteps} call, which must be the last thing this runner ran: the state and step count
+   * go back to before it (the state before a run is still in the idle buffers). E.g. a loop that must stop after
+   * step j of the K replays steps 1..j with {@link train}.
+   */
+  rewind(): void {
+    if (!this.rewindable) throw new Error('StepRunner.rewind: only the last trainSteps call can be undone, and nothing has run since.');
+    for (const slot of this.slots) swap(slot);
+    this.stepCount -= this.rewindable;
+    this.rewindable = 0;
+  }
+
+  /** One run of `session` with the carried state fed from `cur` and written into `next` (not yet swapped in). */
+  private async runState(
+    session: ort.InferenceSession,
+    feeds: Record<string, ort.Tensor>,
+    fetches: Record<string, ort.Tensor | null>,
+  ): Promise<ort.InferenceSession.ReturnType> {
+    for (const slot of this.slots) {
+      feeds[slot.spec.input] = slot.cur;
+      fetches[slot.spec.output] = slot.next;
+    }
+    const known = this.writesFetches.get(session);
+    if (known === undefined) for (const slot of this.slots) markUnwritten(slot.next);
+    const out = await runChecked(session, feeds, fetches, TRAIN_FEEDS);
+    if (known === undefined)
+      this.writesFetches.set(
+        session,
+        this.slots.every((slot) => holdsResult(slot.next, out[slot.spec.output]!)),
+      );
+    return out;
+  }
+
+  /** Makes the state a run wrote into `next` current. */
+  private takeState(session: ort.InferenceSession, out: ort.InferenceSession.ReturnType): void {
+    const writes = this.writesFetches.get(session) === true;
+    for (const slot of this.slots) {
+      // onnxruntime-node writes into the pre-allocated buffer, then returns a copy of it (its binding copies every
+      // output); copy back only where a binding left the buffer unwritten
+      const got = out[slot.spec.output]!;
+      if (!writes && got.data !== slot.next.data) (slot.next.data as Float32Array).set(got.data as Float32Array);
+      swap(slot);
+    }
   }
 
   /** Ends onnxruntime profiling of the training session (when created with `profile`) and flushes its trace file. */
@@ -144,6 +262,7 @@ export class StepRunner {
 
   /** Restores carried state (e.g. from a checkpoint). Unknown names are an error; missing ones keep their value. */
   load(values: Map<string, Tensor>, stepCount?: number): void {
+    this.rewindable = 0;
     const bySlot = new Map(this.slots.map((s) => [s.spec.input, s]));
     for (const [k, v] of values) {
       const s = bySlot.get(k);
@@ -163,7 +282,19 @@ export class StepRunner {
   async release(): Promise<void> {
     await this.session.release();
     await this.evalSession?.release();
+    await this.multi?.session.release();
   }
+}
+
+/** The dropout seed of a 1-based step (a pure function of the run's seed and the step, so resumed runs draw the same masks). */
+function dropoutSeed(seed: number, step: number): number {
+  return ((seed * 1000003 + step) % 65521) / 7.31;
+}
+
+function swap(slot: Slot): void {
+  const t = slot.cur;
+  slot.cur = slot.next;
+  slot.next = t;
 }
 
 /** What evaluating one batch gives. */
