@@ -99,6 +99,7 @@ const MAX_POOLED = 64;
 /** Reusable batch buffers, one pair per batch size (and per sample shape and dtype, when those vary by batch). */
 export class BatchBuffers {
   private pool = new Map<string, { x: Tensor; y: Tensor }>();
+  private groups = new Map<string, { x: Tensor; y: Tensor }>();
   /** `rows`: rows of x for a batch of `size` labels (a joint source's {@link BatchSource.batchRows}). */
   constructor(
     private readonly sampleShape: readonly number[],
@@ -117,6 +118,40 @@ export class BatchBuffers {
     }
     return b;
   }
+  /** A buffer pair for `count` batches of `size` stacked along a leading axis: x [count, rows, ...sample], y [count, size]. */
+  group(count: number, size: number, dtype: 'float32' | 'int64' = 'float32'): { x: Tensor; y: Tensor } {
+    const key = `${count}:${size}:${dtype}`;
+    let b = this.groups.get(key);
+    if (!b) {
+      const dims = [count, this.rows(size), ...this.sampleShape];
+      const n = dims.reduce((a, d) => a * d, 1);
+      const x = dtype === 'int64' ? new Tensor('int64', dims, new BigInt64Array(n)) : Tensor.f32(dims);
+      b = { x, y: new Tensor('int64', [count, size], new BigInt64Array(count * size)) };
+      this.groups.set(key, b);
+    }
+    return b;
+  }
+}
+
+/** One batch, or `count` consecutive batches stacked (x [count, rows, ...sample], y [count, size]) for a K-step run. */
+export interface BatchRun {
+  x: Tensor;
+  y: Tensor;
+  /** Index of the (first) batch in the epoch. */
+  index: number;
+  /** Samples per batch. */
+  size: number;
+  /** Batches in this run: 1, or the K of a stacked group. */
+  count: number;
+}
+
+/** Batch j of a stacked group as a batch of its own (views of the group's buffers, no copy). */
+export function groupBatch(run: BatchRun, j: number): { x: Tensor; y: Tensor } {
+  if (run.count === 1) return { x: run.x, y: run.y };
+  const xs = run.x.size / run.count;
+  const x = run.x.data.subarray(j * xs, (j + 1) * xs) as Float32Array;
+  const y = (run.y.data as BigInt64Array).subarray(j * run.size, (j + 1) * run.size);
+  return { x: new Tensor(run.x.dtype, run.x.dims.slice(1), x), y: new Tensor('int64', [run.size], y) };
 }
 
 /**
@@ -137,6 +172,44 @@ export async function* batches(
     const buf = bufs.get(idx.length, src.batchSampleShape?.(idx) ?? src.sampleShape, src.sampleDtype);
     await src.fill(idx, buf.x.data as Float32Array | BigInt64Array, buf.y.data as BigInt64Array, { epoch: opts.epoch, seed: opts.seed });
     yield { x: buf.x, y: buf.y, index: b, size: idx.length };
+  }
+}
+
+/**
+ * The batches of one epoch as {@link batches} gives them, but where `groupAt(index)` returns K > 1 the next K batches
+ * come as one stacked run (for a K-step graph). A group is only formed from K full-size batches whose samples have the
+ * source's fixed shape; elsewhere (and where `groupAt` says 1) batches come one at a time. `groupAt` is asked at each
+ * position just before it is filled, so it may depend on how far the caller got.
+ */
+export async function* batchRuns(
+  src: BatchSource,
+  bufs: BatchBuffers,
+  opts: { batchSize: number; seed: number; epoch: number; shuffle?: boolean; dropLast?: boolean; startBatch?: number; groupAt?: (index: number) => number },
+): AsyncGenerator<BatchRun> {
+  const order = epochOrder(src.length, opts.seed, opts.epoch, opts.shuffle ?? true);
+  const bs = opts.batchSize;
+  const full = Math.floor(src.length / bs);
+  const count = opts.dropLast && full > 0 ? full : Math.ceil(src.length / bs);
+  const fixed = !src.batchSampleShape;
+  const ctx = { epoch: opts.epoch, seed: opts.seed };
+  for (let b = opts.startBatch ?? 0; b < count; ) {
+    const k = fixed ? (opts.groupAt?.(b) ?? 1) : 1;
+    if (k > 1 && b + k <= Math.min(count, full)) {
+      const buf = bufs.group(k, bs, src.sampleDtype);
+      const run: BatchRun = { x: buf.x, y: buf.y, index: b, size: bs, count: k };
+      for (let j = 0; j < k; j++) {
+        const v = groupBatch(run, j);
+        await src.fill(order.subarray((b + j) * bs, (b + j + 1) * bs), v.x.data as Float32Array | BigInt64Array, v.y.data as BigInt64Array, ctx);
+      }
+      yield run;
+      b += k;
+      continue;
+    }
+    const idx = order.subarray(b * bs, Math.min(src.length, (b + 1) * bs));
+    const buf = bufs.get(idx.length, src.batchSampleShape?.(idx) ?? src.sampleShape, src.sampleDtype);
+    await src.fill(idx, buf.x.data as Float32Array | BigInt64Array, buf.y.data as BigInt64Array, ctx);
+    yield { x: buf.x, y: buf.y, index: b, size: idx.length, count: 1 };
+    b++;
   }
 }
 

@@ -5,9 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../step/batches.js';
+import { BatchBuffers, type BatchRun, type BatchSource, batches, batchesPerEpoch, batchRuns, groupBatch } from '../step/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
-import { type BatchEvaluator, NonFiniteLossError, type StepRunner } from '../step/runner.js';
+import { type BatchEvaluator, NonFiniteLossError, type StepResult, type StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { type Callback, type EpochMetrics, metricMode, type TrainState } from './callbacks.js';
 
@@ -48,6 +48,21 @@ export interface FitResult {
   /** True when a callback aborted the run mid-epoch (see TrainState.abort); its position is in last.ckpt. */
   cancelled?: boolean;
   seconds: number;
+}
+
+/**
+ * Steps per `session.run` of a head trained on cached features (K, see step/repeat.ts): 16 measured best on the
+ * bench head (docs/benchmarks.md, "Session 7: K steps per run"); 32 saves little more and takes twice as long to open.
+ */
+export const HEAD_STEPS_PER_RUN = 16;
+
+/**
+ * The default K of a head-on-features fit of `totalSteps` steps: {@link HEAD_STEPS_PER_RUN} when the fit is long
+ * enough to repay opening the K-step session (~0.3–1 s at K = 16 on a loaded 2-core machine; a step saves ~0.5 ms
+ * at batch 32), else 1.
+ */
+export function headStepsPerRun(totalSteps: number): number {
+  return totalSteps >= 50 * HEAD_STEPS_PER_RUN ? HEAD_STEPS_PER_RUN : 1;
 }
 
 /** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */
@@ -122,36 +137,88 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
   for (const cb of callbacks) await cb.onTrainBegin?.(st);
   const bufs = new BatchBuffers(train.sampleShape, train.batchRows?.bind(train));
   let stoppedEarly = st.stop && st.epoch < opts.epochs;
+  const lrsAt = (step: number) => {
+    const mult = opts.schedule ? opts.schedule(step, totalSteps) : 1;
+    return runner.step.lrScales.map((s) => opts.lr * s * mult);
+  };
+  // K steps per run (runner.stepsPerRun): only where every step of the group would have run the same way one at a
+  // time, so nothing but speed changes. A group never crosses a checkpoint (checkpointEvery), maxSteps or the end of
+  // an epoch, and a joint (adaptation) batch source runs single steps.
+  const k = train.batchRows ? 1 : runner.stepsPerRun;
+  const groupAt = (): number => {
+    if (k < 2) return 1;
+    if (opts.maxSteps !== undefined && st.step + k > opts.maxSteps) return 1;
+    if (opts.checkpointEvery) for (let j = 1; j < k; j++) if ((st.step + j) % opts.checkpointEvery === 0) return 1;
+    return k;
+  };
+  /** After step `r` of batch `index` (size `size`): the running sums, the callbacks; true when a callback aborted. */
+  const stepEnd = async (r: StepResult, size: number, lr: number): Promise<boolean> => {
+    acc.lossSum += r.loss * size;
+    acc.correct += r.metrics.correct ?? 0;
+    acc.seen += size;
+    for (const cb of callbacks) await cb.onStepEnd?.(st, { loss: r.loss, metrics: r.metrics, lr });
+    return !!st.abort;
+  };
+  const cancelled = async (epoch: number, batch: number): Promise<FitResult> => {
+    if (lastFile) await writeCheckpoint(lastFile, epoch, batch);
+    return { history: st.history, steps: st.step, stoppedEarly: false, cancelled: true, seconds: (performance.now() - t0) / 1000 };
+  };
+  /** One step on batch `index`; true when a callback aborted the run. */
+  const oneStep = async (x: Tensor, y: Tensor, index: number, size: number): Promise<boolean> => {
+    const lrs = lrsAt(st.step);
+    let r: StepResult;
+    try {
+      r = await runner.train({ x, y }, lrs, seed);
+    } catch (e) {
+      if (e instanceof NonFiniteLossError && lastFile)
+        throw new Error(
+          `${e.message} Epoch ${st.epoch + 1}, batch ${index + 1}. ` +
+            (fs.existsSync(lastFile)
+              ? `The last good checkpoint is ${lastFile}.`
+              : 'No checkpoint was written before it (the first comes at the end of epoch 1, or after --checkpoint-every steps); lower the learning rate (--lr) or clip gradients (--clip-norm) and start again with --overwrite.'),
+        );
+      throw e;
+    }
+    st.step = runner.stepCount;
+    return stepEnd(r, size, lrs[lrs.length - 1]!);
+  };
+  /**
+   * K steps in one run over a stacked group. Returns the batches it took: all K, or 1..j+1 when a callback aborted
+   * at step j, with the runner's state then that after step j (as if the steps had run one at a time).
+   */
+  const groupSteps = async (run: BatchRun): Promise<{ batches: number; aborted: boolean }> => {
+    const first = st.step;
+    const lrs = Array.from({ length: run.count }, (_, j) => lrsAt(first + j));
+    const rs = await runner.trainSteps({ x: run.x, y: run.y }, lrs, seed);
+    if (!rs) {
+      // a NaN/Inf loss inside: take the group one step at a time, which stops at that step with its error
+      for (let j = 0; j < run.count; j++) {
+        const b = groupBatch(run, j);
+        if (await oneStep(b.x, b.y, run.index + j, run.size)) return { batches: j + 1, aborted: true };
+      }
+      return { batches: run.count, aborted: false };
+    }
+    for (let j = 0; j < run.count; j++) {
+      st.step = first + j + 1;
+      if (await stepEnd(rs[j]!, run.size, lrs[j]![lrs[j]!.length - 1]!)) {
+        if (j + 1 < run.count) {
+          // stopped inside the group: back to its start and on to step j one step at a time (bit-identical)
+          runner.rewind();
+          for (let i = 0; i <= j; i++) await runner.train(groupBatch(run, i), lrs[i]!, seed);
+        }
+        return { batches: j + 1, aborted: true };
+      }
+    }
+    return { batches: run.count, aborted: false };
+  };
   outer: for (; st.epoch < opts.epochs && !(st.stop && startBatch === 0); st.epoch++) {
     if (startBatch === 0) acc = { lossSum: 0, correct: 0, seen: 0 };
-    for await (const b of batches(train, bufs, { batchSize: opts.batchSize, seed, epoch: st.epoch, dropLast, startBatch })) {
+    for await (const run of batchRuns(train, bufs, { batchSize: opts.batchSize, seed, epoch: st.epoch, dropLast, startBatch, groupAt })) {
       if (opts.maxSteps !== undefined && st.step >= opts.maxSteps) break outer;
-      const mult = opts.schedule ? opts.schedule(st.step, totalSteps) : 1;
-      const lrs = runner.step.lrScales.map((s) => opts.lr * s * mult);
-      let r: Awaited<ReturnType<StepRunner['train']>>;
-      try {
-        r = await runner.train({ x: b.x, y: b.y }, lrs, seed);
-      } catch (e) {
-        if (e instanceof NonFiniteLossError && lastFile)
-          throw new Error(
-            `${e.message} Epoch ${st.epoch + 1}, batch ${b.index + 1}. ` +
-              (fs.existsSync(lastFile)
-                ? `The last good checkpoint is ${lastFile}.`
-                : 'No checkpoint was written before it (the first comes at the end of epoch 1, or after --checkpoint-every steps); lower the learning rate (--lr) or clip gradients (--clip-norm) and start again with --overwrite.'),
-          );
-        throw e;
-      }
-      st.step = runner.stepCount;
-      acc.lossSum += r.loss * b.size;
-      acc.correct += r.metrics.correct ?? 0;
-      acc.seen += b.size;
-      for (const cb of callbacks) await cb.onStepEnd?.(st, { loss: r.loss, metrics: r.metrics, lr: lrs[lrs.length - 1]! });
-      if (st.abort) {
-        if (lastFile) await writeCheckpoint(lastFile, st.epoch, b.index + 1);
-        return { history: st.history, steps: st.step, stoppedEarly: false, cancelled: true, seconds: (performance.now() - t0) / 1000 };
-      }
-      if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && b.index + 1 < stepsPerEpoch)
-        await writeCheckpoint(lastFile, st.epoch, b.index + 1);
+      const r = run.count > 1 ? await groupSteps(run) : { batches: 1, aborted: await oneStep(run.x, run.y, run.index, run.size) };
+      const batch = run.index + r.batches; // batches of this epoch done
+      if (r.aborted) return cancelled(st.epoch, batch);
+      if (lastFile && opts.checkpointEvery && st.step % opts.checkpointEvery === 0 && batch < stepsPerEpoch) await writeCheckpoint(lastFile, st.epoch, batch);
     }
     startBatch = 0;
     const m: EpochMetrics = { epoch: st.epoch + 1, step: st.step };

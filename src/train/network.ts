@@ -29,7 +29,7 @@ import { saveModel } from '../onnx/io.js';
 import { registerStandardOps } from '../ops/index.js';
 import type { Optimizer, ParamGroup } from '../optim/optimizer.js';
 import { createSession, ort, runChecked } from '../runtime/session.js';
-import { BatchBuffers, type BatchSource, batches } from '../step/batches.js';
+import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../step/batches.js';
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
@@ -40,7 +40,7 @@ import type { OnTaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import type { Callback } from './callbacks.js';
 import type { ImageClass } from './classify.js';
-import { evaluateSource, type FitResult, fit, type LrSchedule } from './fit.js';
+import { evaluateSource, type FitResult, fit, headStepsPerRun, type LrSchedule } from './fit.js';
 import { type FitProgress, progressCallback } from './progress.js';
 import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
@@ -99,6 +99,12 @@ export interface FitConfig {
   onProgress?: (p: FitProgress) => void;
   /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts). */
   threads?: number;
+  /**
+   * Optimizer steps per `session.run` (K): K batches at a time through the step unrolled K times, bit-identical to
+   * single steps (checkpoints, callbacks, early stopping and resume keep their step-by-step behaviour). Default: for a
+   * head trained on cached features, {@link headStepsPerRun} (16 when the fit has ≥ 800 steps, else 1); otherwise 1.
+   */
+  stepsPerRun?: number;
 }
 
 /** Sidecar metadata stored beside an exported model (model.json). */
@@ -275,7 +281,9 @@ export class Network {
       throw new Error('fit: trainFrozenBN and freezeBNStats contradict each other (batch statistics everywhere vs nowhere); set at most one.');
     const trainBN = cfg.trainFrozenBN ? () => true : cfg.freezeBNStats ? () => false : undefined;
     const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
-    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads });
+    const stepsPerRun =
+      cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);
+    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads, stepsPerRun });
     try {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { mlp, paramNames } from '../../src/nn/index.js';
+import { cosineSchedule, sgd } from '../../src/optim/index.js';
+import { ArraySource } from '../../src/step/batches.js';
+import { compileTrainStep } from '../../src/step/compile.js';
+import { compileEvalStep } from '../../src/step/eval-graph.js';
+import { StepRunner } from '../../src/step/runner.js';
+import { Rng } from '../../src/tensor.js';
+import type { Callback } from '../../src/train/callbacks.js';
+import { type FitOptions, fit } from '../../src/train/fit.js';
+
+const B = 8;
+// 11 full batches and a partial one per epoch: groups of 4 leave 3 single steps and the partial batch
+const rng = new Rng(4);
+const N = 11 * B + 5;
+const x = Float32Array.from({ length: N * 6 }, () => rng.normal());
+const y = Int32Array.from({ length: N }, () => rng.int(3));
+const train = new ArraySource(x, y, [6], 3);
+const val = new ArraySource(x.slice(0, 20 * 6), y.slice(0, 20), [6], 3);
+
+async function runner(stepsPerRun: number): Promise<StepRunner> {
+  const model = mlp([9], 3, { inFeatures: 6, dropout: 0.2 }).build({ inputShape: ['N', 6], seed: 3 });
+  const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.05, momentum: 0.9, weightDecay: 0.001 }) });
+  return StepRunner.create(step, compileEvalStep(model, step), { threads: 1, stepsPerRun });
+}
+
+/** Records every step the callbacks see, every checkpoint, and aborts at `abortAt` (a step number). */
+function recorder(abortAt?: number) {
+  const steps: string[] = [];
+  const checkpoints: number[] = [];
+  const cb: Callback = {
+    name: 'record',
+    onStepEnd(s, r) {
+      steps.push(`${s.epoch}:${s.step}:${r.loss}:${r.lr}:${r.metrics.correct}`);
+      if (s.step === abortAt) s.abort = true;
+    },
+    onCheckpoint(s) {
+      checkpoints.push(s.step);
+    },
+  };
+  return { cb, steps, checkpoints };
+}
+
+const bits = (r: StepRunner) => [...r.state()].map(([k, t]) => `${k}:${[...new Uint32Array((t.data as Float32Array).slice().buffer)].join(',')}`);
+
+async function fitWith(stepsPerRun: number, opts: Partial<FitOptions> & { abortAt?: number } = {}) {
+  const r = await runner(stepsPerRun);
+  const rec = recorder(opts.abortAt);
+  let groups = 0;
+  const trainSteps = r.trainSteps.bind(r);
+  r.trainSteps = (...args) => {
+    groups++;
+    return trainSteps(...args);
+  };
+  const res = await fit(r, train, {
+    epochs: 3,
+    batchSize: B,
+    lr: 0.05,
+    schedule: cosineSchedule(),
+    seed: 2,
+    val,
+    dropLast: false,
+    ...opts,
+    callbacks: [rec.cb],
+  });
+  const state = bits(r);
+  const stepCount = r.stepCount;
+  await r.release();
+  return { res, state, stepCount, groups, ...rec };
+}
+
+const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'graft-fit-k-'));
+
+test('fit with K steps per run is fit with single steps: every step, the epoch history and the final state bit for bit, checkpoints at the same steps', async () => {
+  const a = await fitWith(1, { checkpointDir: tmp(), checkpointEvery: 6 });
+  const b = await fitWith(4, { checkpointDir: tmp(), checkpointEvery: 6 });
+  assert.equal(b.res.steps, 36);
+  assert.equal(a.groups, 0);
+  assert.ok(b.groups >= 4, `${b.groups} K-step runs`);
+  assert.deepEqual(b.steps, a.steps);
+  assert.deepEqual(b.res.history, a.res.history);
+  assert.deepEqual(b.checkpoints, a.checkpoints);
+  assert.deepEqual(b.state, a.state);
+});
+
+test('a run cancelled inside a K-step group stops at that step (state, position) and resumes bit-identical to an uninterrupted run', async () => {
+  const full = await fitWith(1);
+  for (const k of [1, 4]) {
+    const dir = tmp();
+    const cut = await fitWith(k, { checkpointDir: dir, abortAt: 18 }); // epoch 2, step 6 of its first group of 4
+    assert.equal(cut.res.cancelled, true);
+    assert.equal(cut.stepCount, 18, `K=${k}: the runner stopped at the aborting step`);
+    if (k > 1) assert.ok(cut.groups > 0);
+    const resumed = await fitWith(4, { checkpointDir: dir, resume: true });
+    assert.deepEqual(resumed.state, full.state, `K=${k} cut, resumed with K=4`);
+    assert.deepEqual(resumed.res.history, full.res.history);
+    assert.deepEqual([...cut.steps, ...resumed.steps], full.steps);
+  }
+});
+
+test('maxSteps inside a group: the K-step fit stops at exactly that step, as single steps do', async () => {
+  const a = await fitWith(1, { maxSteps: 14 });
+  const b = await fitWith(4, { maxSteps: 14 });
+  assert.equal(b.stepCount, 14);
+  assert.deepEqual(b.steps, a.steps);
+  assert.deepEqual(b.state, a.state);
+});
