@@ -239,9 +239,9 @@ export class StepRunner {
     }
   }
 
-  /** Ends onnxruntime profiling of the training session (when created with `profile`) and flushes its trace file. */
+  /** Ends onnxruntime profiling of the training sessions (when created with `profile`) and flushes their trace files. */
   endProfiling(): void {
-    (this.session as unknown as { endProfiling(): void }).endProfiling();
+    for (const session of [this.session, this.multi?.session]) (session as unknown as { endProfiling(): void } | undefined)?.endProfiling();
   }
 
   /** Evaluates one batch in inference mode with the current state. */
