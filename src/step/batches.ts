@@ -163,16 +163,7 @@ export async function* batches(
   bufs: BatchBuffers,
   opts: { batchSize: number; seed: number; epoch: number; shuffle?: boolean; dropLast?: boolean; startBatch?: number },
 ): AsyncGenerator<{ x: Tensor; y: Tensor; index: number; size: number }> {
-  const order = epochOrder(src.length, opts.seed, opts.epoch, opts.shuffle ?? true);
-  const bs = opts.batchSize;
-  const full = Math.floor(src.length / bs);
-  const count = opts.dropLast && full > 0 ? full : Math.ceil(src.length / bs);
-  for (let b = opts.startBatch ?? 0; b < count; b++) {
-    const idx = order.subarray(b * bs, Math.min(src.length, (b + 1) * bs));
-    const buf = bufs.get(idx.length, src.batchSampleShape?.(idx) ?? src.sampleShape, src.sampleDtype);
-    await src.fill(idx, buf.x.data as Float32Array | BigInt64Array, buf.y.data as BigInt64Array, { epoch: opts.epoch, seed: opts.seed });
-    yield { x: buf.x, y: buf.y, index: b, size: idx.length };
-  }
+  yield* batchRuns(src, bufs, opts);
 }
 
 /**
