@@ -58,11 +58,11 @@ export const HEAD_STEPS_PER_RUN = 16;
 
 /**
  * The default K of a head-on-features fit of `totalSteps` steps: {@link HEAD_STEPS_PER_RUN} when the fit is long
- * enough to repay opening the K-step session (~0.3–1 s at K = 16 on a loaded 2-core machine; a step saves ~0.5 ms
- * at batch 32), else 1.
+ * enough to repay opening the K-step session (0.5–2.3 s at K = 16 on the loaded 2-core machine; a step saves
+ * ~0.9 ms of CPU at batch 32 and ~1.3 ms at batch 256), else 1.
  */
 export function headStepsPerRun(totalSteps: number): number {
-  return totalSteps >= 50 * HEAD_STEPS_PER_RUN ? HEAD_STEPS_PER_RUN : 1;
+  return totalSteps >= 2000 ? HEAD_STEPS_PER_RUN : 1;
 }
 
 /** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */

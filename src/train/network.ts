@@ -102,7 +102,7 @@ export interface FitConfig {
   /**
    * Optimizer steps per `session.run` (K): K batches at a time through the step unrolled K times, bit-identical to
    * single steps (checkpoints, callbacks, early stopping and resume keep their step-by-step behaviour). Default: for a
-   * head trained on cached features, {@link headStepsPerRun} (16 when the fit has ≥ 800 steps, else 1); otherwise 1.
+   * head trained on cached features, {@link headStepsPerRun} (16 when the fit has ≥ 2,000 steps, else 1); otherwise 1.
    */
   stepsPerRun?: number;
 }
