@@ -11,7 +11,8 @@ import { compileEvalStep } from '../../src/step/eval-graph.js';
 import { StepRunner } from '../../src/step/runner.js';
 import { Rng } from '../../src/tensor.js';
 import type { Callback } from '../../src/train/callbacks.js';
-import { type FitOptions, fit } from '../../src/train/fit.js';
+import { type FitOptions, fit, HEAD_STEPS_PER_RUN, headStepsPerRun } from '../../src/train/fit.js';
+import { Network } from '../../src/train/network.js';
 
 const B = 8;
 // 11 full batches and a partial one per epoch: groups of 4 leave 3 single steps and the partial batch
@@ -108,4 +109,35 @@ test('maxSteps inside a group: the K-step fit stops at exactly that step, as sin
   assert.equal(b.stepCount, 14);
   assert.deepEqual(b.steps, a.steps);
   assert.deepEqual(b.state, a.state);
+});
+
+test('Network.fit({ stepsPerRun }) trains K steps per run and ends with the same model as single steps', async () => {
+  const calls = { n: 0 };
+  const original = StepRunner.prototype.trainSteps;
+  StepRunner.prototype.trainSteps = function (this: StepRunner, ...args: Parameters<StepRunner['trainSteps']>) {
+    calls.n++;
+    return original.apply(this, args);
+  };
+  try {
+    const models: string[] = [];
+    for (const stepsPerRun of [1, 4]) {
+      const net = new Network(mlp([9], 3, { inFeatures: 6 }).build({ inputShape: ['N', 6], seed: 3 }));
+      await net.fit(train, { epochs: 2, batchSize: B, optimizer: sgd({ lr: 0.05, momentum: 0.9 }), seed: 1, stepsPerRun, threads: 1 });
+      models.push(
+        paramNames(net.model)
+          .map((p) => [...(net.model.graph.initializers.get(p)!.data as Float32Array)].join())
+          .join(';'),
+      );
+      assert.equal(calls.n > 0, stepsPerRun > 1, `K=${stepsPerRun}: ${calls.n} K-step runs`);
+    }
+    assert.equal(models[1], models[0]);
+  } finally {
+    StepRunner.prototype.trainSteps = original;
+  }
+});
+
+test('the default K: 16 for long head fits, 1 for short ones', () => {
+  assert.equal(headStepsPerRun(3130), HEAD_STEPS_PER_RUN);
+  assert.equal(HEAD_STEPS_PER_RUN, 16);
+  assert.equal(headStepsPerRun(400), 1);
 });
