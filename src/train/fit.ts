@@ -2,6 +2,7 @@
  * The training loop: epochs of minibatch steps on a StepRunner, per-epoch validation, LR
  * schedules, callbacks, and checkpoints that make `resume` continue exactly where a killed run
  * stopped (the batch order, dropout masks and LR are pure functions of seed, epoch and step).
+ * A runner with `stepsPerRun` K > 1 takes K batches per `session.run` where that changes nothing but speed.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -151,7 +152,7 @@ export async function fit(runner: StepRunner, train: BatchSource, opts: FitOptio
     if (opts.checkpointEvery) for (let j = 1; j < k; j++) if ((st.step + j) % opts.checkpointEvery === 0) return 1;
     return k;
   };
-  /** After step `r` of batch `index` (size `size`): the running sums, the callbacks; true when a callback aborted. */
+  /** After a step (its result, batch size and LR): the running sums, the callbacks; true when a callback aborted. */
   const stepEnd = async (r: StepResult, size: number, lr: number): Promise<boolean> => {
     acc.lossSum += r.loss * size;
     acc.correct += r.metrics.correct ?? 0;
