@@ -5,7 +5,8 @@
  * no JS-array round trip and allocates no new parameter memory.
  */
 import { type Model, withInitializers } from '../ir/model.js';
-import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions } from '../runtime/session.js';
+import { encodeModel } from '../onnx/io.js';
+import { createSession, type FeedCheckOptions, lowered, ort, runChecked, type SessionOptions } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
@@ -53,18 +54,36 @@ function copyTensor(t: Tensor): ort.Tensor {
   return new ort.Tensor(t.dtype as 'float32', t.data.slice() as Float32Array, [...t.dims]);
 }
 
+/** Options of {@link StepRunner.create}: onnxruntime's session options, and whether its two sessions may be open at once. */
+export interface StepRunnerOptions extends SessionOptions {
+  /**
+   * Keep at most one of the step's and the eval graph's sessions open (default true): {@link StepRunner.evaluate}
+   * closes the training session before it opens the eval session, and the next {@link StepRunner.train} closes the
+   * eval session and opens the training session again (from the encoded graph, so no compile). onnxruntime's CPU
+   * arena keeps a session's peak until the session is released, so two open sessions hold both peaks at once: a
+   * MobileNetV2 fine-tune at batch 32 held its validation's ~420 MB beside the step's ~3.1 GB. The price is one session
+   * creation per switch (once per epoch in {@link fit}); the carried state lives in the runner, so nothing else changes.
+   */
+  oneSession?: boolean;
+}
+
 export class StepRunner {
   /** Number of optimizer steps taken so far (1-based numbering inside). */
   stepCount = 0;
   private slots: Slot[] = [];
   /** Whether onnxruntime writes the carried outputs into the pre-allocated `next` buffers (found on the first step). */
   private writesFetches?: boolean;
+  /** The encoded graphs, kept so a closed session can be opened again without lowering and encoding again. */
+  private evalBytes?: Uint8Array;
+  private released = false;
   private constructor(
     readonly step: CompiledStep,
-    private readonly session: ort.InferenceSession,
+    private readonly stepBytes: Uint8Array,
+    private session: ort.InferenceSession | undefined,
     private readonly evalSpec: CompiledEval | undefined,
-    private readonly evalSession: ort.InferenceSession | undefined,
+    private evalSession: ort.InferenceSession | undefined,
     private readonly inputNames: Set<string>,
+    private readonly opts: StepRunnerOptions,
   ) {
     for (const c of step.carried) {
       if (!inputNames.has(c.input)) continue;
@@ -72,11 +91,44 @@ export class StepRunner {
     }
   }
 
-  /** Creates sessions for a compiled step (and its eval graph, if given). */
-  static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: SessionOptions = {}): Promise<StepRunner> {
-    const session = await createSession(step.model, opts);
-    const evalSession = evalSpec ? await createSession(evalSpec.model, opts) : undefined;
-    return new StepRunner(step, session, evalSpec, evalSession, new Set(session.inputNames));
+  /** Creates the training session for a compiled step; the eval graph's (if given) opens when first evaluated. */
+  static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: StepRunnerOptions = {}): Promise<StepRunner> {
+    const bytes = encodeModel(lowered(step.model));
+    const session = await createSession(bytes, opts);
+    const oneSession = opts.oneSession ?? true;
+    const evalSession = evalSpec && !oneSession ? await createSession(evalSpec.model, opts) : undefined;
+    return new StepRunner(step, bytes, session, evalSpec, evalSession, new Set(session.inputNames), { ...opts, oneSession });
+  }
+
+  /** The training session, opened again (after closing the eval session, with oneSession) if an evaluation closed it. */
+  private async trainSession(): Promise<ort.InferenceSession> {
+    if (this.session) return this.session;
+    this.checkOpen();
+    if (this.opts.oneSession && this.evalSession) {
+      const ev = this.evalSession;
+      this.evalSession = undefined;
+      await ev.release();
+    }
+    this.session = await createSession(this.stepBytes, this.opts);
+    return this.session;
+  }
+
+  private checkOpen(): void {
+    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
+  }
+
+  /** The eval session, opened on first use (after closing the training session, with oneSession). */
+  private async evalSessionOpen(spec: CompiledEval): Promise<ort.InferenceSession> {
+    if (this.evalSession) return this.evalSession;
+    this.checkOpen();
+    if (this.opts.oneSession && this.session) {
+      const s = this.session;
+      this.session = undefined;
+      await s.release();
+    }
+    this.evalBytes ??= encodeModel(lowered(spec.model));
+    this.evalSession = await createSession(this.evalBytes, this.opts);
+    return this.evalSession;
   }
 
   /**
@@ -100,7 +152,7 @@ export class StepRunner {
       fetches[slot.spec.output] = slot.next;
     }
     if (this.writesFetches === undefined) for (const slot of this.slots) markUnwritten(slot.next);
-    const out = await runChecked(this.session, feeds, fetches, TRAIN_FEEDS);
+    const out = await runChecked(await this.trainSession(), feeds, fetches, TRAIN_FEEDS);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
     this.writesFetches ??= this.slots.every((slot) => holdsResult(slot.next, out[slot.spec.output]!));
@@ -121,17 +173,22 @@ export class StepRunner {
     return r;
   }
 
+  /** Which of the runner's onnxruntime sessions are open now (with oneSession, never both). */
+  get openSessions(): { train: boolean; eval: boolean } {
+    return { train: this.session !== undefined, eval: this.evalSession !== undefined };
+  }
+
   /** Ends onnxruntime profiling of the training session (when created with `profile`) and flushes its trace file. */
   endProfiling(): void {
-    (this.session as unknown as { endProfiling(): void }).endProfiling();
+    (this.session as unknown as { endProfiling(): void } | undefined)?.endProfiling();
   }
 
   /** Evaluates one batch in inference mode with the current state. */
   async evaluate(batch: BatchFeed): Promise<EvalResult> {
-    if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
+    if (!this.evalSpec) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
     const state: Record<string, ort.Tensor> = {};
     for (const slot of this.slots) if (this.evalSpec.stateInputs.includes(slot.spec.input)) state[slot.spec.input] = slot.cur;
-    return runEval(this.evalSession, this.evalSpec, batch, state);
+    return runEval(await this.evalSessionOpen(this.evalSpec), this.evalSpec, batch, state);
   }
 
   /** Current values of all carried state (copies), keyed by input name. */
@@ -161,8 +218,11 @@ export class StepRunner {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
-    await this.evalSession?.release();
+    const [s, ev] = [this.session, this.evalSession];
+    this.released = true;
+    this.session = this.evalSession = undefined;
+    await s?.release();
+    await ev?.release();
   }
 }
 
