@@ -39,8 +39,8 @@ export interface SessionOptions {
   /**
    * onnxruntime's CPU memory arena; default: on unless env GRAFT_ORT_ARENA=0. Off, each intermediate tensor is malloc'd
    * and freed as the run goes, so a session holds nothing between runs and two sessions never hold their peaks at
-   * once: a whole MobileNetV2 fine-tune at batch 32 peaks at 2.87 GB instead of 3.9 GB (PyTorch: 3.23 GB), but a
-   * step costs ~1.9x the CPU time (fresh pages each run; docs/benchmarks.md), so it is the memory-over-speed choice.
+   * once: a whole MobileNetV2 fine-tune at batch 32 peaked at 2.87 GB instead of 3.9 GB (PyTorch: 3.2–3.3 GB; with
+   * StepRunner's one open session at a time the default is now ~3.35 GB), but a step costs ~1.9x the CPU time (fresh pages each run; docs/benchmarks.md), so it is the memory-over-speed choice.
    */
   arena?: boolean;
 }

@@ -6,7 +6,8 @@
  * no JS-array round trip and allocates no new parameter memory.
  */
 import { type Model, withInitializers } from '../ir/model.js';
-import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions } from '../runtime/session.js';
+import { encodeModel } from '../onnx/io.js';
+import { createSession, type FeedCheckOptions, lowered, ort, runChecked, type SessionOptions } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
@@ -49,12 +50,25 @@ export interface StepRunnerOptions extends SessionOptions {
    * `session.run`, bit-identical to K {@link StepRunner.train} calls. Default 1 (single steps only).
    */
   stepsPerRun?: number;
+  /**
+   * Keep the eval graph's session and the training sessions apart (default true: never open at once):
+   * {@link StepRunner.evaluate} closes the training session(s) before it opens the eval session, and the next
+   * training step closes the eval session and opens its session again (from the encoded graph, so no compile).
+   * onnxruntime's CPU arena keeps a session's peak until the session is released, so two open sessions hold both
+   * peaks at once: a MobileNetV2 fine-tune at batch 32 held its validation's ~420 MB beside the step's ~3.1 GB. The
+   * price is one session creation per switch (once per epoch in {@link fit}); the carried state lives in the runner,
+   * so nothing else changes. Turn it off where activations are small and sessions slow to open (a head on cached
+   * features with K steps per run).
+   */
+  oneSession?: boolean;
 }
 
 /** The K-step session of a runner (see {@link StepRunnerOptions.stepsPerRun}). */
 interface MultiStep {
   spec: RepeatedStep;
-  session: ort.InferenceSession;
+  /** Open, or undefined while an evaluation holds the only open session (oneSession). */
+  session: ort.InferenceSession | undefined;
+  bytes: Uint8Array;
   inputNames: Set<string>;
 }
 
@@ -76,15 +90,20 @@ export class StepRunner {
   stepCount = 0;
   private slots: Slot[] = [];
   /** Per session: whether onnxruntime writes the carried outputs into the pre-allocated `next` buffers (found on its first run). */
-  private writesFetches = new Map<ort.InferenceSession, boolean>();
+  private writesFetches = new WeakMap<ort.InferenceSession, boolean>();
   /** Steps the last {@link trainSteps} took (what {@link rewind} undoes); 0 once anything else ran. */
   private rewindable = 0;
+  /** The encoded eval graph, kept so a closed session can be opened again without lowering and encoding again. */
+  private evalBytes?: Uint8Array;
+  private released = false;
   private constructor(
     readonly step: CompiledStep,
-    private readonly session: ort.InferenceSession,
+    private readonly stepBytes: Uint8Array,
+    private session: ort.InferenceSession | undefined,
     private readonly evalSpec: CompiledEval | undefined,
-    private readonly evalSession: ort.InferenceSession | undefined,
+    private evalSession: ort.InferenceSession | undefined,
     private readonly inputNames: Set<string>,
+    private readonly opts: StepRunnerOptions & { oneSession: boolean },
     private readonly multi?: MultiStep,
   ) {
     for (const c of step.carried) {
@@ -95,18 +114,64 @@ export class StepRunner {
 
   /** Creates sessions for a compiled step (and its eval graph, if given; and the step unrolled `stepsPerRun` times, if ≥ 2). */
   static async create(step: CompiledStep, evalSpec?: CompiledEval, opts: StepRunnerOptions = {}): Promise<StepRunner> {
-    const { stepsPerRun = 1, ...sessionOpts } = opts;
+    const { stepsPerRun = 1, oneSession = true, ...sessionOpts } = opts;
     if (!(Number.isInteger(stepsPerRun) && stepsPerRun >= 1))
       throw new Error(`StepRunner.create: stepsPerRun must be a whole number ≥ 1 (got ${stepsPerRun}); use 1 for one step per run.`);
-    const session = await createSession(step.model, sessionOpts);
-    const evalSession = evalSpec ? await createSession(evalSpec.model, sessionOpts) : undefined;
+    const bytes = encodeModel(lowered(step.model));
+    const session = await createSession(bytes, sessionOpts);
+    const evalSession = evalSpec && !oneSession ? await createSession(evalSpec.model, sessionOpts) : undefined;
     let multi: MultiStep | undefined;
     if (stepsPerRun > 1) {
       const spec = repeatStep(step, stepsPerRun);
-      const s = await createSession(spec.model, sessionOpts);
-      multi = { spec, session: s, inputNames: new Set(s.inputNames) };
+      const multiBytes = encodeModel(lowered(spec.model));
+      const s = await createSession(multiBytes, sessionOpts);
+      multi = { spec, session: s, bytes: multiBytes, inputNames: new Set(s.inputNames) };
     }
-    return new StepRunner(step, session, evalSpec, evalSession, new Set(session.inputNames), multi);
+    return new StepRunner(step, bytes, session, evalSpec, evalSession, new Set(session.inputNames), { ...sessionOpts, oneSession }, multi);
+  }
+
+  /** The single-step training session, opened again (after closing the eval session, with oneSession) if an evaluation closed it. */
+  private async trainSession(): Promise<ort.InferenceSession> {
+    if (this.session) return this.session;
+    await this.closeEval();
+    this.session = await createSession(this.stepBytes, this.opts);
+    return this.session;
+  }
+
+  /** The K-step session, opened again the same way. */
+  private async multiSession(m: MultiStep): Promise<ort.InferenceSession> {
+    if (m.session) return m.session;
+    await this.closeEval();
+    m.session = await createSession(m.bytes, this.opts);
+    return m.session;
+  }
+
+  private async closeEval(): Promise<void> {
+    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
+    if (!this.opts.oneSession || !this.evalSession) return;
+    const ev = this.evalSession;
+    this.evalSession = undefined;
+    await ev.release();
+  }
+
+  /** The eval session, opened on first use (after closing the training sessions, with oneSession). */
+  private async evalSessionOpen(spec: CompiledEval): Promise<ort.InferenceSession> {
+    if (this.evalSession) return this.evalSession;
+    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
+    if (this.opts.oneSession) {
+      const open = [this.session, this.multi?.session];
+      this.session = undefined;
+      if (this.multi) this.multi.session = undefined;
+      for (const s of open) await s?.release();
+    }
+    this.evalBytes ??= encodeModel(lowered(spec.model));
+    this.evalSession = await createSession(this.evalBytes, this.opts);
+    return this.evalSession;
+  }
+
+  /** Which of the runner's onnxruntime sessions are open now (with oneSession, never training and eval at once). */
+  get openSessions(): { train: boolean; eval: boolean } {
+    return { train: this.session !== undefined || this.multi?.session !== undefined, eval: this.evalSession !== undefined };
   }
 
   /** Steps one {@link trainSteps} call takes (1: this runner runs single steps only). */
@@ -131,10 +196,11 @@ export class StepRunner {
     for (const m of Object.values(s.metricOutputs)) fetches[m] = null;
     if (s.gradNormOutput) fetches[s.gradNormOutput] = null;
     this.rewindable = 0;
-    const out = await this.runState(this.session, feeds, fetches);
+    const session = await this.trainSession();
+    const out = await this.runState(session, feeds, fetches);
     const loss = (out[s.lossOutput]!.data as Float32Array)[0]!;
     if (!Number.isFinite(loss)) throw new NonFiniteLossError(stepNo, loss);
-    this.takeState(this.session, out);
+    this.takeState(session, out);
     this.stepCount = stepNo;
     const metrics: Record<string, number> = {};
     for (const [k, v] of Object.entries(s.metricOutputs)) metrics[k] = (out[v]!.data as Float32Array)[0]!;
@@ -177,10 +243,11 @@ export class StepRunner {
     for (const v of Object.values(spec.metricOutputs)) fetches[v] = null;
     if (spec.gradNormOutput) fetches[spec.gradNormOutput] = null;
     this.rewindable = 0;
-    const out = await this.runState(m.session, feeds, fetches);
+    const session = await this.multiSession(m);
+    const out = await this.runState(session, feeds, fetches);
     const losses = out[spec.lossOutput]!.data as Float32Array;
     if (!losses.every(Number.isFinite)) return undefined;
-    this.takeState(m.session, out);
+    this.takeState(session, out);
     this.stepCount += k;
     this.rewindable = k;
     const results: StepResult[] = [];
@@ -246,10 +313,10 @@ export class StepRunner {
 
   /** Evaluates one batch in inference mode with the current state. */
   async evaluate(batch: BatchFeed): Promise<EvalResult> {
-    if (!this.evalSpec || !this.evalSession) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
+    if (!this.evalSpec) throw new Error('This runner was created without an eval graph; pass one to StepRunner.create.');
     const state: Record<string, ort.Tensor> = {};
     for (const slot of this.slots) if (this.evalSpec.stateInputs.includes(slot.spec.input)) state[slot.spec.input] = slot.cur;
-    return runEval(this.evalSession, this.evalSpec, batch, state);
+    return runEval(await this.evalSessionOpen(this.evalSpec), this.evalSpec, batch, state);
   }
 
   /** Current values of all carried state (copies), keyed by input name. */
@@ -280,9 +347,11 @@ export class StepRunner {
   }
 
   async release(): Promise<void> {
-    await this.session.release();
-    await this.evalSession?.release();
-    await this.multi?.session.release();
+    const open = [this.session, this.evalSession, this.multi?.session];
+    this.released = true;
+    this.session = this.evalSession = undefined;
+    if (this.multi) this.multi.session = undefined;
+    for (const s of open) await s?.release();
   }
 }
 

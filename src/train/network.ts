@@ -283,7 +283,9 @@ export class Network {
     const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
     const stepsPerRun =
       cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);
-    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads, stepsPerRun });
+    // a head on cached features keeps its eval session open beside the step's: its activations are small and a
+    // K-step session is slow to reopen; a step through the backbone holds one session at a time (peak memory)
+    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads, stepsPerRun, oneSession: !split });
     try {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,
