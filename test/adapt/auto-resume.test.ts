@@ -96,24 +96,31 @@ test('graft adapt --method auto killed with SIGKILL after some candidates, then 
   await inProcess(args(full));
   assert.equal(finished(full).length, 6, 'every candidate recorded as it finished');
 
-  // the same run into another folder (with its own copy of the target, changed below), killed after 3 candidates
+  // the same run into another folder (with its own copy of the target, changed below), killed twice
   const tgt = path.join(tmp, 'tgt-copy');
   fs.cpSync(path.join(tmp, 'tgt'), tgt, { recursive: true, preserveTimestamps: true });
   const killedDir = path.join(tmp, 'killed');
-  const child = spawn(process.execPath, [GRAFT_BIN, ...args(killedDir, tgt)], { env, stdio: 'ignore' });
-  const exited = new Promise<void>((r) => child.on('exit', () => r()));
-  let killed = false;
-  const t0 = Date.now();
-  while (Date.now() - t0 < 120_000 && child.exitCode === null) {
-    if (finished(killedDir).length >= 3) {
-      killed = child.kill('SIGKILL');
-      break;
+  /** Starts `graft adapt …` and kills it (SIGKILL) once `n` candidates have finished; returns their records. */
+  const killAfter = async (n: number, extra: string[] = []) => {
+    const child = spawn(process.execPath, [GRAFT_BIN, ...args(killedDir, tgt), ...extra], { env, stdio: 'ignore' });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    let killed = false;
+    const t0 = Date.now();
+    while (Date.now() - t0 < 120_000 && child.exitCode === null) {
+      if (finished(killedDir).length >= n) {
+        killed = child.kill('SIGKILL');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 5));
     }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  await exited;
-  const done = finished(killedDir);
-  assert.ok(killed && done.length >= 3 && done.length < 6 && !fs.existsSync(path.join(killedDir, 'results.json')), 'killed mid-way');
+    await exited;
+    const done = finished(killedDir);
+    assert.ok(killed && done.length >= n && done.length < 6 && !fs.existsSync(path.join(killedDir, 'results.json')), 'killed mid-way');
+    return done;
+  };
+  // killed after seed 0's source-only (AdaBN then builds on the one read back), resumed and killed again mid-way
+  await killAfter(1);
+  const done = await killAfter(4, ['--resume']);
   const mtimes = done.map((f) => fs.statSync(f).mtimeMs);
 
   // resuming with other candidates, seeds or data is refused, and changes nothing
