@@ -151,6 +151,28 @@ test('graft adapt --method auto killed with SIGKILL after some candidates, then 
   assert.ok(fs.readFileSync(path.join(killedDir, 'model.onnx')).equals(fs.readFileSync(path.join(full, 'model.onnx'))), 'model.onnx byte-identical');
 });
 
+test('graft adapt --compare --resume reads the finished runs back and runs the unfinished one, with the same results', async () => {
+  const out = path.join(tmp, 'compare');
+  const cmp = [...args(out).slice(0, args(out).indexOf('--method')), '--compare', 'source-only,mcc', '--seeds', '0,1', '--out', out];
+  await inProcess(cmp);
+  const before = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  // as if killed before the last run's record was written: its last.ckpt (at the final step) is all that is left
+  fs.rmSync(path.join(out, 'results.json'));
+  fs.rmSync(path.join(out, 'checkpoints', 'mcc-seed1', FINISHED_FILE));
+  const kept = finished(out);
+  const mtimes = kept.map((f) => fs.statSync(f).mtimeMs);
+  await inProcess([...cmp, '--resume']);
+  assert.deepEqual(
+    kept.map((f) => fs.statSync(f).mtimeMs),
+    mtimes,
+    'the finished runs were read back, not written again',
+  );
+  assert.equal(finished(out).length, 4);
+  const again = JSON.parse(fs.readFileSync(path.join(out, 'results.json'), 'utf8'));
+  const drop = (runs: Record<string, unknown>[]) => runs.map(({ seconds: _s, ...r }) => r);
+  assert.deepEqual(drop(again.runs), drop(before.runs));
+});
+
 test('a finished-run record rebuilds its models on the starting model, and refuses another starting model or another run', () => {
   const start = smallCNN({ width: 4, classes: 2, inChannels: 1, imageSize: 8 }).build({ inputShape: ['N', 1, 8, 8], seed: 0 });
   const [name, w] = [...start.graph.initializers].find(([, t]) => t.dtype === 'float32')!;
