@@ -11,9 +11,14 @@
  * softmax by the validator; src/adapt/ensemble.ts builds that model) are graded from the same runs: per seed
  * (methods as candidates) and over pooled seeds (method × seed as candidates).
  *
+ * Method × seed pools (`--method auto --seeds a,b`): the seeds split, in order, into disjoint pools (every size that
+ * divides the seed count into at least two pools: 6 seeds → 3 pools of 2, 2 pools of 3), one auto trial per pool,
+ * graded against every fixed method's mean ± sd over the same seeds (each of its seeds one trial).
+ *
  * Usage: node --import tsx bench/adapt-auto.ts [--candidates source-only,adabn,coral,dan,cdan,mcc,self-training]
  *        [--seeds 0,1,2] [--epochs 2] [--source-samples n] [--select im] [--out runs/bench-adapt-auto.json]
  *        node --import tsx bench/adapt-auto.ts --from runs/bench-adapt-auto.json   (the tables again, from the seeds done so far)
+ *        node --import tsx bench/adapt-auto.ts --from runs/s0.json,runs/s1.json,…  (seeds run by separate processes, merged)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -52,7 +57,18 @@ const { values } = parseArgs({
   },
 });
 const t0 = performance.now();
-const saved = values.from ? JSON.parse(fs.readFileSync(values.from, 'utf8')) : undefined;
+// --from a.json[,b.json…]: the seeds saved by earlier runs (e.g. two processes side by side), merged
+const fromFiles = values.from?.split(',') ?? [];
+const savedAll = fromFiles.map((f) => ({ file: f, doc: JSON.parse(fs.readFileSync(f, 'utf8')) }));
+for (const { file, doc } of savedAll.slice(1))
+  for (const key of ['candidates', 'epochs', 'sourceSamples', 'select'])
+    if (JSON.stringify(doc[key]) !== JSON.stringify(savedAll[0]!.doc[key]))
+      throw new Error(`--from: ${file} was run with another ${key} than ${savedAll[0]!.file}; merge only runs of one protocol.`);
+const saved = savedAll.length
+  ? { ...savedAll[0]!.doc, perSeed: savedAll.flatMap((x) => x.doc.perSeed as { seed: number; candidates: AutoCandidate[] }[]) }
+  : undefined;
+if (saved && new Set(saved.perSeed.map((s: { seed: number }) => s.seed)).size !== saved.perSeed.length)
+  throw new Error(`--from: a seed is in more than one file (${fromFiles.join(', ')}); give each seed once.`);
 const candidates = saved ? (saved.candidates as ReturnType<typeof parseMethod>[]) : values.candidates.split(',').map((m) => parseMethod(m, '--candidates'));
 const seeds: number[] = saved ? saved.perSeed.map((s: { seed: number }) => s.seed) : values.seeds.split(',').map(Number);
 const ds = await loadMnist();
@@ -65,8 +81,10 @@ const targetEval = new ArraySource(styleShift(ds.test.x, { seed: 456 }), ds.test
 const load = os.loadavg()[0]!;
 // the validators' fixed target sample: the one autoAdapt scores every candidate on
 const sample = subsetOf(target, sampleIndices(target.length, 1000, 0));
-const probsDir = `${saved ? values.from : values.out}.probs`;
-const probFile = (seed: number, method: string) => path.join(probsDir, `seed${seed}-${method}.f32`);
+const probsDir = `${values.out}.probs`;
+// a saved seed's softmax lies beside the file it was saved in
+const probsDirOf = new Map<number, string>(savedAll.flatMap((x) => x.doc.perSeed.map((s: { seed: number }) => [s.seed, `${x.file}.probs`] as const)));
+const probFile = (seed: number, method: string) => path.join(probsDirOf.get(seed) ?? probsDir, `seed${seed}-${method}.f32`);
 const select = (saved?.select ?? values.select) as SelectBy;
 
 const perSeed: { seed: number; candidates: AutoCandidate[] }[] = saved?.perSeed ?? [];
@@ -205,25 +223,68 @@ if (perSeed.every((s) => s.candidates.every((c) => fs.existsSync(probFile(s.seed
     perTrial.map((t) => ({ ...t, pick: bestOf })),
     false,
   );
-  if (perSeed.length > 1) {
-    // method × seed as candidates: each trial pools every seed but one (the pools overlap; see docs/benchmarks.md)
-    const loo = perSeed.map((s) => ({ pool: poolOf(perSeed.filter((x) => x !== s)) }));
+  // method × seed as candidates (`--method auto --seeds a,b`): the seeds split, in order, into disjoint pools of
+  // `size`, one auto trial per pool, so that no run is in two trials
+  const fixed = candidates.map((m) => meanStd(perSeed.map((x) => pct(x.candidates.find((c) => c.method === m)!.target_acc!))));
+  // the issue's goal: a higher mean and a lower sd than every fixed method (each of its seeds one trial)
+  const meets = (accs: number[]) => {
+    const a = meanStd(accs);
+    return { a, above: fixed.filter((f) => a.mean > f.mean).length, tighter: fixed.filter((f) => a.std < f.std).length };
+  };
+  const pickAcc = (idx: number[]) => pct(single(poolOf(idx.map((i) => perSeed[i]!))).acc);
+  const goal: string[] = [];
+  for (let size = 2; size <= perSeed.length / 2; size++) {
+    if (perSeed.length % size) continue;
+    const pools = Array.from({ length: perSeed.length / size }, (_, i) => ({ pool: poolOf(perSeed.slice(i * size, (i + 1) * size)) }));
+    const name = `method × seed, ${pools.length} disjoint pools of ${size} seeds (${candidates.length * size} runs per trial)`;
     ensRow(
-      'method × seed pool (leave one seed out): pick',
-      loo.map((t) => ({ ...t, pick: single })),
+      `${name}: pick`,
+      pools.map((t) => ({ ...t, pick: single })),
       true,
     );
-    for (const kk of [2, 3])
-      ensRow(
-        `method × seed pool (leave one seed out): ensemble top-${kk}`,
-        loo.map((t) => ({ ...t, pick: (p) => ensembleOf(p, kk) })),
-        true,
-      );
+    ensRow(
+      `${name}: ensemble top-2`,
+      pools.map((t) => ({ ...t, pick: (p) => ensembleOf(p, 2) })),
+      true,
+    );
+    const g = meets(pools.map((t) => pct(single(t.pool).acc)));
+    goal.push(
+      `- disjoint pools of ${size} (seeds in order): auto's pick ${g.a.mean.toFixed(1)} ± ${g.a.std.toFixed(1)}; higher mean than ${g.above}/${fixed.length} fixed methods, lower sd than ${g.tighter}/${fixed.length}: goal ${g.above === fixed.length && g.tighter === fixed.length ? 'met' : 'not met'}`,
+    );
+    // how much the split decides: every pool of `size` seeds (they overlap), and every split into disjoint pools
+    const every = combinations(perSeed.length, size).map(pickAcc);
+    const e = meanStd(every);
+    const splits = partitions([...perSeed.keys()], size).map((sp) => meets(sp.map(pickAcc)));
+    const met = splits.filter((x) => x.above === fixed.length && x.tighter === fixed.length).length;
+    goal.push(
+      `- every pool of ${size} seeds (${every.length}, overlapping): auto's pick ${e.mean.toFixed(1)} ± ${e.std.toFixed(1)}; of the ${splits.length} ways to split the seeds into disjoint pools of ${size}, ${met} meet the goal`,
+    );
   }
-  lines.push('', ...ens);
+  lines.push('', ...ens, '', ...goal);
 }
 
 console.log(
   `MNIST → style shift, ${k} source images, ${values.epochs} epoch(s), checkpoints by ${select}, seeds ${seeds.join(',')}; ${os.cpus().length} cores, load ${load.toFixed(1)} at start; ${((performance.now() - t0) / 1000).toFixed(0)} s\n`,
 );
 console.log(lines.join('\n'));
+
+/** Every k-subset of 0..n−1, in lexicographic order. */
+function combinations(n: number, k: number): number[][] {
+  if (k === 0) return [[]];
+  const out: number[][] = [];
+  for (let i = k - 1; i < n; i++) for (const c of combinations(i, k - 1)) out.push([...c, i]);
+  return out;
+}
+
+/** Every split of `xs` into disjoint groups of `size` (the group holding the first element first). */
+function partitions(xs: number[], size: number): number[][][] {
+  if (!xs.length) return [[]];
+  const [first, ...rest] = xs as [number, ...number[]];
+  const out: number[][][] = [];
+  for (const c of combinations(rest.length, size - 1)) {
+    const group = [first, ...c.map((i) => rest[i]!)];
+    const left = rest.filter((_, i) => !c.includes(i));
+    for (const p of partitions(left, size)) out.push([group, ...p]);
+  }
+  return out;
+}

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Model } from '../ir/model.js';
+import { FINISHED_FILE, loadFinished, saveFinished } from './finished.js';
 import { type MethodName, type MethodSpec, parseMethod } from './methods.js';
 import { type AdaptOptions, type AdaptResult, adapt, withAdaBN } from './run.js';
 
@@ -44,8 +45,14 @@ export interface CompareOptions extends Omit<AdaptOptions, 'method' | 'seed' | '
   model: Model | ((seed: number) => Model);
   /** Called after every run (progress, logging; awaited, so it may score or save the run's model). */
   onRun?: (r: AdaptResult) => void | Promise<void>;
-  /** Called before every run. (With `checkpointDir`, each (method, seed) run checkpoints into its own sub-folder `<method>-seed<seed>`.) */
+  /**
+   * Called before every run. (With `checkpointDir`, each (method, seed) run checkpoints into its own sub-folder
+   * `<method>-seed<seed>`, and writes its record there as it finishes: with `resume`, a finished run is read back
+   * from it instead of run again, and an unfinished one continues from its last checkpoint.)
+   */
   onStart?: (method: MethodName, seed: number) => void;
+  /** With `resume`: called for a run read back from its record (`file`) instead of run again, before `onRun`. */
+  onReadBack?: (r: AdaptResult, file: string) => void;
 }
 
 /** Runs every method for every seed; returns the per-method summary rows and every run (models dropped). */
@@ -61,13 +68,26 @@ export async function compareMethods(o: CompareOptions): Promise<{ rows: Compare
     for (const spec of specs) {
       o.onStart?.(spec.name, seed);
       const model = typeof o.model === 'function' ? o.model(seed) : o.model;
-      let r: AdaptResult;
-      if (spec.name === 'adabn' && sourceOnly && Object.keys(spec).length === 1) r = await withAdaBN(sourceOnly, o);
+      // each run keeps its own checkpoints and, once finished, its record: <checkpointDir>/<method>-seed<seed>/
+      const checkpointDir = o.checkpointDir && path.join(o.checkpointDir, `${spec.name}-seed${seed}`);
+      let r = o.resume && checkpointDir ? loadFinished(checkpointDir, model, { method: spec.name, seed }) : undefined;
+      if (r) o.onReadBack?.(r, path.join(checkpointDir!, FINISHED_FILE));
       else {
-        // each run keeps its own checkpoints: <checkpointDir>/<method>-seed<seed>/
-        const checkpointDir = o.checkpointDir && path.join(o.checkpointDir, `${spec.name}-seed${seed}`);
+        if (spec.name === 'adabn' && sourceOnly && Object.keys(spec).length === 1) r = await withAdaBN(sourceOnly, o);
         // one method, one seed: the lists (and auto's options) stay here
-        r = await adapt({ ...o, model, method: spec, seed, checkpointDir, seeds: undefined, candidates: undefined, validator: undefined, ensemble: undefined });
+        else
+          r = await adapt({
+            ...o,
+            model,
+            method: spec,
+            seed,
+            checkpointDir,
+            seeds: undefined,
+            candidates: undefined,
+            validator: undefined,
+            ensemble: undefined,
+          });
+        if (checkpointDir) saveFinished(checkpointDir, r, model);
       }
       if (spec.name === 'source-only' && Object.keys(spec).length === 1 && wantsAdabn) sourceOnly = r;
       const { model: _m, lastModel: _l, ...rest } = r;

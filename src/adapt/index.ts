@@ -29,6 +29,7 @@ export { type CompareOptions, type CompareRow, compareMethods, formatCompareTabl
 export { type AdaptStepSpec, type CompiledAdaptStep, compileAdaptStep, LAMBDA_INPUT } from './compile.js';
 export { assertUnlabelled, checkDomains, type UnlabelledSource, unlabelled, unlabelledArrays } from './data.js';
 export { ENSEMBLE_EPS, ensembleModel } from './ensemble.js';
+export { FINISHED_FILE, loadFinished, modelChecksum, saveFinished } from './finished.js';
 export { JointBatchSource } from './joint.js';
 export { coralLoss, DAN_MULTIPLIERS, entropyRows, type MmdOptions, mccLoss, mmdLoss, pseudoLabelLoss } from './losses.js';
 export { METHOD_INFO, METHODS, type MethodContext, type MethodInfo, type MethodName, type MethodSpec, type MethodTerm, parseMethod } from './methods.js';

@@ -7,13 +7,13 @@
  * `graft train`: with `--out`, every run checkpoints into <out>/checkpoints/<method>-seed<seed>/ and `--resume`
  * continues a killed run exactly. See docs/cli/adapt.md.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { findConfigFile, type GraftConfig, getPath, loadConfig, readConfigFile } from '../../run/config.js';
 import { atomicWrite } from '../../util/atomic-write.js';
 import { toJsonLine } from '../../util/jsonl.js';
 import { createProgress } from '../../util/progress.js';
+import { dataFingerprint, openRunFolder } from '../adapt-folder.js';
 import { type PrepareContext, prepareImages, prepareTexts } from '../adapt-inputs.js';
 import { CliError, emit, globals, note } from '../context.js';
 import { ADAPT_FLAGS, addConfigFlags, flagValues } from '../flags.js';
@@ -153,6 +153,13 @@ async function runAdapt(cmd: Command): Promise<void> {
       'val-split': valSplit,
       'source-samples': limit,
       ...prep.runConfig,
+      // the files themselves: a resumed run reads finished candidates back, which only holds for the same data
+      data: {
+        source: dataFingerprint(sourceRef),
+        target: dataFingerprint(a.target),
+        'target-eval': dataFingerprint(a.targetEval),
+        model: dataFingerprint(model.backbone ?? model.encoder),
+      },
     };
     openRunFolder(out, runConfig, run);
   }
@@ -228,6 +235,7 @@ async function runAdapt(cmd: Command): Promise<void> {
       if (g.json && !g.quiet) process.stderr.write(`${toJsonLine({ event: 'checkpoint', run: current, ...e })}\n`);
       else note(cmd, `${current}: ${describeScores(e)}`);
     },
+    onReadBack: (_r, file) => note(cmd, `${current}: finished before; read back from ${file}, not run again`),
     onRun: (r) => {
       note(cmd, `${current}: ${describe(r)}`);
       saveModel(r);
@@ -280,32 +288,6 @@ async function runAdapt(cmd: Command): Promise<void> {
     atomicWrite(path.join(out, 'report.md'), `# graft adapt: ${sourceRef} → ${a.target}\n\n${table.join('\n')}\n`);
   }
   emit(cmd, doc, () => [...table, ...(out ? ['', `wrote ${[`${out}/results.json`, 'report.md', ...modelFiles].join(', ')}`] : [])]);
-}
-
-/** Opens `--out` as a run folder: a new run needs a folder without a run (or --overwrite); --resume needs the same flags. */
-function openRunFolder(out: string, config: Record<string, unknown>, o: { resume?: boolean; overwrite?: boolean }): void {
-  const file = path.join(out, 'config.json');
-  if (fs.existsSync(file)) {
-    if (o.resume) {
-      let old: Record<string, unknown>;
-      try {
-        old = JSON.parse(fs.readFileSync(file, 'utf8'));
-      } catch (e) {
-        throw new CliError(`Cannot read ${file} (${(e as Error).message}); the run folder is damaged. Start again with --overwrite.`);
-      }
-      const diff = Object.keys({ ...old, ...config }).filter((k) => JSON.stringify(old[k]) !== JSON.stringify(config[k]));
-      if (diff.length)
-        throw new CliError(
-          `Cannot resume ${out}: it was run with other ${diff.map((k) => `--${k}`).join(', ')}. Resume with the same flags, or start again with --overwrite.`,
-        );
-      return;
-    }
-    if (!o.overwrite)
-      throw new CliError(`--out ${out} already holds a graft adapt run. Continue it with --resume, replace it with --overwrite, or choose another --out.`);
-    fs.rmSync(out, { recursive: true, force: true });
-  }
-  fs.mkdirSync(out, { recursive: true });
-  atomicWrite(file, `${JSON.stringify(config, null, 2)}\n`);
 }
 
 /** One scored checkpoint, in a line. */
