@@ -266,9 +266,10 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
  * per group) that sums over the batch inside the convolution: the N images of each channel are stacked along the
  * height, each with its own zero rows, into one tall image, and so are the N dY kernels, spaced so that kernel rows of
  * image n land on image n's rows only. With P = the padded image height rounded up to a multiple of the stride s, X
- * becomes [1, C, N·P, W] and dY the kernel [C, 1, (N−1)·P/s + Ho, Wo] (its rows P/s apart per image, the last image's
- * spacer rows cut): output row i, kernel row n·P/s + y reads X row n·P + d·i + s·y, which lies inside image n's padded
- * rows (d·(k−1) + s·(Ho−1) < P). The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
+ * becomes [1, C, N·P, W] and dY the kernel [C, 1, N·P/s, Wo] (each image's Ho rows then P/s − Ho zero rows): output
+ * row i, kernel row n·P/s + y reads X row n·P + d·i + s·y, which lies inside image n's padded rows for a real row
+ * (d·(k−1) + s·(Ho−1) < P); the Conv's end pad gives the last image's zero rows X rows to slide over. No copy is
+ * sliced: both are a Transpose and a Pad of the original, which step/nchwc.ts can do on the blocked tensors instead. The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
  * it runs on onnxruntime's NCHWc depthwise kernel once step/nchwc.ts reorders it (CPU sessions), ~3–10× faster than
  * the grouped Conv over channel-major copies it replaces (bench/nchwc-depthwise.ts).
  * @param pe the end pads trimmed of pixels beyond the last window; `got` the output size with them (≥ the kernel).
@@ -282,11 +283,11 @@ function stackedDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, 
   const xr = annotate(e, e.op('Reshape', [xs, e.ints([1, p.C, -1, p.L[1]!])]), [1, p.C, null, p.L[1]!]);
   const dyT = e.transpose(dy, cm); // [C, N, Ho, Wo]
   const spaced = Pk > p.Lo[0]! ? e.op('Pad', [dyT, e.ints([0, 0, 0, 0, 0, 0, Pk - p.Lo[0]!, 0])]) : dyT;
-  let kern = e.op('Reshape', [spaced, e.ints([p.C, 1, -1, p.Lo[1]!])]);
-  if (Pk > p.Lo[0]!) kern = e.op('Slice', [kern, e.ints([0]), e.ints([p.Lo[0]! - Pk]), e.ints([2])]);
-  annotate(e, kern, [p.C, 1, null, p.Lo[1]!]);
-  const rows = Math.floor((P - s * (p.Lo[0]! - 1) - 1) / d) + 1;
-  const attrs = { strides: p.d, dilations: p.s, group: p.C, pads: [0, p.pb[1]!, 0, pe[1]!] };
+  const kern = annotate(e, e.op('Reshape', [spaced, e.ints([p.C, 1, -1, p.Lo[1]!])]), [p.C, 1, null, p.Lo[1]!]);
+  // the last image's spacer rows (zeros) still slide over X: zero rows below X (the Conv's end pad) keep them in range
+  const below = Math.max(0, d * (k - 1) - s + 1);
+  const rows = Math.floor((below + s - 1) / d) + 1;
+  const attrs = { strides: p.d, dilations: p.s, group: p.C, pads: [0, p.pb[1]!, below, pe[1]!] };
   let out = annotate(e, e.op('Conv', [xr, kern], attrs), [1, p.C, rows, got[1]!]); // [1, C, rows, got]
   if (rows !== k || got[1] !== p.k[1]) out = sliceSpatial(e, out, p.k, [1, 1], [1, p.C, rows, got[1]!]);
   return e.op('Reshape', [out, e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');

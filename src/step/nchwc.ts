@@ -77,8 +77,42 @@ export function nchwcDepthwise(model: Model, block: number): number {
     out.push(node);
     return y;
   };
+  const blockOf = (src: string): string => {
+    let b = blocked.get(src);
+    if (!b) {
+      b = emit('ReorderInput', [src], {}, NCHWC_DOMAIN);
+      blocked.set(src, b);
+    }
+    return b;
+  };
+  /**
+   * ops/conv.ts's stacked dW operands, Reshape(Pad?(Transpose(u, [1, 0, 2, 3]), rows only)), with u [N, C, H, W] and C a
+   * multiple of the block, made from u's blocked form: [N, C/B, H, W·B] → Transpose → the same Pad, which is the
+   * blocked form of the stacked image. Two passes over u's shared blocked copy instead of three over u.
+   */
+  const stacked = (v: string, shape: Dim[]): string | undefined => {
+    const r = producers.get(v);
+    if (r?.op !== 'Reshape' || (r.domain ?? '') !== '') return undefined;
+    let t = producers.get(r.inputs[0]!);
+    let pad: Node | undefined;
+    if (t?.op === 'Pad' && (t.domain ?? '') === '' && attrString(t, 'mode', 'constant') === 'constant' && !t.inputs[2] && !t.inputs[3]) {
+      const amounts = g.initializers.get(t.inputs[1]!)?.toNumbers();
+      if (!amounts || amounts.length !== 8 || amounts.some((a, i) => a !== 0 && i % 4 !== 2)) return undefined;
+      pad = t;
+      t = producers.get(t.inputs[0]!);
+    }
+    if (t?.op !== 'Transpose' || (t.domain ?? '') !== '' || attrInts(t, 'perm', []).join() !== '1,0,2,3') return undefined;
+    const u = t.inputs[0]!;
+    const us = dimsOf(g, u);
+    if (!us || us.length !== 4 || !known(us[1]) || us[1] % block !== 0 || !known(us[2]) || !known(us[3])) return undefined;
+    const view = emit('Reshape', [blockOf(u), ints([-1, us[1] / block, us[2], us[3] * block])]);
+    const swapped = emit('Transpose', [view], { perm: [1, 0, 2, 3] });
+    return emit('Reshape', [pad ? emit('Pad', [swapped, pad.inputs[1]!]) : swapped, ints(target(shape)!)]);
+  };
   /** The blocked form of the 4-D value `v` seen as `shape` (its element order unchanged), shared through Reshapes. */
   const reorder = (v: string, shape: Dim[]): string => {
+    const fromStack = stacked(v, shape);
+    if (fromStack) return fromStack;
     // a value's blocked form, seen as another split of the same channel images, is the same data
     const fits = (s: Dim[] | undefined) => !!s && s.length === 4 && known(s[1]) && s[1] % block === 0 && known(s[2]) && s[2] === shape[2] && s[3] === shape[3];
     let src = v;
