@@ -97,14 +97,14 @@ export function nchwcDepthwise(model: Model, block: number): number {
     let pad: Node | undefined;
     if (t?.op === 'Pad' && (t.domain ?? '') === '' && attrString(t, 'mode', 'constant') === 'constant' && !t.inputs[2] && !t.inputs[3]) {
       const amounts = g.initializers.get(t.inputs[1]!)?.toNumbers();
-      if (!amounts || amounts.length !== 8 || amounts.some((a, i) => a !== 0 && i % 4 !== 2)) return undefined;
+      if (amounts?.length !== 8 || amounts.some((a, i) => a !== 0 && i % 4 !== 2)) return undefined;
       pad = t;
       t = producers.get(t.inputs[0]!);
     }
     if (t?.op !== 'Transpose' || (t.domain ?? '') !== '' || attrInts(t, 'perm', []).join() !== '1,0,2,3') return undefined;
     const u = t.inputs[0]!;
     const us = dimsOf(g, u);
-    if (!us || us.length !== 4 || !known(us[1]) || us[1] % block !== 0 || !known(us[2]) || !known(us[3])) return undefined;
+    if (us?.length !== 4 || !known(us[1]) || us[1] % block !== 0 || !known(us[2]) || !known(us[3])) return undefined;
     const view = emit('Reshape', [blockOf(u), ints([-1, us[1] / block, us[2], us[3] * block])]);
     const swapped = emit('Transpose', [view], { perm: [1, 0, 2, 3] });
     return emit('Reshape', [pad ? emit('Pad', [swapped, pad.inputs[1]!]) : swapped, ints(target(shape)!)]);
