@@ -9,8 +9,10 @@
  *    The contraction is a batched MatMul reduced over N, or one GEMM after a transpose when channels outnumber pixels.
  *    It serves plain and grouped conv; bench/conv-grad.ts measures it ~1.7× (3×3) to 5×+ (1×1) faster on onnxruntime
  *    than the textbook Conv(Xᵀ, dYᵀ) with stride and dilation swapped (skinny per-channel GEMMs), at the cost of a
- *    transient cols tensor kh·kw times X's size. Depthwise conv with a static batch instead folds N into the channels
- *    (zero-copy reshapes, one Conv with group N·C, ReduceSum over N), which needs no such tensor.
+ *    transient cols tensor kh·kw times X's size. Depthwise conv needs no such tensor: with a static batch it folds N
+ *    into the channels (zero-copy reshapes, one Conv with group N·C, ReduceSum over N); with a run-time batch (2-D) it
+ *    stacks the images along the height into one depthwise Conv that sums over N itself (stackedDepthwiseWeightGrad).
+ *    Either is a depthwise Conv, which CPU sessions run on onnxruntime's NCHWc kernel (step/nchwc.ts).
  *  - dB = ReduceSum(dY, [0, 2, ...]).
  * ConvTranspose is the adjoint: its dX is a Conv and its dW is the Conv dW with the roles of input and output swapped.
  */
