@@ -118,7 +118,9 @@ export function nchwcDepthwise(model: Model, block: number): number {
     let src = v;
     for (;;) {
       const p = producers.get(src);
-      if (p?.op !== 'Reshape' || (p.domain ?? '') !== '' || !fits(dimsOf(g, p.inputs[0]!))) break;
+      // only Reshapes to a constant shape: one to a computed shape may be there for its order (the ReLU6 masks'
+      // alias, step/mode.ts, makes the mask run in the forward so the Clip's input is freed early)
+      if (p?.op !== 'Reshape' || (p.domain ?? '') !== '' || !g.initializers.has(p.inputs[1]!) || !fits(dimsOf(g, p.inputs[0]!))) break;
       src = p.inputs[0]!;
     }
     // a value that is not itself an image of whole blocks (a weight [G, 1, kh, kw]) is reordered as `shape`
@@ -153,7 +155,16 @@ export function nchwcDepthwise(model: Model, block: number): number {
     });
     count++;
   }
-  g.nodes = out;
+  // the standard operands the rewritten Convs no longer read (dW's channel-major copies) would still run: drop dead nodes
+  const live = new Set(g.outputs.map((v) => v.name));
+  const kept: Node[] = [];
+  for (let i = out.length - 1; i >= 0; i--) {
+    const n = out[i]!;
+    if (!n.outputs.some((o) => live.has(o))) continue;
+    kept.push(n);
+    for (const v of n.inputs) if (v) live.add(v);
+  }
+  g.nodes = kept.reverse();
   if (!model.otherOpsets.some((o) => o.domain === NCHWC_DOMAIN)) model.otherOpsets = [...model.otherOpsets, { domain: NCHWC_DOMAIN, version: 1 }];
   return count;
 }
