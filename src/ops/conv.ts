@@ -9,8 +9,10 @@
  *    The contraction is a batched MatMul reduced over N, or one GEMM after a transpose when channels outnumber pixels.
  *    It serves plain and grouped conv; bench/conv-grad.ts measures it ~1.7× (3×3) to 5×+ (1×1) faster on onnxruntime
  *    than the textbook Conv(Xᵀ, dYᵀ) with stride and dilation swapped (skinny per-channel GEMMs), at the cost of a
- *    transient cols tensor kh·kw times X's size. Depthwise conv with a static batch instead folds N into the channels
- *    (zero-copy reshapes, one Conv with group N·C, ReduceSum over N), which needs no such tensor.
+ *    transient cols tensor kh·kw times X's size. Depthwise conv needs no such tensor: with a static batch it folds N
+ *    into the channels (zero-copy reshapes, one Conv with group N·C, ReduceSum over N); with a run-time batch (2-D) it
+ *    stacks the images along the height into one depthwise Conv that sums over N itself (stackedDepthwiseWeightGrad).
+ *    Either is a depthwise Conv, which CPU sessions run on onnxruntime's NCHWc kernel (step/nchwc.ts).
  *  - dB = ReduceSum(dY, [0, 2, ...]).
  * ConvTranspose is the adjoint: its dX is a Conv and its dW is the Conv dW with the roles of input and output swapped.
  */
@@ -248,6 +250,7 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
   }
   const attrs = { kernel_shape: p.Lo, strides: p.d, dilations: p.s, pads: [...p.pb, ...pe] };
   const trim = (v: string, channels: number) => (got.some((g, i) => g !== p.k[i]) ? sliceSpatial(e, v, p.k, Array(p.rank).fill(1), [1, channels, ...got]) : v);
+  if (N === null && p.rank === 2 && p.K === p.C) return stackedDepthwiseWeightGrad(e, x, dy, p, pe, got);
   if (N === null) {
     const cm = swap01(p.rank);
     const xr = e.op('Reshape', [e.transpose(x, cm), e.ints([1, -1, ...p.L])]); // [1, C·N, ...L], channel-major
@@ -258,6 +261,38 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
   const dyr = e.op('Reshape', [dy, e.ints([N * p.K, 1, ...p.Lo])]);
   const out = trim(e.op('Conv', [xr, dyr], { ...attrs, group: N * p.C }), N * p.K); // [1, N·K, ...k]
   return e.op('Reshape', [e.reduceSum(e.op('Reshape', [out, e.ints([N, -1])]), [0], false), e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
+}
+
+/**
+ * dW of a 2-D depthwise Conv with a batch known only at run time, as one depthwise Conv (group C, one input channel
+ * per group) that sums over the batch inside the convolution: the N images of each channel are stacked along the
+ * height, each with its own zero rows, into one tall image, and so are the N dY kernels, spaced so that kernel rows of
+ * image n land on image n's rows only. With P = the padded image height rounded up to a multiple of the stride s, X
+ * becomes [1, C, N·P, W] and dY the kernel [C, 1, N·P/s, Wo] (each image's Ho rows then P/s − Ho zero rows): output
+ * row i, kernel row n·P/s + y reads X row n·P + d·i + s·y, which lies inside image n's padded rows for a real row
+ * (d·(k−1) + s·(Ho−1) < P); the Conv's end pad gives the last image's zero rows X rows to slide over. No copy is
+ * sliced: both are a Transpose and a Pad of the original, which step/nchwc.ts can do on the blocked tensors instead. The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
+ * it runs on onnxruntime's NCHWc depthwise kernel once step/nchwc.ts reorders it (CPU sessions), ~3–10× faster than
+ * the grouped Conv over channel-major copies it replaces (bench/nchwc-depthwise.ts).
+ * @param pe the end pads trimmed of pixels beyond the last window; `got` the output size with them (≥ the kernel).
+ */
+function stackedDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, pe: number[], got: number[]): string {
+  const [s, d, k] = [p.s[0]!, p.d[0]!, p.k[0]!];
+  const P = Math.ceil((p.L[0]! + p.pb[0]! + pe[0]!) / s) * s;
+  const Pk = P / s;
+  const cm = swap01(p.rank);
+  const xs = e.op('Pad', [e.transpose(x, cm), e.ints([0, 0, p.pb[0]!, 0, 0, 0, P - p.L[0]! - p.pb[0]!, 0])]); // [C, N, P, W]
+  const xr = annotate(e, e.op('Reshape', [xs, e.ints([1, p.C, -1, p.L[1]!])]), [1, p.C, null, p.L[1]!]);
+  const dyT = e.transpose(dy, cm); // [C, N, Ho, Wo]
+  const spaced = Pk > p.Lo[0]! ? e.op('Pad', [dyT, e.ints([0, 0, 0, 0, 0, 0, Pk - p.Lo[0]!, 0])]) : dyT;
+  const kern = annotate(e, e.op('Reshape', [spaced, e.ints([p.C, 1, -1, p.Lo[1]!])]), [p.C, 1, null, p.Lo[1]!]);
+  // the last image's spacer rows (zeros) still slide over X: zero rows below X (the Conv's end pad) keep them in range
+  const below = Math.max(0, d * (k - 1) - s + 1);
+  const rows = Math.floor((below + s - 1) / d) + 1;
+  const attrs = { strides: p.d, dilations: p.s, group: p.C, pads: [0, p.pb[1]!, below, pe[1]!] };
+  let out = annotate(e, e.op('Conv', [xr, kern], attrs), [1, p.C, rows, got[1]!]); // [1, C, rows, got]
+  if (rows !== k || got[1] !== p.k[1]) out = sliceSpatial(e, out, p.k, [1, 1], [1, p.C, rows, got[1]!]);
+  return e.op('Reshape', [out, e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
 }
 
 /**

@@ -4,9 +4,11 @@ import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
 import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
+import { nchwcDepthwise } from '../step/nchwc.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
+import { nchwcBlock } from './nchwc.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultSpinning, defaultThreads } from './threads.js';
 
@@ -78,7 +80,9 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
  * {@link runChecked} (./feeds.ts), which names a missing or mis-shaped feed before onnxruntime sees it.
  */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const bytes = model instanceof Uint8Array ? model : encodeModel(lowered(model));
+  const device = opts.device ?? defaultDevice();
+  const block = device === 'cpu' && !(model instanceof Uint8Array) ? await nchwcBlock() : null;
+  const bytes = model instanceof Uint8Array ? model : encodeModel(block ? forCpu(lowered(model), block) : lowered(model));
   const options = ortSessionOptions(opts);
   try {
     return await ort.InferenceSession.create(bytes, options);
@@ -100,6 +104,15 @@ export function modelLoadError(label: string, message: string, device: Device = 
   );
   err.name = 'ModelLoadError';
   return err;
+}
+
+/**
+ * The model as a CPU session runs it: depthwise Convs whose weights are not constants (a training step's, and their
+ * gradient Convs) on onnxruntime's NCHWc kernel (step/nchwc.ts), in a copy; the caller's model stays standard ONNX.
+ */
+function forCpu(model: Model, block: number): Model {
+  const m = model.clone();
+  return nchwcDepthwise(m, block) ? m : model;
 }
 
 /** The model with graft-domain ops (used while differentiating) expanded into standard ONNX ops. */
