@@ -1,5 +1,5 @@
 /**
- * Kernel-level A/B of step/nchwc.ts (not a test): MobileNetV2's depthwise layers at batch 8, as graft's step runs
+ * Kernel-level A/B of runtime/nchwc-depthwise.ts (not a test): MobileNetV2's depthwise layers at batch 8, as graft's step runs
  * them, on onnxruntime's generic Conv (the graph as bytes, unrewritten) against the NCHWc depthwise kernel (the
  * rewrite createSession applies on the CPU). Per shape: the forward Conv alone, and the forward with dX and dW of a
  * run-time batch (the step's form: dW is ops/conv.ts's stacked depthwise Conv). Best of `--iters`, alternating.

@@ -12,7 +12,7 @@
  *    transient cols tensor kh·kw times X's size. Depthwise conv needs no such tensor: with a static batch it folds N
  *    into the channels (zero-copy reshapes, one Conv with group N·C, ReduceSum over N); with a run-time batch (2-D) it
  *    stacks the images along the height into one depthwise Conv that sums over N itself (stackedDepthwiseWeightGrad).
- *    Either is a depthwise Conv, which CPU sessions run on onnxruntime's NCHWc kernel (step/nchwc.ts).
+ *    Either is a depthwise Conv, which CPU sessions run on onnxruntime's NCHWc kernel (runtime/nchwc-depthwise.ts).
  *  - dB = ReduceSum(dY, [0, 2, ...]).
  * ConvTranspose is the adjoint: its dX is a Conv and its dW is the Conv dW with the roles of input and output swapped.
  */
@@ -271,8 +271,8 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
  * becomes [1, C, N·P, W] and dY the kernel [C, 1, N·P/s, Wo] (each image's Ho rows then P/s − Ho zero rows): output
  * row i, kernel row n·P/s + y reads X row n·P + d·i + s·y, which lies inside image n's padded rows for a real row
  * (d·(k−1) + s·(Ho−1) < P); the Conv's end pad gives the last image's zero rows X rows to slide over. No copy is
- * sliced: both are a Transpose and a Pad of the original, which step/nchwc.ts can do on the blocked tensors instead. The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
- * it runs on onnxruntime's NCHWc depthwise kernel once step/nchwc.ts reorders it (CPU sessions), ~3–10× faster than
+ * sliced: both are a Transpose and a Pad of the original, which runtime/nchwc-depthwise.ts can do on the blocked tensors instead. The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
+ * it runs on onnxruntime's NCHWc depthwise kernel once runtime/nchwc-depthwise.ts reorders it (CPU sessions), ~3–10× faster than
  * the grouped Conv over channel-major copies it replaces (bench/nchwc-depthwise.ts).
  * @param pe the end pads trimmed of pixels beyond the last window; `got` the output size with them (≥ the kernel).
  */

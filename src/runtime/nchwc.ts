@@ -2,13 +2,13 @@
  * onnxruntime's NCHWc block size on this CPU, asked of onnxruntime itself: its `ReorderInput` kernel pads the channels
  * to a multiple of the block (MlasNchwcGetBlockSize: 16 with AVX-512, 8 with AVX2, 1 where MLAS has no NCHWc
  * kernels), so reordering a 4-channel image gives the block as the output's channel count. Used by createSession
- * (./session.ts) to put depthwise Convs with trainable weights on the NCHWc kernel (step/nchwc.ts).
+ * (./session.ts) to put depthwise Convs with trainable weights on the NCHWc kernel (runtime/nchwc-depthwise.ts).
  */
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../ir/model.js';
 import { encodeModel } from '../onnx/io.js';
-import { NCHWC_DOMAIN } from '../step/nchwc.js';
+import { NCHWC_DOMAIN } from './nchwc-depthwise.js';
 
 let probe: Promise<number | null> | undefined;
 

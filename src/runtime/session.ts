@@ -4,11 +4,11 @@ import { Emitter } from '../ir/emit.js';
 import type { Model } from '../ir/model.js';
 import { GRAFT_DOMAIN, lowerGraftOps } from '../ir/op-registry.js';
 import { encodeModel } from '../onnx/io.js';
-import { nchwcDepthwise } from '../step/nchwc.js';
 import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
 import { nchwcBlock } from './nchwc.js';
+import { nchwcDepthwise } from './nchwc-depthwise.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultSpinning, defaultThreads } from './threads.js';
 
@@ -81,8 +81,7 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
  */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
   const device = opts.device ?? defaultDevice();
-  const block = device === 'cpu' && !(model instanceof Uint8Array) ? await nchwcBlock() : null;
-  const bytes = model instanceof Uint8Array ? model : encodeModel(block ? forCpu(lowered(model), block) : lowered(model));
+  const bytes = model instanceof Uint8Array ? model : await sessionBytes(model, opts);
   const options = ortSessionOptions(opts);
   try {
     return await ort.InferenceSession.create(bytes, options);
@@ -107,8 +106,17 @@ export function modelLoadError(label: string, message: string, device: Device = 
 }
 
 /**
+ * The bytes {@link createSession} opens for `model` on `opts.device`: lowered to standard ONNX and, on the CPU, with
+ * depthwise Convs on the NCHWc kernel. For a caller that reopens a session many times (StepRunner) and keeps the bytes.
+ */
+export async function sessionBytes(model: Model, opts: SessionOptions = {}): Promise<Uint8Array> {
+  const block = (opts.device ?? defaultDevice()) === 'cpu' ? await nchwcBlock() : null;
+  return encodeModel(block ? forCpu(lowered(model), block) : lowered(model));
+}
+
+/**
  * The model as a CPU session runs it: depthwise Convs whose weights are not constants (a training step's, and their
- * gradient Convs) on onnxruntime's NCHWc kernel (step/nchwc.ts), in a copy; the caller's model stays standard ONNX.
+ * gradient Convs) on onnxruntime's NCHWc kernel (runtime/nchwc-depthwise.ts), in a copy; the caller's model stays standard ONNX.
  */
 function forCpu(model: Model, block: number): Model {
   const m = model.clone();

@@ -6,8 +6,7 @@
  * no JS-array round trip and allocates no new parameter memory.
  */
 import { type Model, withInitializers } from '../ir/model.js';
-import { encodeModel } from '../onnx/io.js';
-import { createSession, type FeedCheckOptions, lowered, ort, runChecked, type SessionOptions } from '../runtime/session.js';
+import { createSession, type FeedCheckOptions, ort, runChecked, type SessionOptions, sessionBytes } from '../runtime/session.js';
 import { Tensor } from '../tensor.js';
 import type { CarriedSlot, CompiledStep } from './compile.js';
 import type { CompiledEval } from './eval-graph.js';
@@ -117,13 +116,13 @@ export class StepRunner {
     const { stepsPerRun = 1, oneSession = true, ...sessionOpts } = opts;
     if (!(Number.isInteger(stepsPerRun) && stepsPerRun >= 1))
       throw new Error(`StepRunner.create: stepsPerRun must be a whole number ≥ 1 (got ${stepsPerRun}); use 1 for one step per run.`);
-    const bytes = encodeModel(lowered(step.model));
+    const bytes = await sessionBytes(step.model, sessionOpts);
     const session = await createSession(bytes, sessionOpts);
     const evalSession = evalSpec && !oneSession ? await createSession(evalSpec.model, sessionOpts) : undefined;
     let multi: MultiStep | undefined;
     if (stepsPerRun > 1) {
       const spec = repeatStep(step, stepsPerRun);
-      const multiBytes = encodeModel(lowered(spec.model));
+      const multiBytes = await sessionBytes(spec.model, sessionOpts);
       const s = await createSession(multiBytes, sessionOpts);
       multi = { spec, session: s, bytes: multiBytes, inputNames: new Set(s.inputNames) };
     }
@@ -164,7 +163,7 @@ export class StepRunner {
       if (this.multi) this.multi.session = undefined;
       for (const s of open) await s?.release();
     }
-    this.evalBytes ??= encodeModel(lowered(spec.model));
+    this.evalBytes ??= await sessionBytes(spec.model, this.opts);
     this.evalSession = await createSession(this.evalBytes, this.opts);
     return this.evalSession;
   }

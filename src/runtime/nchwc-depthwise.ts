@@ -12,7 +12,7 @@
  *
  *   ReorderInput(x) → nchwc Conv(·, Reshape(ReorderInput(Reshape(w, [1, G, kh, kw])), [G, 1, kh, kw]), b) → ReorderOutput
  *
- * which computes the same sums in another order (float32 rounding differs, ~1e-7 relative; test/step/nchwc.test.ts
+ * which computes the same sums in another order (float32 rounding differs, ~1e-7 relative; test/runtime/nchwc.test.ts
  * compares it with the standard Conv). A tensor's blocked form does not depend on how its N·C channel images are
  * split between the batch and channel axes while both channel counts are multiples of B, so a blocked copy is shared
  * through Reshapes: dW's X ([1, N·C, H, W]) is the forward Conv's blocked input, and dW's dY kernels are dX's blocked

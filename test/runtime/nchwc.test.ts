@@ -8,8 +8,8 @@ import { DEFAULT_OPSET, Model } from '../../src/ir/model.js';
 import { encodeModel } from '../../src/onnx/io.js';
 import { registerStandardOps } from '../../src/ops/index.js';
 import { nchwcBlock } from '../../src/runtime/nchwc.js';
+import { NCHWC_DOMAIN, nchwcDepthwise } from '../../src/runtime/nchwc-depthwise.js';
 import { createSession, lowered, runHost } from '../../src/runtime/session.js';
-import { NCHWC_DOMAIN, nchwcDepthwise } from '../../src/step/nchwc.js';
 import type { Tensor } from '../../src/tensor.js';
 
 registerStandardOps();
