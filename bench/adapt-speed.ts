@@ -18,7 +18,7 @@
  * Ratios are reference / graft (> 1: graft faster), from the medians over rounds, with graft at its best thread
  * count. Goals: ≥ 1.0 for every method, and each joint step ≤ 1.1 × its share of images × graft's source-only step
  * (2.2 for one target view, 3.3 for FixMatch's two).
- * Usage: npm run bench:adapt-speed -- --quick      (every method, 50 steps, 3 rounds, 1 thread: ~5 min quiet)
+ * Usage: npm run bench:adapt-speed -- --quick      (every method, 50 steps, 3 rounds, 1 thread: ~6 min quiet)
  *        npm run bench:adapt-speed [-- --methods source-only,mcc,dann --rounds 2 --source-samples 6400 --epochs 1
  *        --threads 1,2 --ref ../shared/ref --no-ref]
  */
