@@ -203,7 +203,11 @@ for (let round = 0; round < rounds; round++) {
   process.stderr.write(`round ${round + 1}/${rounds} done, load ${os.loadavg()[0]!.toFixed(1)}, ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
 }
 
-const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+};
 const med = (key: string, f: keyof Times) => {
   const v = times.get(key);
   return v ? median(v.map((x) => x[f])) : undefined;
@@ -212,6 +216,8 @@ const med = (key: string, f: keyof Times) => {
 const best = (m: MethodName, f: keyof Times) => Math.min(...threads.map((t) => med(`graft_t${t}_${m}`, f)!));
 const fmt = (v: number | undefined, d = 1) => (v === undefined ? '–' : v.toFixed(d));
 const ratio = (ref: number | undefined, g: number) => (ref === undefined ? undefined : ref / g);
+/** A ratio for the table: '0.85×', or '–' without a reference. */
+const asRatio = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed(2)}×`);
 
 const result: Record<string, unknown> = { bench: 'adapt-speed', source_samples: k, epochs, rounds, threads, load_1min: load.map((l) => +l.toFixed(1)) };
 const rows: string[] = [
@@ -253,7 +259,7 @@ for (const m of methods) {
     if (ref.cpuStep !== undefined && rs !== undefined) refJoint = ref.cpuStep / rs;
   }
   rows.push(
-    `| ${m} | ${fmt(g.cpuStep)} | ${fmt(ref.cpuStep)} | ${fmt(r.cpu, 2)}× | ${fmt(g.wallStep)} | ${fmt(ref.wallStep)} | ${fmt(r.wall, 2)}× | ${fmt(g.cpuTotal / 1000)} / ${fmt(g.wallTotal / 1000)} | ${fmt(ref.cpuTotal && ref.cpuTotal / 1000)} / ${fmt(ref.wallTotal && ref.wallTotal / 1000)} | ${fmt(r.cpuTotal, 2)}× / ${fmt(r.wallTotal, 2)}× | ${joint} | ${fmt(refJoint, 2)} |`,
+    `| ${m} | ${fmt(g.cpuStep)} | ${fmt(ref.cpuStep)} | ${asRatio(r.cpu)} | ${fmt(g.wallStep)} | ${fmt(ref.wallStep)} | ${asRatio(r.wall)} | ${fmt(g.cpuTotal / 1000)} / ${fmt(g.wallTotal / 1000)} | ${fmt(ref.cpuTotal && ref.cpuTotal / 1000)} / ${fmt(ref.wallTotal && ref.wallTotal / 1000)} | ${asRatio(r.cpuTotal)} / ${asRatio(r.wallTotal)} | ${joint} | ${fmt(refJoint, 2)} |`,
   );
 }
 if (!refMethods.size) result.reference = `not run (${refScript} or torch missing, or --no-ref)`;
