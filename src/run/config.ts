@@ -153,6 +153,11 @@ const trainSchema = z.strictObject({
   schedule: scheduleSchema.prefault({}),
   labelSmoothing: z.number().min(0).lt(1).default(0),
   clipNorm: z.number().positive().optional(),
+  /**
+   * Optimizer steps per `session.run` (the step unrolled K times; bit-identical to single steps). Unset: 16 for a
+   * head on cached features with ≥ 2,000 steps, else 1 (train/fit.ts `headStepsPerRun`).
+   */
+  stepsPerRun: posInt.optional(),
   /** Keep every BatchNorm in inference mode (running statistics) while its scale and shift train. */
   freezeBNStats: z.boolean().default(false),
   earlyStopping: earlyStoppingSchema,
