@@ -80,7 +80,6 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
  * {@link runChecked} (./feeds.ts), which names a missing or mis-shaped feed before onnxruntime sees it.
  */
 export async function createSession(model: Model | Uint8Array, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
-  const device = opts.device ?? defaultDevice();
   const bytes = model instanceof Uint8Array ? model : await sessionBytes(model, opts);
   const options = ortSessionOptions(opts);
   try {
