@@ -6,7 +6,7 @@ ratio with a 95 % F-test interval for σ_graft/σ_ref (normal samples assumed) a
 "σ_graft/σ_ref > 1.5"; then the swap (graft from the reference's initial weights and batches): per-seed
 differences graft − reference, and graft's MCC with TLlib's detached weights against the default, seed by seed.
 
-Usage: python3 bench/stability-stats.py [--dir runs/st] [--seeds 0-9]
+Usage: python3 bench/stability-stats.py [--dir runs/st] [--ref-known "dann:0=41.9,1=66.0,2=44.8,3=40.4,4=51.3"]
 """
 import argparse, glob, json, math, os
 import numpy as np
@@ -32,12 +32,19 @@ def ms(v):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", default="runs/st")
+    ap.add_argument("--ref-known", default="", help="reference accuracies %% not rerun here, e.g. dann:0=41.9,1=66.0 "
+                    "(exp_da_shift.py is deterministic per seed: its reruns equal earlier tables to the digit)")
     a = ap.parse_args()
     ref = {}
     for f in glob.glob(os.path.join(a.dir, "ref", "*.json")):
         d = json.load(open(f))
         tag = d["method"] + ("-detach" if d.get("mcc_detach") else "")
         ref.setdefault(tag, {})[d["seed"]] = 100 * d["result"]["acc_target_shift"]
+    for part in filter(None, a.ref_known.split(";")):
+        m, kv = part.split(":")
+        for x in kv.split(","):
+            k, v = x.split("=")
+            ref.setdefault(m, {}).setdefault(int(k), float(v))
     own = {}
     for line in open(os.path.join(a.dir, "graft-own.jsonl")):
         if line.startswith("{"):
