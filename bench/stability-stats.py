@@ -100,6 +100,21 @@ def main():
         print("| %s | %s | %s | %s | %s | %s | %+.2f (p %.2f) | %.2f× (%.2f–%.2f) |" % (
             ",".join(map(str, seeds)), ", ".join("%.1f" % v for v in a_), ", ".join("%.1f" % v for v in b_),
             ", ".join("%+.1f" % v for v in d), ms(a_), ms(b_), d.mean(), t.pvalue if t else float("nan"), q, lo, hi))
+    pert = {}
+    for f in glob.glob(os.path.join(a.dir, "ref-perturb", "*.json")):
+        d = json.load(open(f))
+        pert.setdefault(d["method"], {})[d["seed"]] = (d["perturb"], 100 * d["result"]["acc_target_shift"])
+    if pert:
+        print("\n## the reference against itself: initial weights × (1 + ε·N(0,1)) (bench/da-shift-ref.py --perturb)\n")
+        print("| method | ε | seeds | perturbed − unperturbed per seed | mean |diff| | max |diff| |")
+        print("|---|---|---|---|---|---|")
+        for m, rows in sorted(pert.items()):
+            seeds = sorted(s_ for s_ in rows if s_ in ref.get(m, {}))
+            if not seeds:
+                continue
+            diff = [rows[s_][1] - ref[m][s_] for s_ in seeds]
+            print("| %s | %g | %s | %s | %.2f | %.2f |" % (m, rows[seeds[0]][0], ",".join(map(str, seeds)),
+                  ", ".join("%+.1f" % v for v in diff), np.mean(np.abs(diff)), np.max(np.abs(diff))))
 
 
 if __name__ == "__main__":
