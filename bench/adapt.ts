@@ -8,7 +8,10 @@
  * Reference (PyTorch, 1 thread): source-only 33.2, AdaBN 47.1, DANN 22.9 / 56.2 (unstable), MCC 94.7; 120–140 s per run.
  *
  * Usage: node --import tsx bench/adapt.ts [--methods source-only,adabn,mcc,dann] [--seeds 0,1,2] [--epochs 2]
- *        [--source-samples n] [--select snd] [--out runs/bench-adapt]
+ *        [--source-samples n] [--select snd] [--target-pool all|source] [--mcc-detach] [--out runs/bench-adapt]
+ * --target-pool source: the target images are the style shift of the (first --source-samples) source images, as
+ * exp_da_shift.py --max-source does; 'all' (default): the shift of all 60,000 training images.
+ * --mcc-detach: MCC with TLlib's detached entropy weights (`detachWeights`).
  * Prints one JSON line per run and the table; writes results.json/report.md to --out.
  */
 import fs from 'node:fs';
@@ -29,6 +32,8 @@ const { values } = parseArgs({
     lr: { type: 'string', default: '0.01' },
     'source-samples': { type: 'string' },
     select: { type: 'string', default: 'snd' },
+    'target-pool': { type: 'string', default: 'all' },
+    'mcc-detach': { type: 'boolean', default: false },
     out: { type: 'string', default: 'runs/bench-adapt' },
   },
 });
@@ -45,7 +50,10 @@ if (values['source-samples']) {
 }
 const source = new ArraySource(sx, sy, [1, 28, 28], 10);
 const sourceVal = new ArraySource(ds.test.x, ds.test.y, [1, 28, 28], 10);
-const target = unlabelledArrays(styleShift(ds.train.x, { seed: 123 }), [1, 28, 28]);
+// 'source': exp_da_shift.py's pool, the style shift of the (subsampled) source images themselves; 'all': all 60,000
+if (values['target-pool'] !== 'all' && values['target-pool'] !== 'source')
+  throw new Error(`--target-pool must be 'all' or 'source', got "${values['target-pool']}".`);
+const target = unlabelledArrays(styleShift(values['target-pool'] === 'source' ? sx : ds.train.x, { seed: 123 }), [1, 28, 28]);
 const targetEval = new ArraySource(styleShift(ds.test.x, { seed: 456 }), ds.test.y, [1, 28, 28], 10);
 const base = {
   source,
@@ -69,7 +77,7 @@ for (const seed of seeds) {
       r = await adapt({
         ...base,
         model,
-        method,
+        method: method === 'mcc' && values['mcc-detach'] ? { name: method, detachWeights: true } : method,
         seed,
         onStep: (step, total, res) => {
           if (step % 200 === 0 || step === total)

@@ -120,14 +120,16 @@ function medianOffDiagonal(e: Emitter, dist: string, rows: number): string {
 /**
  * Minimum Class Confusion (Jin et al., 2020), exactly as the PyTorch reference (shared/ref/exp_da_shift.py):
  * p = softmax(logits/T); w_i = 1 + exp(−H(p_i)) rescaled to sum to B; cc = (p·w)ᵀp row-normalised;
- * loss = (Σ cc − trace cc)/C. The entropy weights are differentiated (the reference does not detach them).
+ * loss = (Σ cc − trace cc)/C. By default the entropy weights are differentiated (the reference does not detach
+ * them); `detachWeights` stops their gradient, as TLlib's `MinimumClassConfusionLoss` does (same value).
  * @param logits target logits [B, C].
  */
-export function mccLoss(e: Emitter, logits: string, temperature = 2.5): string {
+export function mccLoss(e: Emitter, logits: string, temperature = 2.5, opts: { detachWeights?: boolean } = {}): string {
   const [b, c] = dims2(e, logits, 'mccLoss');
   if (!(temperature > 0)) throw new Error(`mccLoss: temperature must be > 0, got ${temperature}.`);
   const p = e.op('Softmax', [e.mul(logits, e.scalar(1 / temperature))], { axis: 1 });
-  const ent = e.neg(e.reduceSum(e.mul(p, e.op('Log', [e.add(p, e.scalar(1e-5))])), [1], true)); // [B,1]
+  const entropy = e.neg(e.reduceSum(e.mul(p, e.op('Log', [e.add(p, e.scalar(1e-5))])), [1], true)); // [B,1]
+  const ent = opts.detachWeights ? stopGradient(e, entropy) : entropy;
   const w0 = e.add(e.scalar(1), e.op('Exp', [e.neg(ent)]));
   const w = e.div(e.mul(w0, e.scalar(b)), e.reduceSum(w0, 'all', false));
   const cc = e.op('Gemm', [e.mul(p, w), p], { transA: 1 }); // [C,C]

@@ -20,6 +20,8 @@ export interface MethodSpec {
   weight?: number;
   /** MCC temperature T (default 2.5). */
   temperature?: number;
+  /** MCC: detach the entropy weights, as TLlib does (default false: differentiated, as the reference). */
+  detachWeights?: boolean;
   /** Confidence threshold of pseudo-labels (self-training 0.9, FixMatch 0.95). */
   threshold?: number;
   /** DAN kernel bandwidth (default 'mean'). */
@@ -124,7 +126,7 @@ export const METHOD_INFO: Record<MethodName, MethodInfo> = {
     description: 'MCC: minimum class confusion on target predictions (T = 2.5)',
     targetViews: 1,
     alignsFeatures: false,
-    build: (c, s) => ({ loss: c.e.mul(mccLoss(c.e, c.target.logits, s.temperature ?? 2.5), c.e.scalar(w(s))) }),
+    build: (c, s) => ({ loss: c.e.mul(mccLoss(c.e, c.target.logits, s.temperature ?? 2.5, { detachWeights: s.detachWeights }), c.e.scalar(w(s))) }),
   },
   'self-training': {
     description: 'self-training on confident target pseudo-labels (p ≥ 0.9)',

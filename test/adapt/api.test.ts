@@ -110,3 +110,23 @@ test('SND: confident, well-separated predictions score lower than one undecided 
   assert.ok(Math.abs(snd(flat, n, 4) - Math.log(n - 1)) < 1e-6);
   assert.ok(new ArraySource(new Float32Array(2), [0], [2]).length === 1);
 });
+
+test("MCC's detachWeights reaches the step: the entropy weights go through a StopGradient, and the run trains differently", async () => {
+  const model = net();
+  const compile = (detachWeights?: boolean) =>
+    compileAdaptStep({
+      model,
+      trainable: paramNames(model),
+      optimizer: sgd({ lr: 0.1 }),
+      method: { name: 'mcc', detachWeights },
+      sourceBatch: 8,
+      totalSteps: 10,
+    }).model.graph.nodes.filter((n) => n.op === 'StopGradient').length;
+  assert.equal(compile(true), compile() + 1);
+  const run = async (detachWeights?: boolean) =>
+    (
+      await adapt({ model: net(), source, target: unlabelled(target), method: { name: 'mcc', weight: 30, detachWeights }, ...quick })
+    ).model.graph.initializers.get('0.weight')!.data as Float32Array;
+  const [a, b] = [await run(), await run(true)];
+  assert.ok(a.some((v, i) => v !== b[i]));
+});

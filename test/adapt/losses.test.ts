@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { domainAdversarialLoss, grlLambda } from '../../src/adapt/adversarial.js';
 import { coralLoss, mccLoss, mmdLoss, pseudoLabelLoss } from '../../src/adapt/losses.js';
+import { backward } from '../../src/autodiff/backward.js';
 import { randn } from '../../src/autodiff/gradcheck.js';
 import type { Emitter } from '../../src/ir/emit.js';
 import { Graph } from '../../src/ir/graph.js';
@@ -106,6 +107,63 @@ test('MCC: gradient wrt the target logits (entropy weights differentiated, as th
   const sharp = Tensor.f32([4, 4]);
   for (let i = 0; i < 4; i++) (sharp.data as Float32Array)[i * 4 + i] = 40;
   assert.ok((await value({ logits: sharp }, (e) => mccLoss(e, 'logits'))) < 1e-3);
+});
+
+/** The value and the gradient wrt `x` of a scalar loss built on input `x`, through graft's backward pass. */
+async function valueAndGrad(x: Tensor, build: (e: Emitter) => string): Promise<{ value: number; grad: Float32Array }> {
+  const g = new Graph();
+  g.inputs.push({ name: 'x', dtype: 'float32', shape: [...x.dims] });
+  const { Emitter: E } = await import('../../src/ir/emit.js');
+  const y = build(new E(g, DEFAULT_OPSET));
+  const { grads } = backward(g, DEFAULT_OPSET, y, ['x']);
+  g.outputs = [
+    { name: y, dtype: 'float32', shape: [] },
+    { name: grads.get('x')!, dtype: 'float32', shape: [...x.dims] },
+  ];
+  const r = await runHost(await createSession(new Model(g, DEFAULT_OPSET), { threads: 1 }), { x });
+  return { value: (r[y]!.data as Float32Array)[0]!, grad: r[grads.get('x')!]!.data as Float32Array };
+}
+
+test("MCC detachWeights: TLlib's gradient (entropy weights held constant), the same value, and not the reference's gradient", async () => {
+  const x = randn([6, 4], 4, { lo: -2, hi: 2 });
+  const [b, c] = [6, 4];
+  const T = 2.5;
+  // TLlib's MinimumClassConfusionLoss restated in float64, the entropy weights computed from `wx` (a constant)
+  const mcc = (xs: Float64Array, wx: Float64Array) => {
+    const soft = (v: Float64Array) =>
+      Array.from({ length: b }, (_, i) => {
+        const row = Array.from(v.subarray(i * c, (i + 1) * c), (z) => Math.exp(z / T));
+        const s = row.reduce((a, z) => a + z, 0);
+        return row.map((z) => z / s);
+      });
+    const p = soft(xs);
+    const w0 = soft(wx).map((q) => 1 + Math.exp(q.reduce((a, v) => a + v * Math.log(v + 1e-5), 0)));
+    const w = w0.map((v) => (b * v) / w0.reduce((a, z) => a + z, 0));
+    let loss = 0;
+    for (let k = 0; k < c; k++) {
+      const row = Array.from({ length: c }, (_, l) => p.reduce((a, pi, i) => a + pi[k]! * w[i]! * pi[l]!, 0));
+      const sum = row.reduce((a, v) => a + v, 0);
+      loss += (sum - row[k]!) / sum;
+    }
+    return loss / c;
+  };
+  const x0 = Float64Array.from(x.data as Float32Array);
+  const h = 1e-5;
+  const want = Array.from(x0, (_, i) => {
+    const up = x0.slice();
+    const down = x0.slice();
+    up[i]! += h;
+    down[i]! -= h;
+    return (mcc(up, x0) - mcc(down, x0)) / (2 * h);
+  });
+  const detached = await valueAndGrad(x, (e) => mccLoss(e, 'x', T, { detachWeights: true }));
+  const differentiated = await valueAndGrad(x, (e) => mccLoss(e, 'x', T));
+  const maxDiff = (g: Float32Array) => Math.max(...want.map((v, i) => Math.abs(v - g[i]!)));
+  assert.ok(Math.abs(detached.value - mcc(x0, x0)) < 1e-6, `value ${detached.value} vs ${mcc(x0, x0)}`);
+  assert.equal(detached.value, differentiated.value);
+  assert.ok(maxDiff(detached.grad) < 1e-6, `detached gradient off TLlib's by ${maxDiff(detached.grad)}`);
+  // the reference's gradient (weights differentiated) is another one: the check can tell them apart
+  assert.ok(maxDiff(differentiated.grad) > 5e-5, `differentiated gradient within ${maxDiff(differentiated.grad)} of TLlib's`);
 });
 
 test('pseudo-label loss: gradient wrt the student logits only; mask and labels from the teacher', async () => {
