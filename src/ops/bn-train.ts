@@ -127,15 +127,16 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
 }
 
 /**
- * Per-channel mean of v² for v [N, C, ...] (rank > 2): v·v, summed over each (n, c) row of contiguous pixels (a
- * vectorised, precise sum in onnxruntime), then a ReduceSum over N of the small [N, C, 1] result. Over the
- * non-contiguous axes at once onnxruntime's sums accumulate naively (see above). ReduceSumSquare per row would save
- * the v² pass but is onnxruntime's scalar kernel: 47–59 ms against 4 ms for Mul + ReduceSum on MobileNetV2's
- * [8, 96, 112, 112] (best of 40, 2 threads), 8 % of its step.
+ * Per-channel mean of v² for v [N, C, ...] (rank > 2): v·v, summed one spatial axis at a time (H, then W, …), then
+ * over N, so no single sum runs longer than one axis. One ReduceSum over each contiguous (n, c) row of H·W pixels
+ * (session 6) was fast but put every adaptation method's one-step cross-check at 5e-3 from float64 where this is
+ * at 2e-6 (`npm run bench:adapt-torch`: 8 FAIL → 0); ReduceSumSquare per row (before that) was as precise but
+ * onnxruntime's scalar kernel: 47–59 ms against ~4 ms on MobileNetV2's [8, 96, 112, 112], 8 % of its step. This
+ * form costs ~1.5 % of a MobileNetV2 b8 step over the single row sum (CPU, alternating, quiet).
  */
 function meanOfSquares(e: Emitter, v: string, r: number, n: Node): string {
-  const rows = e.reduceSum(e.op('Reshape', [e.mul(v, v), e.ints([0, 0, -1])]), [2], true); // [N, C, 1]
-  const total = e.reduceSum(rows, [0], true); // [1, C, 1]
-  const stat = e.op('Reshape', [total, e.ints([1, -1, ...Array(r - 2).fill(1)])]);
+  let s = e.mul(v, v);
+  for (let a = 2; a < r; a++) s = e.reduceSum(s, [a], true);
+  const stat = e.reduceSum(s, [0], true);
   return e.div(stat, perChannelCount(e, n, r));
 }
