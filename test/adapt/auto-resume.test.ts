@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import sharp from 'sharp';
 import type { AdaptResult } from '../../src/adapt/index.js';
 import { FINISHED_FILE, loadFinished, saveFinished } from '../../src/adapt/index.js';
 import { buildProgram } from '../../src/cli/index.js';
@@ -16,31 +15,15 @@ import { withInitializers } from '../../src/ir/model.js';
 import { smallCNN } from '../../src/nn/index.js';
 import { Tensor } from '../../src/tensor.js';
 import { GRAFT_BIN } from '../cli-run.js';
+import { brightnessImages } from './images.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-resume-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-/** 8×8 grey images: "dark" / "light" (the target shifted in brightness), `n` per class. */
-async function images(root: string, n: number, shift: number, labelled = true): Promise<void> {
-  for (const [k, base] of [
-    ['dark', 60],
-    ['light', 190],
-  ] as const) {
-    const dir = labelled ? path.join(root, k) : root;
-    fs.mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < n; i++) {
-      const px = Buffer.alloc(64, Math.min(255, base + shift + ((i * 7) % 20)));
-      await sharp(px, { raw: { width: 8, height: 8, channels: 1 } })
-        .png()
-        .toFile(path.join(dir, `${k}-${i}.png`));
-    }
-  }
-}
-
 before(async () => {
-  await images(path.join(tmp, 'src'), 12, 0);
-  await images(path.join(tmp, 'tgt'), 12, 40, false);
-  await images(path.join(tmp, 'tgt-eval'), 6, 40);
+  await brightnessImages(path.join(tmp, 'src'), 12, 0);
+  await brightnessImages(path.join(tmp, 'tgt'), 12, 40, false);
+  await brightnessImages(path.join(tmp, 'tgt-eval'), 6, 40);
 });
 
 const env = { ...process.env, GRAFT_FROM_SOURCE: '1', GRAFT_DEBUG: '', NODE_OPTIONS: '' };

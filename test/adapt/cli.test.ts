@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import sharp from 'sharp';
 import { buildProgram } from '../../src/cli/index.js';
 import { mlp } from '../../src/nn/index.js';
 import { loadModel, saveModel } from '../../src/onnx/io.js';
 import { DEFAULT_ARCH_WIDTH } from '../../src/run/config.js';
 import { GRAFT_BIN, runGraft } from '../cli-run.js';
+import { brightnessImages } from './images.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -20,27 +20,10 @@ async function graft(args: string[]): Promise<void> {
   await buildProgram().parseAsync(['node', 'graft', '--quiet', 'adapt', ...args]);
 }
 
-/** 8×8 grey images: class "dark" / "light" (target: a shifted brightness), `n` per class. */
-async function images(root: string, n: number, shift: number, labelled = true): Promise<void> {
-  for (const [k, base] of [
-    ['dark', 60],
-    ['light', 190],
-  ] as const) {
-    const dir = labelled ? path.join(root, k) : root;
-    fs.mkdirSync(dir, { recursive: true });
-    for (let i = 0; i < n; i++) {
-      const px = Buffer.alloc(64, Math.min(255, base + shift + ((i * 7) % 20)));
-      await sharp(px, { raw: { width: 8, height: 8, channels: 1 } })
-        .png()
-        .toFile(path.join(dir, `${k}-${i}.png`));
-    }
-  }
-}
-
 before(async () => {
-  await images(path.join(tmp, 'src'), 12, 0);
-  await images(path.join(tmp, 'tgt'), 12, 40, false);
-  await images(path.join(tmp, 'tgt-eval'), 6, 40);
+  await brightnessImages(path.join(tmp, 'src'), 12, 0);
+  await brightnessImages(path.join(tmp, 'tgt'), 12, 40, false);
+  await brightnessImages(path.join(tmp, 'tgt-eval'), 6, 40);
   fs.mkdirSync(path.join(tmp, 'empty', 'sub'), { recursive: true });
   fs.writeFileSync(path.join(tmp, 'empty', 'notes.txt'), 'no images here');
   fs.writeFileSync(path.join(tmp, 'labelled.csv'), `path,label\n${path.join(tmp, 'src', 'dark', 'dark-0.png')},dark\n`);
