@@ -146,7 +146,7 @@ export class StepRunner {
   }
 
   private async closeEval(): Promise<void> {
-    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
+    this.checkOpen();
     if (!this.opts.oneSession || !this.evalSession) return;
     const ev = this.evalSession;
     this.evalSession = undefined;
@@ -156,7 +156,7 @@ export class StepRunner {
   /** The eval session, opened on first use (after closing the training sessions, with oneSession). */
   private async evalSessionOpen(spec: CompiledEval): Promise<ort.InferenceSession> {
     if (this.evalSession) return this.evalSession;
-    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
+    this.checkOpen();
     if (this.opts.oneSession) {
       const open = [this.session, this.multi?.session];
       this.session = undefined;
@@ -166,6 +166,10 @@ export class StepRunner {
     this.evalBytes ??= await sessionBytes(spec.model, this.opts);
     this.evalSession = await createSession(this.evalBytes, this.opts);
     return this.evalSession;
+  }
+
+  private checkOpen(): void {
+    if (this.released) throw new Error('This StepRunner was released; create a new one with StepRunner.create (its state() can be load()ed into it).');
   }
 
   /** Which of the runner's onnxruntime sessions are open now (with oneSession, never training and eval at once). */
