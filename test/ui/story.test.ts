@@ -129,6 +129,8 @@ test('the story: open, load a folder, train with live curves, open a confusion c
   await page.waitForSelector('#live-curves[data-epochs="3"] svg');
   assert.deepEqual(await drawnEpochs(page), ['', '0', '1', '2', '3'], 'the curve was redrawn at each epoch');
   assert.match(await page.textContent('#live-progress').then(String), /story: finished/);
+  // the status line that said "story queued" follows the run to its end
+  await page.waitForFunction(() => document.getElementById('status')?.textContent === 'story finished');
   // the screenshot shows the form as it opens: the default recipe, auto, with its time budget
   await page.selectOption('#mode', 'auto');
   assert.ok(await page.isVisible('#budget'));

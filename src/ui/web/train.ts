@@ -38,6 +38,9 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
   showRecipe();
   const size = h('input', { id: 'image-size', type: 'number', min: 4, placeholder: 'model default' });
   const name = h('input', { id: 'run-name', placeholder: 'run-<date>', pattern: '[\\w.-]+' });
+  // the run this page started: the status line follows its state (queued → running → finished/failed/cancelled)
+  let announced: string | undefined;
+  let announcedState: string | undefined;
   const start = async () => {
     try {
       const r = await post<{ name: string }>('/api/runs', {
@@ -48,6 +51,8 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
         imageSize: size.value ? Number(size.value) : undefined,
         name: name.value || undefined,
       });
+      announced = r.name;
+      announcedState = 'queued';
       status(`${r.name} queued`);
       await drawQueue();
     } catch (e) {
@@ -158,6 +163,11 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
   const seen = new Map<string, string>();
   stopLive = onLive((r) => {
     drawLive(r);
+    if (r.name === announced && r.state !== announcedState) {
+      // on state changes only: a message another action put there meanwhile stays until the run moves on
+      announcedState = r.state;
+      status(r.state === 'failed' && r.error ? `${r.name} failed: ${r.error}` : `${r.name} ${r.state}`, r.state === 'failed');
+    }
     // the table follows state changes (a run queued, started, finished) and epochs, at most a few times a second
     const key = `${r.state}:${r.history.length}`;
     if (seen.get(r.name) === key) return;
