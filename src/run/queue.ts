@@ -29,7 +29,10 @@ export interface QueuedRun {
   summary?: TrainSummary;
 }
 
-/** What a queue tells its listeners: a run's event (with the ETA after a step), or a change of a run's state. */
+/**
+ * What a queue tells its listeners: a run's event (with the ETA after a step: of its phase; after a progress event:
+ * of that task, once it has moved), or a change of a run's state.
+ */
 export type QueueMessage = { run: string; event: RunEvent; eta?: number } | { run: string; state: QueueState; error?: string };
 
 /** Most events a run keeps for late listeners (steps and progress are kept as the latest one only). */
@@ -42,6 +45,8 @@ export class RunQueue {
   private readonly listeners = new Set<(m: QueueMessage) => void>();
   private current?: { name: string; handle: RunHandle };
   private pace?: { phase: string; since: number; steps: number };
+  /** The current long task's first report (time in ms, amount done), which its ETA is paced from. */
+  private taskPace?: { task: string; since: number; done: number };
 
   constructor(private readonly start: typeof startRun = startRun) {}
 
@@ -146,6 +151,14 @@ export class RunQueue {
       const left = e.epochs * e.batches - ((e.epoch - 1) * e.batches + e.batch);
       run.eta = this.pace.steps > 0 ? (((now - this.pace.since) / this.pace.steps) * left) / 1000 : undefined;
     }
-    this.tell({ run: run.name, event: e, ...(e.type === 'step' && run.eta !== undefined ? { eta: run.eta } : {}) });
+    let taskEta: number | undefined;
+    if (e.type === 'progress') {
+      const now = performance.now();
+      const p = this.taskPace;
+      if (!p || p.task !== e.task || e.done < p.done) this.taskPace = { task: e.task, since: now, done: e.done };
+      else if (e.done > p.done && now > p.since) taskEta = (((now - p.since) / (e.done - p.done)) * Math.max(0, e.total - e.done)) / 1000;
+    }
+    const eta = e.type === 'step' ? run.eta : taskEta;
+    this.tell({ run: run.name, event: e, ...(eta !== undefined ? { eta } : {}) });
   }
 }

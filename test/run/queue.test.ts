@@ -106,3 +106,34 @@ test('runs queue: one at a time, in order; drop a queued run, cancel the running
     ['queued', 'running', 'finished'],
   );
 });
+
+test('runs queue: a long task gets an ETA from its own pace once it has moved, and a new task starts its pace over', async () => {
+  const started: FakeRun[] = [];
+  const q = new RunQueue(fakeStarter(started));
+  const seen: QueueMessage[] = [];
+  q.on((m) => seen.push(m));
+  q.add(cfg('t'), 'test');
+  const progress = (task: string, done: number): RunEvent => ({ type: 'progress', task, done, total: 100, unit: 'KiB' });
+  const etaOf = () => {
+    const m = seen.at(-1)!;
+    return 'event' in m ? m.eta : undefined;
+  };
+  const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  started[0]!.emit(progress('fetching x', 0));
+  assert.equal(etaOf(), undefined, 'no pace from one report');
+  await wait(20);
+  started[0]!.emit(progress('fetching x', 20));
+  const first = etaOf();
+  // 20 KiB in ≥ 20 ms: the other 80 KiB take ≥ 80 ms at that pace (and not minutes)
+  assert.ok(first !== undefined && first >= 0.08 && first < 60, `ETA ${first} s`);
+  await wait(20);
+  started[0]!.emit(progress('fetching x', 60));
+  const second = etaOf()!;
+  assert.ok(second < first!, `ETA falls as the task moves: ${first} → ${second}`);
+  started[0]!.emit(progress('hashing images', 5));
+  assert.equal(etaOf(), undefined, 'another task starts its own pace');
+  started[0]!.emit(step(1));
+  assert.equal(etaOf(), undefined, "a step's ETA is its phase's (none after one step), not the task's");
+  started[0]!.finish();
+  await tick();
+});

@@ -203,7 +203,8 @@ test('a registry backbone not in the cache is fetched with a progress bar (bytes
   );
   const done = Number(await page.getAttribute('#live-task', 'data-done'));
   assert.ok(done > 0 && done < total, `part-way: ${done} of ${total} KiB`);
-  assert.equal(await page.textContent('#live-task-text'), `fetching tiny-net: ${done} KiB / ${total} KiB`);
+  // with its ETA, paced from the task's first report (0 KiB) to this one
+  assert.match(String(await page.textContent('#live-task-text')), new RegExp(`^fetching tiny-net: ${done} KiB / ${total} KiB · ETA \\d+ s$`));
   assert.equal(await page.$eval('#live-task-bar', (b) => [(b as HTMLProgressElement).value, (b as HTMLProgressElement).max].join('/')), `${done}/${total}`);
   assert.match(await page.textContent('#live-notes').then(String), /tiny-net is not in the model cache yet: fetching it from http:\/\/127\.0\.0\.1/);
   const file = path.join(shots, 'fetch.png');

@@ -13,6 +13,8 @@ export interface LiveRun {
   eta?: number;
   /** The latest long task's progress (fetching a backbone, validating images, extracting features). */
   task?: TaskProgress;
+  /** Seconds left in that task at its pace so far (once it has moved). */
+  taskEta?: number;
   notes: string[];
   error?: string;
 }
@@ -42,7 +44,10 @@ function apply(m: QueueMessage): void {
     if (e.type === 'step') {
       r.step = e;
       r.eta = m.eta;
-    } else if (e.type === 'progress') r.task = { task: e.task, done: e.done, total: e.total, unit: e.unit };
+    } else if (e.type === 'progress') {
+      r.task = { task: e.task, done: e.done, total: e.total, unit: e.unit };
+      r.taskEta = m.eta;
+    }
     else if (e.type === 'epoch') r.history.push({ phase: e.phase, ...e.metrics });
     else if (e.type === 'note' || e.type === 'warning') r.notes.push(`${e.type === 'warning' ? '⚠ ' : ''}${e.message}`);
     else if (e.type === 'failed') r.error = e.error;

@@ -105,7 +105,8 @@ export async function renderTrain(main: HTMLElement): Promise<void> {
       task.dataset.task = t.task;
       task.dataset.done = String(t.done);
       task.dataset.total = String(t.total);
-      taskText.textContent = `${t.task}: ${amount(t.done, t.unit)} / ${amount(t.total, t.unit)}`;
+      const eta = r.taskEta !== undefined && t.done < t.total ? ` · ETA ${Math.ceil(r.taskEta)} s` : '';
+      taskText.textContent = `${t.task}: ${amount(t.done, t.unit)} / ${amount(t.total, t.unit)}${eta}`;
     }
     fill(notes, ...r.notes.slice(-6).map((n) => h('li', {}, n)));
     if (r.history.length !== drawnEpochs) {
