@@ -47,8 +47,7 @@ function apply(m: QueueMessage): void {
     } else if (e.type === 'progress') {
       r.task = { task: e.task, done: e.done, total: e.total, unit: e.unit };
       r.taskEta = m.eta;
-    }
-    else if (e.type === 'epoch') r.history.push({ phase: e.phase, ...e.metrics });
+    } else if (e.type === 'epoch') r.history.push({ phase: e.phase, ...e.metrics });
     else if (e.type === 'note' || e.type === 'warning') r.notes.push(`${e.type === 'warning' ? '⚠ ' : ''}${e.message}`);
     else if (e.type === 'failed') r.error = e.error;
   }
