@@ -86,3 +86,28 @@ export async function saveTextModels(dir: string): Promise<{ tfidf: string; bert
   bert.freeze().replaceHead(mlp([], 2), { seed: 2 }).save(out.bert);
   return out;
 }
+
+/** Words of each class and the fillers between them. */
+export interface TextWords {
+  spam: readonly string[];
+  ham: readonly string[];
+  filler: readonly string[];
+}
+
+/**
+ * `n` texts alternating ham / spam, each 3 pairs of (a word of its class, a filler) drawn from a seeded linear
+ * congruential generator (the same texts every run), then `suffix(i)` (e.g. ` ${i}` to make every text unique).
+ */
+export function twoClassTexts(n: number, seed: number, words: TextWords, suffix: (i: number) => string = () => ''): { text: string; label: string }[] {
+  let s = seed;
+  const rnd = (k: number) => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s % k;
+  };
+  return Array.from({ length: n }, (_, i) => {
+    const label = i % 2 ? 'spam' : 'ham';
+    const own = label === 'spam' ? words.spam : words.ham;
+    const w = [0, 1, 2].flatMap(() => [own[rnd(own.length)]!, words.filler[rnd(words.filler.length)]!]);
+    return { text: `${w.join(' ')}${suffix(i)}`, label };
+  });
+}

@@ -13,6 +13,7 @@ import { adapt } from '../../src/adapt/run.js';
 import { loadTextDomains, TEXT_METHODS, textAdaptModel } from '../../src/adapt/text.js';
 import { buildProgram } from '../../src/cli/index.js';
 import { classifyTexts, loadTextClassifier } from '../../src/train/classify-text.js';
+import { twoClassTexts } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-adapt-text-'));
 const saved = { cache: process.env.GRAFT_CACHE_DIR, models: process.env.GRAFT_MODELS_DIR };
@@ -36,18 +37,7 @@ const HAM = { old: ['meeting', 'report', 'lunch', 'project'], new: ['standup', '
 const FILLER = { old: ['the', 'a', 'today', 'please'], new: ['hey', 'guys', 'asap', 'thanks'] };
 
 function texts(n: number, seed: number, era: 'old' | 'new'): { text: string; label: string }[] {
-  let s = seed;
-  const rnd = (k: number) => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % k;
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const label = i % 2 ? 'spam' : 'ham';
-    const words = (label === 'spam' ? SPAM : HAM)[era];
-    const fill = FILLER[era];
-    const w = [0, 1, 2].flatMap(() => [words[rnd(words.length)]!, fill[rnd(fill.length)]!]);
-    return { text: `${w.join(' ')} ${era}${i}`, label };
-  });
+  return twoClassTexts(n, seed, { spam: SPAM[era], ham: HAM[era], filler: FILLER[era] }, (i) => ` ${era}${i}`);
 }
 const table = (r: { text: string; label: string }[], labels = true) =>
   `${labels ? 'text,label' : 'text'}\n${r.map((x) => (labels ? `"${x.text}",${x.label}` : `"${x.text}"`)).join('\n')}\n`;

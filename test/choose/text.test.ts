@@ -15,6 +15,7 @@ import { buildProgram } from '../../src/cli/index.js';
 import { writeTokenizerFile } from '../../src/data/tokenize.js';
 import { wordVectorEncoder } from '../../src/models/text-encoders.js';
 import { saveModel } from '../../src/onnx/io.js';
+import { twoClassTexts } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-choose-text-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -26,17 +27,7 @@ const NEW = ['crypto', 'bonus', 'standup', 'sprint', 'deploy', 'asap'];
 const FILLER = ['the', 'a', 'today', 'please', 'for', 'you'];
 
 function texts(n: number, seed: number, drift = false): { text: string; label: string }[] {
-  let s = seed;
-  const rnd = (k: number) => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % k;
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const label = i % 2 ? 'spam' : 'ham';
-    const words = label === 'spam' ? SPAM : HAM;
-    const w = [0, 1, 2].flatMap(() => [words[rnd(words.length)]!, (drift ? NEW : FILLER)[rnd(6)]!]);
-    return { text: w.join(' '), label };
-  });
+  return twoClassTexts(n, seed, { spam: SPAM, ham: HAM, filler: drift ? NEW : FILLER });
 }
 const csv = (r: { text: string; label: string }[]) => `text,label\n${r.map((x) => `"${x.text}",${x.label}`).join('\n')}\n`;
 const data = path.join(tmp, 'texts.csv');

@@ -14,7 +14,7 @@ import { makeTokenizer, type TokenizerSpec } from '../../src/data/tokenize.js';
 import { bertEncoder } from '../../src/nn/arch/bert.js';
 import { loadModel, saveModel } from '../../src/onnx/io.js';
 import { runGraft } from '../cli-run.js';
-import { wordPieceTokenizerJson } from '../text-fixtures.js';
+import { twoClassTexts, wordPieceTokenizerJson } from '../text-fixtures.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'graft-text-cli-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -25,19 +25,9 @@ const SPAM = ['win', 'free', 'money', 'prize', 'cash', 'offer', 'click', 'cheap'
 const HAM = ['meeting', 'report', 'lunch', 'project', 'office', 'review', 'team', 'schedule'];
 const FILLER = ['the', 'a', 'today', 'now', 'please', 'for', 'you', 'and'];
 
-/** A text of 6 words: 3 from its class's words, 3 fillers, from a seeded generator. */
+/** A text of 6 words: 3 from its class's words, 3 fillers, from a seeded generator, and its index. */
 function makeTexts(n: number, seed: number): { text: string; label: string }[] {
-  let s = seed;
-  const rnd = (k: number) => {
-    s = (s * 1103515245 + 12345) % 2147483648;
-    return s % k;
-  };
-  return Array.from({ length: n }, (_, i) => {
-    const label = i % 2 ? 'spam' : 'ham';
-    const words = label === 'spam' ? SPAM : HAM;
-    const w = [0, 1, 2].flatMap(() => [words[rnd(words.length)]!, FILLER[rnd(FILLER.length)]!]);
-    return { text: `${w.join(' ')} ${i}`, label };
-  });
+  return twoClassTexts(n, seed, { spam: SPAM, ham: HAM, filler: FILLER }, (i) => ` ${i}`);
 }
 
 const csv = path.join(tmp, 'texts.csv');
