@@ -278,6 +278,8 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
  */
 function stackedDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, pe: number[], got: number[]): string {
   const [s, d, k] = [p.s[0]!, p.d[0]!, p.k[0]!];
+  const seams = seamLeaks(p);
+  if (seams) return seamlessDepthwiseWeightGrad(e, x, dy, p, pe, got, seams);
   const P = Math.ceil((p.L[0]! + p.pb[0]! + pe[0]!) / s) * s;
   const Pk = P / s;
   const cm = swap01(p.rank);
@@ -293,6 +295,88 @@ function stackedDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, 
   let out = annotate(e, e.op('Conv', [xr, kern], attrs), [1, p.C, rows, got[1]!]); // [1, C, rows, got]
   if (rows !== k || got[1] !== p.k[1]) out = sliceSpatial(e, out, p.k, [1, 1], [1, p.C, rows, got[1]!]);
   return e.op('Reshape', [out, e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
+}
+
+/** The kernel rows y of one output row i whose taps, in a stacking without zero rows, read a neighbouring image. */
+interface SeamLeak {
+  /** The output row of dW. */
+  i: number;
+  /** 'above': rows of image n − 1 (the tap falls in image n's top pad); 'below': rows of image n + 1 (its end pad). */
+  side: 'above' | 'below';
+  /** The leaking dY rows [y0, y0 + count) of every image, and the first neighbour row they read (then every s-th). */
+  y0: number;
+  count: number;
+  row: number;
+}
+
+/**
+ * Where the seamless stacking (seamlessDepthwiseWeightGrad) reads across image seams, or undefined when it does not
+ * apply: it needs the images and the dY kernels at the same pitch (L = s·Ho, as "same" padding of an image divisible
+ * by the stride gives) and every leaking tap inside the neighbouring image.
+ */
+function seamLeaks(p: Plan): SeamLeak[] | undefined {
+  const [s, d, k, L, Ho, pb] = [p.s[0]!, p.d[0]!, p.k[0]!, p.L[0]!, p.Lo[0]!, p.pb[0]!];
+  if (L !== s * Ho || pb >= L) return undefined;
+  const leaks: SeamLeak[] = [];
+  for (let i = 0; i < k; i++) {
+    // image row read by kernel row y: r = s·y + d·i − pb; r < 0 is image n − 1's row L + r, r ≥ L image n + 1's row r − L
+    const top = Math.min(Ho, Math.max(0, Math.ceil((pb - d * i) / s)));
+    if (top > 0) leaks.push({ i, side: 'above', y0: 0, count: top, row: L + d * i - pb });
+    const y0 = Math.max(0, Math.ceil((L + pb - d * i) / s));
+    if (y0 < Ho) {
+      const row = s * y0 + d * i - pb - L;
+      if (row + s * (Ho - 1 - y0) >= L) return undefined; // a tap beyond the neighbour too: not for sane geometries
+      leaks.push({ i, side: 'below', y0, count: Ho - y0, row });
+    }
+  }
+  return leaks;
+}
+
+/**
+ * The stacked depthwise dW (stackedDepthwiseWeightGrad) without zero rows between the images: X [N, C, L, W] is stacked
+ * as it is ([1, C, N·L, W], a Transpose only) and dY at pitch Ho = L/s, so kernel row n·Ho + y meets image n's row
+ * s·y + d·i − pb, as in the padded form — except where that row is outside the image, i.e. in the image's own zero
+ * pad: there it reads the neighbouring image's row instead (a handful of taps at each seam, `seamLeaks`). Those terms
+ * are computed apart, each from thin slices of X and dY (the leaking dY rows of every image against the rows of the
+ * neighbour they read, stacked the same way, one output row each) and subtracted. This drops the two row Pads (a full
+ * pass over X and over dY each, which onnxruntime's Pad runs at ~2× a copy) for a few small Convs. The first image has
+ * no image above and the last none below: their neighbour is a zero image, so a batch of one needs no special case.
+ */
+function seamlessDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, pe: number[], got: number[], leaks: SeamLeak[]): string {
+  const [s, d, k, pb] = [p.s[0]!, p.d[0]!, p.k[0]!, p.pb[0]!];
+  const [W, Wo, kw] = [p.L[1]!, p.Lo[1]!, p.k[1]!];
+  const cm = swap01(p.rank);
+  const xr = annotate(e, e.op('Reshape', [e.transpose(x, cm), e.ints([1, p.C, -1, W])]), [1, p.C, null, W]);
+  const kern = annotate(e, e.op('Reshape', [e.transpose(dy, cm), e.ints([p.C, 1, -1, Wo])]), [p.C, 1, null, Wo]);
+  const below = Math.max(0, d * (k - 1) - s + 1 - pb);
+  const rows = Math.floor((pb + below + s - 1) / d) + 1;
+  const cols = (v: string, height: number) => (got[1] !== kw ? sliceSpatial(e, v, [height, kw], [1, 1], [1, p.C, height, got[1]!]) : v);
+  const attrs = { strides: p.d, dilations: p.s, group: p.C, pads: [pb, p.pb[1]!, below, pe[1]!] };
+  const main = annotate(e, e.op('Conv', [xr, kern], attrs), [1, p.C, rows, got[1]!]);
+  let dw = rows !== k || got[1] !== kw ? sliceSpatial(e, main, [k, kw], [1, 1], [1, p.C, rows, got[1]!]) : main;
+  const slice = (v: string, starts: number[], ends: number[], axes: number[], steps: number[]) =>
+    e.op('Slice', [v, e.ints(starts), e.ints(ends), e.ints(axes), e.ints(steps)]);
+  for (const leak of leaks) {
+    const { count } = leak;
+    // the neighbour's rows, image by image: image n − 1's (above) or n + 1's (below), a zero image past either end
+    const rowsOf = slice(x, [leak.row], [leak.row + s * (count - 1) + 1], [2], [s]);
+    annotate(e, rowsOf, [null, p.C, count, W]);
+    const zero = e.constTensor(Tensor.f32([1, p.C, count, W]), 'seam_zero');
+    const shifted =
+      leak.side === 'above'
+        ? e.op('Concat', [zero, slice(rowsOf, [0], [-1], [0], [1])], { axis: 0 })
+        : e.op('Concat', [slice(rowsOf, [1], [Number.MAX_SAFE_INTEGER], [0], [1]), zero], { axis: 0 });
+    annotate(e, shifted, [null, p.C, count, W]);
+    const xs = annotate(e, e.op('Reshape', [e.transpose(shifted, cm), e.ints([1, p.C, -1, W])]), [1, p.C, null, W]);
+    const dys = annotate(e, slice(dy, [leak.y0], [leak.y0 + count], [2], [1]), [null, p.C, count, Wo]);
+    const ks = annotate(e, e.op('Reshape', [e.transpose(dys, cm), e.ints([p.C, 1, -1, Wo])]), [p.C, 1, null, Wo]);
+    // one output row: kernel and image rows correspond one to one; the columns as in the main Conv
+    const seam = { strides: [1, p.d[1]!], dilations: [1, p.s[1]!], group: p.C, pads: [0, p.pb[1]!, 0, pe[1]!] };
+    const one = annotate(e, e.op('Conv', [xs, ks], seam), [1, p.C, 1, got[1]!]);
+    const term = e.op('Pad', [cols(one, 1), e.ints([0, 0, leak.i, 0, 0, 0, k - 1 - leak.i, 0])]);
+    dw = e.sub(dw, annotate(e, term, [1, p.C, k, kw]));
+  }
+  return e.op('Reshape', [dw, e.ints([p.K, 1, ...p.k])], {}, 'dconv_w');
 }
 
 /**

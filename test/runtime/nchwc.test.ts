@@ -43,11 +43,13 @@ test('depthwise Conv, its dX and its dW on the NCHWc kernel equal the standard C
   assert.ok(block > 1, 'this onnxruntime build has no NCHWc kernels to test');
   const C = 2 * block;
   const cases: [number[], number[], Record<string, AttrValue>, number][] = [
-    // [x, w, attrs, depthwise Convs rewritten: forward, stride-1 dX (a Conv; stride 2 is a ConvTranspose), dW]
-    [[3, C, 9, 10], [C, 1, 3, 3], { group: C, pads: [1, 1, 1, 1] }, 3],
-    [[3, C, 12, 11], [C, 1, 3, 3], { group: C, strides: [2, 2], pads: [0, 0, 1, 1] }, 2],
+    // [x, w, attrs, depthwise Convs rewritten: forward, stride-1 dX (a Conv; stride 2 is a ConvTranspose), dW, and
+    // where the image height is stride · output height, one small Conv per seam-crossing tap row of the dW (ops/conv.ts)]
+    [[3, C, 9, 10], [C, 1, 3, 3], { group: C, pads: [1, 1, 1, 1] }, 3 + 2],
+    [[1, C, 9, 10], [C, 1, 3, 3], { group: C, pads: [1, 1, 1, 1] }, 3 + 2],
+    [[3, C, 12, 11], [C, 1, 3, 3], { group: C, strides: [2, 2], pads: [0, 0, 1, 1] }, 2 + 1],
     [[2, C, 9, 8], [C, 1, 3, 2], { group: C, dilations: [2, 2], strides: [2, 1], pads: [2, 0, 1, 1] }, 2],
-    [[2, C, 7, 7], [C, 1, 5, 5], { group: C, pads: [2, 2, 2, 2] }, 3],
+    [[2, C, 7, 7], [C, 1, 5, 5], { group: C, pads: [2, 2, 2, 2] }, 3 + 4],
   ];
   for (const [x, w, attrs, expected] of cases) {
     const model = depthwiseStep(x, w, attrs);
