@@ -274,6 +274,8 @@ function depthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, N: numb
  * sliced: both are a Transpose and a Pad of the original, which runtime/nchwc-depthwise.ts can do on the blocked tensors instead. The kernel's height depends on N, so the Conv gives no kernel_shape. Being depthwise,
  * it runs on onnxruntime's NCHWc depthwise kernel once runtime/nchwc-depthwise.ts reorders it (CPU sessions), ~3–10× faster than
  * the grouped Conv over channel-major copies it replaces (bench/nchwc-depthwise.ts).
+ * Where the image height is the stride times the output height (MobileNet's layers), seamlessDepthwiseWeightGrad
+ * stacks without the zero rows instead.
  * @param pe the end pads trimmed of pixels beyond the last window; `got` the output size with them (≥ the kernel).
  */
 function stackedDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan, pe: number[], got: number[]): string {
