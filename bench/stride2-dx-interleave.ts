@@ -5,12 +5,14 @@
  * 2·W·B floats), and a ReduceMax of an input of the output size (the tail both graphs share, to subtract). Best CPU ms
  * of 20, alternating. Run: node --import tsx bench/stride2-dx-interleave.ts
  */
+import { loadavg } from 'node:os';
 import { randn } from '../src/autodiff/gradcheck.js';
 import { Emitter } from '../src/ir/emit.js';
 import { Graph } from '../src/ir/graph.js';
 import { DEFAULT_OPSET, Model } from '../src/ir/model.js';
 import { registerStandardOps } from '../src/ops/index.js';
 import { createSession, toOrt } from '../src/runtime/session.js';
+
 registerStandardOps();
 const [N, C, H, B] = [8, 96, 56, 16];
 const mk = (kind: string) => {
@@ -46,4 +48,4 @@ for (let i = 0; i < 20; i++)
     const u = process.cpuUsage(c);
     best[k] = Math.min(best[k] ?? 1e9, (u.user + u.system) / 1000);
   }
-console.log(`load ${(await import('node:os')).loadavg()[0]}; best CPU ms:`, best);
+console.log(`load ${loadavg()[0]!.toFixed(1)}; best CPU ms:`, best);
