@@ -97,7 +97,7 @@ export interface FitConfig {
    * backbone's features are hashed and extracted. Nothing is printed; draw them as you like.
    */
   onProgress?: (p: FitProgress) => void;
-  /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts). */
+  /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts; a head on cached features below batch 128, `headThreads` in train/fit.ts). */
   threads?: number;
   /**
    * Optimizer steps per `session.run` (K): K batches at a time through the step unrolled K times, bit-identical to
