@@ -16,11 +16,30 @@ export function setDefaultThreads(threads: number | undefined): void {
   processDefault = threads;
 }
 
-/** The thread count of a session whose options name none (see the module comment for the order). */
-export function defaultThreads(): number {
+/** The thread count set explicitly ({@link setDefaultThreads}, else env GRAFT_THREADS), or undefined where none is. */
+export function explicitThreads(): number | undefined {
   if (processDefault) return processDefault;
   const env = Number(process.env.GRAFT_THREADS);
-  return Number.isInteger(env) && env > 0 ? env : Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return Number.isInteger(env) && env > 0 ? env : undefined;
+}
+
+/** The thread count of a session whose options name none (see the module comment for the order). */
+export function defaultThreads(): number {
+  return explicitThreads() ?? Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+}
+
+/**
+ * The thread count for a session whose kernels are too small to share out (a head on cached features at a small
+ * batch: GEMMs of 32 rows): an explicit setting if there is one; else 1 on a quiet machine, where a second spinning
+ * thread costs a hand-off per node for little work to split (bench:head at batch 32: 1 thread 1.6 s, 2 threads 2.2 s,
+ * docs/benchmarks.md, head section, session 8); else, on a loaded machine, {@link defaultThreads} as any session gets
+ * (blocking threads, which there beat one thread: "Threads under load").
+ */
+export function smallWorkThreads(): number {
+  const set = explicitThreads();
+  if (set) return set;
+  const all = defaultThreads();
+  return all > 1 && defaultSpinning(all) ? 1 : all;
 }
 
 /** What {@link spinningFor} decides from: the machine's cores, its 1-minute load average and this process's own share. */

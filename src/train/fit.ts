@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { smallWorkThreads } from '../runtime/threads.js';
 import { BatchBuffers, type BatchRun, type BatchSource, batches, batchesPerEpoch, batchRuns, groupBatch } from '../step/batches.js';
 import { loadCheckpoint, saveCheckpoint } from '../step/checkpoint.js';
 import { type BatchEvaluator, NonFiniteLossError, type StepResult, type StepRunner } from '../step/runner.js';
@@ -64,6 +65,21 @@ export const HEAD_STEPS_PER_RUN = 16;
  */
 export function headStepsPerRun(totalSteps: number): number {
   return totalSteps >= 2000 ? HEAD_STEPS_PER_RUN : 1;
+}
+
+/**
+ * Batches below this size train a head on cached features on {@link smallWorkThreads} (1 thread on a quiet machine);
+ * from it up, on every core: bench:head on the 2-core VM, K = 16, quiet: batch 32 1 thread 1.6 s against 2 threads
+ * 2.2 s; batch 256 1.0 s against 0.85 s (docs/benchmarks.md, head section, session 8).
+ */
+export const HEAD_PARALLEL_BATCH = 128;
+
+/**
+ * The intra-op threads of a head-on-features fit at `batchSize` when the caller names none: {@link smallWorkThreads}
+ * below {@link HEAD_PARALLEL_BATCH}, else undefined (the session default, runtime/threads.ts).
+ */
+export function headThreads(batchSize: number): number | undefined {
+  return batchSize < HEAD_PARALLEL_BATCH ? smallWorkThreads() : undefined;
 }
 
 /** Evaluates a dataset with the runner's eval graph: loss (mean) and accuracy. */

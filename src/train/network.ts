@@ -40,7 +40,7 @@ import type { OnTaskProgress } from '../util/progress.js';
 import { graftVersion } from '../util/version.js';
 import type { Callback } from './callbacks.js';
 import type { ImageClass } from './classify.js';
-import { evaluateSource, type FitResult, fit, headStepsPerRun, type LrSchedule } from './fit.js';
+import { evaluateSource, type FitResult, fit, headStepsPerRun, headThreads, type LrSchedule } from './fit.js';
 import { type FitProgress, progressCallback } from './progress.js';
 import { phasesOf } from './recipes.js';
 import { readSidecar, sidecarPath } from './sidecar.js';
@@ -97,7 +97,7 @@ export interface FitConfig {
    * backbone's features are hashed and extracted. Nothing is printed; draw them as you like.
    */
   onProgress?: (p: FitProgress) => void;
-  /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts). */
+  /** onnxruntime intra-op threads of the fit's sessions (default: the process default, see runtime/threads.ts; a head on cached features below batch 128, `headThreads` in train/fit.ts). */
   threads?: number;
   /**
    * Optimizer steps per `session.run` (K): K batches at a time through the step unrolled K times, bit-identical to
@@ -285,7 +285,11 @@ export class Network {
       cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);
     // a head on cached features keeps its eval session open beside the step's: its activations are small and a
     // K-step session is slow to reopen; a step through the backbone holds one session at a time (peak memory)
-    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), { threads: cfg.threads, stepsPerRun, oneSession: !split });
+    const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), {
+      threads: cfg.threads ?? (split ? headThreads(cfg.batchSize) : undefined),
+      stepsPerRun,
+      oneSession: !split,
+    });
     try {
       const r = await fit(runner, trainSrc, {
         epochs: cfg.epochs,

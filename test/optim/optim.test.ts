@@ -83,6 +83,8 @@ const PARAMS = [
   { name: 'b0', dims: [4], group: 0 },
   { name: 'w1', dims: [2, 3], group: 1 },
   { name: 's1', dims: [], group: 1 },
+  // large enough (≥ 1,024 elements) for SGD's one-Gemm step p − lr·u (sgd.ts, descend)
+  { name: 'w2', dims: [40, 32], group: 1 },
 ];
 const SCHEDULE = [1, 0.5, 0.25];
 const STEPS = SCHEDULE.length;

@@ -11,8 +11,9 @@ const K = 4;
 const B = 6;
 
 /** A head with every kind of carried state and per-step input: BN statistics, dropout masks, optimizer state. */
-function headStep(optimizer: Optimizer, opts: { clipNorm?: number } = {}): CompiledStep {
-  const model = mlp([7, 5], 3, { inFeatures: 4, dropout: 0.25, batchNorm: true }).build({ inputShape: ['N', 4], seed: 2 });
+function headStep(optimizer: Optimizer, opts: { clipNorm?: number; wide?: boolean } = {}): CompiledStep {
+  // wide: a 64×4 first layer and a 40×64 second, large enough (≥ 1,024 elements) for SGD's one-Gemm step (optim/sgd.ts)
+  const model = mlp(opts.wide ? [64, 40] : [7, 5], 3, { inFeatures: 4, dropout: 0.25, batchNorm: true }).build({ inputShape: ['N', 4], seed: 2 });
   return compileTrainStep({ model, trainable: paramNames(model), optimizer, clipNorm: opts.clipNorm });
 }
 
@@ -40,7 +41,7 @@ function slice(t: Tensor, j: number): Tensor {
 
 const bits = (t: Tensor) => [...new Uint32Array((t.data as Float32Array).slice().buffer)];
 
-async function compare(optimizer: () => Optimizer, opts: { clipNorm?: number } = {}): Promise<void> {
+async function compare(optimizer: () => Optimizer, opts: { clipNorm?: number; wide?: boolean } = {}): Promise<void> {
   const step = headStep(optimizer(), opts);
   const one = await StepRunner.create(step, undefined, { threads: 1 });
   const many = await StepRunner.create(headStep(optimizer(), opts), undefined, { threads: 1, stepsPerRun: K });
@@ -67,6 +68,10 @@ async function compare(optimizer: () => Optimizer, opts: { clipNorm?: number } =
 
 test('K steps in one run equal K single-step runs bit for bit: SGD with momentum and weight decay, per-step LR, dropout, BN statistics', async () => {
   await compare(() => sgd({ lr: 0.05, momentum: 0.9, weightDecay: 0.01 }));
+});
+
+test('K steps in one run equal K single-step runs bit for bit: SGD on a head wide enough for the one-Gemm parameter step', async () => {
+  await compare(() => sgd({ lr: 0.05, momentum: 0.9, weightDecay: 0.01 }), { wide: true });
 });
 
 test('K steps in one run equal K single-step runs bit for bit: Adam (per-step bias corrections) with gradient clipping', async () => {

@@ -5,13 +5,14 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { mlp, paramNames } from '../../src/nn/index.js';
 import { cosineSchedule, sgd } from '../../src/optim/index.js';
+import { setDefaultThreads } from '../../src/runtime/threads.js';
 import { ArraySource } from '../../src/step/batches.js';
 import { compileTrainStep } from '../../src/step/compile.js';
 import { compileEvalStep } from '../../src/step/eval-graph.js';
 import { StepRunner } from '../../src/step/runner.js';
 import { Rng } from '../../src/tensor.js';
 import type { Callback } from '../../src/train/callbacks.js';
-import { type FitOptions, fit, HEAD_STEPS_PER_RUN, headStepsPerRun } from '../../src/train/fit.js';
+import { type FitOptions, fit, HEAD_PARALLEL_BATCH, HEAD_STEPS_PER_RUN, headStepsPerRun, headThreads } from '../../src/train/fit.js';
 import { Network } from '../../src/train/network.js';
 
 const B = 8;
@@ -140,4 +141,31 @@ test('the default K: 16 for long head fits, 1 for short ones', () => {
   assert.equal(headStepsPerRun(3130), HEAD_STEPS_PER_RUN);
   assert.equal(HEAD_STEPS_PER_RUN, 16);
   assert.equal(headStepsPerRun(400), 1);
+});
+
+test('a small-batch head fit runs on 1 thread on a quiet machine, on every core when loaded or at large batches; an explicit count wins', () => {
+  const saved = { threads: process.env.GRAFT_THREADS, spin: process.env.GRAFT_ORT_SPIN };
+  const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  try {
+    delete process.env.GRAFT_THREADS;
+    process.env.GRAFT_ORT_SPIN = '1'; // what a quiet machine decides
+    assert.equal(headThreads(32), 1);
+    assert.equal(headThreads(HEAD_PARALLEL_BATCH - 1), 1);
+    assert.equal(headThreads(HEAD_PARALLEL_BATCH), undefined, 'from HEAD_PARALLEL_BATCH up: the session default');
+    process.env.GRAFT_ORT_SPIN = '0'; // what a loaded machine decides: blocking threads, all of them
+    assert.equal(headThreads(32), cores);
+    process.env.GRAFT_THREADS = '3';
+    process.env.GRAFT_ORT_SPIN = '1';
+    assert.equal(headThreads(32), 3);
+    setDefaultThreads(2);
+    assert.equal(headThreads(32), 2);
+  } finally {
+    setDefaultThreads(undefined);
+    for (const [key, v] of [
+      ['GRAFT_THREADS', saved.threads],
+      ['GRAFT_ORT_SPIN', saved.spin],
+    ] as const)
+      if (v === undefined) delete process.env[key];
+      else process.env[key] = v;
+  }
 });
