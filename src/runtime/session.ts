@@ -8,6 +8,7 @@ import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
 import { nchwcBlock } from './nchwc.js';
+import { nchwcDense } from './nchwc-dense.js';
 import { nchwcDepthwise } from './nchwc-depthwise.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultSpinning, defaultThreads } from './threads.js';
@@ -119,7 +120,9 @@ export async function sessionBytes(model: Model, opts: SessionOptions = {}): Pro
  */
 function forCpu(model: Model, block: number): Model {
   const m = model.clone();
-  return nchwcDepthwise(m, block) ? m : model;
+  const depthwise = nchwcDepthwise(m, block);
+  const dense = process.env.GRAFT_ORT_NCHWC_DENSE === '0' ? 0 : nchwcDense(m, block);
+  return depthwise + dense ? m : model;
 }
 
 /** The model with graft-domain ops (used while differentiating) expanded into standard ONNX ops. */
