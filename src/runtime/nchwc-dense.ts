@@ -11,9 +11,12 @@
  * Both are reshaped back to [K, C, kh, kw] (the kernel takes its kernel and output sizes from that shape). K must be a
  * multiple of B (onnxruntime pads it with zero filters; this rewrite does not, so such a Conv stays standard), group 1.
  * So each such Conv becomes ReorderInput(x) → nchwc Conv(·, W′, b) → ReorderOutput. The stride-1 dX Conv of
- * ops/conv.ts reads Transpose(flip(W), [1, 0, 2, 3]); its blocked weight is made from W itself (see `weight`). A value read by several rewritten Convs (a ResNet block's input: conv1 and the 1×1 downsample)
- * is reordered once, and so is one the depthwise pass already reordered. The sums are the same in another order
- * (float32 rounding differs, ~1e-6 relative; test/runtime/nchwc-dense.test.ts compares it with the standard Conv).
+ * ops/conv.ts reads Transpose(flip(W), [1, 0, 2, 3]); its blocked weight is made from W itself (see `weight`).
+ * 1×1 Convs stay standard unless asked for (`pointwise`): onnxruntime runs them as one GEMM without im2col, and the
+ * reorders ate the kernel's gain (docs/benchmarks.md, "Session 8"). A value read by several rewritten Convs (with
+ * `pointwise`, a ResNet block's input: conv1 and the 1×1 downsample) is reordered once, and so is one the depthwise
+ * pass already reordered. The sums are the same in another order (float32 rounding differs; test/runtime/
+ * nchwc-dense.test.ts holds every output within 1e-5 of its largest magnitude of the standard Conv's).
  */
 import type { Dim, Graph, Node } from '../ir/graph.js';
 import { attrInt, attrInts, attrString } from '../ir/graph.js';
