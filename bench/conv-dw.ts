@@ -5,9 +5,13 @@
  * time of the process per run.
  *
  *  - `graft`: what convWeightGrad emits now.
+ *  - `prev`: the one-GEMM branch before session 8 (graft's unit-depth unfold [N·C, kk, …], then a Transpose of those
+ *    cols to [C·kk, N, P]), for the layers where graft's rule takes that branch (layer3 and layer4).
  *  - `gemm`: PyTorch's single GEMM contracting over (n, p): X transposed to [C, N, H, W] and unfolded by a 3-D one-hot
  *    Conv with the batch as depth, giving cols [C·kk, N·P] directly; dY transposed to [K, N·P]; Gemm(dYᵀ, cols, transB).
  *  - `gemmT`: the same product as Gemm(cols, dYᵀ, transB) = dWᵀ [C·kk, K], then a Transpose.
+ *  - `convT`: the textbook Conv(Xᵀ, dYᵀ) (C images of N channels, dY as K kernels of the output's size, stride and
+ *    dilation swapped), whose per-image unfold onnxruntime keeps small, but whose GEMM is only kh·kw wide.
  *  - `cols` / `colsN`: the im2col alone (graft's [N·C, kk, …] unfold, and the batch-as-depth one with its Transpose).
  *
  * Run: node --import tsx bench/conv-dw.ts [--iters 10] [--threads 1] [--batch 16] [--only layer1] [--forms graft,gemm]
@@ -56,7 +60,7 @@ const layers: Layer[] = [
   { name: 'layer4 3x3 512 7', C: 512, K: 512, L: 7, k: 3, s: 1, p: 1 },
 ];
 
-type Form = 'graft' | 'gemm' | 'gemmT' | 'cols' | 'colsN';
+type Form = 'graft' | 'prev' | 'gemm' | 'gemmT' | 'convT' | 'cols' | 'colsN';
 
 function taps(k: number): Tensor {
   const kk = k * k;
@@ -90,7 +94,18 @@ function build(l: Layer, form: Form): { model: Model; yShape: number[] } {
   else if (form === 'gemm') out = e.op('Reshape', [e.op('Gemm', [dyT(), colsByDepth(e, l, 'x')], { transB: 1 }), e.ints(wShape)]);
   else if (form === 'gemmT') out = e.op('Reshape', [e.transpose(e.op('Gemm', [colsByDepth(e, l, 'x'), dyT()], { transB: 1 }), [1, 0]), e.ints(wShape)]);
   else if (form === 'colsN') out = colsByDepth(e, l, 'x');
-  else {
+  else if (form === 'prev') {
+    const ca = { kernel_shape: [1, l.k, l.k], strides: [1, l.s, l.s], pads: [0, l.p, l.p, 0, l.p, l.p] };
+    const cols = e.op('Conv', [e.op('Reshape', ['x', e.ints([-1, 1, 1, l.L, l.L])]), e.constTensor(taps(l.k), 'taps')], ca);
+    const ck = l.C * l.k * l.k;
+    const colsT = e.op('Reshape', [e.transpose(e.op('Reshape', [cols, e.ints([-1, ck, yShape[2]! * yShape[3]!])]), [1, 0, 2]), e.ints([ck, -1])]);
+    out = e.op('Reshape', [e.op('Gemm', [dyT(), colsT], { transB: 1 }), e.ints(wShape)]);
+  } else if (form === 'convT') {
+    const ca = { kernel_shape: yShape.slice(2), dilations: [l.s, l.s], pads: [l.p, l.p, l.p, l.p] };
+    const o = e.op('Conv', [e.transpose('x', [1, 0, 2, 3]), e.transpose('dy', [1, 0, 2, 3])], ca); // [C, K, k', k']
+    const crop = (e.shape(o) as number[])[2] !== l.k ? e.op('Slice', [o, e.ints([0, 0]), e.ints([l.k, l.k]), e.ints([2, 3])]) : o;
+    out = e.transpose(crop, [1, 0, 2, 3]);
+  } else {
     const t = Tensor.f32([l.k * l.k, 1, 1, l.k, l.k], taps(l.k).data as Float32Array);
     const ca = { kernel_shape: [1, l.k, l.k], strides: [1, l.s, l.s], pads: [0, l.p, l.p, 0, l.p, l.p] };
     out = e.op('Conv', [e.op('Reshape', ['x', e.ints([-1, 1, 1, l.L, l.L])]), e.constTensor(t, 'taps')], ca);
@@ -147,7 +162,9 @@ for (const l of layers.filter((v) => v.name.includes(values.only))) {
   const row = forms.map((f, i) => {
     const o = outs[i]!;
     const diff =
-      o.length === ref.length && f.startsWith('gemm') ? ` (Δ ${(o.reduce((m, v, j) => Math.max(m, Math.abs(v - ref[j]!)), 0) / scale).toExponential(1)})` : '';
+      o.length === ref.length && f !== 'graft' && !f.startsWith('cols')
+        ? ` (Δ ${(o.reduce((m, v, j) => Math.max(m, Math.abs(v - ref[j]!)), 0) / scale).toExponential(1)})`
+        : '';
     return `${f} ${best[i]!.toFixed(1)} ms (CPU ${median(cpu[i]!).toFixed(1)})${diff}`;
   });
   console.log(`${l.name.padEnd(30)} ${row.join(' | ')}`);
