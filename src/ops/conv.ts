@@ -233,7 +233,7 @@ function im2col(e: Emitter, x: string, p: Plan): string {
 /**
  * im2col laid out for one GEMM over (n, p), 2-D only: X transposed to C images of depth N ([C, 1, N, ...L]) and unfolded
  * by a 3-D one-hot Conv whose depth axis is the batch, giving [C, kk, N, ...Lo] = [C·kk, N·P] directly. The transpose
- * is of X, not of the kk-times-larger cols (bench/conv-dw.ts: ResNet-18's layer3/layer4 dW 7–20 % less CPU).
+ * is of X, not of the kk-times-larger cols (bench/conv-dw.ts: ResNet-18's layer3/layer4 dW −2 to −8 % CPU).
  */
 function im2colBatchAsDepth(e: Emitter, x: string, p: Plan): string {
   const attrs = { kernel_shape: [1, ...p.k], strides: [1, ...p.s], dilations: [1, ...p.d], pads: [0, ...p.pb, 0, ...p.pe] };
