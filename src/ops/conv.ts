@@ -231,6 +231,18 @@ function im2col(e: Emitter, x: string, p: Plan): string {
 }
 
 /**
+ * im2col laid out for one GEMM over (n, p), 2-D only: X transposed to C images of depth N ([C, 1, N, ...L]) and unfolded
+ * by a 3-D one-hot Conv whose depth axis is the batch, giving [C, kk, N, ...Lo] = [C·kk, N·P] directly. The transpose
+ * is of X, not of the kk-times-larger cols (bench/conv-dw.ts: ResNet-18's layer3/layer4 dW −2 to −8 % CPU).
+ */
+function im2colBatchAsDepth(e: Emitter, x: string, p: Plan): string {
+  const attrs = { kernel_shape: [1, ...p.k], strides: [1, ...p.s], dilations: [1, ...p.d], pads: [0, ...p.pb, 0, ...p.pe] };
+  const kernels = e.op('Reshape', [tapKernels(e, p.k), e.ints([prod(p.k), 1, 1, ...p.k])]);
+  const xt = e.op('Reshape', [e.transpose(x, swap01(p.rank)), e.ints([p.C, 1, -1, ...p.L])]);
+  return e.op('Conv', [xt, kernels], attrs, 'im2col');
+}
+
+/**
  * dW of a depthwise Conv (C/g = 1): one grouped Conv that correlates each channel of X with its dY over the batch.
  * With a static batch N this folds N into the channels without copying (X as one image of N·C channels, dY as N·K
  * single-channel kernels, group N·C), then sums over N. With a batch known only at run time the group count cannot
@@ -385,23 +397,33 @@ function seamlessDepthwiseWeightGrad(e: Emitter, x: string, dy: string, p: Plan,
  * dW of Conv: correlates the input `x` [N, C, ...L] with the output gradient `dy` [N, K, ...Lo]; returns [K, C/g, ...k].
  * cols[n, g, (c, tap), p] = the input value output position p sees through kernel tap `tap` (X itself for unpadded 1×1
  * kernels, else a Conv with one-hot kernels); dW is then a batched MatMul over images reduced over N, or one GEMM over
- * (n, p) after a transpose, whichever moves less memory. Depthwise convs go to depthwiseWeightGrad.
+ * (n, p), whichever moves less memory. For that GEMM a 2-D group-1 Conv unfolds X with the batch as a depth axis
+ * (im2colBatchAsDepth: cols come out as [C·kk, N·P]); other convs transpose cols. Depthwise convs go to
+ * depthwiseWeightGrad.
  */
 export function convWeightGrad(e: Emitter, x: string, dy: string, p: Plan, xShape: Dim[]): string {
   const { rank, group: g, C, K } = p;
   const [Cg, Kg, kk, P] = [C / g, K / g, prod(p.k), prod(p.Lo)];
   const CK = Cg * kk;
   if (Cg === 1 && kk > 1) return depthwiseWeightGrad(e, x, dy, p, typeof xShape[0] === 'number' ? xShape[0] : null);
+  const unpadded1x1 = kk === 1 && p.pb.every((v) => v === 0) && p.pe.every((v) => v === 0);
+  const perImage = Kg * CK <= P * (CK + Kg);
+  const outShape = e.ints([K, Cg, ...p.k]);
+  if (!perImage && g === 1 && rank === 2 && !unpadded1x1) {
+    // one GEMM over (n, p) with cols unfolded straight into [C·kk, N·P] (PyTorch's contraction)
+    const cols = e.op('Reshape', [im2colBatchAsDepth(e, x, p), e.ints([CK, -1])]);
+    const dyt = e.op('Reshape', [e.transpose(dy, swap01(rank)), e.ints([K, -1])]); // [K, N·P]
+    return e.op('Reshape', [e.op('Gemm', [dyt, cols], { transB: 1 }), outShape], {}, 'dconv_w');
+  }
   let cols: string;
-  if (kk === 1 && p.pb.every((v) => v === 0) && p.pe.every((v) => v === 0)) {
+  if (unpadded1x1) {
     const ends = p.Lo.map((l, i) => p.s[i]! * (l - 1) + 1);
     cols = ends.some((v, i) => v !== p.L[i] || p.s[i]! > 1) ? sliceSpatial(e, x, ends, p.s, xShape) : x;
   } else {
     cols = im2col(e, x, p);
   }
   cols = e.op('Reshape', [cols, e.ints([-1, g, CK, P])]);
-  const outShape = e.ints([K, Cg, ...p.k]);
-  if (Kg * CK <= P * (CK + Kg)) {
+  if (perImage) {
     // per-image products [CK, P]·[P, Kg], summed over N: small intermediate when the image is large
     const dyT = Kg === 1 ? e.op('Reshape', [dy, e.ints([0, g, P, 1])]) : e.transpose(e.op('Reshape', [dy, e.ints([0, g, Kg, P])]), [0, 1, 3, 2]);
     const m = e.reduceSum(e.op('MatMul', [cols, dyT]), [0], false); // [g, CK, Kg]

@@ -156,21 +156,26 @@ export function nchwcDepthwise(model: Model, block: number): number {
     count++;
   }
   // the standard operands the rewritten Convs no longer read (dW's channel-major copies) would still run: drop dead nodes
-  const live = new Set(g.outputs.map((v) => v.name));
-  const kept: Node[] = [];
-  for (let i = out.length - 1; i >= 0; i--) {
-    const n = out[i]!;
-    if (!n.outputs.some((o) => live.has(o))) continue;
-    kept.push(n);
-    for (const v of n.inputs) if (v) live.add(v);
-  }
-  g.nodes = kept.reverse();
+  g.nodes = dropDeadNodes(g, out);
   if (!model.otherOpsets.some((o) => o.domain === NCHWC_DOMAIN)) model.otherOpsets = [...model.otherOpsets, { domain: NCHWC_DOMAIN, version: 1 }];
   return count;
 }
 
+/** `nodes` (in order) without those whose outputs nothing reads: no graph output, no later node's input. */
+export function dropDeadNodes(g: Graph, nodes: Node[]): Node[] {
+  const live = new Set(g.outputs.map((v) => v.name));
+  const kept: Node[] = [];
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i]!;
+    if (!n.outputs.some((o) => live.has(o))) continue;
+    kept.push(n);
+    for (const v of n.inputs) if (v) live.add(v);
+  }
+  return kept.reverse();
+}
+
 /** The standard Conv's attributes as the NCHWc Conv takes them (explicit kernel_shape, no auto_pad). */
-function nchwcAttrs(n: Node): Node['attrs'] {
+export function nchwcAttrs(n: Node): Node['attrs'] {
   const a: Node['attrs'] = { group: attrInt(n, 'group', 1) };
   for (const k of ['kernel_shape', 'strides', 'dilations', 'pads']) {
     const v = attrInts(n, k, []);

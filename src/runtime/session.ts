@@ -8,6 +8,7 @@ import { type DType, Tensor, type TypedArray } from '../tensor.js';
 import { type Device, defaultDevice, deviceError, executionProviders } from './device.js';
 import { runChecked } from './feeds.js';
 import { nchwcBlock } from './nchwc.js';
+import { nchwcDense } from './nchwc-dense.js';
 import { nchwcDepthwise } from './nchwc-depthwise.js';
 import { isOrtOutOfMemory, withOomAdvice } from './ort-errors.js';
 import { defaultSpinning, defaultThreads } from './threads.js';
@@ -114,12 +115,17 @@ export async function sessionBytes(model: Model, opts: SessionOptions = {}): Pro
 }
 
 /**
- * The model as a CPU session runs it: depthwise Convs whose weights are not constants (a training step's, and their
- * gradient Convs) on onnxruntime's NCHWc kernel (runtime/nchwc-depthwise.ts), in a copy; the caller's model stays standard ONNX.
+ * The model as a CPU session runs it: depthwise and dense (larger than 1×1) Convs whose weights are not constants (a
+ * training step's, and their gradient Convs) on onnxruntime's NCHWc kernel (runtime/nchwc-depthwise.ts,
+ * runtime/nchwc-dense.ts), in a copy; the caller's model stays standard ONNX.
  */
 function forCpu(model: Model, block: number): Model {
   const m = model.clone();
-  return nchwcDepthwise(m, block) ? m : model;
+  const depthwise = nchwcDepthwise(m, block);
+  // GRAFT_ORT_NCHWC_DENSE: 0 = depthwise only (the session-7 form), all = also 1×1 Convs (for A/B runs)
+  const mode = process.env.GRAFT_ORT_NCHWC_DENSE;
+  const dense = mode === '0' ? 0 : nchwcDense(m, block, { pointwise: mode === 'all' });
+  return depthwise + dense ? m : model;
 }
 
 /** The model with graft-domain ops (used while differentiating) expanded into standard ONNX ops. */

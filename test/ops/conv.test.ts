@@ -56,6 +56,9 @@ test('Conv 2-D: 1×1 kernels (GEMM path), plain, strided and grouped', async () 
 test('Conv dW branches: one GEMM when channels outnumber pixels, per-image MatMul otherwise', async () => {
   await checkConv('GEMM branch 3x3', [2, 8, 3, 3], [16, 8, 3, 3], { pads: [1, 1, 1, 1] });
   await checkConv('GEMM branch 3x3 group 2', [2, 8, 3, 3], [32, 4, 3, 3], { group: 2, pads: [1, 1, 1, 1] });
+  // the batch-as-depth unfold: strided, dilated, asymmetric pads, a non-square kernel
+  await checkConv('GEMM branch 3x3 stride 2', [3, 8, 5, 4], [16, 8, 3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] });
+  await checkConv('GEMM branch dilated, asymmetric pads', [2, 6, 5, 6], [24, 6, 2, 3], { dilations: [2, 1], strides: [1, 2], pads: [1, 0, 0, 2] });
   await checkConv('GEMM branch 1x1 strided', [2, 16, 3, 4], [16, 16, 1, 1], { strides: [2, 2] });
   await checkConv('GEMM branch 1x1 group 4', [2, 16, 2, 2], [32, 4, 1, 1], { group: 4 });
   await checkConv('1x1 depthwise', [2, 3, 4, 3], [3, 1, 1, 1], { group: 3 });
