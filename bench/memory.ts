@@ -37,11 +37,16 @@ const { values } = parseArgs({
     only: { type: 'string', default: '' },
     job: { type: 'string', default: 'both' },
     child: { type: 'string', default: '' },
+    /** graft's gradient checkpointing in the step job: auto (the default), off, or a prefix fraction and segments (e.g. 0.7x3). */
+    recompute: { type: 'string', default: 'auto' },
   },
 });
 const out = path.resolve(values.out!);
 const batch = Number(values.batch);
 const stepBatch = Number(values['step-batch']);
+// 'off', 'auto', or FRACTION[xSEGMENTS] (e.g. 0.7x3)
+const [fraction, segments] = (values.recompute ?? '').split('x').map(Number);
+const recompute = values.recompute === 'off' ? false : values.recompute === 'auto' ? 'auto' : { fraction, segments };
 const trainDir = path.join(out, 'data', 'train');
 const testDir = path.join(out, 'data', 'test');
 const CLASSES = ['tshirt-top', 'trouser', 'pullover', 'dress', 'coat'];
@@ -68,7 +73,7 @@ async function child(job: string): Promise<void> {
     const { Rng, Tensor } = await import('../src/tensor.js');
     const { Network } = await import('../src/train/network.js');
     const model = Network.load('nsfwjs:MobileNetV2').replaceHead(linear(1280, 10), { seed: 0 }).model;
-    const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }) });
+    const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), recompute });
     const runner = await StepRunner.create(step);
     parts.session = mem();
     const rng = new Rng(0);
@@ -162,7 +167,22 @@ async function main(): Promise<void> {
       row.graft = measure(
         'graft',
         job,
-        [process.execPath, '--import', 'tsx', 'bench/memory.ts', '--child', job, '--out', out, '--batch', String(batch), '--step-batch', String(stepBatch)],
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          'bench/memory.ts',
+          '--child',
+          job,
+          '--out',
+          out,
+          '--batch',
+          String(batch),
+          '--step-batch',
+          String(stepBatch),
+          '--recompute',
+          values.recompute!,
+        ],
         env,
       );
     if (values.only !== 'graft') {
