@@ -47,7 +47,8 @@ export interface StepOptionsBase {
   /**
    * Gradient checkpointing (step/recompute.ts): the backward recomputes the forward's first, largest stages from
    * their input instead of keeping their activations. Default 'auto' (only when the activations the backward reads
-   * exceed {@link RECOMPUTE_DEFAULTS}.minBytesPerSample per sample, e.g. MobileNetV2 at 224 px); false keeps them all.
+   * exceed {@link RECOMPUTE_DEFAULTS}.minBytesPerSample per sample, e.g. MobileNetV2 at 224 px, and the batch dimension is
+   * symbolic); false keeps them all (faster: MobileNetV2 b32 ~10 % less CPU per step, ~1.1 GB more peak RSS).
    * Gradients are bit-identical either way.
    */
   recompute?: RecomputeSpec;
@@ -333,6 +334,9 @@ function checkpointSegments(
   let cuts: string[];
   if (typeof spec === 'object' && 'cuts' in spec) cuts = spec.cuts;
   else {
+    // the gate needs a symbolic batch: with a static one onnxruntime folds Shape(dCut) and could run the clones
+    // right after the forward, keeping both copies alive (a joint adaptation batch is static)
+    if (typeof g.info(dataInput)?.shape?.[0] === 'number') return undefined;
     const fwd = new Set(forward);
     const readByBackward = new Set(g.nodes.filter((n) => !fwd.has(n)).flatMap((n) => n.inputs));
     cuts = chooseCuts(g, forward, dataInput, readByBackward, spec === 'auto' ? RECOMPUTE_DEFAULTS : spec);
