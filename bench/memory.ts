@@ -17,7 +17,7 @@
  *
  * graft's child is this file with `--child`: it calls `runTraining`, the function `graft train` calls.
  *
- * Usage: node --import tsx bench/memory.ts [--out .graft-cache/bench-memory] [--per-class 40] [--only graft|torch] [--job run|step|both]
+ * Usage: node --import tsx bench/memory.ts [--out .graft-cache/bench-memory] [--per-class 40] [--only graft|torch] [--job run|step|both] [--recompute auto|off|0.7x3]
  * Prints one JSON line per process and a table: graft's peak, PyTorch's, and graft / PyTorch.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,7 +37,7 @@ const { values } = parseArgs({
     only: { type: 'string', default: '' },
     job: { type: 'string', default: 'both' },
     child: { type: 'string', default: '' },
-    /** graft's gradient checkpointing in the step job: auto (the default), off, or a prefix fraction and segments (e.g. 0.7x3). */
+    /** graft's gradient checkpointing: auto (the default), off, or (step job only) a prefix fraction and segments (e.g. 0.7x3). */
     recompute: { type: 'string', default: 'auto' },
   },
 });
@@ -93,7 +93,14 @@ async function child(job: string): Promise<void> {
       {
         data: { train: trainDir, test: testDir },
         model: { backbone: 'nsfwjs:MobileNetV2', head: { type: 'mlp', hidden: [256, 256], activation: 'relu' } },
-        train: { mode: 'fine-tune', freezeEpochs: 1, epochs: 1, batchSize: batch, optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9 } },
+        train: {
+          mode: 'fine-tune',
+          freezeEpochs: 1,
+          epochs: 1,
+          batchSize: batch,
+          optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9 },
+          ...(values.recompute === 'off' ? { recompute: 'off' } : {}),
+        },
         run: { dir: path.join(out, 'runs'), name: 'memory', seed: 0, overwrite: true },
       },
       'bench memory',
