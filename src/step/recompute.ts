@@ -3,7 +3,7 @@
  * largest stages of a CNN) are not kept for the backward; the backward reads a recomputed copy of the segment, run
  * from the segment's input once the gradient has reached the segment's end.
  *
- * Why a gate: onnxruntime runs a node where it is first needed in its topological order, so a clone of forward
+ * Why a gate: onnxruntime orders nodes by a depth-first walk back from the graph's leaves, so a clone of forward
  * nodes that reads only forward values could run right after the original forward and keep everything alive. The
  * clone's entry is read through `Reshape(entry, [N of dCut, entry's other dims])`, an alias whose shape input
  * depends on the cut's gradient, so no recomputed node can run before that gradient exists. (With a static batch
@@ -11,8 +11,10 @@
  *
  * Exactness: the clones are the same ops with the same attributes on the same inputs, so onnxruntime runs the same
  * kernels on the same bytes and the recomputed values — and the gradients — are bit-identical (test/step/recompute.test.ts).
- * Training BatchNormalization recomputes its batch statistics from the same batch; seeded Dropout draws the same mask
- * (its seed and stream are inputs of the clone). The clones' running-statistic outputs are unused and pruned.
+ * Training BatchNormalization recomputes its batch statistics from the same batch; seeded Dropout would draw the same
+ * mask (the clone reads the same seed input and stream constant; no test covers it: MobileNetV2's recomputed stages
+ * have no Dropout). The clones' running-statistic outputs are unused and pruned. The step's node order, which makes
+ * the freed memory count, is compile.ts's `leavesForOrt`.
  */
 import { Emitter } from '../ir/emit.js';
 import type { Graph, Node } from '../ir/graph.js';
