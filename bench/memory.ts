@@ -17,7 +17,7 @@
  *
  * graft's child is this file with `--child`: it calls `runTraining`, the function `graft train` calls.
  *
- * Usage: node --import tsx bench/memory.ts [--out .graft-cache/bench-memory] [--per-class 40] [--only graft|torch] [--job run|step|both]
+ * Usage: node --import tsx bench/memory.ts [--out .graft-cache/bench-memory] [--per-class 40] [--only graft|torch] [--job run|step|both] [--recompute auto|off|0.7x3]
  * Prints one JSON line per process and a table: graft's peak, PyTorch's, and graft / PyTorch.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -37,11 +37,16 @@ const { values } = parseArgs({
     only: { type: 'string', default: '' },
     job: { type: 'string', default: 'both' },
     child: { type: 'string', default: '' },
+    /** graft's gradient checkpointing: auto (the default), off, or (step job only) a prefix fraction and segments (e.g. 0.7x3). */
+    recompute: { type: 'string', default: 'auto' },
   },
 });
 const out = path.resolve(values.out!);
 const batch = Number(values.batch);
 const stepBatch = Number(values['step-batch']);
+// 'off', 'auto', or FRACTION[xSEGMENTS] (e.g. 0.7x3)
+const [fraction, segments] = (values.recompute ?? '').split('x').map(Number);
+const recompute = values.recompute === 'off' ? false : values.recompute === 'auto' ? 'auto' : { fraction, segments };
 const trainDir = path.join(out, 'data', 'train');
 const testDir = path.join(out, 'data', 'test');
 const CLASSES = ['tshirt-top', 'trouser', 'pullover', 'dress', 'coat'];
@@ -68,7 +73,7 @@ async function child(job: string): Promise<void> {
     const { Rng, Tensor } = await import('../src/tensor.js');
     const { Network } = await import('../src/train/network.js');
     const model = Network.load('nsfwjs:MobileNetV2').replaceHead(linear(1280, 10), { seed: 0 }).model;
-    const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }) });
+    const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), recompute });
     const runner = await StepRunner.create(step);
     parts.session = mem();
     const rng = new Rng(0);
@@ -88,7 +93,14 @@ async function child(job: string): Promise<void> {
       {
         data: { train: trainDir, test: testDir },
         model: { backbone: 'nsfwjs:MobileNetV2', head: { type: 'mlp', hidden: [256, 256], activation: 'relu' } },
-        train: { mode: 'fine-tune', freezeEpochs: 1, epochs: 1, batchSize: batch, optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9 } },
+        train: {
+          mode: 'fine-tune',
+          freezeEpochs: 1,
+          epochs: 1,
+          batchSize: batch,
+          optimizer: { name: 'sgd', lr: 0.01, momentum: 0.9 },
+          ...(values.recompute === 'off' ? { recompute: 'off' } : {}),
+        },
         run: { dir: path.join(out, 'runs'), name: 'memory', seed: 0, overwrite: true },
       },
       'bench memory',
@@ -162,7 +174,22 @@ async function main(): Promise<void> {
       row.graft = measure(
         'graft',
         job,
-        [process.execPath, '--import', 'tsx', 'bench/memory.ts', '--child', job, '--out', out, '--batch', String(batch), '--step-batch', String(stepBatch)],
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          'bench/memory.ts',
+          '--child',
+          job,
+          '--out',
+          out,
+          '--batch',
+          String(batch),
+          '--step-batch',
+          String(stepBatch),
+          '--recompute',
+          values.recompute!,
+        ],
         env,
       );
     if (values.only !== 'graft') {

@@ -13,6 +13,8 @@ export interface BackwardResult {
   grads: Map<string, string>;
   /** Number of forward nodes that were differentiated. */
   differentiated: number;
+  /** The gradient of any value on the differentiated path (for rewrites that gate on it, e.g. step/recompute.ts). */
+  gradOf(value: string): string | undefined;
 }
 
 /**
@@ -37,7 +39,7 @@ export function backward(graph: Graph, opset: number, loss: string, wrt: string[
       });
     }
   }
-  if (!live.has(loss)) return { grads: new Map(), differentiated: 0 };
+  if (!live.has(loss)) return { grads: new Map(), differentiated: 0, gradOf: () => undefined };
 
   // 2. nodes on a path from a trainable value to the loss
   const needed = new Set<string>([loss]);
@@ -87,5 +89,5 @@ export function backward(graph: Graph, opset: number, loss: string, wrt: string[
     const g = total(w);
     if (g) grads.set(w, g);
   }
-  return { grads, differentiated: onPath.length };
+  return { grads, differentiated: onPath.length, gradOf: (v) => (contrib.get(v)?.length === 1 ? contrib.get(v)![0] : undefined) };
 }

@@ -83,6 +83,7 @@ export const FLAGS: FlagSpec[] = [
   { flags: '--warmup <x>', key: 'train.schedule.warmup', type: 'number', help: 'linear warmup: fraction of the run (< 1) or steps' },
   { flags: '--label-smoothing <x>', key: 'train.labelSmoothing', type: 'number', help: 'label smoothing of the cross-entropy' },
   { flags: '--clip-norm <x>', key: 'train.clipNorm', type: 'number', help: 'clip gradients to this global L2 norm' },
+  { flags: '--recompute <mode>', key: 'train.recompute', help: "gradient checkpointing: 'auto' (default; large activations) or 'off' (faster, more memory)" },
   { flags: '--steps-per-run <k>', key: 'train.stepsPerRun', type: 'int', help: 'steps per session.run (default 16 for a long head fit, else 1)' },
   { flags: '--freeze-bn-stats', key: 'train.freezeBNStats', type: 'bool', help: 'BatchNorm keeps its running statistics (scale/shift still train)' },
   { flags: '--patience <n>', key: 'train.earlyStopping.patience', type: 'int', help: 'early stopping: epochs without improvement (default 3)' },

@@ -112,10 +112,15 @@ export function lowerGraftOps(e: Emitter): void {
   const custom = g.nodes.filter((n) => n.domain === GRAFT_DOMAIN);
   if (!custom.length) return;
   g.nodes = g.nodes.filter((n) => n.domain !== GRAFT_DOMAIN);
+  // the leaves' order is onnxruntime's execution order (step/compile.ts, leavesForOrt): kept through the re-sort
+  const consumed = new Set(g.nodes.flatMap((n) => n.inputs));
+  const leaves = g.nodes.filter((n) => n.outputs.every((o) => !o || !consumed.has(o)));
   for (const n of custom) {
     const lower = requireOpDef(n).lower;
     if (!lower) throw new Error(`Internal error: no lowering for graft op ${n.op} (node "${n.name}").`);
     lower(e, n);
   }
   g.topoSort();
+  const isLeaf = new Set(leaves);
+  g.nodes = [...g.nodes.filter((n) => !isLeaf.has(n)), ...leaves];
 }

@@ -124,6 +124,7 @@ export async function trainPhases(job: PhaseJob, hooks: PhaseHooks = {}): Promis
       callbacks,
       seed: cfg.run.seed,
       clipNorm: cfg.train.clipNorm,
+      recompute: cfg.train.recompute === 'off' ? false : 'auto',
       stepsPerRun: cfg.train.stepsPerRun,
       freezeBNStats: cfg.train.freezeBNStats,
       groups: p.groups,

@@ -72,6 +72,8 @@ export function ortSessionOptions(opts: SessionOptions = {}): ort.InferenceSessi
     enableMemPattern: false,
     ...(arena ? {} : { enableCpuMemArena: false }),
     ...(profile ? { enableProfiling: true, profileFilePrefix: profile } : {}),
+    // the graph onnxruntime runs after its optimisations, for bench/step-liveness.py beside a GRAFT_ORT_PROFILE trace
+    ...(process.env.GRAFT_ORT_SAVE_OPTIMIZED ? { optimizedModelFilePath: process.env.GRAFT_ORT_SAVE_OPTIMIZED } : {}),
     ...(spinning ? {} : { extra: { session: { intra_op: { allow_spinning: '0' } } } }),
   };
 }

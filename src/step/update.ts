@@ -28,6 +28,8 @@ export interface UpdateResult {
   gradNormOutput?: string;
   differentiated: number;
   groups: ParamGroup[];
+  /** The gradient of a forward value on the differentiated path (see BackwardResult.gradOf). */
+  gradOf(value: string): string | undefined;
 }
 
 /**
@@ -45,7 +47,7 @@ export function emitBackwardAndUpdate(
   spec: UpdateSpec,
 ): UpdateResult {
   const where = spec.where ?? '';
-  const { grads, differentiated } = backward(g, opset, loss, trainable);
+  const { grads, differentiated, gradOf } = backward(g, opset, loss, trainable);
   const e = new Emitter(g, opset, 'optim/');
   // a parameter the loss does not depend on has a zero gradient
   let gradNames = trainable.map((p) => grads.get(p) ?? e.constTensor(Tensor.f32([...inits.get(p)!.dims]), 'zero_grad'));
@@ -91,5 +93,5 @@ export function emitBackwardAndUpdate(
     g.inputs.push({ name: rs.input, dtype: 'float32', shape: [...init.dims] });
     carried.push({ kind: 'bn', input: rs.input, output: rs.output, init });
   }
-  return { carried, lrInputs, scalarInputs, gradNormOutput, differentiated, groups };
+  return { carried, lrInputs, scalarInputs, gradNormOutput, differentiated, groups, gradOf };
 }

@@ -33,6 +33,7 @@ import { BatchBuffers, type BatchSource, batches, batchesPerEpoch } from '../ste
 import { compileTrainStep, type LossSpec } from '../step/compile.js';
 import { compileEvalStep } from '../step/eval-graph.js';
 import { toInferenceModel } from '../step/export.js';
+import type { RecomputeSpec } from '../step/recompute.js';
 import { EvalRunner, StepRunner } from '../step/runner.js';
 import type { Tensor } from '../tensor.js';
 import { atomicWrite } from '../util/atomic-write.js';
@@ -61,6 +62,8 @@ export interface FitConfig {
   callbacks?: Callback[];
   seed?: number;
   clipNorm?: number;
+  /** Gradient checkpointing of the step (see StepOptionsBase.recompute); default 'auto'. */
+  recompute?: RecomputeSpec;
   /**
    * Learning-rate groups: 'discriminative' spreads lrScale geometrically from 1/100 (first stage)
    * to 1 (head) over the model's stages, as fastai does; or explicit groups with `groupOf`.
@@ -280,7 +283,17 @@ export class Network {
     if (cfg.trainFrozenBN && cfg.freezeBNStats)
       throw new Error('fit: trainFrozenBN and freezeBNStats contradict each other (batch statistics everywhere vs nowhere); set at most one.');
     const trainBN = cfg.trainFrozenBN ? () => true : cfg.freezeBNStats ? () => false : undefined;
-    const step = compileTrainStep({ model, trainable, optimizer: cfg.optimizer, loss: cfg.loss, groups, groupOf, clipNorm: cfg.clipNorm, trainBN });
+    const step = compileTrainStep({
+      model,
+      trainable,
+      optimizer: cfg.optimizer,
+      loss: cfg.loss,
+      groups,
+      groupOf,
+      clipNorm: cfg.clipNorm,
+      trainBN,
+      recompute: cfg.recompute,
+    });
     const stepsPerRun =
       cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);
     // a head on cached features keeps its eval session open beside the step's: its activations are small and a

@@ -145,6 +145,9 @@ test('CLI flags override the config file; a bad flag value is reported with the 
   assert.equal(c.train.epochs, 2);
   assert.equal(c.train.freezeBNStats, true);
   assert.equal(withFlags(file, []).train.freezeBNStats, false, 'BatchNorm trains its statistics by default');
+  assert.equal(withFlags(file, ['--recompute', 'off']).train.recompute, 'off');
+  assert.equal(withFlags(file, []).train.recompute, undefined, "unset: the step compiler's 'auto'");
+  assert.throws(() => withFlags(file, ['--recompute', 'sometimes']), /recompute/);
   assert.equal(c.train.optimizer.lr, 0.05);
   assert.equal(c.train.optimizer.momentum, 0.9, 'not overridden: from the file');
   assert.equal(c.train.augment, undefined);
