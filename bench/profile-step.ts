@@ -50,6 +50,7 @@ const step = compileTrainStep({
   model,
   trainable,
   optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
+  recompute: { batchSize: batch }, // as `graft train` at this batch size (Network.fit)
   ...(values['bn-eval'] ? { trainBN: () => false } : {}),
 });
 const runner = await StepRunner.create(step);

@@ -92,7 +92,7 @@ for (const c of values.cases.split(',')) {
   const [arch, b] = c.split(':') as [string, string];
   const batch = Number(b);
   const model = graftModel(arch);
-  const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }) });
+  const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), recompute: { batchSize: batch } });
   const runner = await StepRunner.create(step, undefined, graftThreads ? { threads: graftThreads } : {});
   const rng = new Rng(0);
   const x = Tensor.f32([batch, 3, size, size]);

@@ -64,7 +64,7 @@ for (const mode of ['full', 'layer4']) {
   const all = paramNames(model);
   const trainable = mode === 'full' ? all : all.filter((p) => p.startsWith('layer4') || p.startsWith('fc'));
   const t0 = performance.now();
-  const step = compileTrainStep({ model, trainable, optimizer: sgd({ lr: 0.01, momentum: 0.9 }) });
+  const step = compileTrainStep({ model, trainable, optimizer: sgd({ lr: 0.01, momentum: 0.9 }), recompute: { batchSize: batch } });
   const runner = await StepRunner.create(step);
   const compileS = (performance.now() - t0) / 1000;
   await runner.train({ x, y }, [0.01]); // warm-up

@@ -29,7 +29,17 @@ export type RecomputeSpec =
   /** Explicit segment ends: forward values, each a single-tensor cut of the forward, in forward order. */
   | { cuts: string[] }
   /** Automatic, with its thresholds. */
-  | { fraction?: number; minBytesPerSample?: number; segments?: number };
+  | RecomputeAuto;
+
+/** The automatic choice's thresholds ({@link chooseCuts}); each defaults to {@link RECOMPUTE_DEFAULTS}. */
+export interface RecomputeAuto {
+  fraction?: number;
+  minBytesPerSample?: number;
+  segments?: number;
+  /** The batch size the step will run at, when the caller knows it: then nothing is recomputed below `minBytesPerStep`. */
+  batchSize?: number;
+  minBytesPerStep?: number;
+}
 
 /** Defaults of the automatic choice (measured on MobileNetV2, docs/benchmarks.md "Session 8"). */
 export const RECOMPUTE_DEFAULTS = {
@@ -39,6 +49,12 @@ export const RECOMPUTE_DEFAULTS = {
   minBytesPerSample: 32 << 20,
   /** Split the prefix into at most this many segments (each is alive at once only during its own backward). */
   segments: 2,
+  /**
+   * With a known batch size, do nothing when the kept activations of a whole batch stay below this: the recomputation
+   * costs ~15 % CPU per step, worth paying only where the memory is large (MobileNetV2 at 224 px reads ~75 MB per
+   * image: batch 8, ~0.6 GB, runs as before and already peaks below PyTorch; batch 32, ~2.4 GB, recomputes).
+   */
+  minBytesPerStep: 1 << 30,
 };
 
 /** What {@link recomputeSegments} did. */
@@ -117,14 +133,15 @@ export function forwardCuts(g: Graph, forward: Node[], entry: string): string[] 
 /**
  * Chooses segment ends automatically: the forward prefix (from the data input) whose activations read by the
  * backward add up to about `fraction` of all such bytes, split at single-tensor cuts into at most `segments` pieces
- * of similar size. None when the backward reads fewer than `minBytesPerSample` bytes per sample.
+ * of similar size. None when the backward reads fewer than `minBytesPerSample` bytes per sample, or, with a
+ * `batchSize`, fewer than `minBytesPerStep` per batch.
  */
 export function chooseCuts(
   g: Graph,
   forward: Node[],
   entry: string,
   readByBackward: Set<string>,
-  opts: { fraction?: number; minBytesPerSample?: number; segments?: number } = {},
+  opts: RecomputeAuto = {},
 ): string[] {
   const fraction = opts.fraction ?? RECOMPUTE_DEFAULTS.fraction;
   const minBytes = opts.minBytesPerSample ?? RECOMPUTE_DEFAULTS.minBytesPerSample;
@@ -138,6 +155,7 @@ export function chooseCuts(
     for (const o of n.outputs) if (o) at.set(o, sum);
   }
   if (sum < minBytes) return [];
+  if (opts.batchSize !== undefined && sum * opts.batchSize < (opts.minBytesPerStep ?? RECOMPUTE_DEFAULTS.minBytesPerStep)) return [];
   const cuts = forwardCuts(g, forward, entry).filter((c) => (at.get(c) ?? 0) <= fraction * sum);
   if (!cuts.length) return [];
   const total = at.get(cuts.at(-1)!)!;

@@ -62,7 +62,7 @@ export interface FitConfig {
   callbacks?: Callback[];
   seed?: number;
   clipNorm?: number;
-  /** Gradient checkpointing of the step (see StepOptionsBase.recompute); default 'auto'. */
+  /** Gradient checkpointing of the step (see StepOptionsBase.recompute); default 'auto' at the fit's batch size (from ~1 GiB of activations per batch). */
   recompute?: RecomputeSpec;
   /**
    * Learning-rate groups: 'discriminative' spreads lrScale geometrically from 1/100 (first stage)
@@ -292,7 +292,8 @@ export class Network {
       groupOf,
       clipNorm: cfg.clipNorm,
       trainBN,
-      recompute: cfg.recompute,
+      // 'auto' at the fit's batch size: recompute only where a batch's activations are large (RECOMPUTE_DEFAULTS)
+      recompute: (cfg.recompute ?? 'auto') === 'auto' ? { batchSize: cfg.batchSize } : cfg.recompute,
     });
     const stepsPerRun =
       cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);

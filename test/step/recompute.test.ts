@@ -100,3 +100,13 @@ test('the backward reads no activation of a recomputed segment but its end, and 
 test("'auto' leaves small models alone", () => {
   assert.equal(compile('auto').recomputed, undefined);
 });
+
+test('the automatic choice with a batch size recomputes only from minBytesPerStep of activations per batch', () => {
+  // thresholds scaled down to the tiny net: it reads a few kB per sample
+  const auto = (batchSize: number) => compile({ minBytesPerSample: 1, batchSize, minBytesPerStep: 1 << 20 }).recomputed;
+  assert.equal(auto(2), undefined, 'a small batch keeps every activation');
+  const big = auto(4096);
+  assert.ok(big && big.cuts.length > 0, 'a batch past the threshold recomputes');
+  // without a batch size only the per-sample threshold applies
+  assert.ok(compile({ minBytesPerSample: 1 }).recomputed?.cuts.length);
+});
