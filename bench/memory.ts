@@ -73,7 +73,12 @@ async function child(job: string): Promise<void> {
     const { Rng, Tensor } = await import('../src/tensor.js');
     const { Network } = await import('../src/train/network.js');
     const model = Network.load('nsfwjs:MobileNetV2').replaceHead(linear(1280, 10), { seed: 0 }).model;
-    const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }), recompute: recompute === 'auto' ? { batchSize: stepBatch } : recompute });
+    const step = compileTrainStep({
+      model,
+      trainable: paramNames(model),
+      optimizer: sgd({ lr: 0.01, momentum: 0.9 }),
+      recompute: recompute === 'auto' ? { batchSize: stepBatch } : recompute,
+    });
     const runner = await StepRunner.create(step);
     parts.session = mem();
     const rng = new Rng(0);

@@ -136,13 +136,7 @@ export function forwardCuts(g: Graph, forward: Node[], entry: string): string[] 
  * of similar size. None when the backward reads fewer than `minBytesPerSample` bytes per sample, or, with a
  * `batchSize`, fewer than `minBytesPerStep` per batch.
  */
-export function chooseCuts(
-  g: Graph,
-  forward: Node[],
-  entry: string,
-  readByBackward: Set<string>,
-  opts: RecomputeAuto = {},
-): string[] {
+export function chooseCuts(g: Graph, forward: Node[], entry: string, readByBackward: Set<string>, opts: RecomputeAuto = {}): string[] {
   const fraction = opts.fraction ?? RECOMPUTE_DEFAULTS.fraction;
   const minBytes = opts.minBytesPerSample ?? RECOMPUTE_DEFAULTS.minBytesPerSample;
   const segments = Math.max(1, opts.segments ?? RECOMPUTE_DEFAULTS.segments);
