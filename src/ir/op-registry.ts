@@ -111,9 +111,10 @@ export function lowerGraftOps(e: Emitter): void {
   const g = e.graph;
   const custom = g.nodes.filter((n) => n.domain === GRAFT_DOMAIN);
   if (!custom.length) return;
-  g.nodes = g.nodes.filter((n) => n.domain !== GRAFT_DOMAIN);
-  // the leaves' order is onnxruntime's execution order (step/compile.ts, leavesForOrt): kept through the re-sort
+  // the leaves' order is onnxruntime's execution order (step/compile.ts, leavesForOrt): kept through the re-sort.
+  // A leaf is read by no node at all: a value only a graft op reads is not one (it must stay before its lowering)
   const consumed = new Set(g.nodes.flatMap((n) => n.inputs));
+  g.nodes = g.nodes.filter((n) => n.domain !== GRAFT_DOMAIN);
   const leaves = g.nodes.filter((n) => n.outputs.every((o) => !o || !consumed.has(o)));
   for (const n of custom) {
     const lower = requireOpDef(n).lower;

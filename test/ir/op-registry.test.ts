@@ -88,3 +88,30 @@ test('the advice works: cutting before the unknown op, the new head replaces it;
   assert.ok(r.history.at(-1)!.train_loss! < r.history[0]!.train_loss!, 'loss decreases');
   assert.equal((await net.evaluate(images(30, 2))).n, 30);
 });
+
+test('lowering graft ops keeps the graph in topological order: a value only a graft op reads stays before its lowering', async () => {
+  const { Emitter } = await import('../../src/ir/emit.js');
+  const { lowerGraftOps } = await import('../../src/ir/op-registry.js');
+  const { emitBatchNormTrain } = await import('../../src/ops/bn-train.js');
+  const { registerStandardOps } = await import('../../src/ops/index.js');
+  registerStandardOps();
+  const g = new Graph();
+  g.inputs.push({ name: 'x', dtype: 'float32', shape: ['N', 2, 3, 3] });
+  g.initializers.set('w', Tensor.f32([2, 2, 1, 1], [1, 0.5, -0.5, 1]));
+  g.initializers.set('s', Tensor.f32([2], [1, 2]));
+  g.initializers.set('b', Tensor.f32([2], [0, 1]));
+  const e = new Emitter(g, 17, '');
+  // the Conv's output is read only by the graft-domain BatchNormTrain, whose lowering reads it again
+  const c = e.op('Conv', ['x', 'w']);
+  const [y] = emitBatchNormTrain(e, c, 's', 'b', 1e-5, 'y');
+  const leaf = e.op('Relu', [y!]);
+  g.outputs.push({ name: leaf, dtype: 'float32', shape: ['N', 2, 3, 3] });
+  lowerGraftOps(new Emitter(g, 17, 'lower/'));
+  const seen = new Set(['x', 'w', 's', 'b', '']);
+  for (const n of g.nodes) {
+    for (const i of n.inputs) assert.ok(seen.has(i) || g.initializers.has(i), `${n.op} (${n.name}) reads ${i} before it is computed`);
+    for (const o of n.outputs) seen.add(o);
+  }
+  assert.ok(!g.nodes.some((n) => n.domain === 'graft'), 'lowered');
+  assert.equal(g.nodes.at(-1)!.outputs[0], leaf, 'the leaf stays last');
+});
