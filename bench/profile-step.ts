@@ -1,6 +1,6 @@
 /**
  * Profiles one compiled training step with onnxruntime's profiler and prints time per op type.
- * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18|mlp | --model nsfwjs:MobileNetV2 --size 224] [--batch 64] [--iters 20]
+ * Usage: node --import tsx bench/profile-step.ts [--arch small|resnet18|mlp | --model nsfwjs:MobileNetV2 --size 224] [--batch 64] [--iters 20] [--recompute auto|off|0.7x2]
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -8,6 +8,7 @@ import { linear, mlp, paramNames, resnet18, smallCNN } from '../src/nn/index.js'
 import { sgd } from '../src/optim/index.js';
 import { lowered } from '../src/runtime/session.js';
 import { compileTrainStep } from '../src/step/compile.js';
+import type { RecomputeSpec } from '../src/step/recompute.js';
 import { StepRunner } from '../src/step/runner.js';
 import { Rng, Tensor } from '../src/tensor.js';
 import { Network } from '../src/train/network.js';
@@ -17,6 +18,8 @@ const { values } = parseArgs({
     arch: { type: 'string', default: 'small' },
     batch: { type: 'string', default: '64' },
     iters: { type: 'string', default: '20' },
+    // gradient checkpointing: auto (as `graft train` at --batch), off, or F×S (recompute F of the activations in S segments)
+    recompute: { type: 'string', default: 'auto' },
     size: { type: 'string', default: '' },
     layer4: { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
@@ -50,7 +53,7 @@ const step = compileTrainStep({
   model,
   trainable,
   optimizer: sgd({ lr: 0.01, momentum: 0.9, weightDecay: 5e-4 }),
-  recompute: { batchSize: batch }, // as `graft train` at this batch size (Network.fit)
+  recompute: recomputeSpec(values.recompute!),
   ...(values['bn-eval'] ? { trainBN: () => false } : {}),
 });
 const runner = await StepRunner.create(step);
@@ -94,4 +97,12 @@ if (values.profile) {
   if (process.env.NODES)
     for (const [nd, us] of [...byNode].sort((a, b) => b[1] - a[1]).slice(0, Number(process.env.NODES)))
       console.log(`  ${nd.padEnd(70)} ${(us / 1000 / n).toFixed(2)} ms`);
+}
+
+/** --recompute: 'auto' as `graft train` at this batch size (Network.fit), 'off', or `FxS` (fraction × segments). */
+function recomputeSpec(v: string): RecomputeSpec {
+  if (v === 'off') return false;
+  if (v === 'auto') return { batchSize: batch };
+  const [fraction, segments] = v.split('x').map(Number);
+  return { fraction, segments };
 }

@@ -44,7 +44,7 @@ export interface RecomputeAuto {
 /** Defaults of the automatic choice (measured on MobileNetV2, docs/benchmarks.md "Session 8"). */
 export const RECOMPUTE_DEFAULTS = {
   /** Recompute the forward prefix holding about this share of the activations the backward reads. */
-  fraction: 0.6,
+  fraction: 0.7,
   /** Do nothing when the backward reads fewer bytes of activations per sample than this (small models, small images). */
   minBytesPerSample: 32 << 20,
   /** Split the prefix into at most this many segments (each is alive at once only during its own backward). */
