@@ -22,7 +22,7 @@ import type { Dim, Graph, Node } from '../ir/graph.js';
 import { attrInt, attrInts, attrString } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../tensor.js';
-import { dropDeadNodes, NCHWC_DOMAIN, nchwcAttrs } from './nchwc-depthwise.js';
+import { dropDeadNodes, NCHWC_DOMAIN, nchwcAttrs, nchwcWriter } from './nchwc-depthwise.js';
 
 const known = (d: Dim | undefined): d is number => typeof d === 'number';
 
@@ -59,18 +59,7 @@ export function nchwcDense(model: Model, block: number, opts: { pointwise?: bool
   const producers = g.producers();
   const out: Node[] = [];
   const blocked = new Map<string, string>(); // NCHW value → its ReorderInput output (this pass's or an earlier one's)
-  const ints = (v: number[]) => {
-    const name = g.fresh('nchwc/shape');
-    g.addInitializer(name, Tensor.i64([v.length], v));
-    return name;
-  };
-  const emit = (op: string, inputs: string[], attrs: Node['attrs'] = {}, domain = ''): string => {
-    const y = g.fresh(`nchwc/${op}`);
-    const node: Node = { op, inputs, outputs: [y], attrs, name: g.fresh(`nchwc/${op}_node`) };
-    if (domain) node.domain = domain;
-    out.push(node);
-    return y;
-  };
+  const { ints, emit } = nchwcWriter(g, out);
   const reorderInput = (v: string): string => emit('ReorderInput', [v], {}, NCHWC_DOMAIN);
   /**
    * W [K, C, kh, kw] in the kernel's layout. MLAS's ReorderInput (threaded, vectorised) does the heavy part: W seen as

@@ -65,18 +65,7 @@ export function nchwcDepthwise(model: Model, block: number): number {
   const producers = g.producers();
   const out: Node[] = [];
   const blocked = new Map<string, string>(); // NCHW value → its ReorderInput output
-  const ints = (v: number[]) => {
-    const name = g.fresh('nchwc/shape');
-    g.addInitializer(name, Tensor.i64([v.length], v));
-    return name;
-  };
-  const emit = (op: string, inputs: string[], attrs: Node['attrs'] = {}, domain = ''): string => {
-    const y = g.fresh(`nchwc/${op}`);
-    const node: Node = { op, inputs, outputs: [y], attrs, name: g.fresh(`nchwc/${op}_node`) };
-    if (domain) node.domain = domain;
-    out.push(node);
-    return y;
-  };
+  const { ints, emit } = nchwcWriter(g, out);
   const blockOf = (src: string): string => {
     let b = blocked.get(src);
     if (!b) {
@@ -182,4 +171,24 @@ export function nchwcAttrs(n: Node): Node['attrs'] {
     if (v.length) a[k] = v;
   }
   return a;
+}
+
+/**
+ * The two node writers the NCHWc rewrites share: `ints` adds an int64 shape initializer, `emit` appends one node (in
+ * `domain`, standard by default) to `out` and returns its one output.
+ */
+export function nchwcWriter(g: Graph, out: Node[]) {
+  const ints = (v: number[]): string => {
+    const name = g.fresh('nchwc/shape');
+    g.addInitializer(name, Tensor.i64([v.length], v));
+    return name;
+  };
+  const emit = (op: string, inputs: string[], attrs: Node['attrs'] = {}, domain = ''): string => {
+    const y = g.fresh(`nchwc/${op}`);
+    const node: Node = { op, inputs, outputs: [y], attrs, name: g.fresh(`nchwc/${op}_node`) };
+    if (domain) node.domain = domain;
+    out.push(node);
+    return y;
+  };
+  return { ints, emit };
 }
