@@ -24,7 +24,9 @@ N = a.steps
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-SHAPES = [("w0", [3, 4], 0), ("b0", [4], 0), ("w1", [2, 3], 1), ("s1", [], 1)]
+SHAPES = [("w0", [3, 4], 0), ("b0", [4], 0), ("w1", [2, 3], 1), ("s1", [], 1),
+          # Conv weights (rank 4: the optimizer shapes its scalars to match; small = the Sub step, large = the Gemm step)
+          ("k3", [4, 3, 3, 3], 0), ("k1", [64, 32, 1, 1], 1)]
 GROUPS = [{"lrScale": 1}, {"lrScale": 0.1, "weightDecay": 0.05}]
 
 CASES = [

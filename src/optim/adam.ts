@@ -7,7 +7,7 @@ import type { Emitter } from '../ir/emit.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_LR } from './defaults.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot, UpdateResult } from './optimizer.js';
-import { checkNonNegative, checkSlots, checkStep, declareState, forgetStateTypes, groupWeightDecay, scalarName } from './sgd.js';
+import { checkNonNegative, checkSlots, checkStep, declareState, forgetStateTypes, groupWeightDecay, scalarName, scalarsOfRank } from './sgd.js';
 
 /** Options of {@link adam} and {@link adamw}. Defaults match PyTorch. */
 export interface AdamOptions {
@@ -77,11 +77,8 @@ function makeAdam(name: 'adam' | 'adamw', decoupled: boolean, opts: AdamOptions,
       checkSlots(where, slots, lrNames, groups);
       const bc1 = scalarName(where, scalars, ADAM_BC1);
       const bc2 = scalarName(where, scalars, ADAM_BC2);
-      const cB1 = e.scalar(b1);
-      const c1mB1 = e.scalar(1 - b1);
-      const cB2 = e.scalar(b2);
-      const c1mB2 = e.scalar(1 - b2);
-      const cEps = e.scalar(eps);
+      // scalar operands shaped to each parameter's rank (onnxruntime's slow broadcast otherwise; see scalarsOfRank)
+      const k = scalarsOfRank(e);
       // Per group: step size lr / (1 − β1^t), and the decoupled decay factor 1 − lr·λ (AdamW).
       const stepSize = new Map<number, string>();
       const decay = new Map<number, string>();
@@ -90,18 +87,19 @@ function makeAdam(name: 'adam' | 'adamw', decoupled: boolean, opts: AdamOptions,
       for (const s of slots) {
         const wd = groupWeightDecay(where, groups, s.group, weightDecay);
         const lrG = lrNames[s.group]!;
+        const r = s.dims.length;
         let p = s.param;
         let g = s.grad;
         if (wd !== 0 && decoupled) {
           let keep = decay.get(s.group);
           if (!keep) decay.set(s.group, (keep = e.sub(e.scalar(1), e.mul(lrG, e.scalar(wd)))));
-          p = e.mul(p, keep);
-        } else if (wd !== 0) g = e.add(g, e.mul(e.scalar(wd), p));
+          p = e.mul(p, k.value(keep, r));
+        } else if (wd !== 0) g = e.add(g, e.mul(k.constant(wd, r), p));
 
         const m = declareState(e, s, 'exp_avg');
         const v = declareState(e, s, 'exp_avg_sq');
-        const mNext = e.op('Add', [e.mul(cB1, m), e.mul(c1mB1, g)], {}, `${s.param}.exp_avg.next`);
-        const vNext = e.op('Add', [e.mul(cB2, v), e.mul(c1mB2, e.mul(g, g))], {}, `${s.param}.exp_avg_sq.next`);
+        const mNext = e.op('Add', [e.mul(k.constant(b1, r), m), e.mul(k.constant(1 - b1, r), g)], {}, `${s.param}.exp_avg.next`);
+        const vNext = e.op('Add', [e.mul(k.constant(b2, r), v), e.mul(k.constant(1 - b2, r), e.mul(g, g))], {}, `${s.param}.exp_avg_sq.next`);
         state.push({ input: m, output: mNext, init: Tensor.f32(s.dims) }, { input: v, output: vNext, init: Tensor.f32(s.dims) });
         let vUse = vNext;
         if (amsgrad) {
@@ -110,10 +108,10 @@ function makeAdam(name: 'adam' | 'adamw', decoupled: boolean, opts: AdamOptions,
           state.push({ input: vMax, output: vUse, init: Tensor.f32(s.dims) });
         }
         // denom = √v · 1/√(1 − β2^t) + ε ; p ← p − (lr / (1 − β1^t)) · m / denom
-        const denom = e.add(e.mul(e.op('Sqrt', [vUse]), bc2), cEps);
+        const denom = e.add(e.mul(e.op('Sqrt', [vUse]), k.value(bc2, r)), k.constant(eps, r));
         let ss = stepSize.get(s.group);
         if (!ss) stepSize.set(s.group, (ss = e.mul(lrG, bc1)));
-        params.set(s.param, e.op('Sub', [p, e.mul(ss, e.div(mNext, denom))], {}, `${s.param}.updated`));
+        params.set(s.param, e.op('Sub', [p, e.mul(k.value(ss, r), e.div(mNext, denom))], {}, `${s.param}.updated`));
       }
       forgetStateTypes(e, state);
       return { params, state };

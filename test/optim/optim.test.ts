@@ -85,6 +85,10 @@ const PARAMS = [
   { name: 's1', dims: [], group: 1 },
   // large enough (≥ 1,024 elements) for SGD's one-Gemm step p − lr·u (sgd.ts, descend)
   { name: 'w2', dims: [40, 32], group: 1 },
+  // Conv weights: rank 4, where the optimizer shapes its scalar operands [1, 1, 1, 1] (sgd.ts, scalarsOfRank); one small
+  // (the Sub step), one large (the Gemm step)
+  { name: 'k3', dims: [4, 3, 3, 3], group: 0 },
+  { name: 'k1', dims: [64, 32, 1, 1], group: 1 },
 ];
 const SCHEDULE = [1, 0.5, 0.25];
 const STEPS = SCHEDULE.length;
@@ -358,4 +362,41 @@ test('makeSchedule builds schedules from JSON specs and rejects bad ones', () =>
   assert.throws(() => makeSchedule({ kind: 'cosine', min: 0.1 } as never), /'cosine' schedule does not take 'min'. Its options are: 'minFactor'/);
   assert.throws(() => makeSchedule({ kind: 'onecycle', pctStart: 1.5 }), /pctStart must be a fraction in \(0, 1\)/);
   assert.throws(() => makeSchedule({ kind: 'warmup', steps: 5, fraction: 0.1 }), /exactly one of steps or fraction/);
+});
+
+test('SGD and Adam give a rank-4 parameter scalar operands of rank 4 (onnxruntime broadcasts a rank-0 scalar ~60× slower)', () => {
+  const optimizers: Optimizer[] = [
+    sgd({ momentum: 0.9, weightDecay: 1e-4, dampening: 0.1 }),
+    sgd({ momentum: 0.9, nesterov: true }),
+    adam({ weightDecay: 1e-2 }),
+    adamw({ weightDecay: 1e-2 }),
+  ];
+  for (const opt of optimizers) {
+    const g = new Graph();
+    const e = new Emitter(g, DEFAULT_OPSET);
+    g.inputs.push({ name: 'lr_0', dtype: 'float32', shape: [] });
+    const scalars: Record<string, string> = {};
+    for (const s of opt.scalarInputs()) {
+      g.inputs.push({ name: s, dtype: 'float32', shape: [] });
+      scalars[s] = s;
+    }
+    const slots = [
+      { param: 'small', grad: 'small_grad', group: 0, dims: [4, 3, 3, 3] },
+      { param: 'large', grad: 'large_grad', group: 0, dims: [64, 32, 1, 1] },
+    ];
+    for (const s of slots) g.inputs.push({ name: s.param, dtype: 'float32', shape: s.dims }, { name: s.grad, dtype: 'float32', shape: s.dims });
+    const before = g.nodes.length;
+    const res = opt.emit(e, slots, ['lr_0'], [{ lrScale: 1 }], scalars);
+    for (const st of res.state) g.inputs.push({ name: st.input, dtype: 'float32', shape: [...st.init.dims] });
+    let checked = 0;
+    for (const n of g.nodes.slice(before)) {
+      if (!['Mul', 'Add', 'Sub', 'Div'].includes(n.op)) continue;
+      const out = e.shape(n.outputs[0]!);
+      if (!out || out.length < 3) continue;
+      for (const x of n.inputs)
+        assert.equal(e.shape(x)?.length, out.length, `${opt.name}: ${n.op} ${n.name} reads ${x} of shape [${e.shape(x)}] for an output of rank ${out.length}`);
+      checked++;
+    }
+    assert.ok(checked >= 4, `${opt.name}: only ${checked} elementwise nodes on the rank-4 parameters`);
+  }
 });
