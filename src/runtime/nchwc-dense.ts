@@ -22,7 +22,7 @@ import type { Dim, Graph, Node } from '../ir/graph.js';
 import { attrInt, attrInts, attrString } from '../ir/graph.js';
 import type { Model } from '../ir/model.js';
 import { Tensor } from '../tensor.js';
-import { dropDeadNodes, NCHWC_DOMAIN, nchwcAttrs, nchwcWriter } from './nchwc-depthwise.js';
+import { finishNchwc, NCHWC_DOMAIN, nchwcAttrs, nchwcWriter } from './nchwc-depthwise.js';
 
 const known = (d: Dim | undefined): d is number => typeof d === 'number';
 
@@ -59,7 +59,7 @@ export function nchwcDense(model: Model, block: number, opts: { pointwise?: bool
   const producers = g.producers();
   const out: Node[] = [];
   const blocked = new Map<string, string>(); // NCHW value → its ReorderInput output (this pass's or an earlier one's)
-  const { ints, emit } = nchwcWriter(g, out);
+  const { ints, emit, reorderOutput } = nchwcWriter(g, out);
   const reorderInput = (v: string): string => emit('ReorderInput', [v], {}, NCHWC_DOMAIN);
   /**
    * W [K, C, kh, kw] in the kernel's layout. MLAS's ReorderInput (threaded, vectorised) does the heavy part: W seen as
@@ -107,19 +107,11 @@ export function nchwcDense(model: Model, block: number, opts: { pointwise?: bool
       blocked.set(x, xb);
     }
     const conv = emit('Conv', [xb, weight(w, ws), ...(bias ? [bias] : [])], nchwcAttrs(n), NCHWC_DOMAIN);
-    out.push({
-      op: 'ReorderOutput',
-      inputs: [conv],
-      outputs: [n.outputs[0]!],
-      attrs: { channels: ws[0]! },
-      domain: NCHWC_DOMAIN,
-      name: g.fresh('nchwc/ReorderOutput_node'),
-    });
+    reorderOutput(conv, n.outputs[0]!, ws[0]!);
     count++;
   }
   // the dX weights' standard Transposes are no longer read
-  g.nodes = dropDeadNodes(g, out);
-  if (!model.otherOpsets.some((o) => o.domain === NCHWC_DOMAIN)) model.otherOpsets = [...model.otherOpsets, { domain: NCHWC_DOMAIN, version: 1 }];
+  finishNchwc(model, out);
   return count;
 }
 

@@ -65,7 +65,7 @@ export function nchwcDepthwise(model: Model, block: number): number {
   const producers = g.producers();
   const out: Node[] = [];
   const blocked = new Map<string, string>(); // NCHW value → its ReorderInput output
-  const { ints, emit } = nchwcWriter(g, out);
+  const { ints, emit, reorderOutput } = nchwcWriter(g, out);
   const blockOf = (src: string): string => {
     let b = blocked.get(src);
     if (!b) {
@@ -134,19 +134,11 @@ export function nchwcDepthwise(model: Model, block: number): number {
     const wb = reorder(w, [1, G, kh, kw]);
     const wr = emit('Reshape', [wb, ints(target([G, 1, kh, kw])!)]);
     const conv = emit('Conv', [reorder(x, dimsOf(g, x)!), wr, ...(bias ? [bias] : [])], nchwcAttrs(n), NCHWC_DOMAIN);
-    out.push({
-      op: 'ReorderOutput',
-      inputs: [conv],
-      outputs: [n.outputs[0]!],
-      attrs: { channels: G },
-      domain: NCHWC_DOMAIN,
-      name: g.fresh('nchwc/ReorderOutput_node'),
-    });
+    reorderOutput(conv, n.outputs[0]!, G);
     count++;
   }
   // the standard operands the rewritten Convs no longer read (dW's channel-major copies) would still run: drop dead nodes
-  g.nodes = dropDeadNodes(g, out);
-  if (!model.otherOpsets.some((o) => o.domain === NCHWC_DOMAIN)) model.otherOpsets = [...model.otherOpsets, { domain: NCHWC_DOMAIN, version: 1 }];
+  finishNchwc(model, out);
   return count;
 }
 
@@ -190,5 +182,15 @@ export function nchwcWriter(g: Graph, out: Node[]) {
     out.push(node);
     return y;
   };
-  return { ints, emit };
+  /** Appends the ReorderOutput that gives the blocked `conv` back as the NCHW value `y` of `channels` channels. */
+  const reorderOutput = (conv: string, y: string, channels: number): void => {
+    out.push({ op: 'ReorderOutput', inputs: [conv], outputs: [y], attrs: { channels }, domain: NCHWC_DOMAIN, name: g.fresh('nchwc/ReorderOutput_node') });
+  };
+  return { ints, emit, reorderOutput };
+}
+
+/** Ends an NCHWc rewrite of `model` whose new node list is `out`: drops the nodes nothing reads any more, declares the domain. */
+export function finishNchwc(model: Model, out: Node[]): void {
+  model.graph.nodes = dropDeadNodes(model.graph, out);
+  if (!model.otherOpsets.some((o) => o.domain === NCHWC_DOMAIN)) model.otherOpsets = [...model.otherOpsets, { domain: NCHWC_DOMAIN, version: 1 }];
 }
