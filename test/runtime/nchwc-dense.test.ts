@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backward } from '../../src/autodiff/backward.js';
 import { randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { type AttrValue, Graph } from '../../src/ir/graph.js';
@@ -13,36 +12,9 @@ import { NCHWC_DOMAIN } from '../../src/runtime/nchwc-depthwise.js';
 import { createSession, lowered, runHost, sessionBytes } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/tensor.js';
 
-registerStandardOps();
+import { convStep } from './conv-step.js';
 
-/**
- * y = Conv(x, w, b) and z = Conv(x, v) (a second dense Conv of the same input, as a ResNet block's downsample) and
- * the gradients of Σ y·r + Σ z·q with respect to x, w, v and b, with a batch known only at run time.
- */
-function denseStep(x: number[], w: number[], attrs: Record<string, AttrValue>, v?: number[]): Model {
-  const g = new Graph();
-  g.inputs.push(
-    { name: 'x', dtype: 'float32', shape: ['N', ...x.slice(1)] },
-    { name: 'w', dtype: 'float32', shape: w },
-    { name: 'b', dtype: 'float32', shape: [w[0]!] },
-    { name: 'r', dtype: 'float32', shape: null as never },
-  );
-  const e = new Emitter(g, DEFAULT_OPSET);
-  const y = e.op('Conv', ['x', 'w', 'b'], attrs);
-  g.inputs[3]!.shape = e.shape(y)!;
-  let loss = e.reduceSum(e.mul(y, 'r'), 'all', false);
-  const wrt = ['x', 'w', 'b'];
-  if (v) {
-    g.inputs.push({ name: 'v', dtype: 'float32', shape: v }, { name: 'q', dtype: 'float32', shape: null as never });
-    const z = e.op('Conv', ['x', 'v'], { strides: [2, 2], pads: [1, 1, 1, 1] });
-    g.inputs[5]!.shape = e.shape(z)!;
-    loss = e.add(loss, e.reduceSum(e.mul(z, 'q'), 'all', false));
-    wrt.push('v');
-  }
-  const { grads } = backward(g, DEFAULT_OPSET, loss, wrt);
-  g.outputs = [y, ...wrt.map((k) => grads.get(k)!)].map((name) => ({ name, dtype: 'float32' }));
-  return new Model(g, DEFAULT_OPSET);
-}
+registerStandardOps();
 
 test('dense Convs and their stride-1 dX on the NCHWc kernel equal the standard Convs (stem, 3×3, 1×1, stride 2, padded)', async () => {
   const block = (await nchwcBlock()) ?? 0;
@@ -62,7 +34,7 @@ test('dense Convs and their stride-1 dX on the NCHWc kernel equal the standard C
     [[2, C, 10, 10], [C, C, 3, 3], { pads: [1, 1, 1, 1] }, 3, [K, C, 3, 3]],
   ];
   for (const [x, w, attrs, expected, v] of cases) {
-    const model = denseStep(x, w, attrs, v);
+    const model = convStep(x, w, attrs, v);
     const N = x[0]!;
     const feeds: Record<string, Tensor> = { x: randn(x, 1), w: randn(w, 2), b: randn([w[0]!], 3) };
     feeds.r = randn([N, ...(model.graph.inputs[3]!.shape!.slice(1) as number[])], 4);
@@ -114,7 +86,7 @@ test('no dense rewrite for a constant weight, channels off the block, a grouped 
 
 test('CPU sessions get the dense rewrite; GRAFT_ORT_NCHWC_DENSE=0 leaves dense Convs standard', async () => {
   assert.ok(((await nchwcBlock()) ?? 0) > 1, 'this onnxruntime build has no NCHWc kernels to test');
-  const model = denseStep([2, 32, 8, 8], [32, 32, 3, 3], { pads: [1, 1, 1, 1] });
+  const model = convStep([2, 32, 8, 8], [32, 32, 3, 3], { pads: [1, 1, 1, 1] });
   const has = (bytes: Uint8Array) => Buffer.from(bytes).includes('ReorderOutput');
   assert.ok(has(await sessionBytes(model)));
   assert.ok(!model.graph.nodes.some((n) => n.domain === NCHWC_DOMAIN), 'the caller’s model stays standard ONNX');

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backward } from '../../src/autodiff/backward.js';
 import { randn } from '../../src/autodiff/gradcheck.js';
 import { Emitter } from '../../src/ir/emit.js';
 import { type AttrValue, Graph } from '../../src/ir/graph.js';
@@ -12,25 +11,9 @@ import { NCHWC_DOMAIN, nchwcDepthwise } from '../../src/runtime/nchwc-depthwise.
 import { createSession, lowered, runHost } from '../../src/runtime/session.js';
 import type { Tensor } from '../../src/tensor.js';
 
-registerStandardOps();
+import { convStep } from './conv-step.js';
 
-/** y = Conv(x, w, b) (depthwise) and its gradients with respect to x, w and b, with a run-time batch. */
-function depthwiseStep(x: number[], w: number[], attrs: Record<string, AttrValue>): Model {
-  const g = new Graph();
-  g.inputs.push(
-    { name: 'x', dtype: 'float32', shape: ['N', ...x.slice(1)] },
-    { name: 'w', dtype: 'float32', shape: w },
-    { name: 'b', dtype: 'float32', shape: [w[0]!] },
-    { name: 'r', dtype: 'float32', shape: null as never },
-  );
-  const e = new Emitter(g, DEFAULT_OPSET);
-  const y = e.op('Conv', ['x', 'w', 'b'], attrs);
-  g.inputs[3]!.shape = e.shape(y)!;
-  const loss = e.reduceSum(e.mul(y, 'r'), 'all', false);
-  const { grads } = backward(g, DEFAULT_OPSET, loss, ['x', 'w', 'b']);
-  g.outputs = [y, ...['x', 'w', 'b'].map((k) => grads.get(k)!)].map((name) => ({ name, dtype: 'float32' }));
-  return new Model(g, DEFAULT_OPSET);
-}
+registerStandardOps();
 
 test('onnxruntime reports its NCHWc block on x64 (16 with AVX-512, 8 with AVX2)', async () => {
   const block = await nchwcBlock();
@@ -52,7 +35,7 @@ test('depthwise Conv, its dX and its dW on the NCHWc kernel equal the standard C
     [[2, C, 7, 7], [C, 1, 5, 5], { group: C, pads: [2, 2, 2, 2] }, 3 + 4],
   ];
   for (const [x, w, attrs, expected] of cases) {
-    const model = depthwiseStep(x, w, attrs);
+    const model = convStep(x, w, attrs);
     const [N] = x as [number];
     const yShape = [N, ...(model.graph.inputs[3]!.shape!.slice(1) as number[])];
     const feeds = { x: randn(x, 1), w: randn(w, 2), b: randn([C], 3), r: randn(yShape, 4) };
