@@ -9,7 +9,9 @@
  * `--steps-per-run 1,16` runs graft at each K (optimizer steps per session.run, step/repeat.ts) in the same rounds,
  * and adds each run's CPU ms per step (process CPU time over the fit; on a loaded machine the trustworthy figure)
  * and, per K, the ratio of K=1's CPU per step to K's. PyTorch's CPU seconds come from its time.process_time().
- * Usage: npm run bench:head [-- --rounds 3 --batches 32,256 --threads 1,2 --torch-threads 1,2 --steps-per-run 1,16 --no-torch]
+ * `auto` in --steps-per-run is the library's default K at each batch size (train/fit.ts headStepsPerRun: a K from 16
+ * down to 8 that divides an epoch's full batches where one can).
+ * Usage: npm run bench:head [-- --rounds 3 --batches 32,256 --threads 1,2 --torch-threads 1,2 --steps-per-run 1,auto --no-torch]
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -20,7 +22,7 @@ import { ArraySource } from '../src/step/batches.js';
 import { compileTrainStep } from '../src/step/compile.js';
 import { StepRunner } from '../src/step/runner.js';
 import { Rng } from '../src/tensor.js';
-import { fit } from '../src/train/fit.js';
+import { fit, headStepsPerRun } from '../src/train/fit.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +31,7 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '32,256' },
     threads: { type: 'string', default: process.env.GRAFT_THREADS ?? '1,2' },
     'torch-threads': { type: 'string', default: '1,2' },
-    'steps-per-run': { type: 'string', default: '1,16' },
+    'steps-per-run': { type: 'string', default: '1,auto' },
     'no-torch': { type: 'boolean', default: false },
   },
 });
@@ -37,7 +39,8 @@ const list = (s: string) => s.split(',').map(Number);
 const batches = list(values.batches!);
 const rounds = Number(values.runs ?? values.rounds);
 const graftThreads = list(values.threads!);
-const stepsPerRun = list(values['steps-per-run']!);
+/** K per run: a number, or 'auto' for the library's default at each batch size (train/fit.ts headStepsPerRun). */
+const stepsPerRun = values['steps-per-run']!.split(',').map((v) => (v === 'auto' ? 'auto' : Number(v)));
 const torchThreads =
   values['no-torch'] || spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0 ? [] : list(values['torch-threads']!);
 const rng = new Rng(0);
@@ -47,9 +50,11 @@ const y = Int32Array.from({ length: 10000 }, () => rng.int(10));
 const data = new ArraySource(x, y, [512], 10);
 
 /** One graft run: 10 epochs at K steps per run; returns wall seconds, CPU seconds (the fit only) and steps. */
-async function graft(batch: number, threads: number, k: number, seed: number): Promise<{ s: number; cpu: number; steps: number }> {
+async function graft(batch: number, threads: number, kOpt: number | 'auto', seed: number): Promise<{ s: number; cpu: number; steps: number }> {
   const model = mlp([256, 256], 10, { inFeatures: 512 }).build({ inputShape: ['N', 512], seed });
   const step = compileTrainStep({ model, trainable: paramNames(model), optimizer: sgd({ lr: 0.01, momentum: 0.9 }) });
+  const full = Math.floor(data.length / batch);
+  const k = kOpt === 'auto' ? headStepsPerRun(10 * Math.ceil(data.length / batch), full) : kOpt;
   const runner = await StepRunner.create(step, undefined, { threads, stepsPerRun: k });
   const c0 = process.cpuUsage();
   const t0 = performance.now();
@@ -112,7 +117,7 @@ for (const batch of batches) {
   const g = best('graft', graftRuns)!;
   result[`graft_batch${batch}_ms_per_step`] = +((1000 * g.s) / steps[batch]!).toFixed(3);
   for (const t of graftThreads)
-    for (const k of stepsPerRun.filter((k) => k > 1 && stepsPerRun.includes(1))) {
+    for (const k of stepsPerRun.filter((k) => k !== 1 && stepsPerRun.includes(1))) {
       const cpu = (kk: number) => median(cpus.get(`graft_t${t}_k${kk}_b${batch}`)!);
       result[`graft_t${t}_batch${batch}_cpu_k1_over_k${k}`] = +(cpu(1) / cpu(k)).toFixed(2);
     }

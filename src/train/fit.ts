@@ -58,13 +58,25 @@ export interface FitResult {
  */
 export const HEAD_STEPS_PER_RUN = 16;
 
+/** The smallest K {@link headStepsPerRun} picks to divide an epoch evenly. */
+export const HEAD_MIN_STEPS_PER_RUN = 8;
+
 /**
- * The default K of a head-on-features fit of `totalSteps` steps: {@link HEAD_STEPS_PER_RUN} when the fit is long
- * enough to repay opening the K-step session (0.5–2.3 s at K = 16 on the loaded 2-core machine; a step saves
- * ~0.9 ms of CPU at batch 32 and ~1.3 ms at batch 256), else 1.
+ * The default K of a head-on-features fit of `totalSteps` steps with `fullBatches` full batches per epoch: 1 when the
+ * fit is too short to repay opening the K-step session (0.5–2.3 s at K = 16 on the loaded 2-core machine; a step
+ * saves ~0.9 ms of CPU at batch 32 and ~1.3 ms at batch 256), else the K from {@link HEAD_STEPS_PER_RUN} down to
+ * {@link HEAD_MIN_STEPS_PER_RUN} that leaves the fewest full batches of an epoch over (ties: the larger K). A group
+ * never crosses an epoch's end, so the batches left over run one per `session.run` at several times the cost of a
+ * step inside a group: at batch 256 on 10,000 samples, K = 16 leaves 7 of each epoch's 39 full batches to single
+ * steps, K = 13 none (docs/benchmarks.md, "Session 9"). Without `fullBatches`, {@link HEAD_STEPS_PER_RUN}.
  */
-export function headStepsPerRun(totalSteps: number): number {
-  return totalSteps >= 2000 ? HEAD_STEPS_PER_RUN : 1;
+export function headStepsPerRun(totalSteps: number, fullBatches?: number): number {
+  if (totalSteps < 2000) return 1;
+  if (fullBatches === undefined) return HEAD_STEPS_PER_RUN;
+  if (fullBatches < 2) return 1;
+  let best = Math.min(HEAD_STEPS_PER_RUN, fullBatches);
+  for (let k = best; k >= Math.min(HEAD_MIN_STEPS_PER_RUN, fullBatches); k--) if (fullBatches % k < fullBatches % best) best = k;
+  return best;
 }
 
 /**

@@ -296,7 +296,13 @@ export class Network {
       recompute: (cfg.recompute ?? 'auto') === 'auto' ? { batchSize: cfg.batchSize } : cfg.recompute,
     });
     const stepsPerRun =
-      cfg.stepsPerRun ?? (split ? headStepsPerRun(batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs) : 1);
+      cfg.stepsPerRun ??
+      (split
+        ? headStepsPerRun(
+            batchesPerEpoch(trainSrc.length, cfg.batchSize, trainSrc.length > cfg.batchSize) * cfg.epochs,
+            Math.floor(trainSrc.length / cfg.batchSize),
+          )
+        : 1);
     // a head on cached features keeps its eval session open beside the step's: its activations are small and a
     // K-step session is slow to reopen; a step through the backbone holds one session at a time (peak memory)
     const runner = await StepRunner.create(step, compileEvalStep(model, step, cfg.loss), {

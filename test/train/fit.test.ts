@@ -143,6 +143,26 @@ test('the default K: 16 for long head fits, 1 for short ones', () => {
   assert.equal(headStepsPerRun(400), 1);
 });
 
+test("the default K divides an epoch's full batches where a K from 16 down to 8 can, so fewer steps run singly", () => {
+  // 10,000 samples: batch 256 has 39 full batches an epoch (16 would leave 7 single steps), batch 32 has 312
+  assert.equal(headStepsPerRun(3900, 39), 13);
+  assert.equal(headStepsPerRun(3130, 312), 13);
+  assert.equal(headStepsPerRun(3200, 320), 16);
+  // 37 is prime: 12 and 9 both leave one over; the larger K wins
+  assert.equal(headStepsPerRun(3700, 37), 12);
+  // fewer full batches than 16: one group of all of them
+  assert.equal(headStepsPerRun(2000, 9), 9);
+  assert.equal(headStepsPerRun(2000, 5), 5);
+  assert.equal(headStepsPerRun(2000, 1), 1);
+  assert.equal(headStepsPerRun(400, 39), 1);
+  for (const full of [2, 3, 7, 16, 17, 31, 39, 64, 100, 312, 1000]) {
+    const k = headStepsPerRun(5000, full);
+    const left = (kk: number) => full % kk;
+    for (let kk = Math.min(8, full); kk <= Math.min(16, full); kk++)
+      assert.ok(left(k) <= left(kk), `full ${full}: K ${k} leaves ${left(k)}, K ${kk} leaves ${left(kk)}`);
+  }
+});
+
 test('a small-batch head fit runs on 1 thread on a quiet machine, on every core when loaded or at large batches; an explicit count wins', () => {
   const saved = { threads: process.env.GRAFT_THREADS, spin: process.env.GRAFT_ORT_SPIN };
   const cores = Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
