@@ -9,7 +9,7 @@
  * The centred input (which the variance needs anyway) is what the backward keeps, not xhat: one pass fewer.
  */
 import { type Emitter, inferNode } from '../ir/emit.js';
-import { attrFloat, type Node } from '../ir/graph.js';
+import { attrFloat, type Graph, type Node } from '../ir/graph.js';
 import { GRAFT_DOMAIN, OpFamily } from '../ir/op-registry.js';
 import { type RankedScalars, scalarsOfRank } from '../ir/scalars.js';
 import { desc } from '../ir/shape-utils.js';
@@ -48,10 +48,16 @@ defineOp('BatchNormTrain', {
       // the count and every per-channel statistic are [1, C, 1, …]: the count shaped alike (onnxruntime's slow
       // broadcast of a rank-0 scalar over small inner dims otherwise; src/ir/scalars.ts)
       const m = perChannelCount(e, n, r, scalarsOfRank(e));
+      const C = channels(e, n);
       const a = e.mul(channelBroadcast(e, scale, r), invstd);
       const b = e.neg(e.div(e.mul(e.mul(a, e.mul(invstd, invstd)), sK), m));
       const c = e.neg(e.div(e.mul(a, dbetaK), m));
-      out[0] = e.add(e.mul(dy!, a), perChannelAffine(e, centred, b, c, channels(e, n)));
+      out[0] = e.add(e.mul(dy!, a), perChannelAffine(e, centred, b, c, C));
+      // the same dx as a ⊙ (dy + b′·(x − μ) + c′), b′ = −invstd²·sK/M, c′ = −Σdy/M: two passes. A Conv that made x
+      // folds a into its weight and weight gradient (channelScaledGrad); then the three-pass form above is dead
+      const b1 = e.neg(e.div(e.mul(e.mul(invstd, invstd), sK), m));
+      const c1 = e.neg(e.div(dbetaK, m));
+      scaledGrads(e).set(out[0], { unscaled: e.add(dy!, perChannelAffine(e, centred, b1, c1, C)), scale: a });
     }
     if (needs[1]) out[1] = e.squeeze(e.mul(sK, invstd), axes);
     if (needs[2]) out[2] = e.squeeze(dbetaK, axes);
@@ -59,6 +65,29 @@ defineOp('BatchNormTrain', {
   },
   lower: (e, n) => lowerBatchNormTrain(e, n),
 });
+
+/** A gradient that is a per-channel scale times another value: dx = scale ⊙ unscaled, scale shaped [1, C, 1, …]. */
+export interface ChannelScaledGrad {
+  unscaled: string;
+  scale: string;
+}
+
+const scaled = new WeakMap<Graph, Map<string, ChannelScaledGrad>>();
+
+function scaledGrads(e: Emitter): Map<string, ChannelScaledGrad> {
+  let m = scaled.get(e.graph);
+  if (!m) scaled.set(e.graph, (m = new Map()));
+  return m;
+}
+
+/**
+ * When `dy` is BatchNormTrain's input gradient (the whole gradient of the BN's input), it as `scale ⊙ unscaled`:
+ * the rule of the op that made the BN's input (a Conv) can fold the per-channel scale into its weight and weight
+ * gradient instead of reading `dy`, which saves BN's full-size `a·dy` pass (docs/benchmarks.md, "Session 9").
+ */
+export function channelScaledGrad(e: Emitter, dy: string): ChannelScaledGrad | undefined {
+  return scaled.get(e.graph)?.get(dy);
+}
 
 /** scale·x + bias per channel (scale, bias shaped [1, C, 1, ...]) in one pass: BatchNormalization with mean 0, var 1, epsilon 0. */
 function perChannelAffine(e: Emitter, x: string, scale: string, bias: string, C: number): string {
