@@ -1,7 +1,7 @@
 /**
  * onnxruntime's CPU Mul of a scalar with a Conv-weight-shaped tensor, by the scalar's shape: a chain of 10 Muls
  * x·k·k·…·k on one tensor, best CPU ms per run of 30, alternating the variants in one process. Shows why the optimizer
- * shapes its scalars to the parameter's rank (src/optim/sgd.ts, scalarsOfRank; docs/benchmarks.md, "Session 8: the
+ * shapes its scalars to the parameter's rank (src/ir/scalars.ts, scalarsOfRank; docs/benchmarks.md, "Session 8: the
  * optimizer's Muls").
  * Usage: node --import tsx bench/scalar-broadcast.ts [--threads 1] [--dims 1280,320,1,1]
  */

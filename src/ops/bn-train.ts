@@ -9,8 +9,9 @@
  * The centred input (which the variance needs anyway) is what the backward keeps, not xhat: one pass fewer.
  */
 import { type Emitter, inferNode } from '../ir/emit.js';
-import { attrFloat, type Node } from '../ir/graph.js';
+import { attrFloat, type Graph, type Node } from '../ir/graph.js';
 import { GRAFT_DOMAIN, OpFamily } from '../ir/op-registry.js';
+import { type RankedScalars, scalarsOfRank } from '../ir/scalars.js';
 import { desc } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
 import { channelBroadcast, nonChannelAxes } from './norm.js';
@@ -44,11 +45,19 @@ defineOp('BatchNormTrain', {
       // dx = γ·invstd·(dy − Σdy/M − xhat·Σ(dy·xhat)/M) = a·dy + b·(x − μ) + c per channel, with
       // a = γ·invstd, b = −a·invstd²·sK/M, c = −a·Σdy/M. b·(x − μ) + c is one inference-mode BatchNormalization
       // (mean 0, var 1, epsilon 0: a fused per-channel affine), so dx costs three passes instead of four.
-      const m = perChannelCount(e, n, r);
+      // the count and every per-channel statistic are [1, C, 1, …]: the count shaped alike (onnxruntime's slow
+      // broadcast of a rank-0 scalar over small inner dims otherwise; src/ir/scalars.ts)
+      const m = perChannelCount(e, n, r, scalarsOfRank(e));
+      const C = channels(e, n);
       const a = e.mul(channelBroadcast(e, scale, r), invstd);
       const b = e.neg(e.div(e.mul(e.mul(a, e.mul(invstd, invstd)), sK), m));
       const c = e.neg(e.div(e.mul(a, dbetaK), m));
-      out[0] = e.add(e.mul(dy!, a), perChannelAffine(e, centred, b, c, channels(e, n)));
+      out[0] = e.add(e.mul(dy!, a), perChannelAffine(e, centred, b, c, C));
+      // the same dx as a ⊙ (dy + b′·(x − μ) + c′), b′ = −invstd²·sK/M, c′ = −Σdy/M: two passes. A Conv that made x
+      // folds a into its weight and weight gradient (channelScaledGrad); then the three-pass form above is dead
+      const b1 = e.neg(e.div(e.mul(e.mul(invstd, invstd), sK), m));
+      const c1 = e.neg(e.div(dbetaK, m));
+      scaledGrads(e).set(out[0], { unscaled: e.add(dy!, perChannelAffine(e, centred, b1, c1, C)), scale: a });
     }
     if (needs[1]) out[1] = e.squeeze(e.mul(sK, invstd), axes);
     if (needs[2]) out[2] = e.squeeze(dbetaK, axes);
@@ -56,6 +65,29 @@ defineOp('BatchNormTrain', {
   },
   lower: (e, n) => lowerBatchNormTrain(e, n),
 });
+
+/** A gradient that is a per-channel scale times another value: dx = scale ⊙ unscaled, scale shaped [1, C, 1, …]. */
+export interface ChannelScaledGrad {
+  unscaled: string;
+  scale: string;
+}
+
+const scaled = new WeakMap<Graph, Map<string, ChannelScaledGrad>>();
+
+function scaledGrads(e: Emitter): Map<string, ChannelScaledGrad> {
+  let m = scaled.get(e.graph);
+  if (!m) scaled.set(e.graph, (m = new Map()));
+  return m;
+}
+
+/**
+ * When `dy` is BatchNormTrain's input gradient (the whole gradient of the BN's input), it as `scale ⊙ unscaled`:
+ * the rule of the op that made the BN's input (a Conv) can fold the per-channel scale into its weight and weight
+ * gradient instead of reading `dy`, which saves BN's full-size `a·dy` pass (docs/benchmarks.md, "Session 9").
+ */
+export function channelScaledGrad(e: Emitter, dy: string): ChannelScaledGrad | undefined {
+  return scaled.get(e.graph)?.get(dy);
+}
 
 /** scale·x + bias per channel (scale, bias shaped [1, C, 1, ...]) in one pass: BatchNormalization with mean 0, var 1, epsilon 0. */
 function perChannelAffine(e: Emitter, x: string, scale: string, bias: string, C: number): string {
@@ -81,13 +113,17 @@ function rankOf(e: Emitter, n: Node): number {
   return r;
 }
 
-/** Number of values per channel (N·H·W), static when possible. */
-function perChannelCount(e: Emitter, n: Node, r: number): string {
+/** Number of values per channel (N·H·W) as a scalar of rank `r` (`k`), static when possible. */
+function perChannelCount(e: Emitter, n: Node, r: number, k: RankedScalars): string {
   const s = e.shape(n.inputs[0]!)!;
   const rest = nonChannelAxes(r).map((a) => s[a]);
-  if (rest.every((d) => typeof d === 'number')) return e.scalar((rest as number[]).reduce((a, b) => a * b, 1));
+  if (rest.every((d) => typeof d === 'number'))
+    return k.constant(
+      (rest as number[]).reduce((a, b) => a * b, 1),
+      r,
+    );
   const size = (v: string) => e.op('Cast', [e.op('Size', [v])], { to: 1 });
-  return e.div(size(n.inputs[0]!), size(n.outputs[1]!));
+  return k.value(e.div(size(n.inputs[0]!), size(n.outputs[1]!)), r);
 }
 
 /** Emits a BatchNormTrain node whose Y output is named `y`; returns its outputs [y, mean, var, xhat, invstd]. */
@@ -115,6 +151,7 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   const r = rankOf(e, n);
   const axes = nonChannelAxes(r);
   const eps = attrFloat(n, 'epsilon', 1e-5);
+  const k = scalarsOfRank(e); // ε and the count meet [1, C, 1, …] statistics: shaped alike (src/ir/scalars.ts)
   const named = (op: string, inputs: string[], out: string, attrs = {}) => e.graph.addNode(op, inputs, [out], attrs, e.graph.fresh(`${n.name}/${op}`));
   if (e.opset >= 14) {
     const C = channels(e, n);
@@ -146,9 +183,9 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   // axes (relative error 1e-5…6e-5 at 50k–200k values per channel, vs 3e-7 for ReduceMean), which put graft's
   // training-mode BN outputs an order of magnitude further from float64 than PyTorch's float32 BN; per contiguous
   // row it is precise, hence meanOfSquares
-  const v = r > 2 ? meanOfSquares(e, centred, r, n) : e.reduceMean(e.mul(centred, centred), axes, true);
+  const v = r > 2 ? meanOfSquares(e, centred, r, n, k) : e.reduceMean(e.mul(centred, centred), axes, true);
   named('Identity', [v], variance);
-  named('Reciprocal', [e.op('Sqrt', [e.add(v, e.scalar(eps))])], invstd);
+  named('Reciprocal', [e.op('Sqrt', [e.add(v, k.constant(eps, r))])], invstd);
   named('BatchNormalization', [x, scale, bias, perChannel(e, mu), perChannel(e, v)], y, { epsilon: eps });
 }
 
@@ -160,9 +197,9 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
  * onnxruntime's scalar kernel: 47–59 ms against ~4 ms on MobileNetV2's [8, 96, 112, 112], 8 % of its step. This
  * form costs ~1.5 % of a MobileNetV2 b8 step over the single row sum (CPU, alternating, quiet).
  */
-function meanOfSquares(e: Emitter, v: string, r: number, n: Node): string {
+function meanOfSquares(e: Emitter, v: string, r: number, n: Node, k: RankedScalars): string {
   let s = e.mul(v, v);
   for (let a = 2; a < r; a++) s = e.reduceSum(s, [a], true);
   const stat = e.reduceSum(s, [0], true);
-  return e.div(stat, perChannelCount(e, n, r));
+  return e.div(stat, perChannelCount(e, n, r, k));
 }

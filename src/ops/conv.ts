@@ -22,6 +22,7 @@ import { attrInt, attrInts, attrString, type Dim, type Node, type ValueInfo } fr
 import { OpFamily, type TypeShape } from '../ir/op-registry.js';
 import { desc, requireShape, staticDims } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
+import { channelScaledGrad } from './bn-train.js';
 
 /** The conv ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
 export const convOps = new OpFamily('conv');
@@ -473,6 +474,17 @@ defineOp('Conv', {
       pb: axes.map((a) => a.pb),
       pe: axes.map((a) => a.pe),
     };
+    const folded = channelScaledGrad(e, dy!);
+    if (folded) {
+      // dy = a ⊙ dy′ per output channel (a training-mode BN after this Conv): a goes onto the weight for dX and onto
+      // dW and db (weight-sized Muls) instead of a full-size pass over dy
+      const aK = e.op('Reshape', [folded.scale, e.ints([K!, ...new Array<number>(rank + 1).fill(1)])]);
+      return [
+        needs[0] ? convInputGrad(e, folded.unscaled, e.mul(w, aK), p) : null,
+        needs[1] ? e.mul(convWeightGrad(e, x, folded.unscaled, p, xShape), aK) : null,
+        b && needs[2] ? e.mul(biasGrad(e, folded.unscaled, rank), e.op('Reshape', [folded.scale, e.ints([K!])])) : null,
+      ];
+    }
     return [
       needs[0] ? convInputGrad(e, dy!, w, p) : null,
       needs[1] ? convWeightGrad(e, x, dy!, p, xShape) : null,

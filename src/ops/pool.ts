@@ -14,6 +14,7 @@
 import { type Emitter, inferNode } from '../ir/emit.js';
 import { attrInt, attrInts, type Dim, type Node, type ValueInfo } from '../ir/graph.js';
 import { OpFamily, type TypeShape } from '../ir/op-registry.js';
+import { scalarsOfRank } from '../ir/scalars.js';
 import { desc, requireShape, staticDims } from '../ir/shape-utils.js';
 import { Tensor } from '../tensor.js';
 import { annotate, windowAxis } from './conv.js';
@@ -164,7 +165,7 @@ function tapCount(p: PoolPlan, i: number, o: number, includePad: boolean): numbe
   return c;
 }
 
-/** 1 / window count for every output position, as a constant broadcasting over [N, C] (a scalar when uniform). */
+/** 1 / window count for every output position, as a constant broadcasting over [N, C] (one value when uniform). */
 function inverseCounts(e: Emitter, p: PoolPlan, includePad: boolean): string {
   const per = p.Lo.map((lo, i) => Array.from({ length: lo }, (_, o) => tapCount(p, i, o, includePad)));
   const t = Tensor.f32(p.Lo);
@@ -178,7 +179,9 @@ function inverseCounts(e: Emitter, p: PoolPlan, includePad: boolean): string {
     }
     data[j] = 1 / c;
   }
-  return data.every((v) => v === data[0]) ? e.scalar(data[0]!) : e.constTensor(t, 'inv_count');
+  // uniform: one value, shaped [1, …, 1] to dy's rank (a global 7×7 pool's dy is [N, C, 1, 1], where onnxruntime's
+  // broadcast of a rank-0 scalar is slow; src/ir/scalars.ts)
+  return data.every((v) => v === data[0]) ? scalarsOfRank(e).constant(data[0]!, p.rank + 2) : e.constTensor(t, 'inv_count');
 }
 
 /** Spreads each output position's gradient uniformly over its window (the adjoint of a sum pool). */
@@ -230,7 +233,8 @@ defineOp('GlobalAveragePool', {
   grad: (e, n, [dy], needs) => {
     if (!needs[0]) return [null];
     const x = n.inputs[0]!;
-    const g = e.mul(dy!, e.scalar(1 / prod(globalSpatial(e, n))));
+    // dy is [N, C, 1, …]: the 1/count shaped alike (onnxruntime's slow broadcast of a rank-0 scalar otherwise; src/ir/scalars.ts)
+    const g = e.mul(dy!, scalarsOfRank(e).constant(1 / prod(globalSpatial(e, n)), e.rank(x)!));
     return [annotate(e, e.op('Expand', [g, e.op('Shape', [x])]), e.shape(x)!)];
   },
 });

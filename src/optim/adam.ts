@@ -4,10 +4,11 @@
  */
 
 import type { Emitter } from '../ir/emit.js';
+import { scalarsOfRank } from '../ir/scalars.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_LR } from './defaults.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot, UpdateResult } from './optimizer.js';
-import { checkNonNegative, checkSlots, checkStep, declareState, forgetStateTypes, groupWeightDecay, scalarName, scalarsOfRank } from './sgd.js';
+import { checkNonNegative, checkSlots, checkStep, declareState, forgetStateTypes, groupWeightDecay, scalarName } from './sgd.js';
 
 /** Options of {@link adam} and {@link adamw}. Defaults match PyTorch. */
 export interface AdamOptions {

@@ -4,6 +4,7 @@
  */
 
 import type { Emitter } from '../ir/emit.js';
+import { type RankedScalars, scalarsOfRank } from '../ir/scalars.js';
 import { Tensor } from '../tensor.js';
 import { DEFAULT_LR } from './defaults.js';
 import type { Optimizer, ParamGroup, ParamSlot, StateSlot, UpdateResult } from './optimizer.js';
@@ -101,9 +102,9 @@ const GEMV_STEP_MIN = 1024;
  * ~20 % less time for a 512×256 weight (22.7 against 28.5 µs on one thread; docs/benchmarks.md, head section, session
  * 8). MLAS may fuse the multiply and add (one rounding instead of two), as PyTorch's own `p.add_(u, alpha=−lr)`
  * does with its vectorised fmadd; either way the result is `p − lr·u` to float rounding. `negLr` caches `−lr` as a
- * [1, 1] tensor per learning-rate input; `k` shapes the small parameters' `lr` ({@link scalarsOfRank}).
+ * [1, 1] tensor per learning-rate input; `k` shapes the small parameters' `lr` (`scalarsOfRank`, src/ir/scalars.ts).
  */
-function descend(e: Emitter, s: ParamSlot, u: string, lr: string, negLr: Map<string, string>, k: ReturnType<typeof scalarsOfRank>): string {
+function descend(e: Emitter, s: ParamSlot, u: string, lr: string, negLr: Map<string, string>, k: RankedScalars): string {
   const size = s.dims.reduce((a, b) => a * b, 1);
   if (size < GEMV_STEP_MIN) return e.op('Sub', [s.param, e.mul(k.value(lr, s.dims.length), u)], {}, `${s.param}.updated`);
   let a = negLr.get(lr);
@@ -114,32 +115,6 @@ function descend(e: Emitter, s: ParamSlot, u: string, lr: string, negLr: Map<str
 }
 
 // ---- shared helpers (also used by adam.ts; not part of the public API) ----------------------
-
-/** Tensors from this rank up take their scalar operands shaped [1, …, 1] of the same rank (see {@link scalarsOfRank}). */
-const RANKED_SCALAR_MIN = 3;
-
-/**
- * @internal Scalar operands for elementwise ops on a parameter-shaped tensor, shaped `[1, …, 1]` with the tensor's rank
- * (from rank {@link RANKED_SCALAR_MIN} up; below it the plain scalar). onnxruntime 1.31's CPU Mul/Add of a rank-0 (or
- * lower-rank) scalar with a tensor of rank ≥ 3 whose innermost dim is small — every Conv weight, `[K, C, 1, 1]` or
- * `[C, 1, 3, 3]` — takes its general broadcast path, ~60× slower than the same op with a `[1, 1, 1, 1]` operand (2.7 ms
- * against 44 µs for a scalar × `[1280, 320, 1, 1]` on one thread; docs/benchmarks.md, "Session 8: the optimizer's
- * Muls"). The arithmetic is the same multiply or add per element, so results are bit for bit those of the plain scalar.
- * `constant(v, rank)` makes (once per value and rank) a constant; `value(name, rank)` reshapes a scalar graph value.
- */
-export function scalarsOfRank(e: Emitter): { constant(v: number, rank: number): string; value(name: string, rank: number): string } {
-  const made = new Map<string, string>();
-  const once = (key: string, make: () => string) => {
-    let name = made.get(key);
-    if (!name) made.set(key, (name = make()));
-    return name;
-  };
-  const ones = (rank: number) => new Array<number>(rank).fill(1);
-  return {
-    constant: (v, rank) => once(`c${rank}:${v}`, () => (rank < RANKED_SCALAR_MIN ? e.scalar(v) : e.constTensor(Tensor.f32(ones(rank), [v]), 'scalar'))),
-    value: (name, rank) => (rank < RANKED_SCALAR_MIN ? name : once(`v${rank}:${name}`, () => e.op('Reshape', [name, e.ints(ones(rank))]))),
-  };
-}
 
 /** @internal Throws unless `v` is a finite number ≥ 0. */
 export function checkNonNegative(where: string, key: string, v: number): void {

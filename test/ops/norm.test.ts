@@ -239,3 +239,59 @@ test('InstanceNormalization gradient', async () => {
     build: (e) => e.op('InstanceNormalization', ['x', 'scale', 'B'], { epsilon: 1e-3 }),
   });
 });
+
+/**
+ * Conv → training-mode BN → Clip(0, 6) → Conv: MobileNetV2's pattern. The first Conv's weight [K, C/group, 3, 3], the
+ * BN over its K channels.
+ */
+function convBnRelu6(e: Emitter, g: Graph, K: number, attrs: Record<string, number | number[]>): string {
+  const z = e.op('Conv', ['x', 'w', 'b'], attrs);
+  const mean = g.addInitializer('run_mean', randn([K], 21));
+  const variance = g.addInitializer('run_var', randn([K], 22, { lo: 0.5, hi: 2 }));
+  const [y] = e.opN('BatchNormalization', [z, 'scale', 'B', mean, variance], { training_mode: 1 }, 3);
+  toTrainingGraph(g, e.opset, { trainBN: () => true });
+  return e.op('Conv', [e.op('Clip', [y!, e.scalar(0), e.scalar(6)]), 'v']);
+}
+
+const convBnCases = [
+  { what: 'dense 3×3', C: 2, K: 3, group: 1, attrs: { pads: [1, 1, 1, 1] } },
+  { what: 'depthwise 3×3 stride 2', C: 3, K: 3, group: 3, attrs: { pads: [1, 1, 1, 1], strides: [2, 2], group: 3 } },
+];
+
+test('Conv → training-mode BN: the BN scale a = γ·invstd folded into the Conv weight and dW matches finite differences', async () => {
+  for (const c of convBnCases) {
+    const inputs = {
+      x: randn([2, c.C, 5, 5], 31),
+      w: randn([c.K, c.C / c.group, 3, 3], 32),
+      b: randn([c.K], 33),
+      // y = γ·xhat + β inside (0, 6) for these 50 or 18 values per channel: finite differences across the Clip's kinks
+      // would measure the kink, not the rule
+      scale: randn([c.K], 34, { lo: 0.3, hi: 0.6 }),
+      B: randn([c.K], 35, { lo: 2.5, hi: 3.5 }),
+      v: randn([2, c.K, 1, 1], 36),
+    };
+    for (const op of ['BatchNormTrain', 'Conv'])
+      await expectGrad(op, { inputs, wrt: ['x', 'w', 'b', 'scale', 'B'], build: (e, g) => convBnRelu6(e, g, c.K, c.attrs) }, c.what);
+  }
+});
+
+test("Conv → training-mode BN: the backward has no full-size a·dy pass (the scale goes onto the Conv's weight)", () => {
+  for (const c of convBnCases) {
+    const g = new Graph();
+    g.inputs.push({ name: 'x', dtype: 'float32', shape: ['N', c.C, 5, 5] }, { name: 'w', dtype: 'float32', shape: [c.K, c.C / c.group, 3, 3] });
+    for (const k of ['b', 'scale', 'B']) g.inputs.push({ name: k, dtype: 'float32', shape: [c.K] });
+    g.inputs.push({ name: 'v', dtype: 'float32', shape: [2, c.K, 1, 1] });
+    const e = new Emitter(g, OPSET);
+    const loss = e.reduceSum(convBnRelu6(e, g, c.K, c.attrs), 'all', false);
+    const { grads } = backward(g, OPSET, loss, ['x', 'w', 'b', 'scale', 'B']);
+    g.outputs = [...grads.values()].map((name) => ({ name, dtype: 'float32' as const }));
+    g.prune();
+    const fullSize = g.nodes.filter((n) => n.op === 'Mul' && n.name.startsWith('grad/') && e.shape(n.outputs[0]!)?.[0] === 'N');
+    // what stays full-size: the Clip's mask (Cast·Mul) and BN's Σdy·(x − μ)
+    assert.equal(fullSize.length, 2, `${c.what}: ${fullSize.map((n) => `${n.name} [${e.shape(n.outputs[0]!)}]`).join(', ')}`);
+    assert.ok(
+      g.nodes.some((n) => n.op === 'Mul' && n.inputs.includes('w')),
+      `${c.what}: no Mul scales the Conv weight`,
+    );
+  }
+});
