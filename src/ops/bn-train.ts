@@ -171,7 +171,7 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
     ] as const)
       inferNode(e.graph, named('Reshape', [from, ends], to), e);
     inferNode(e.graph, named('Sub', [x, mean], centredOut), e);
-    named('Reciprocal', [e.op('Sqrt', [e.add(variance, e.scalar(eps))])], invstd);
+    named('Reciprocal', [e.op('Sqrt', [e.add(variance, k.constant(eps, r))])], invstd);
     return;
   }
   const mu = e.reduceMean(x, axes, true);
