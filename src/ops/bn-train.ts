@@ -136,14 +136,11 @@ export function emitBatchNormTrain(e: Emitter, x: string, scale: string, bias: s
 }
 
 /**
- * Expands one BatchNormTrain node into standard ops writing the same output names. From opset 14, Y and the batch
- * statistics come from one training-mode BatchNormalization (`training_mode = 1`, momentum 0, so its "running"
- * outputs are exactly the batch mean and biased variance: `0·r + 1·stat`): onnxruntime's CPU kernel computes them
- * in fewer passes over X than the separate mean, square and sums below, at the same precision (both ~2e-7 from
- * float64 on MobileNetV2's layers; 17–50 % less time for the forward BN; docs/benchmarks.md, "Session 9"). The
- * centred input the backward keeps is then one Sub. Older opsets: an inference-mode BatchNormalization fed the
- * batch statistics, and the (biased) variance from the mean of the squared centred values — two-pass, so no
- * E[x²] − E[x]² cancellation.
+ * Expands one BatchNormTrain node into standard ops writing the same output names. Y comes from an inference-mode
+ * BatchNormalization fed the batch statistics (one fused pass over X, instead of a Mul and an Add over xhat), and the
+ * (biased) variance from the mean of the squared centred values — two-pass, so no E[x²] − E[x]² cancellation.
+ * onnxruntime's own training-mode BatchNormalization (momentum 0) would give the statistics in one kernel, but measured
+ * no faster over a whole step and moved ResNet-18's cross-check (docs/benchmarks.md, "Session 9 (the lead)").
  */
 function lowerBatchNormTrain(e: Emitter, n: Node): void {
   const [x, scale, bias] = n.inputs as [string, string, string];
@@ -153,27 +150,6 @@ function lowerBatchNormTrain(e: Emitter, n: Node): void {
   const eps = attrFloat(n, 'epsilon', 1e-5);
   const k = scalarsOfRank(e); // ε and the count meet [1, C, 1, …] statistics: shaped alike (src/ir/scalars.ts)
   const named = (op: string, inputs: string[], out: string, attrs = {}) => e.graph.addNode(op, inputs, [out], attrs, e.graph.fresh(`${n.name}/${op}`));
-  if (e.opset >= 14) {
-    const C = channels(e, n);
-    // onnxruntime's training-mode kernel writes its running-stat outputs into the buffers of its running-stat inputs
-    // (the outputs alias the inputs). A constant there would be overwritten (and shared by every copy of a K-step
-    // graph, so one copy's batch mean would show through another's), so each BN gets two fresh zero vectors of its
-    // own per run, made from its input's first C values (any finite values do: momentum 0 multiplies them by 0)
-    const ends = e.ints(Array.from({ length: r }, (_, i) => (i === 1 ? C : 1)));
-    const first = e.op('Reshape', [e.op('Slice', [x, e.ints(Array(r).fill(0)), ends]), e.ints([C])]);
-    const fill = [e.op('Mul', [first, e.scalar(0)]), e.op('Sub', [first, first])];
-    const [mu, v] = [e.graph.fresh(`${n.name}/batch_mean`), e.graph.fresh(`${n.name}/batch_var`)];
-    const attrs = { epsilon: eps, momentum: 0, training_mode: 1 };
-    inferNode(e.graph, e.graph.addNode('BatchNormalization', [x, scale, bias, ...fill], [y, mu, v], attrs, e.graph.fresh(`${n.name}/BatchNormalization`)), e);
-    for (const [from, to] of [
-      [mu, mean],
-      [v, variance],
-    ] as const)
-      inferNode(e.graph, named('Reshape', [from, ends], to), e);
-    inferNode(e.graph, named('Sub', [x, mean], centredOut), e);
-    named('Reciprocal', [e.op('Sqrt', [e.add(variance, k.constant(eps, r))])], invstd);
-    return;
-  }
   const mu = e.reduceMean(x, axes, true);
   named('Identity', [mu], mean);
   const sub = named('Sub', [x, mu], centredOut);
