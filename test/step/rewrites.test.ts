@@ -222,11 +222,7 @@ test('gemmAccumulate: SGD momentum and weight decay fold into the weight- and bi
       const gemms = fused.g.nodes.filter((n) => n.op === 'Gemm' && n.inputs.length === 3 && n.inputs[0] !== 'x');
       assert.equal(gemms.length, folds, `${what}: a Gemm with an accumulator input per parameter`);
       for (const gemm of gemms)
-        assert.equal(
-          Math.fround(Number(gemm.attrs.beta)),
-          Math.fround(opts.weightDecay || opts.momentum),
-          `${what}: beta is the folded constant (${gemm.inputs})`,
-        );
+        assert.equal(Math.fround(Number(gemm.attrs.beta)), Math.fround(opts.weightDecay || opts.momentum), `${what}: beta is the folded constant (${gemm.inputs})`);
       if (opts.weightDecay === 0)
         for (const s of fused.state) assert.ok(!fused.g.nodes.some((n) => n.op === 'Mul' && n.inputs.includes(s)), 'μ·buf is in the Gemm');
       const [sp, sf] = [await createSession(new Model(plain.g, 17), { threads: 1 }), await createSession(new Model(fused.g, 17), { threads: 1 })];
