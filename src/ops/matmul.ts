@@ -1,10 +1,8 @@
 /** Gemm and MatMul, with gradients as Gemm/MatMul using transpose flags instead of explicit Transpose where possible. */
 
-import type { Emitter } from '../ir/emit.js';
 import { attrFloat, attrInt, type Dim } from '../ir/graph.js';
 import { OpFamily } from '../ir/op-registry.js';
 import { broadcastShapes, desc } from '../ir/shape-utils.js';
-import { Tensor } from '../tensor.js';
 
 /** The matmul ops, installed into the op table by registerStandardOps() (src/ops/index.ts). */
 export const matmulOps = new OpFamily('matmul');
@@ -37,29 +35,12 @@ defineOp('Gemm', {
     if (needs[1]) db = !tb ? (ta ? g(a, dy!, 0, 0) : g(a, dy!, 1, 0)) : ta ? g(dy!, a, 1, 1) : g(dy!, a, 1, 0);
     let dc: string | null = null;
     if (c && needs[2]) {
-      dc = e.rank(c) === 1 && e.rank(dy!) === 2 ? columnSums(e, dy!) : e.sumToShape(dy!, c, n);
+      dc = e.sumToShape(dy!, c, n);
       if (beta !== 1) dc = e.mul(dc, e.scalar(beta));
     }
     return [da, db, dc];
   },
 });
-
-/**
- * The column sums of a 2-D `dy` ([M, N] → [N]), a layer's bias gradient, as the Gemm ones[M, 1]ᵀ·dy (then a Reshape
- * to [N]) rather than ReduceSum over axis 0: onnxruntime's CPU ReduceSum over the leading axis is a slow strided loop
- * (~70 µs for a 256×256 gradient against a few µs as a GEMM; docs/benchmarks.md, head section). Written as a Gemm,
- * not a MatMul, so that step/rewrites.ts `gemmAccumulate` folds the optimizer's momentum into it the same way under
- * a static and a symbolic batch (onnxruntime fuses a MatMul with a following Add only when the ones are a constant,
- * which made a static-batch step round differently from the same step with a run-time batch). The sum is the same up
- * to float rounding (MLAS's dot-product order instead of the reduction's), as PyTorch's own bias gradient is.
- */
-function columnSums(e: Emitter, dy: string): string {
-  const rows = e.opset >= 15 ? e.op('Shape', [dy], { start: 0, end: 1 }) : e.op('Slice', [e.op('Shape', [dy]), e.ints([0]), e.ints([1])]);
-  const ones = e.op('ConstantOfShape', [e.op('Concat', [rows, e.ints([1])], { axis: 0 })], { value: Tensor.f32([1], [1]) }, 'ones');
-  // shape inference cannot see through Shape → Concat; the Gemm's [1, N] result must be known for gemmAccumulate
-  e.graph.valueInfo.set(ones, { name: ones, dtype: 'float32', shape: [e.shape(dy)![0]!, 1] });
-  return e.op('Reshape', [e.op('Gemm', [ones, dy], { transA: 1 }), e.ints([-1])]);
-}
 
 function matmulShape(a: Dim[], b: Dim[], where: string): Dim[] {
   if (a.length < 2 || b.length < 2) {

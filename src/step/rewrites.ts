@@ -103,41 +103,17 @@ function scalarConstant(graph: Graph, name: string): number | undefined {
  * update loses one full pass over the parameter (and a temporary) per fold. Standard ONNX; onnxruntime's Gemm
  * computes `A·B + beta·C` in one kernel, with the same products and one rounding of the sum (a test compares it
  * with the two-op form). Only Gemms without a C input whose output feeds that Add alone, with X shaped exactly as
- * the Gemm's [M, N] output (no broadcast), are folded, and a bias gradient's [1, N] Gemm seen through its Reshape
- * to [N] (ops/matmul.ts `columnSums`), with X of shape [N] (Gemm's C broadcasts over the one row). Returns the
- * number of folds.
+ * the Gemm's [M, N] output (no broadcast), are folded. Returns the number of folds.
  */
 export function gemmAccumulate(graph: Graph): number {
   const producers = graph.producers();
   const consumers = graph.consumers();
   const outputs = new Set(graph.outputs.map((v) => v.name));
   const std = (n: Node | undefined, op: string) => n?.op === op && (n.domain ?? '') === '';
-  const staticShape = (a: string) => {
-    const x = graph.info(a)?.shape;
-    return x?.every((d) => typeof d === 'number') ? (x as number[]) : undefined;
-  };
   const sameShape = (a: string, b: string) => {
-    const x = staticShape(a);
-    const y = staticShape(b);
-    return !!x && !!y && x.length === y.length && x.every((d, i) => d === y[i]);
-  };
-  /** Read only by `by`, and not a graph output. */
-  const private_ = (v: string, by: Node) => !outputs.has(v) && consumers.get(v)?.length === 1 && consumers.get(v)![0] === by;
-  /**
-   * The accumulator-free Gemm whose result `v` is: its own output ([M, N]), or a bias gradient's [1, N] Gemm seen
-   * through the Reshape to [N] (ops/matmul.ts `columnSums`; Gemm broadcasts a 1-D C over its one row).
-   */
-  const gemmOf = (v: string, add: Node): { gemm: Node; reshape?: Node } | undefined => {
-    const p = producers.get(v);
-    const free = (n: Node | undefined) => std(n, 'Gemm') && n!.inputs.length === 2 && !drop.has(n!) && graph.info(n!.outputs[0]!)?.dtype === 'float32';
-    if (!private_(v, add)) return undefined;
-    if (free(p)) return staticShape(v)?.length === 2 ? { gemm: p! } : undefined;
-    if (!std(p, 'Reshape') || drop.has(p!)) return undefined;
-    const g = producers.get(p!.inputs[0]!);
-    const gs = staticShape(p!.inputs[0]!);
-    const rs = staticShape(v);
-    if (!free(g) || !private_(p!.inputs[0]!, p!) || !gs || gs.length !== 2 || gs[0] !== 1 || rs?.length !== 1 || rs[0] !== gs[1]) return undefined;
-    return { gemm: g!, reshape: p! };
+    const x = graph.info(a)?.shape;
+    const y = graph.info(b)?.shape;
+    return !!x && !!y && x.length === 2 && y.length === 2 && x.every((d, i) => typeof d === 'number' && d === y[i]);
   };
   const drop = new Set<Node>();
   for (const add of graph.nodes) {
@@ -145,13 +121,13 @@ export function gemmAccumulate(graph: Graph): number {
     for (const side of [0, 1]) {
       const g = add.inputs[side]!;
       const other = add.inputs[1 - side]!;
-      const found = gemmOf(g, add);
-      if (!found || !sameShape(g, other) || !sameShape(g, add.outputs[0]!)) continue;
-      const { gemm, reshape } = found;
+      const gemm = producers.get(g);
+      if (!std(gemm, 'Gemm') || gemm!.inputs.length !== 2 || drop.has(gemm!) || outputs.has(g) || consumers.get(g)?.length !== 1) continue;
+      if (graph.info(g)?.dtype !== 'float32' || !sameShape(g, other) || !sameShape(g, add.outputs[0]!)) continue;
       let c = other;
       let beta = 1;
       const mul = producers.get(other);
-      if (std(mul, 'Mul') && !drop.has(mul!) && private_(other, add)) {
+      if (std(mul, 'Mul') && !drop.has(mul!) && !outputs.has(other) && consumers.get(other)?.length === 1) {
         const [m0, m1] = mul!.inputs as [string, string];
         const k0 = scalarConstant(graph, m0);
         const k1 = scalarConstant(graph, m1);
@@ -159,10 +135,9 @@ export function gemmAccumulate(graph: Graph): number {
         else if (k1 !== undefined && sameShape(g, m0)) [c, beta] = [m0, k1];
         if (c !== other) drop.add(mul!);
       }
-      gemm.inputs = [...gemm.inputs, c];
-      gemm.attrs = { ...gemm.attrs, beta };
-      if (reshape) reshape.outputs = [add.outputs[0]!];
-      else gemm.outputs = [add.outputs[0]!];
+      gemm!.inputs = [...gemm!.inputs, c];
+      gemm!.attrs = { ...gemm!.attrs, beta };
+      gemm!.outputs = [add.outputs[0]!];
       graph.valueInfo.delete(g);
       drop.add(add);
       break;
