@@ -9,9 +9,9 @@
  * `--steps-per-run 1,16` runs graft at each K (optimizer steps per session.run, step/repeat.ts) in the same rounds,
  * and adds each run's CPU ms per step (process CPU time over the fit; on a loaded machine the trustworthy figure)
  * and, per K, the ratio of K=1's CPU per step to K's. PyTorch's CPU seconds come from its time.process_time().
- * `auto` in --steps-per-run is the library's default K at each batch size (train/fit.ts headStepsPerRun: a K from 16
- * down to 8 that divides an epoch's full batches where one can).
- * Usage: npm run bench:head [-- --rounds 3 --batches 32,256 --threads 1,2 --torch-threads 1,2 --steps-per-run 1,auto --no-torch]
+ * `auto` in --steps-per-run is the library's default K for the fit (train/fit.ts headStepsPerRun: 1 below 2,000 steps,
+ * so at batch 256's 400; else a K from 16 down to 8 that divides an epoch's full batches where one can).
+ * Usage: npm run bench:head [-- --rounds 3 --batches 32,256 --threads 1,2 --torch-threads 1,2 --steps-per-run 1,16,auto --no-torch]
  */
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
@@ -31,7 +31,7 @@ const { values } = parseArgs({
     batches: { type: 'string', default: '32,256' },
     threads: { type: 'string', default: process.env.GRAFT_THREADS ?? '1,2' },
     'torch-threads': { type: 'string', default: '1,2' },
-    'steps-per-run': { type: 'string', default: '1,auto' },
+    'steps-per-run': { type: 'string', default: '1,16' },
     'no-torch': { type: 'boolean', default: false },
   },
 });
